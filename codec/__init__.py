@@ -1,0 +1,67 @@
+"""codec: layered bitstreams for compressed neural-network models.
+
+Public API::
+
+    codec.save_file(tensors, path, *, metadata=None, mode="zstd", **mode_params)
+    codec.load_file(path) -> dict[str, np.ndarray]
+    codec.encode(tensors, *, mode="zstd", **mode_params) -> bytes
+    codec.decode(data) -> dict[str, np.ndarray]
+    codec.open(path) -> Reader        # lazy: keys(), metadata, header(name), get(name), verify()
+    codec.Writer(path, *, metadata=None).add_layer(name, array, *, mode=..., **mode_params)
+    codec.iter_stream(binary_stream)  # sequential, works on pipes
+
+The format is specified in spec/bitstream.md. ``codec.backend`` is ``"fast"`` when the Cython
+core is in use and ``"pure"`` otherwise (``CODEC_PUREPYTHON=1`` forces it).
+"""
+
+from __future__ import annotations
+
+from . import errors
+from ._backend import BACKEND as backend
+from .api import decode, encode, load_file, open, save_file
+from .constants import VERSION_MAJOR, VERSION_MINOR, CodingMode, DType, LayerKind
+from .errors import (
+    ChecksumError,
+    CodecError,
+    EncodeError,
+    FormatError,
+    LimitError,
+    TruncatedError,
+    UnsupportedError,
+)
+from .limits import Limits
+from .reader import Reader, StreamReader, iter_stream
+from .syntax import LayerHeader, NetworkHeader
+from .writer import Writer
+
+__version__ = "0.1.0"
+FORMAT_VERSION = (VERSION_MAJOR, VERSION_MINOR)
+
+__all__ = [
+    "__version__",
+    "FORMAT_VERSION",
+    "backend",
+    "errors",
+    "save_file",
+    "load_file",
+    "encode",
+    "decode",
+    "open",
+    "Reader",
+    "StreamReader",
+    "iter_stream",
+    "Writer",
+    "Limits",
+    "LayerHeader",
+    "NetworkHeader",
+    "CodingMode",
+    "DType",
+    "LayerKind",
+    "CodecError",
+    "FormatError",
+    "TruncatedError",
+    "ChecksumError",
+    "UnsupportedError",
+    "LimitError",
+    "EncodeError",
+]

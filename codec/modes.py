@@ -1,0 +1,307 @@
+"""Coding modes: how ``layer_payload`` represents a tensor (spec section 6).
+
+A mode is one ``coding_mode`` value, a ``mode_params`` block (written in the layer header) and a
+payload. Modes work in two phases because the layer header, which holds ``mode_params``, is
+written before the payload: :meth:`Mode.plan` validates the keyword parameters and returns the
+``mode_params`` bytes; :meth:`Mode.write` streams the payload into a sink. Decoding is
+:meth:`Mode.decode`, given the parsed :class:`~codec.syntax.LayerHeader` and the payload bytes.
+
+Later coding tools register one more :class:`Mode` with :func:`register_mode`; the container does
+not change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any, Iterator
+
+import numpy as np
+import zstandard
+
+from . import _backend
+from .constants import DTYPE_NAMES, STORAGE_DTYPE, UNSUPPORTED_DTYPES, CodingMode, DType
+from .errors import ChecksumError, EncodeError, FormatError, UnsupportedError
+
+__all__ = ["Mode", "Plan", "register_mode", "get_mode", "mode_name", "storage_dtype", "user_array",
+           "iter_le_chunks", "dtype_code_of"]
+
+#: Chunk size for streaming a layer's bytes through checksums and compressors.
+CHUNK_BYTES = 16 << 20
+
+
+@dataclasses.dataclass
+class Plan:
+    """What :meth:`Mode.plan` decided: the ``mode_params`` bytes and the mode's private state."""
+
+    mode_params: bytes
+    state: Any = None
+
+
+class Mode:
+    """Base class of a coding mode."""
+
+    name: str = ""
+    mode_id: int = -1
+
+    def plan(self, array: np.ndarray, dtype: DType, params: dict[str, Any]) -> Plan:
+        raise NotImplementedError
+
+    def write(self, plan: Plan, array: np.ndarray, dtype: DType, sink) -> None:
+        raise NotImplementedError
+
+    def decode(self, header, payload, *, verify: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+
+_MODES: dict[int, Mode] = {}
+_MODES_BY_NAME: dict[str, Mode] = {}
+
+
+def register_mode(mode: Mode) -> Mode:
+    """Add a coding mode to the registry (by ``mode.mode_id`` and ``mode.name``)."""
+    if mode.mode_id in _MODES or mode.name in _MODES_BY_NAME:
+        raise ValueError(f"coding mode {mode.name!r} ({mode.mode_id}) is already registered")
+    _MODES[mode.mode_id] = mode
+    _MODES_BY_NAME[mode.name] = mode
+    return mode
+
+
+def get_mode(mode: int | str) -> Mode:
+    """Return the registered mode for a ``coding_mode`` value or name."""
+    if isinstance(mode, str):
+        try:
+            return _MODES_BY_NAME[mode]
+        except KeyError:
+            raise EncodeError(f"unknown coding mode {mode!r}; known: {', '.join(sorted(_MODES_BY_NAME))}") from None
+    try:
+        return _MODES[mode]
+    except KeyError:
+        raise UnsupportedError(f"coding_mode {mode} is not supported by this reader") from None
+
+
+def mode_name(mode_id: int) -> str:
+    mode = _MODES.get(mode_id)
+    return mode.name if mode else f"unknown({mode_id})"
+
+
+def known_modes() -> list[str]:
+    return sorted(_MODES_BY_NAME)
+
+
+# ---------------------------------------------------------------------------------------------
+# dtypes
+# ---------------------------------------------------------------------------------------------
+def dtype_code_of(array: np.ndarray, override: str | None = None) -> DType:
+    """Return the ``layer_dtype`` of ``array``.
+
+    ``override="bfloat16"`` marks a 2-byte integer array as the raw bits of bfloat16 values (for
+    users without ``ml_dtypes``); arrays of ``ml_dtypes.bfloat16`` are recognised by themselves.
+    """
+    dt = array.dtype
+    if override is not None:
+        if override != "bfloat16":
+            raise EncodeError(f"dtype= only accepts 'bfloat16' (to mark uint16 raw bits), got {override!r}")
+        if dt.name == "bfloat16" or (dt.kind in "ui" and dt.itemsize == 2):
+            return DType.BFLOAT16
+        raise EncodeError(f"dtype='bfloat16' needs an array of 2-byte integers (raw bits), got {dt}")
+    if dt.name == "bfloat16":  # ml_dtypes.bfloat16
+        return DType.BFLOAT16
+    code = _DTYPE_BY_NUMPY.get(dt.newbyteorder("=")) if dt.kind in "biuf" else None
+    if code is None:
+        supported = ", ".join(n for c, n in DTYPE_NAMES.items() if c in STORAGE_DTYPE)
+        raise EncodeError(f"dtype {dt} is not supported (supported: {supported})")
+    return code
+
+
+_DTYPE_BY_NUMPY = {np.dtype(name): code for code, name in DTYPE_NAMES.items() if code in STORAGE_DTYPE and name != "bfloat16"}
+
+
+def storage_dtype(header) -> np.dtype:
+    """Return the little-endian numpy dtype the payload of ``header`` stores, or raise UnsupportedError."""
+    code = header.layer_dtype
+    if code in UNSUPPORTED_DTYPES:
+        raise UnsupportedError(f"dtype {UNSUPPORTED_DTYPES[code]} is reserved but not supported by this reader",
+                               path=f"layers[{header.layer_index}].layer_dtype")
+    try:
+        return STORAGE_DTYPE[DType(code)]
+    except (KeyError, ValueError):
+        raise UnsupportedError(f"dtype code {code} is not supported",
+                               path=f"layers[{header.layer_index}].layer_dtype") from None
+
+
+def _bfloat16_dtype():
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def user_array(header, flat: np.ndarray) -> np.ndarray:
+    """Turn decoded storage elements into the array users get: shaped, native order, bool/bfloat16 typed."""
+    code = header.layer_dtype
+    if code == DType.BOOL:
+        if flat.size and int(flat.max()) > 1:
+            raise FormatError(f"bool layer holds byte value {int(flat.max())}",
+                              path=f"layers[{header.layer_index}].layer_payload")
+        flat = flat.view(np.bool_)
+    elif code == DType.BFLOAT16:
+        bf16 = _bfloat16_dtype()
+        flat = flat.astype("=u2", copy=False)
+        if bf16 is not None:
+            flat = flat.view(bf16)
+    elif sys.byteorder != "little":
+        flat = flat.astype(flat.dtype.newbyteorder("="))
+    return flat.reshape(header.layer_shape)
+
+
+def iter_le_chunks(array: np.ndarray, storage: np.dtype, chunk_bytes: int = CHUNK_BYTES) -> Iterator[memoryview]:
+    """Yield the little-endian bytes of ``array`` in C order, at most ~``chunk_bytes`` at a time.
+
+    No copy when the array is C-contiguous and already in storage byte order; otherwise one chunk
+    of rows at a time is converted, so memory stays bounded by the chunk, not the layer.
+    """
+    if array.dtype.name == "bfloat16":
+        array = array.view(np.uint16)
+    if array.dtype == np.bool_:
+        array = array.view(np.uint8)
+    if array.size == 0:
+        return
+    if array.flags.c_contiguous and array.dtype == storage:
+        flat = memoryview(array.reshape(-1).view(np.uint8))
+        for start in range(0, len(flat), chunk_bytes):
+            yield flat[start : start + chunk_bytes]
+        return
+    if array.ndim == 0:
+        yield memoryview(np.ascontiguousarray(array, dtype=storage).reshape(-1).view(np.uint8))
+        return
+    row_bytes = max(1, array[0].size * storage.itemsize)
+    rows = max(1, chunk_bytes // row_bytes)
+    for start in range(0, array.shape[0], rows):
+        chunk = np.ascontiguousarray(array[start : start + rows], dtype=storage)
+        yield memoryview(chunk.reshape(-1).view(np.uint8))
+
+
+def _expected_nbytes(header, storage: np.dtype) -> int:
+    return header.num_elements * storage.itemsize
+
+
+def _checksum_error(header, actual: int) -> ChecksumError:
+    return ChecksumError(
+        f"payload crc32c mismatch: stored 0x{header.payload_crc32c:08x}, computed 0x{actual:08x}",
+        path=f"layers[{header.layer_index}].layer_payload",
+        bit_offset=header.payload_offset * 8,
+    )
+
+
+def _no_params(mode: str, params: dict[str, Any]) -> None:
+    if params:
+        raise EncodeError(f"mode {mode!r} takes no parameter {sorted(params)[0]!r}")
+
+
+def _check_empty_params(header, mode: str) -> None:
+    if header.mode_params:
+        raise FormatError(f"mode {mode} has no mode_params, got {len(header.mode_params)} bytes",
+                          path=f"layers[{header.layer_index}].mode_params")
+
+
+# ---------------------------------------------------------------------------------------------
+# raw: the little-endian element bytes
+# ---------------------------------------------------------------------------------------------
+class RawMode(Mode):
+    """``coding_mode`` 0: the elements' little-endian bytes in C order; aligned, so mmap-able."""
+
+    name = "raw"
+    mode_id = CodingMode.RAW
+
+    def plan(self, array, dtype, params):
+        _no_params(self.name, params)
+        return Plan(b"")
+
+    def write(self, plan, array, dtype, sink):
+        for chunk in iter_le_chunks(array, STORAGE_DTYPE[dtype]):
+            sink.write(chunk)
+
+    def decode(self, header, payload, *, verify=True):
+        _check_empty_params(header, self.name)
+        storage = storage_dtype(header)
+        nbytes = _expected_nbytes(header, storage)
+        if header.payload_size != nbytes:
+            raise FormatError(f"raw payload holds {header.payload_size} bytes, shape and dtype need {nbytes}",
+                              path=f"layers[{header.layer_index}].unit_payload_size")
+        out = np.empty(header.num_elements, dtype=storage)
+        dst = out.view(np.uint8)
+        if verify:
+            actual = _backend.crc32c_copy(dst, payload)
+            if actual != header.payload_crc32c:
+                raise _checksum_error(header, actual)
+        elif nbytes:
+            dst[:] = np.frombuffer(payload, dtype=np.uint8)
+        return user_array(header, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# zstd: one Zstandard frame of the raw bytes
+# ---------------------------------------------------------------------------------------------
+class ZstdMode(Mode):
+    """``coding_mode`` 1: one Zstandard frame (RFC 8878) with its content size, of the raw bytes.
+
+    Parameters: ``level`` (int, -7..22, default 3). The level is not stored: decoding does not need it.
+    """
+
+    name = "zstd"
+    mode_id = CodingMode.ZSTD
+
+    def plan(self, array, dtype, params):
+        params = dict(params)
+        level = params.pop("level", 3)
+        _no_params(self.name, params)
+        if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or not -7 <= level <= 22:
+            raise EncodeError(f"zstd level must be an int in -7..22, got {level!r}")
+        return Plan(b"", int(level))
+
+    def write(self, plan, array, dtype, sink):
+        nbytes = array.size * STORAGE_DTYPE[dtype].itemsize
+        cctx = zstandard.ZstdCompressor(level=plan.state, write_content_size=True, write_checksum=False)
+        with cctx.stream_writer(sink, size=nbytes, closefd=False, write_size=1 << 20) as writer:
+            for chunk in iter_le_chunks(array, STORAGE_DTYPE[dtype]):
+                writer.write(chunk)
+
+    def decode(self, header, payload, *, verify=True):
+        _check_empty_params(header, self.name)
+        storage = storage_dtype(header)
+        nbytes = _expected_nbytes(header, storage)
+        path = f"layers[{header.layer_index}].layer_payload"
+        if verify:
+            actual = _backend.crc32c(payload)
+            if actual != header.payload_crc32c:
+                raise _checksum_error(header, actual)
+        try:
+            content_size = zstandard.frame_content_size(payload)
+        except zstandard.ZstdError as exc:
+            raise FormatError(f"not a zstd frame: {exc}", path=path, bit_offset=header.payload_offset * 8) from None
+        if content_size != nbytes:
+            raise FormatError(f"zstd frame content size {content_size} differs from the layer's {nbytes} bytes",
+                              path=path, bit_offset=header.payload_offset * 8)
+        out = np.empty(header.num_elements, dtype=storage)
+        view = memoryview(out.view(np.uint8))
+        filled = 0
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(payload, read_across_frames=False)
+            while filled < nbytes:
+                got = reader.readinto(view[filled:])
+                if not got:
+                    break
+                filled += got
+            extra = reader.read(1)
+        except zstandard.ZstdError as exc:
+            raise FormatError(f"zstd frame is corrupt: {exc}", path=path, bit_offset=header.payload_offset * 8) from None
+        if filled != nbytes or extra:
+            raise FormatError(f"zstd frame decodes to {'more' if extra else filled} bytes, expected {nbytes}",
+                              path=path, bit_offset=header.payload_offset * 8)
+        return user_array(header, out)
+
+
+register_mode(RawMode())
+register_mode(ZstdMode())

@@ -1,0 +1,385 @@
+"""Readers: random access through the index (:class:`Reader`) and sequential (:func:`iter_stream`).
+
+:class:`Reader` memory-maps a file (or wraps a bytes-like object), checks the network header, the
+trailer and the index, and then decodes any layer on demand without touching the others.
+:func:`iter_stream` reads units in file order from any binary stream, including a pipe, without
+the index; at the end it checks the index against what it read.
+"""
+
+from __future__ import annotations
+
+import builtins
+import mmap
+import os
+from typing import Any, BinaryIO, Iterator
+
+import numpy as np
+
+from . import _backend
+from .constants import NETWORK_PREFIX_SIZE, TRAILER_SIZE, UNIT_PREFIX_SIZE, UnitType
+from .errors import ChecksumError, FormatError, LimitError, TruncatedError
+from .limits import DEFAULT_LIMITS, Limits
+from .modes import get_mode, storage_dtype
+from .syntax import (
+    IndexEntry,
+    LayerHeader,
+    NetworkHeader,
+    UnitHeader,
+    network_header_size,
+    read_index_payload,
+    read_network_header,
+    read_trailer,
+    read_unit_header,
+)
+
+__all__ = ["Reader", "iter_stream", "StreamReader"]
+
+
+def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits) -> np.ndarray:
+    path = f"layers[{header.layer_index}]"
+    mode = get_mode(header.coding_mode)
+    storage = storage_dtype(header)
+    limits.check("max_decoded_bytes", header.num_elements * storage.itemsize, path=f"{path}.shape")
+    return mode.decode(header, payload, verify=verify)
+
+
+class Reader:
+    """Random-access reader over a codec bitstream (a path, or bytes-like data).
+
+    Use :func:`codec.open`. The reader is a read-only mapping from layer name to decoded array;
+    ``header(name)`` returns a layer's header without decoding its payload.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or bytes-like
+        File to memory-map, or the bitstream itself.
+    limits : Limits, optional
+        Bounds on what the file may announce (see :class:`codec.Limits`).
+    verify : bool
+        Check each payload's CRC32C when it is decoded (default True). Headers, the index and the
+        trailer are always checked.
+    """
+
+    def __init__(self, source, /, *, limits: Limits | None = None, verify: bool = True):
+        self.limits = limits or DEFAULT_LIMITS
+        self.verify_payloads = verify
+        self._mmap = None
+        self._file = None
+        if isinstance(source, (str, os.PathLike)):
+            self._file = builtins.open(source, "rb")
+            try:
+                size = os.fstat(self._file.fileno()).st_size
+                if size == 0:
+                    raise TruncatedError("file is empty", path="network_header", bit_offset=0)
+                self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            except BaseException:
+                self._file.close()
+                raise
+            self._buf = memoryview(self._mmap)
+        else:
+            self._buf = memoryview(source).cast("B")
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        buf = self._buf
+        size = len(buf)
+        self.network_header: NetworkHeader = read_network_header(buf, self.limits)
+        first_unit = self.network_header.network_header_size
+        if size < first_unit + TRAILER_SIZE:
+            raise TruncatedError(f"file of {size} bytes ends before its trailer", path="trailer",
+                                 bit_offset=size * 8)
+        trailer_offset = size - TRAILER_SIZE
+        index_offset, trailer_count = read_trailer(buf[trailer_offset:], trailer_offset)
+        if trailer_count != self.network_header.layer_count:
+            raise FormatError(f"trailer_layer_count {trailer_count} differs from layer_count "
+                              f"{self.network_header.layer_count}", path="trailer.trailer_layer_count",
+                              bit_offset=(trailer_offset + 8) * 8)
+        if not first_unit <= index_offset <= trailer_offset - UNIT_PREFIX_SIZE - 4:
+            raise FormatError(f"index_unit_offset {index_offset} is outside the file", path="trailer.index_unit_offset",
+                              bit_offset=trailer_offset * 8)
+        unit = read_unit_header(buf[index_offset:trailer_offset], index_offset, self.limits,
+                                version_minor=self.network_header.version_minor)
+        if unit.unit_type != UnitType.INDEX:
+            raise FormatError(f"unit at index_unit_offset has unit_type {unit.unit_type}, not index",
+                              path="index.unit_type", bit_offset=(index_offset + 3) * 8)
+        if unit.payload_offset + unit.unit_payload_size != trailer_offset:
+            raise FormatError("index payload does not end where the trailer starts", path="index.unit_payload_size",
+                              bit_offset=(index_offset + 8) * 8)
+        payload = buf[unit.payload_offset:trailer_offset]
+        actual = _backend.crc32c(payload)
+        if actual != unit.unit_payload_crc32c:
+            raise ChecksumError(f"index payload crc32c mismatch: stored 0x{unit.unit_payload_crc32c:08x}, "
+                                f"computed 0x{actual:08x}", path="index.unit_payload_crc32c",
+                                bit_offset=unit.payload_offset * 8)
+        entries = read_index_payload(payload, unit.payload_offset, self.limits,
+                                     layer_count=self.network_header.layer_count, first_unit_offset=first_unit,
+                                     index_unit_offset=index_offset)
+        self._index_offset = index_offset
+        self._entries: dict[str, tuple[int, IndexEntry]] = {e.name: (i, e) for i, e in enumerate(entries)}
+        self._names = [e.name for e in entries]
+        self._headers: dict[str, LayerHeader] = {}
+
+    # -- mapping interface -------------------------------------------------------------------
+    def keys(self) -> list[str]:
+        """Return the layer names in file order."""
+        return list(self._names)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name) -> bool:
+        return name in self._entries
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.get(name)
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield (name, array) pairs in file order, decoding one layer at a time."""
+        for name in self._names:
+            yield name, self.get(name)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The typed metadata of the network header."""
+        return dict(self.network_header.metadata)
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return (self.network_header.version_major, self.network_header.version_minor)
+
+    # -- layers ------------------------------------------------------------------------------
+    def _entry(self, name: str) -> tuple[int, IndexEntry]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    def header(self, name: str) -> LayerHeader:
+        """Return the parsed header of layer ``name`` without decoding its payload."""
+        cached = self._headers.get(name)
+        if cached is not None:
+            return cached
+        position, entry = self._entry(name)
+        end = entry.unit_offset + entry.unit_size
+        unit = read_unit_header(self._buf[entry.unit_offset:end], entry.unit_offset, self.limits,
+                                version_minor=self.network_header.version_minor, layer_position=position)
+        path = f"layers[{position}]"
+        if unit.layer is None:
+            raise FormatError(f"index entry points at a unit of type {unit.unit_type}, not a layer",
+                              path=f"{path}.unit_type", bit_offset=(entry.unit_offset + 3) * 8)
+        header = unit.layer
+        if header.layer_name != name:
+            raise FormatError(f"layer_name {header.layer_name!r} differs from the index name {name!r}",
+                              path=f"{path}.layer_name", bit_offset=entry.unit_offset * 8)
+        if header.payload_offset + header.payload_size != end:
+            raise FormatError(f"unit size {entry.unit_size} in the index differs from the unit's "
+                              f"{header.unit_size} bytes", path=f"{path}.unit_payload_size",
+                              bit_offset=(entry.unit_offset + 8) * 8)
+        self._headers[name] = header
+        return header
+
+    def get(self, name: str, *, verify: bool | None = None) -> np.ndarray:
+        """Decode and return layer ``name`` as a new numpy array.
+
+        ``verify`` overrides the reader's payload checksum setting for this call.
+        """
+        header = self.header(name)
+        payload = self._buf[header.payload_offset : header.payload_offset + header.payload_size]
+        return _decode_layer(header, payload, verify=self.verify_payloads if verify is None else verify,
+                             limits=self.limits)
+
+    def payload(self, name: str) -> memoryview:
+        """Return the payload bytes of layer ``name`` (a view into the file; valid until close)."""
+        header = self.header(name)
+        return self._buf[header.payload_offset : header.payload_offset + header.payload_size]
+
+    def verify(self) -> None:
+        """Check every checksum, padding and header of the file; raise the first problem found."""
+        previous_end = self.network_header.network_header_size
+        for name in self._names:
+            header = self.header(name)
+            if header.unit_offset != previous_end:
+                raise FormatError(f"{header.unit_offset - previous_end} bytes between units",
+                                  path=f"layers[{header.layer_index}]", bit_offset=previous_end * 8)
+            payload = self.payload(name)
+            actual = _backend.crc32c(payload)
+            if actual != header.payload_crc32c:
+                raise ChecksumError(f"payload crc32c mismatch: stored 0x{header.payload_crc32c:08x}, "
+                                    f"computed 0x{actual:08x}", path=f"layers[{header.layer_index}].layer_payload",
+                                    bit_offset=header.payload_offset * 8)
+            previous_end = header.payload_offset + header.payload_size
+        if previous_end != self._index_offset:
+            raise FormatError(f"{self._index_offset - previous_end} bytes between the last layer and the index",
+                              path="index", bit_offset=previous_end * 8)
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the memory map and the file."""
+        self._buf = memoryview(b"")
+        if self._mmap is not None:
+            self._mmap.close()
+            self._mmap = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<codec.Reader {len(self._names)} layers, version {self.version[0]}.{self.version[1]}>"
+
+
+# ---------------------------------------------------------------------------------------------
+# sequential reading
+# ---------------------------------------------------------------------------------------------
+class _Stream:
+    """Exact reads from a binary stream, tracking the file offset."""
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+        self.offset = 0
+
+    def read(self, n: int, path: str) -> bytes:
+        chunks = []
+        left = n
+        while left:
+            chunk = self._stream.read(min(left, 1 << 24))
+            if not chunk:
+                got = n - left
+                raise TruncatedError(f"stream ended: need {n} bytes, got {got}", path=path,
+                                     bit_offset=(self.offset + got) * 8, bits_needed=n * 8, bits_available=got * 8)
+            chunks.append(chunk)
+            left -= len(chunk)
+        self.offset += n
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def readinto(self, view: memoryview, path: str) -> None:
+        filled = 0
+        while filled < len(view):
+            got = self._stream.readinto(view[filled:]) if hasattr(self._stream, "readinto") else None
+            if got is None:
+                data = self._stream.read(len(view) - filled)
+                got = len(data)
+                view[filled : filled + got] = data
+            if not got:
+                raise TruncatedError(f"stream ended: need {len(view)} bytes, got {filled}", path=path,
+                                     bit_offset=(self.offset + filled) * 8, bits_needed=len(view) * 8,
+                                     bits_available=filled * 8)
+            filled += got
+        self.offset += len(view)
+
+
+class StreamReader:
+    """Read a bitstream sequentially from a binary stream (a pipe works); see :func:`iter_stream`."""
+
+    def __init__(self, stream: BinaryIO, /, *, limits: Limits | None = None, verify: bool = True):
+        self.limits = limits or DEFAULT_LIMITS
+        self.verify_payloads = verify
+        self._in = _Stream(stream)
+        prefix = self._in.read(NETWORK_PREFIX_SIZE, "network_header")
+        size = network_header_size(prefix)
+        self.limits.check("max_metadata_bytes", size, path="network_header.network_header_size", bit_offset=80)
+        data = prefix + self._in.read(size - NETWORK_PREFIX_SIZE, "network_header")
+        self.network_header = read_network_header(data, self.limits)
+        self.metadata = dict(self.network_header.metadata)
+        self._done = False
+
+    def __iter__(self) -> Iterator[tuple[LayerHeader, np.ndarray]]:
+        """Yield (header, array) for each layer in file order, then check the index and trailer."""
+        if self._done:
+            return
+        seen: list[IndexEntry] = []
+        position = 0
+        decoded = 0
+        while True:
+            unit_offset = self._in.offset
+            prefix = self._in.read(UNIT_PREFIX_SIZE, f"layers[{position}]")
+            header_size = int.from_bytes(prefix[4:8], "little")
+            self.limits.check("max_header_bytes", header_size, path=f"layers[{position}].unit_header_size",
+                              bit_offset=(unit_offset + 4) * 8)
+            rest = max(0, header_size - UNIT_PREFIX_SIZE)
+            head = prefix + self._in.read(rest, f"layers[{position}]")
+            pad = -(unit_offset + len(head)) % 64 if len(head) == header_size else 0
+            head += self._in.read(pad, f"layers[{position}].unit_padding")
+            is_layer = prefix[3] == UnitType.LAYER
+            unit: UnitHeader = read_unit_header(head, unit_offset, self.limits,
+                                                version_minor=self.network_header.version_minor,
+                                                layer_position=position if is_layer else None)
+            if unit.unit_type == UnitType.INDEX:
+                break
+            if unit.layer is None:  # ancillary unit this reader does not know: skip its payload
+                self._skip(unit.unit_payload_size, unit_offset)
+                continue
+            if position >= self.network_header.layer_count:
+                raise FormatError(f"more layer units than layer_count {self.network_header.layer_count}",
+                                  path=f"layers[{position}]", bit_offset=unit_offset * 8)
+            header = unit.layer
+            storage = storage_dtype(header)
+            decoded += header.num_elements * storage.itemsize
+            self.limits.check("max_decoded_bytes", decoded, path=f"layers[{position}].shape")
+            self.limits.check("max_decoded_bytes", header.payload_size, path=f"layers[{position}].unit_payload_size")
+            payload = bytearray(header.payload_size)
+            self._in.readinto(memoryview(payload), f"layers[{position}].layer_payload")
+            array = _decode_layer(header, payload, verify=self.verify_payloads, limits=self.limits)
+            seen.append(IndexEntry(header.layer_name, unit_offset, header.unit_size))
+            position += 1
+            yield header, array
+        self._finish(unit, seen)
+
+    def _skip(self, n: int, unit_offset: int) -> None:
+        while n:
+            step = min(n, 1 << 24)
+            self._in.read(step, "unit_payload")
+            n -= step
+
+    def _finish(self, unit: UnitHeader, seen: list[IndexEntry]) -> None:
+        index_offset = unit.unit_offset
+        most = self.limits.max_layers * (18 + self.limits.max_name_bytes) + 4
+        if unit.unit_payload_size > most:
+            raise LimitError(f"index of {unit.unit_payload_size} bytes exceeds what max_layers and max_name_bytes "
+                             f"allow ({most})", path="index.unit_payload_size", bit_offset=(index_offset + 8) * 8)
+        payload = self._in.read(unit.unit_payload_size, "index")
+        actual = _backend.crc32c(payload)
+        if actual != unit.unit_payload_crc32c:
+            raise ChecksumError(f"index payload crc32c mismatch: stored 0x{unit.unit_payload_crc32c:08x}, "
+                                f"computed 0x{actual:08x}", path="index.unit_payload_crc32c",
+                                bit_offset=unit.payload_offset * 8)
+        entries = read_index_payload(payload, unit.payload_offset, self.limits,
+                                     layer_count=self.network_header.layer_count,
+                                     first_unit_offset=self.network_header.network_header_size,
+                                     index_unit_offset=index_offset)
+        if entries != seen:
+            raise FormatError("index does not describe the layer units that precede it", path="index",
+                              bit_offset=unit.payload_offset * 8)
+        trailer_offset = self._in.offset
+        index_unit_offset, _ = read_trailer(self._in.read(TRAILER_SIZE, "trailer"), trailer_offset)
+        if index_unit_offset != index_offset:
+            raise FormatError(f"index_unit_offset {index_unit_offset} differs from the index unit at {index_offset}",
+                              path="trailer.index_unit_offset", bit_offset=trailer_offset * 8)
+        if self._in._stream.read(1):
+            raise FormatError("bytes after the trailer", path="trailer", bit_offset=self._in.offset * 8)
+        self._done = True
+
+
+def iter_stream(stream: BinaryIO, /, *, limits: Limits | None = None,
+                verify: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (name, array) for each layer of a bitstream read sequentially from ``stream``.
+
+    Works on pipes: it never seeks. The index and trailer at the end are checked against the
+    layers read; a mismatch raises after the last layer.
+    """
+    reader = StreamReader(stream, limits=limits, verify=verify)
+    for header, array in reader:
+        yield header.layer_name, array
+

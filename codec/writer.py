@@ -1,0 +1,273 @@
+"""Streaming writer: layers are written as they come; the file appears only when complete.
+
+Memory stays bounded by the largest layer: a layer's payload streams from the caller's array
+into the file in chunks (through the checksum and, for zstd, the compressor). The unit header,
+which holds the payload size and checksum, is written first with zeros there and patched once
+the payload is written; its size does not depend on those fixed-width fields, so nothing moves.
+
+Atomicity: a path target is written to a temporary file in the same directory and renamed over
+the target by :meth:`Writer.close`. If anything fails (or the ``with`` block raises), the
+temporary file is removed and an existing file at the target is left untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from . import _backend
+from .constants import PAYLOAD_ALIGNMENT, TRAILER_SIZE, LayerKind, UnitType
+from .errors import EncodeError
+from .limits import MAX_RANK
+from .modes import dtype_code_of, get_mode
+from .syntax import (
+    IndexEntry,
+    normalize_metadata,
+    padding_size,
+    write_index_payload,
+    write_layer_header,
+    write_network_header,
+    write_trailer,
+    write_unit_header,
+)
+
+_log = logging.getLogger(__name__)
+
+__all__ = ["Writer", "guess_kind"]
+
+_ZEROS = bytes(PAYLOAD_ALIGNMENT)
+
+
+def guess_kind(name: str, array: np.ndarray) -> LayerKind:
+    """Return a ``layer_kind`` guessed from a tensor's name and rank (informative only)."""
+    lower = name.lower()
+    leaf = lower.rsplit(".", 1)[-1]
+    if "embed" in lower and array.ndim == 2:
+        return LayerKind.EMBEDDING
+    if array.ndim == 1 and ("norm" in lower or leaf in ("ln", "gamma", "beta") or lower.startswith("ln")):
+        return LayerKind.NORM
+    if leaf == "bias" or leaf.endswith("_bias"):
+        return LayerKind.BIAS
+    if array.ndim >= 2:
+        return LayerKind.WEIGHT
+    return LayerKind.OTHER
+
+
+def _as_kind(kind) -> int:
+    if kind is None:
+        return None
+    if isinstance(kind, str):
+        try:
+            return LayerKind[kind.upper()]
+        except KeyError:
+            raise EncodeError(f"unknown layer kind {kind!r}; use one of "
+                              f"{', '.join(k.name.lower() for k in LayerKind)}") from None
+    try:
+        return LayerKind(kind)
+    except ValueError:
+        raise EncodeError(f"unknown layer kind {kind!r}") from None
+
+
+class _PayloadSink:
+    """File-like object the modes write the payload to; counts bytes and runs the checksum."""
+
+    def __init__(self, file):
+        self._file = file
+        self.size = 0
+        self.crc = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self._file.write(view)
+        self.crc = _backend.crc32c(view, self.crc)
+        self.size += len(view)
+        return len(view)
+
+    def flush(self):
+        pass
+
+
+class Writer:
+    """Write layers one at a time into a codec bitstream.
+
+    Parameters
+    ----------
+    target : str, os.PathLike or binary file object
+        A path (written atomically through a temporary file in the same directory) or a seekable
+        binary file object positioned at the start of where the bitstream goes.
+    metadata : mapping, optional
+        Typed metadata for the network header: str keys; int, float, bool, str, bytes or list values.
+
+    Examples
+    --------
+    >>> import numpy as np, codec, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.nnc")
+    >>> with codec.Writer(path, metadata={"arch": "mlp"}) as w:
+    ...     w.add_layer("fc.weight", np.ones((4, 3), np.float32))
+    ...     w.add_layer("fc.bias", np.zeros(4, np.float32), mode="raw")
+    >>> codec.load_file(path)["fc.weight"].shape
+    (4, 3)
+    """
+
+    def __init__(self, target, /, *, metadata=None):
+        self._metadata = normalize_metadata(metadata)
+        self._header = write_network_header(layer_count=0, metadata=self._metadata)
+        self._entries: list[IndexEntry] = []
+        self._names: set[str] = set()
+        self._closed = False
+        self._tmp_path = None
+        self._path = None
+        if isinstance(target, (str, os.PathLike)):
+            self._path = os.fspath(target)
+            directory = os.path.dirname(os.path.abspath(self._path))
+            fd, self._tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(self._path)}.",
+                                                  suffix=".tmp")
+            self._file = os.fdopen(fd, "w+b")
+            self._origin = 0
+        else:
+            self._file = target
+            if not (hasattr(target, "write") and hasattr(target, "seek")):
+                raise TypeError("Writer target must be a path or a seekable binary file object")
+            self._origin = target.tell()
+        try:
+            self._file.write(self._header)
+        except BaseException:
+            self.abort()
+            raise
+        self._pos = len(self._header)
+
+    # -- context manager ---------------------------------------------------------------------
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self):
+        if not getattr(self, "_closed", True) and getattr(self, "_tmp_path", None):
+            try:
+                self.abort()
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+
+    # -- writing -----------------------------------------------------------------------------
+    def add_layer(self, name: str, array, /, *, mode: str = "zstd", kind=None, dtype: str | None = None,
+                  **mode_params: Any) -> None:
+        """Encode one layer and append it to the bitstream.
+
+        Parameters
+        ----------
+        name : str
+            Unique layer name (the layer distinction information), at most 65535 UTF-8 bytes.
+        array : array-like
+            The tensor, rank 0 to 8. Any dtype of spec table 5.4; ``ml_dtypes.bfloat16`` arrays, or
+            2-byte integer arrays with ``dtype="bfloat16"``, are stored as bfloat16.
+        mode : str
+            Coding mode name: ``"raw"`` or ``"zstd"`` (later tools add more).
+        kind : str or LayerKind, optional
+            ``weight``, ``bias``, ``norm``, ``embedding`` or ``other``; guessed from the name if omitted.
+        **mode_params
+            Parameters of the coding mode, e.g. ``level=`` for zstd.
+        """
+        if self._closed:
+            raise EncodeError("Writer is closed")
+        if not isinstance(name, str):
+            raise EncodeError(f"layer name must be a str, got {type(name).__name__}")
+        if name in self._names:
+            raise EncodeError(f"duplicate layer name {name!r}")
+        array = np.asarray(array)
+        index = len(self._entries)
+        path = f"layers[{index}]"
+        if array.ndim > MAX_RANK:
+            raise EncodeError(f"rank {array.ndim} exceeds {MAX_RANK}", path=f"{path}.shape")
+        dtype_code = dtype_code_of(array, dtype)
+        layer_kind = _as_kind(kind)
+        if layer_kind is None:
+            layer_kind = guess_kind(name, array)
+        coding = get_mode(mode)
+        plan = coding.plan(array, dtype_code, mode_params)
+        body = write_layer_header(layer_index=index, layer_name=name, layer_kind=layer_kind,
+                                  layer_shape=array.shape, layer_dtype=dtype_code, coding_mode=coding.mode_id,
+                                  local_qp_set=None, mode_params=plan.mode_params)
+        unit_offset = self._pos
+        header = write_unit_header(UnitType.LAYER, body, 0, 0)
+        pad = padding_size(unit_offset + len(header))
+        try:
+            self._file.write(header)
+            self._file.write(_ZEROS[:pad])
+            sink = _PayloadSink(self._file)
+            coding.write(plan, array, dtype_code, sink)
+            self._seek(unit_offset)
+            self._file.write(write_unit_header(UnitType.LAYER, body, sink.size, sink.crc))
+            end = unit_offset + len(header) + pad + sink.size
+            self._seek(end)
+        except BaseException:
+            # Leave the stream as it was before this layer so the writer stays usable.
+            self._rewind(unit_offset)
+            raise
+        self._pos = end
+        self._names.add(name)
+        self._entries.append(IndexEntry(name, unit_offset, end - unit_offset))
+        _log.debug("wrote %s: %s %s %s, %d payload bytes", name, array.dtype, array.shape, coding.name, sink.size)
+
+    def _seek(self, offset: int) -> None:
+        self._file.seek(self._origin + offset)
+
+    def _rewind(self, offset: int) -> None:
+        try:
+            self._seek(offset)
+            self._file.truncate()
+        except (OSError, ValueError):  # pragma: no cover - the file itself failed
+            self.abort()
+
+    def close(self) -> None:
+        """Write the index and trailer, patch the layer count, and move the file into place."""
+        if self._closed:
+            return
+        try:
+            index_offset = self._pos
+            payload = write_index_payload(self._entries)
+            header = write_unit_header(UnitType.INDEX, b"", len(payload), _backend.crc32c(payload))
+            pad = padding_size(index_offset + len(header))
+            self._file.write(header)
+            self._file.write(_ZEROS[:pad])
+            self._file.write(payload)
+            self._file.write(write_trailer(index_offset, len(self._entries)))
+            end = index_offset + len(header) + pad + len(payload) + TRAILER_SIZE
+            self._seek(0)
+            self._file.write(write_network_header(layer_count=len(self._entries), metadata=self._metadata))
+            self._seek(end)
+            if self._tmp_path is not None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                os.replace(self._tmp_path, self._path)
+                self._tmp_path = None
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def abort(self) -> None:
+        """Stop writing and remove the temporary file; the target path is left as it was."""
+        self._closed = True
+        if self._tmp_path is not None:
+            try:
+                self._file.close()
+            finally:
+                try:
+                    os.unlink(self._tmp_path)
+                except FileNotFoundError:
+                    pass
+                self._tmp_path = None
+
+    @property
+    def layer_count(self) -> int:
+        return len(self._entries)
