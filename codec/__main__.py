@@ -1,0 +1,7 @@
+"""``python -m codec``: the codec command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
