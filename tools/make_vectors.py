@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Write the golden vectors of spec/vectors/ that are missing; never overwrite one.
+
+Each vector is NNN-name.nnc plus NNN-name.json describing its exact content: metadata (typed, as
+codec-dump --json), and per layer name, kind, dtype, shape, coding mode and the little-endian raw
+bytes of its elements in hex. tests/test_vectors.py decodes every .nnc and compares it with its
+JSON, and re-encodes the JSON content to check the bytes are identical.
+
+Vectors are append-only: a format change gets new vectors (and a version bump), old ones stay.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import zstandard
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import codec  # noqa: E402
+from codec.dump import _json_value  # noqa: E402
+
+VECTOR_DIR = os.path.join(os.path.dirname(__file__), "..", "spec", "vectors")
+
+
+def _bf16_bits(values) -> np.ndarray:
+    return (np.asarray(values, np.float32).view(np.uint32) >> 16).astype(np.uint16)
+
+
+def _vectors():
+    """(name, description, metadata, [(layer, array, mode, kind, dtype_override)])"""
+    yield "001-empty", "no layers, no metadata", {}, []
+    yield "002-raw-all-dtypes", "one raw layer per supported dtype; scalar, empty and odd shapes", {
+        "int": -(2**63), "float": -0.0, "bool": True, "str": "héllo", "bytes": b"\x00\xff",
+        "list": [1, [2.5, "x"], b""], "empty_list": [],
+    }, [
+        ("f64", np.array([1.5, -np.inf, np.nan, 5e-324]), "raw", None, None),
+        ("f32", np.arange(-3, 4, dtype=np.float32).reshape(7, 1) / 3, "raw", None, None),
+        ("f16", np.array([[65504, -0.0, 1e-7]], dtype=np.float16), "raw", None, None),
+        ("bf16", _bf16_bits([1.0, -2.0, 3.14159]), "raw", "weight", "bfloat16"),
+        ("i8", np.array([-128, 0, 127], dtype=np.int8), "raw", None, None),
+        ("i16", np.array([-32768, 32767], dtype=np.int16), "raw", None, None),
+        ("i32", np.array(-(2**31), dtype=np.int32), "raw", None, None),
+        ("i64", np.array([[2**63 - 1]], dtype=np.int64), "raw", None, None),
+        ("u8", np.zeros((0, 5), dtype=np.uint8), "raw", None, None),
+        ("u16", np.array([65535], dtype=np.uint16), "raw", None, None),
+        ("u32", np.arange(3 * 5 * 1, dtype=np.uint32).reshape(3, 5, 1), "raw", None, None),
+        ("u64", np.array([2**64 - 1], dtype=np.uint64), "raw", None, None),
+        ("mask", np.array([[True, False, True]]), "raw", "other", None),
+        ("rank8", np.arange(2, dtype=np.float32).reshape(1, 1, 1, 1, 1, 1, 1, 2), "raw", None, None),
+    ]
+    rng = np.random.default_rng(7)
+    yield "003-zstd", "zstd layers (re-encoding is byte-identical only with the same libzstd)", {
+        "model": "golden"}, [
+        ("encoder.weight", (rng.standard_normal((33, 17)) * 0.05).astype(np.float32), "zstd", None, None),
+        ("encoder.bias", np.zeros(33, dtype=np.float32), "zstd", None, None),
+        ("empty", np.zeros((4, 0), dtype=np.int16), "zstd", None, None),
+        ("scalar", np.array(7, dtype=np.uint8), "zstd", None, None),
+    ]
+    yield "004-unicode-names", "unicode and control-character names, every kind", {
+        "ключ": "значение", "emoji 🎉": 1}, [
+        ("слой.weight", np.ones((2, 2), np.float32), "raw", "weight", None),
+        ("tab\tnew\nline\x1b[31m", np.ones(1, np.float32), "raw", "bias", None),
+        ("\u202eevil", np.ones(1, np.float32), "raw", "norm", None),
+        ("", np.ones((1, 3), np.float32), "raw", "embedding", None),
+    ]
+
+
+def describe(name, description, metadata, layers, data: bytes) -> dict:
+    out = {
+        "description": description,
+        "format_version": f"{codec.FORMAT_VERSION[0]}.{codec.FORMAT_VERSION[1]}",
+        "zstd_version": zstandard.ZSTD_VERSION,
+        "file_bytes": len(data),
+        "metadata": {k: _json_value(v) for k, v in codec.syntax.normalize_metadata(metadata).items()},
+        "layers": [],
+    }
+    for layer, array, mode, kind, dtype in layers:
+        storage = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"))
+        out["layers"].append({
+            "name": layer,
+            "kind": kind or codec.writer.guess_kind(layer, array).name.lower(),
+            "dtype": dtype or array.dtype.name,
+            "shape": list(array.shape),
+            "mode": mode,
+            "data_hex": storage.tobytes().hex(),
+        })
+    return out
+
+
+def build(metadata, layers) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with codec.Writer(buf, metadata=metadata) as w:
+        for layer, array, mode, kind, dtype in layers:
+            w.add_layer(layer, array, mode=mode, kind=kind, dtype=dtype)
+    return buf.getvalue()
+
+
+def main() -> int:
+    os.makedirs(VECTOR_DIR, exist_ok=True)
+    for name, description, metadata, layers in _vectors():
+        bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")
+        json_path = os.path.join(VECTOR_DIR, f"{name}.json")
+        if os.path.exists(bin_path) or os.path.exists(json_path):
+            print(f"keep    {name} (exists; vectors are append-only)")
+            continue
+        data = build(metadata, layers)
+        with open(bin_path, "wb") as f:
+            f.write(data)
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(describe(name, description, metadata, layers, data), f, indent=1, ensure_ascii=True)
+            f.write("\n")
+        print(f"wrote   {name} ({len(data)} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
