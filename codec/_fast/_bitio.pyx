@@ -15,6 +15,7 @@ from codec.errors import EncodeError, FormatError, LimitError, TruncatedError
 from codec.bitio import UE_MAX_PREFIX, pack_fixed
 
 DEF MAX_PREFIX = 63
+_U64_LIMIT = 1 << 64
 
 cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
@@ -280,7 +281,7 @@ cdef class BitWriter:
         if not 0 <= n <= 64:
             raise ValueError(f"u(n) needs 0 <= n <= 64, got {n}")
         value = int(value)
-        if not 0 <= value < (1 << n):
+        if not 0 <= value < (<object>1 << n):
             raise EncodeError(f"value {value} does not fit u({n})")
         self._reserve(9)
         self._put(n, <uint64_t>value)
@@ -298,14 +299,14 @@ cdef class BitWriter:
 
     def ue(self, int k, value):
         value = int(value)
-        if not 0 <= value < (1 << 64) - (1 << k):
+        if not 0 <= value < _U64_LIMIT - (<object>1 << k):
             raise EncodeError(f"value {value} out of range of ue({k})")
         self._ue(k, <uint64_t>value)
 
     def se(self, int k, value):
         value = int(value)
         code = 2 * value - 1 if value > 0 else -2 * value
-        if code >= (1 << 64) - (1 << k):
+        if code >= _U64_LIMIT - (<object>1 << k):
             raise EncodeError(f"value {value} out of range of se({k})")
         self._ue(k, <uint64_t>code)
 
@@ -369,7 +370,7 @@ cdef class BitWriter:
         if arr.dtype.kind not in "iu" and arr.dtype != np.bool_:
             raise EncodeError(f"u_array needs integers, got {arr.dtype}")
         lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi >= (1 << n):
+        if lo < 0 or hi >= (<object>1 << n):
             bad = lo if lo < 0 else hi
             raise EncodeError(f"value {bad} does not fit u({n})")
         cdef const uint64_t[::1] v = np.ascontiguousarray(arr, dtype=np.uint64)
@@ -386,7 +387,7 @@ cdef class BitWriter:
         if arr.dtype.kind not in "iu" and arr.dtype != np.bool_:
             raise EncodeError(f"ue_array needs integers, got {arr.dtype}")
         lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi >= (1 << 64) - (1 << k):
+        if lo < 0 or hi >= _U64_LIMIT - (<object>1 << k):
             bad = lo if lo < 0 else hi
             raise EncodeError(f"value {bad} out of range of ue({k})")
         cdef const uint64_t[::1] v = np.ascontiguousarray(arr, dtype=np.uint64)
