@@ -46,7 +46,8 @@ def guess_kind(name: str, array: np.ndarray) -> LayerKind:
     """Return a ``layer_kind`` guessed from a tensor's name and rank (informative only)."""
     lower = name.lower()
     leaf = lower.rsplit(".", 1)[-1]
-    if "embed" in lower and array.ndim == 2:
+    parts = lower.replace("/", ".").split(".")
+    if array.ndim == 2 and any(p.startswith(("emb", "tok_emb")) or p in ("wte", "wpe") for p in parts):
         return LayerKind.EMBEDDING
     if array.ndim == 1 and ("norm" in lower or leaf in ("ln", "gamma", "beta") or lower.startswith("ln")):
         return LayerKind.NORM
