@@ -17,11 +17,11 @@ import sys
 from typing import Any
 
 from .bitio import Field
-from .constants import UnitType
+from .constants import TRAILER_SIZE
 from .errors import CodecError
 from .limits import DEFAULT_LIMITS, Limits
 from .modes import storage_dtype
-from .reader import Reader
+from .reader import Reader, iter_units
 from .syntax import (
     UnknownValue,
     read_index_payload,
@@ -134,28 +134,21 @@ def walk(buf, *, limits: Limits = DEFAULT_LIMITS) -> list[Field]:
     trace: list[Field] = []
     buf = memoryview(buf).cast("B")
     nh = read_network_header(buf, limits, trace=trace)
-    offset = nh.network_header_size
+    trailer_offset = len(buf) - TRAILER_SIZE
+    index_offset, _ = read_trailer(buf[trailer_offset:], trailer_offset)
     position = 0
-    while True:
-        is_layer = offset + 4 <= len(buf) and buf[offset + 3] == UnitType.LAYER
-        unit = read_unit_header(buf[offset:], offset, limits, version_minor=nh.version_minor,
-                                layer_position=position if is_layer else None, trace=trace)
-        path = f"layers[{position}]" if unit.layer is not None else ("index" if unit.unit_type == UnitType.INDEX
-                                                                     else "unit")
-        end = unit.payload_offset + unit.unit_payload_size
-        if end > len(buf):
-            raise CodecError(f"payload of {unit.unit_payload_size} bytes runs past the end of the file",
-                             path=f"{path}.unit_payload_size", bit_offset=(offset + 8) * 8)
-        if unit.unit_type == UnitType.INDEX:
-            read_index_payload(buf[unit.payload_offset:end], unit.payload_offset, limits,
-                               layer_count=nh.layer_count, first_unit_offset=nh.network_header_size,
-                               index_unit_offset=offset, trace=trace)
-            read_trailer(buf[end:], end, trace=trace)
-            return trace
+    for unit in iter_units(buf, nh, limits, end=index_offset, trace=trace):
+        path = f"layers[{position}]" if unit.layer is not None else "unit"
         trace.append(Field(f"{path}.layer_payload", unit.payload_offset * 8, unit.unit_payload_size * 8,
                            f"b({unit.unit_payload_size})", f"<{unit.unit_payload_size} bytes>"))
         position += unit.layer is not None
-        offset = end
+    unit = read_unit_header(buf[index_offset:trailer_offset], index_offset, limits, version_minor=nh.version_minor,
+                            trace=trace)
+    read_index_payload(buf[unit.payload_offset:trailer_offset], unit.payload_offset, limits,
+                       layer_count=nh.layer_count, first_unit_offset=nh.network_header_size,
+                       index_unit_offset=index_offset, trace=trace)
+    read_trailer(buf[trailer_offset:], trailer_offset, trace=trace)
+    return trace
 
 
 def _fmt_bytes(n: int | None) -> str:

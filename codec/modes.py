@@ -21,7 +21,7 @@ import zstandard
 
 from . import _backend
 from .constants import DTYPE_NAMES, STORAGE_DTYPE, UNSUPPORTED_DTYPES, CodingMode, DType
-from .errors import ChecksumError, EncodeError, FormatError, UnsupportedError
+from .errors import ChecksumError, EncodeError, FormatError, LimitError, UnsupportedError
 
 __all__ = ["Mode", "Plan", "register_mode", "get_mode", "mode_name", "storage_dtype", "user_array",
            "iter_le_chunks", "dtype_code_of"]
@@ -183,6 +183,19 @@ def iter_le_chunks(array: np.ndarray, storage: np.dtype, chunk_bytes: int = CHUN
         yield memoryview(chunk.reshape(-1).view(np.uint8))
 
 
+#: Bound on a zstd frame's content size relative to its compressed size (section 6.2).
+ZSTD_MAX_EXPANSION = 1 << 16
+
+
+def allocate(header, storage: np.dtype) -> np.ndarray:
+    """Return an uninitialized flat output array; a refused allocation is a LimitError, not a crash."""
+    try:
+        return np.empty(header.num_elements, dtype=storage)
+    except MemoryError:
+        raise LimitError(f"cannot allocate {header.num_elements * storage.itemsize} bytes for the layer",
+                         path=f"layers[{header.layer_index}].shape") from None
+
+
 def _expected_nbytes(header, storage: np.dtype) -> int:
     return header.num_elements * storage.itemsize
 
@@ -230,7 +243,7 @@ class RawMode(Mode):
         if header.payload_size != nbytes:
             raise FormatError(f"raw payload holds {header.payload_size} bytes, shape and dtype need {nbytes}",
                               path=f"layers[{header.layer_index}].unit_payload_size")
-        out = np.empty(header.num_elements, dtype=storage)
+        out = allocate(header, storage)
         dst = out.view(np.uint8)
         if verify:
             actual = _backend.crc32c_copy(dst, payload)
@@ -284,7 +297,12 @@ class ZstdMode(Mode):
         if content_size != nbytes:
             raise FormatError(f"zstd frame content size {content_size} differs from the layer's {nbytes} bytes",
                               path=path, bit_offset=header.payload_offset * 8)
-        out = np.empty(header.num_elements, dtype=storage)
+        # No valid zstd frame expands more than 32768:1 (a 4-byte RLE block yields at most 128 KiB),
+        # so a larger claim is rejected before the output is allocated.
+        if nbytes > ZSTD_MAX_EXPANSION * len(payload) + (1 << 20):
+            raise FormatError(f"zstd frame of {len(payload)} bytes cannot hold {nbytes} bytes", path=path,
+                              bit_offset=header.payload_offset * 8)
+        out = allocate(header, storage)
         view = memoryview(out.view(np.uint8))
         filled = 0
         try:

@@ -32,7 +32,7 @@ from .syntax import (
     read_unit_header,
 )
 
-__all__ = ["Reader", "iter_stream", "StreamReader"]
+__all__ = ["Reader", "iter_stream", "StreamReader", "iter_units"]
 
 
 def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits) -> np.ndarray:
@@ -201,23 +201,22 @@ class Reader:
         return self._buf[header.payload_offset : header.payload_offset + header.payload_size]
 
     def verify(self) -> None:
-        """Check every checksum, padding and header of the file; raise the first problem found."""
-        previous_end = self.network_header.network_header_size
-        for name in self._names:
-            header = self.header(name)
-            if header.unit_offset != previous_end:
-                raise FormatError(f"{header.unit_offset - previous_end} bytes between units",
-                                  path=f"layers[{header.layer_index}]", bit_offset=previous_end * 8)
-            payload = self.payload(name)
+        """Check every unit, checksum and padding of the file in order; raise the first problem found."""
+        expected = [(e.unit_offset, name) for name, (_, e) in sorted(self._entries.items(), key=lambda kv: kv[1][0])]
+        seen = []
+        for unit in iter_units(self._buf, self.network_header, self.limits, end=self._index_offset):
+            path = f"layers[{len(seen)}]" if unit.layer is not None else "unit"
+            payload = self._buf[unit.payload_offset : unit.payload_offset + unit.unit_payload_size]
             actual = _backend.crc32c(payload)
-            if actual != header.payload_crc32c:
-                raise ChecksumError(f"payload crc32c mismatch: stored 0x{header.payload_crc32c:08x}, "
-                                    f"computed 0x{actual:08x}", path=f"layers[{header.layer_index}].layer_payload",
-                                    bit_offset=header.payload_offset * 8)
-            previous_end = header.payload_offset + header.payload_size
-        if previous_end != self._index_offset:
-            raise FormatError(f"{self._index_offset - previous_end} bytes between the last layer and the index",
-                              path="index", bit_offset=previous_end * 8)
+            if actual != unit.unit_payload_crc32c:
+                raise ChecksumError(f"payload crc32c mismatch: stored 0x{unit.unit_payload_crc32c:08x}, "
+                                    f"computed 0x{actual:08x}", path=f"{path}.layer_payload",
+                                    bit_offset=unit.payload_offset * 8)
+            if unit.layer is not None:
+                seen.append((unit.unit_offset, unit.layer.layer_name))
+        if seen != expected:
+            raise FormatError("the index does not list the layer units of the file", path="index",
+                              bit_offset=self._index_offset * 8)
 
     # -- lifetime ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -238,6 +237,33 @@ class Reader:
 
     def __repr__(self) -> str:
         return f"<codec.Reader {len(self._names)} layers, version {self.version[0]}.{self.version[1]}>"
+
+
+def iter_units(buf, network_header: NetworkHeader, limits: Limits, *, end: int, trace=None) -> Iterator[UnitHeader]:
+    """Yield the header of every unit from the end of the network header up to offset ``end``.
+
+    Checks that units are contiguous, that each lies before ``end``, and (through
+    read_unit_header) each header's checksum and padding. Payloads are not read.
+    """
+    offset = network_header.network_header_size
+    position = 0
+    while offset < end:
+        is_layer = offset + 4 <= len(buf) and buf[offset + 3] == UnitType.LAYER
+        unit = read_unit_header(buf[offset:end], offset, limits, version_minor=network_header.version_minor,
+                                layer_position=position if is_layer else None, trace=trace)
+        path = f"layers[{position}]" if is_layer else "unit"
+        if unit.unit_type == UnitType.INDEX:
+            raise FormatError("index unit before index_unit_offset", path=f"{path}.unit_type",
+                              bit_offset=(offset + 3) * 8)
+        unit_end = unit.payload_offset + unit.unit_payload_size
+        if unit_end > end:
+            raise FormatError(f"payload of {unit.unit_payload_size} bytes runs past the index", path=f"{path}.unit_payload_size",
+                              bit_offset=(offset + 8) * 8)
+        position += is_layer
+        offset = unit_end
+        yield unit
+    if offset != end:
+        raise FormatError("units do not end where the index starts", path="index", bit_offset=end * 8)
 
 
 # ---------------------------------------------------------------------------------------------
