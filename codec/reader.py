@@ -223,7 +223,12 @@ class Reader:
         """Release the memory map and the file."""
         self._buf = memoryview(b"")
         if self._mmap is not None:
-            self._mmap.close()
+            try:
+                self._mmap.close()
+            except BufferError:
+                # Views of the map are still alive (a traceback's frames, or payload() views the
+                # caller keeps); the map is unmapped when the last of them goes.
+                pass
             self._mmap = None
         if self._file is not None:
             self._file.close()

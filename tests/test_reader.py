@@ -134,3 +134,25 @@ def test_iter_stream_detects_truncation_and_trailing_bytes(path):
         list(codec.iter_stream(Unseekable(data[:-5])))
     with pytest.raises(FormatError, match="bytes after the trailer"):
         list(codec.iter_stream(Unseekable(data + b"\x00")))
+
+
+def test_failed_open_of_a_path_closes_cleanly(tmp_path, path):
+    bad = tmp_path / "bad.nnc"
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 4
+    bad.write_bytes(bytes(data))
+    for _ in range(3):
+        with pytest.raises(codec.CodecError):
+            codec.open(bad)
+
+
+def test_payload_view_outlives_close(path):
+    r = codec.open(path)
+    view = r.payload("fc.bias")
+    r.close()
+    assert len(bytes(view)) == r_size(path)
+
+
+def r_size(path):
+    with codec.open(path) as r:
+        return r.header("fc.bias").payload_size

@@ -1,0 +1,150 @@
+"""codec-dump and the codec CLI, run as subprocesses like a user would."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import codec
+from codec.dump import escape, walk
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "codec", *args], capture_output=True, text=True, **kw)
+
+
+def run_dump(*args):
+    # the console script's module entry point, so the test does not depend on PATH
+    code = "import sys; from codec.dump import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+
+
+@pytest.fixture
+def path(tmp_path):
+    p = tmp_path / "m.nnc"
+    with codec.Writer(p, metadata={"arch": "mlp", "nan": float("nan"), "blob": b"\x01\x02", "l": [1, [2]]}) as w:
+        w.add_layer("fc.weight", np.ones((8, 4), np.float32), mode="zstd")
+        w.add_layer("fc.bias", np.zeros(8, np.float32), mode="raw")
+        w.add_layer("empty", np.zeros((0, 3), np.int8), mode="raw")
+    return p
+
+
+def test_table(path):
+    proc = run_dump(str(path))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "format version 1.0" in out and "3 layers" in out
+    assert "fc.weight" in out and "zstd" in out and "8x4" in out
+    line = next(ln for ln in out.splitlines() if " fc.bias " in ln)
+    assert line.split()[2:9] == ["bias", "float32", "8", "raw", "global", "32", "32.000"]
+
+
+def test_json_schema(path):
+    proc = run_dump("--json", "--verify", str(path))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["schema"] == "codec-dump/1" and doc["version"] == "1.0" and doc["verified"] is True
+    assert doc["file_bytes"] == path.stat().st_size
+    assert doc["metadata"]["arch"] == {"type": "str", "value": "mlp"}
+    assert doc["metadata"]["nan"] == {"type": "float", "value": "nan"}
+    assert doc["metadata"]["blob"] == {"type": "bytes", "value": "0102"}
+    assert doc["metadata"]["l"]["value"][1] == {"type": "list", "value": [{"type": "int", "value": 2}]}
+    keys = {"index", "name", "kind", "dtype", "shape", "elements", "mode", "local_qp_set_bytes", "mode_params_bytes",
+            "unit_offset", "header_bytes", "payload_offset", "payload_bytes", "payload_crc32c", "raw_bytes",
+            "bits_per_element", "ratio_vs_raw", "check"}
+    for layer in doc["layers"]:
+        assert set(layer) == keys
+        assert layer["payload_offset"] % 64 == 0
+    bias = doc["layers"][1]
+    assert (bias["payload_bytes"], bias["raw_bytes"], bias["bits_per_element"], bias["ratio_vs_raw"]) == (32, 32, 32.0, 1.0)
+    assert doc["layers"][2]["bits_per_element"] is None
+
+
+def test_fields_cover_every_bit(path):
+    fields = walk(path.read_bytes())
+    # consecutive fields tile the file exactly: every bit is accounted for, in order
+    position = 0
+    for f in fields:
+        assert f.bit_offset == position, f
+        position += f.bits
+    assert position == path.stat().st_size * 8
+    proc = run_dump("--fields", str(path))
+    assert proc.returncode == 0
+    assert "network_header.nnc_magic" in proc.stdout and "ue(0)" in proc.stdout and "trailer.trailer_magic" in proc.stdout
+    doc = json.loads(run_dump("--fields", "--json", str(path)).stdout)
+    assert doc["fields"][0] == {"path": "network_header.nnc_magic", "bit_offset": 0, "bits": 64, "descriptor": "b(8)",
+                                "value": "894e4e430d0a1a0a"}
+
+
+def test_bad_files_exit_2_with_one_line(tmp_path, path):
+    bad = tmp_path / "bad.nnc"
+    bad.write_bytes(b"\x1b[2J hostile")
+    for args in ([str(bad)], [str(tmp_path / "missing.nnc")]):
+        proc = run_dump(*args)
+        assert proc.returncode == 2
+        assert proc.stdout == ""
+        assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("codec-dump: error: ")
+    data = bytearray(path.read_bytes())
+    with codec.open(path) as r:
+        off = r.header("fc.bias").payload_offset
+    data[off] ^= 1
+    bad.write_bytes(bytes(data))
+    assert run_dump(str(bad)).returncode == 0  # the table does not decode payloads
+    proc = run_dump("--verify", str(bad))
+    assert proc.returncode == 2 and "FAILED" in proc.stdout and "crc32c mismatch" in proc.stderr
+
+
+def test_hostile_names_are_escaped(tmp_path):
+    p = tmp_path / "evil.nnc"
+    evil = "\x1b]0;pwned\x07\x1b[31mred\u202e\r\n"
+    codec.save_file({evil: np.ones(1)}, p, metadata={evil: evil})
+    for args in ([str(p)], ["--fields", str(p)], ["--verify", str(p)]):
+        proc = run_dump(*args)
+        assert proc.returncode == 0
+        assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout and "\u202e" not in proc.stdout
+        assert "\\x1b]0;pwned\\x07" in proc.stdout
+    doc = json.loads(run_dump("--json", str(p)).stdout)
+    assert doc["layers"][0]["name"] == evil  # JSON keeps the exact name, escaped by JSON itself
+
+
+def test_escape():
+    assert escape("plain.name") == "plain.name"
+    assert escape("a\tb") == "a\\x09b"
+    assert escape("\u202e") == "\\u202e"
+    assert escape("日本") == "日本"
+
+
+def test_cli_demo_info_verify(tmp_path):
+    out = tmp_path / "demo.nnc"
+    proc = run("demo", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "round trip is bit-exact" in proc.stdout and "checksums: all ok" in proc.stdout
+    proc = run("info", str(out))
+    assert proc.returncode == 0 and "22 layers" in proc.stdout
+    proc = run("verify", str(out))
+    assert proc.returncode == 0 and "ok" in proc.stdout
+    data = bytearray(out.read_bytes())
+    data[-30] ^= 4
+    out.write_bytes(bytes(data))
+    for cmd in ("verify", "info", "dump"):
+        proc = run(cmd, str(out))
+        assert proc.returncode == 2 and proc.stderr.startswith(f"codec {cmd}: error: ")
+
+
+def test_cli_help_and_usage():
+    proc = run("--help")
+    assert proc.returncode == 0 and "examples:" in proc.stdout and "codec demo" in proc.stdout
+    assert run("dump", "--help").returncode == 0
+    proc = run()
+    assert proc.returncode == 2 and "usage:" in proc.stderr
+
+
+def test_tools_shim(path):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "codec_dump.py"), "--json", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["schema"] == "codec-dump/1"

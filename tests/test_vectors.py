@@ -1,0 +1,82 @@
+"""Golden vectors (spec/vectors/): decode to the described content; re-encode to the same bytes."""
+
+import glob
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import zstandard
+
+import codec
+
+VECTORS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "spec", "vectors", "*.nnc")))
+
+
+def typed(value):
+    if value["type"] == "list":
+        return [typed(v) for v in value["value"]]
+    if value["type"] == "bytes":
+        return bytes.fromhex(value["value"])
+    if value["type"] == "float" and isinstance(value["value"], str):
+        return float(value["value"])
+    return value["value"]
+
+
+def expected_array(layer):
+    dtype = "<u2" if layer["dtype"] == "bfloat16" else np.dtype(layer["dtype"]).newbyteorder("<")
+    return np.frombuffer(bytes.fromhex(layer["data_hex"]), dtype=dtype).reshape(layer["shape"])
+
+
+def load(path):
+    with open(path[:-4] + ".json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_vectors_exist():
+    assert len(VECTORS) >= 4
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=os.path.basename)
+def test_decode(path):
+    desc = load(path)
+    data = open(path, "rb").read()
+    assert len(data) == desc["file_bytes"]
+    with codec.open(path) as r:
+        r.verify()
+        assert f"{r.version[0]}.{r.version[1]}" == desc["format_version"]
+        meta = {k: typed(v) for k, v in desc["metadata"].items()}
+        assert r.metadata.keys() == meta.keys()
+        for k in meta:
+            assert repr(r.metadata[k]) == repr(meta[k])
+        assert r.keys() == [layer["name"] for layer in desc["layers"]]
+        for layer in desc["layers"]:
+            h = r.header(layer["name"])
+            assert (h.kind_name, h.dtype_name, list(h.shape), h.mode_name) == (
+                layer["kind"], layer["dtype"], layer["shape"], layer["mode"])
+            got = r.get(layer["name"])
+            if layer["dtype"] == "bfloat16":
+                got = got.view(np.uint16)
+            assert got.astype(got.dtype.newbyteorder("<")).tobytes() == bytes.fromhex(layer["data_hex"])
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=os.path.basename)
+def test_reencode_identical(path):
+    desc = load(path)
+    if any(layer["mode"] == "zstd" for layer in desc["layers"]) and tuple(desc["zstd_version"]) != tuple(zstandard.ZSTD_VERSION):
+        pytest.skip(f"zstd layers compressed by libzstd {desc['zstd_version']}, this is {zstandard.ZSTD_VERSION}")
+    buf = io.BytesIO()
+    with codec.Writer(buf, metadata={k: typed(v) for k, v in desc["metadata"].items()}) as w:
+        for layer in desc["layers"]:
+            w.add_layer(layer["name"], expected_array(layer), mode=layer["mode"], kind=layer["kind"],
+                        dtype="bfloat16" if layer["dtype"] == "bfloat16" else None)
+    assert buf.getvalue() == open(path, "rb").read()
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=os.path.basename)
+def test_stream_decode(path):
+    desc = load(path)
+    with open(path, "rb") as f:
+        names = [name for name, _ in codec.iter_stream(f)]
+    assert names == [layer["name"] for layer in desc["layers"]]
