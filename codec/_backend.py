@@ -18,7 +18,8 @@ _want_pure = os.environ.get("CODEC_PUREPYTHON", "") not in ("", "0")
 if not _want_pure:
     try:
         from ._fast._bitio import BitReader, BitWriter
-        from ._fast._crc32c import crc32c, crc32c_copy
+        from ._fast._crc32c import crc32c, crc32c_combine, crc32c_copy
+        from ._fast._index import read_index_entries
 
         BACKEND = "fast"
     except ImportError as exc:  # pragma: no cover - depends on how the package was built
@@ -27,8 +28,11 @@ if not _want_pure:
 
 if _want_pure:
     from .bitio import BitReader, BitWriter  # noqa: F811
-    from .crc32c import crc32c, crc32c_copy  # noqa: F811
+    from .crc32c import crc32c, crc32c_combine, crc32c_copy  # noqa: F811
+
+    # No twin: syntax.read_index_payload runs its reference loop.
+    read_index_entries = None
 
     BACKEND = "pure"
 
-__all__ = ["BACKEND", "BitReader", "BitWriter", "crc32c", "crc32c_copy"]
+__all__ = ["BACKEND", "BitReader", "BitWriter", "crc32c", "crc32c_combine", "crc32c_copy", "read_index_entries"]

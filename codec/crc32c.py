@@ -6,7 +6,7 @@ The checksum of spec/bitstream.md: reflected polynomial 0x82F63B78, initial valu
 
 from __future__ import annotations
 
-__all__ = ["crc32c", "crc32c_copy", "POLY"]
+__all__ = ["crc32c", "crc32c_copy", "crc32c_combine", "POLY"]
 
 POLY = 0x82F63B78
 
@@ -41,3 +41,38 @@ def crc32c_copy(dst, src, crc: int = 0) -> int:
         raise ValueError(f"crc32c_copy: source has {len(s)} bytes, destination {len(d)}")
     d[:] = s
     return crc32c(s, crc)
+
+
+def _gf2_times(mat: list[int], vec: int) -> int:
+    total = 0
+    i = 0
+    while vec:
+        if vec & 1:
+            total ^= mat[i]
+        vec >>= 1
+        i += 1
+    return total
+
+
+def _gf2_square(mat: list[int]) -> list[int]:
+    return [_gf2_times(mat, mat[n]) for n in range(32)]
+
+
+def crc32c_combine(crc1: int, crc2: int, len2: int) -> int:
+    """Return the CRC32C of A + B given ``crc1`` of A, ``crc2`` of B and ``len2`` = len(B).
+
+    CRCs are linear over GF(2): appending len2 zero bytes to A is a 32x32 bit-matrix applied to
+    ``crc1``; the matrix for 2^k bytes is squared up from the one-bit operator (zlib's method).
+    """
+    if len2 < 0:
+        raise ValueError("len2 must be >= 0")
+    if len2 == 0:
+        return crc1
+    op = [POLY] + [1 << n for n in range(31)]  # one zero bit
+    op = _gf2_square(_gf2_square(op))  # four zero bits
+    while len2:
+        op = _gf2_square(op)  # 1, 2, 4, ... zero bytes
+        if len2 & 1:
+            crc1 = _gf2_times(op, crc1)
+        len2 >>= 1
+    return crc1 ^ crc2

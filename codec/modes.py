@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 import zstandard
 
-from . import _backend
+from . import _backend, parallel
 from .constants import DTYPE_NAMES, STORAGE_DTYPE, UNSUPPORTED_DTYPES, CodingMode, DType
 from .errors import ChecksumError, EncodeError, FormatError, LimitError, UnsupportedError
 
@@ -246,7 +246,7 @@ class RawMode(Mode):
         out = allocate(header, storage)
         dst = out.view(np.uint8)
         if verify:
-            actual = _backend.crc32c_copy(dst, payload)
+            actual = parallel.crc32c_copy(dst, payload)
             if actual != header.payload_crc32c:
                 raise _checksum_error(header, actual)
         elif nbytes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _backend
 from .bitio import BitReader as PureBitReader
@@ -572,8 +572,9 @@ def _read_layer_header(r, limits: Limits, layer_position, version_minor) -> Laye
 # ---------------------------------------------------------------------------------------------
 # index_payload() and trailer()
 # ---------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class IndexEntry:
+class IndexEntry(NamedTuple):
+    """One ``index_entry``: a layer's name and where its unit lies."""
+
     name: str
     unit_offset: int
     unit_size: int
@@ -592,6 +593,14 @@ def write_index_payload(entries: list[IndexEntry]) -> bytes:
 def read_index_payload(buf, base_offset: int, limits: Limits, *, layer_count: int, first_unit_offset: int,
                        index_unit_offset: int, trace=None) -> list[IndexEntry]:
     """Read ``index_payload()`` and check it describes non-overlapping units in file order."""
+    if trace is None and _backend.read_index_entries is not None and len(buf) >= 4:
+        count = int.from_bytes(buf[:4], "little")
+        if count == layer_count:
+            entries = _backend.read_index_entries(buf, count, limits.max_name_bytes, first_unit_offset,
+                                                     index_unit_offset, IndexEntry)
+            if entries is not None:
+                return entries
+        # anything wrong: the reference below raises the precise error
     r = _reader(buf, base_offset, trace)
     r.path = "index"
     count = r.u32le("index_entry_count")
@@ -604,19 +613,21 @@ def read_index_payload(buf, base_offset: int, limits: Limits, *, layer_count: in
     entries = []
     names = set()
     next_offset = first_unit_offset
+    max_name = limits.max_name_bytes
     for i in range(count):
         at = r.pos
-        offset = r.u64le(f"entry[{i}].entry_unit_offset")
-        size = r.u64le(f"entry[{i}].entry_unit_size")
-        name = r.st(f"entry[{i}].entry_name", max_bytes=limits.max_name_bytes)
+        r.path = f"index.entry[{i}]"
+        offset = r.u64le("entry_unit_offset")
+        size = r.u64le("entry_unit_size")
+        name = r.st("entry_name", max_bytes=max_name)
         if offset < next_offset or offset + size > index_unit_offset or size < UNIT_PREFIX_SIZE + 4:
-            raise r.error(f"unit at {offset} of {size} bytes is out of order or outside the layer area",
-                          f"entry[{i}]", at=at)
+            raise r.error(f"unit at {offset} of {size} bytes is out of order or outside the layer area", at=at)
         if name in names:
-            raise r.error(f"duplicate layer name {name!r}", f"entry[{i}].entry_name", at=at + 128)
+            raise r.error(f"duplicate layer name {name!r}", "entry_name", at=at + 128)
         names.add(name)
         next_offset = offset + size
         entries.append(IndexEntry(name, offset, size))
+    r.path = "index"
     if r.bits_left():
         raise r.error(f"{r.bits_left() // 8} bytes after the last index entry", "index")
     return entries

@@ -69,3 +69,27 @@ def test_copy_rejects_length_mismatch():
 def test_numpy_buffers():
     a = np.arange(1000, dtype=np.float32)
     assert fast.crc32c(a) == oracle.crc32c(a.tobytes()) == pure.crc32c(a)
+
+
+@given(st.binary(max_size=2000), st.binary(max_size=2000))
+def test_combine(a, b):
+    impls = [pure] + ([fast] if fast else [])
+    for impl in impls:
+        assert impl.crc32c_combine(impl.crc32c(a), impl.crc32c(b), len(b)) == oracle.crc32c(a + b)
+
+
+@needs_fast
+@pytest.mark.parametrize("len2", [0, 1, 3, 255, 8192, 10**6 + 7, 2**33 + 5])
+def test_combine_pure_equals_fast_for_large_lengths(len2):
+    assert fast.crc32c_combine(0x12345678, 0x9ABCDEF0, len2) == pure.crc32c_combine(0x12345678, 0x9ABCDEF0, len2)
+
+
+@pytest.mark.parametrize("n", [0, 5, (4 << 20) + 3, (9 << 20) + 1])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_parallel_copy_matches_sequential(n, workers):
+    from codec import parallel
+
+    src = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
+    dst = np.empty_like(src)
+    assert parallel.crc32c_copy(dst, src, workers=workers) == oracle.crc32c(src.tobytes())
+    assert np.array_equal(dst, src)

@@ -7,6 +7,7 @@ Tracing (``trace=``) is a feature of the pure reader only.
 from libc.stdint cimport uint64_t, int64_t, uint8_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_FromStringAndSize
 import struct
 
 import numpy as np
@@ -153,17 +154,29 @@ cdef class BitReader:
         self.pos += 8
         return v
 
+    cdef inline uint64_t _le(self, int size, name) except? 0xFFFFFFFFFFFFFFFF:
+        # little-endian fixed-width field, assembled byte by byte (host byte order does not matter)
+        self._aligned(name)
+        self._need(size * 8, name)
+        cdef Py_ssize_t byte = self.pos >> 3
+        cdef uint64_t value = 0
+        cdef int i
+        for i in range(size - 1, -1, -1):
+            value = (value << 8) | self._buf[byte + i]
+        self.pos += size * 8
+        return value
+
     def u16le(self, name=None):
-        return self._fixed("<H", 2, name)
+        return self._le(2, name)
 
     def u32le(self, name=None):
-        return self._fixed("<I", 4, name)
+        return self._le(4, name)
 
     def u64le(self, name=None):
-        return self._fixed("<Q", 8, name)
+        return self._le(8, name)
 
     def i64le(self, name=None):
-        return self._fixed("<q", 8, name)
+        return <int64_t>self._le(8, name)
 
     def f32le(self, name=None):
         return self._fixed("<f", 4, name)
@@ -175,13 +188,13 @@ cdef class BitReader:
         self._aligned(name)
         self._need(n * 8, name)
         cdef Py_ssize_t byte = self.pos >> 3
-        value = bytes(self._buf[byte:byte + n])
+        value = PyBytes_FromStringAndSize(<const char *>&self._buf[byte] if n else NULL, n)
         self.pos += n * 8
         return value
 
     def st(self, name=None, *, max_bytes=0xFFFF):
         cdef Py_ssize_t start = self.pos
-        length = self.u16le(name)
+        length = self._le(2, name)
         if length > max_bytes:
             raise self.error(f"string of {length} bytes exceeds max_name_bytes={max_bytes}", name, at=start,
                              cls=LimitError)

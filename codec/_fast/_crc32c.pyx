@@ -8,6 +8,7 @@ cdef extern from "crc32c_impl.h" nogil:
     void crc32c_set_hw(int enable)
     int crc32c_have_hw
     uint32_t crc32c_update(uint32_t crc, const unsigned char *buf, size_t len)
+    uint32_t c_crc32c_combine "crc32c_combine"(uint32_t crc1, uint32_t crc2, unsigned long long len2)
     uint32_t c_crc32c_copy "crc32c_copy"(uint32_t crc, unsigned char *dst, const unsigned char *src, size_t len)
 
 crc32c_init()
@@ -49,6 +50,11 @@ def crc32c_copy(dst, src, unsigned int crc=0):
     with nogil:
         out = c_crc32c_copy(crc, &d[0], &s[0], n)
     return out
+
+
+def crc32c_combine(unsigned int crc1, unsigned int crc2, unsigned long long len2):
+    """Return the CRC32C of A + B given ``crc1`` of A, ``crc2`` of B and ``len2`` = len(B)."""
+    return c_crc32c_combine(crc1, crc2, len2)
 
 
 def hardware_enabled():

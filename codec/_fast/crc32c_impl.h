@@ -19,6 +19,7 @@
 #define CRC32C_POLY 0x82f63b78u
 #define CRC32C_LONG 8192
 #define CRC32C_SHORT 256
+#define CRC32C_PREFETCH 2048
 
 static uint32_t crc32c_table[8][256];
 static uint32_t crc32c_long[4][256];
@@ -118,6 +119,12 @@ static uint32_t crc32c_sw(uint32_t crc, const unsigned char *next, size_t len) {
         crc1 = 0; crc2 = 0;                                                                     \
         const unsigned char *end = next + CRC32C_LONG;                                          \
         do {                                                                                    \
+            if (((uintptr_t)next & 63) == 0) {                                                  \
+                /* the crc32 dependency chain issues loads slowly: fetch lines ahead */        \
+                __builtin_prefetch(next + CRC32C_PREFETCH);                                     \
+                __builtin_prefetch(next + CRC32C_LONG + CRC32C_PREFETCH);                       \
+                __builtin_prefetch(next + 2 * CRC32C_LONG + CRC32C_PREFETCH);                   \
+            }                                                                                   \
             uint64_t w0 = crc32c_load64(next), w1 = crc32c_load64(next + CRC32C_LONG),          \
                      w2 = crc32c_load64(next + 2 * CRC32C_LONG);                                \
             if (COPY) { memcpy(out, &w0, 8); memcpy(out + CRC32C_LONG, &w1, 8);                 \
@@ -176,6 +183,32 @@ CRC32C_TARGET static uint32_t crc32c_hw_copy(uint32_t crc, unsigned char *out, c
     CRC32C_HW_BODY(1)
 }
 #endif
+
+/* CRC32C of A||B from crc1 = CRC32C(A), crc2 = CRC32C(B) and len2 = |B| (finished CRC values; the
+ * pre- and post-conditioning cancel as in zlib's crc32_combine). */
+static uint32_t crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2) {
+    uint32_t even[32], odd[32];
+    if (len2 == 0) return crc1;
+    uint32_t row = 1;
+    odd[0] = CRC32C_POLY; /* operator for one zero bit */
+    for (int n = 1; n < 32; n++) {
+        odd[n] = row;
+        row <<= 1;
+    }
+    gf2_matrix_square(even, odd); /* two zero bits */
+    gf2_matrix_square(odd, even); /* four zero bits */
+    /* apply len2 zero bytes to crc1: operators for 1, 2, 4, ... bytes, where len2 has a 1 bit */
+    do {
+        gf2_matrix_square(even, odd);
+        if (len2 & 1) crc1 = gf2_matrix_times(even, crc1);
+        len2 >>= 1;
+        if (len2 == 0) break;
+        gf2_matrix_square(odd, even);
+        if (len2 & 1) crc1 = gf2_matrix_times(odd, crc1);
+        len2 >>= 1;
+    } while (len2);
+    return crc1 ^ crc2;
+}
 
 static void crc32c_init(void) {
     for (uint32_t n = 0; n < 256; n++) {
