@@ -17,7 +17,8 @@ from . import _backend
 
 __all__ = ["crc32c_copy", "worker_count"]
 
-#: Parts smaller than this are not worth a thread hand-off (about 40 microseconds of work).
+#: Parts smaller than this are not worth a thread hand-off: measured on 2 cores, 2 threads on a 2.25 MB
+#: layer were slower (0.36 ms) than one (0.26 ms); on 8 MB they were faster (0.46 vs 0.63 ms).
 MIN_PART_BYTES = 2 << 20
 
 _pool: ThreadPoolExecutor | None = None
