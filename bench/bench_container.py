@@ -232,7 +232,8 @@ def fmt(v, unit):
 
 def print_table(rows, info):
     print(f"codec {codec.__version__} ({codec.backend} core), safetensors, numpy {np.__version__}; "
-          f"{info['cpus']} CPUs; medians of {info['repeat']} runs")
+          f"{info['cpus']} CPUs; medians of {info['repeat']} runs (latency: more runs)")
+    print("ratios are codec / peer: for GB/s higher is better, for ms and MB lower is better")
     header = ["dataset", "operation", "unit", "codec", "safetensors", "memcpy", "vs safetensors", "vs memcpy",
               "target", "pass", "note"]
     table = []
