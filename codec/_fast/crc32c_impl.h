@@ -40,9 +40,8 @@ static void gf2_matrix_square(uint32_t *square, const uint32_t *mat) {
     for (int n = 0; n < 32; n++) square[n] = gf2_matrix_times(mat, mat[n]);
 }
 
-/* Operator that appends len zero bytes to a CRC register; len must be a power of two. */
-static void crc32c_zeros_op(uint32_t *even, size_t len) {
-    uint32_t odd[32];
+/* Put the operator that appends four zero bits to a CRC register in odd (even is scratch). */
+static void crc32c_four_zero_bits(uint32_t *even, uint32_t *odd) {
     uint32_t row = 1;
     odd[0] = CRC32C_POLY; /* one zero bit */
     for (int n = 1; n < 32; n++) {
@@ -51,6 +50,12 @@ static void crc32c_zeros_op(uint32_t *even, size_t len) {
     }
     gf2_matrix_square(even, odd); /* two zero bits */
     gf2_matrix_square(odd, even); /* four zero bits */
+}
+
+/* Operator that appends len zero bytes to a CRC register; len must be a power of two. */
+static void crc32c_zeros_op(uint32_t *even, size_t len) {
+    uint32_t odd[32];
+    crc32c_four_zero_bits(even, odd);
     do {
         gf2_matrix_square(even, odd);
         len >>= 1;
@@ -189,14 +194,7 @@ CRC32C_TARGET static uint32_t crc32c_hw_copy(uint32_t crc, unsigned char *out, c
 static uint32_t crc32c_combine(uint32_t crc1, uint32_t crc2, uint64_t len2) {
     uint32_t even[32], odd[32];
     if (len2 == 0) return crc1;
-    uint32_t row = 1;
-    odd[0] = CRC32C_POLY; /* operator for one zero bit */
-    for (int n = 1; n < 32; n++) {
-        odd[n] = row;
-        row <<= 1;
-    }
-    gf2_matrix_square(even, odd); /* two zero bits */
-    gf2_matrix_square(odd, even); /* four zero bits */
+    crc32c_four_zero_bits(even, odd);
     /* apply len2 zero bytes to crc1: operators for 1, 2, 4, ... bytes, where len2 has a 1 bit */
     do {
         gf2_matrix_square(even, odd);
