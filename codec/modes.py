@@ -85,10 +85,6 @@ def mode_name(mode_id: int) -> str:
     return mode.name if mode else f"unknown({mode_id})"
 
 
-def known_modes() -> list[str]:
-    return sorted(_MODES_BY_NAME)
-
-
 # ---------------------------------------------------------------------------------------------
 # dtypes
 # ---------------------------------------------------------------------------------------------

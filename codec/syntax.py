@@ -682,6 +682,4 @@ __all__ = [
     "read_index_payload",
     "write_trailer",
     "read_trailer",
-    "CodingMode",
-    "DType",
 ]
