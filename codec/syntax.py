@@ -29,8 +29,6 @@ from .constants import (
     UNIT_START_CODE,
     VERSION_MAJOR,
     VERSION_MINOR,
-    CodingMode,
-    DType,
     LayerKind,
     UnitType,
     ValueType,
