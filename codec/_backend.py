@@ -20,6 +20,7 @@ if not _want_pure:
         from ._fast._bitio import BitReader, BitWriter
         from ._fast._crc32c import crc32c, crc32c_combine, crc32c_copy
         from ._fast._index import read_index_entries
+        from ._fast import _rans as rans
 
         BACKEND = "fast"
     except ImportError as exc:  # pragma: no cover - depends on how the package was built
@@ -32,7 +33,10 @@ if _want_pure:
 
     # No twin: syntax.read_index_payload runs its reference loop.
     read_index_entries = None
+    from . import rans  # noqa: F811
 
     BACKEND = "pure"
 
-__all__ = ["BACKEND", "BitReader", "BitWriter", "crc32c", "crc32c_combine", "crc32c_copy", "read_index_entries"]
+from .rans import ERRORS as rans_errors  # noqa: E402  (both kernels share the error codes)
+
+__all__ = ["rans", "rans_errors", "BACKEND", "BitReader", "BitWriter", "crc32c", "crc32c_combine", "crc32c_copy", "read_index_entries"]

@@ -1,0 +1,98 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Interleaved static rANS kernels: twin of codec.rans (same contract, GIL released)."""
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int64_t
+from libc.stdlib cimport malloc, free
+
+import numpy as np
+
+cdef extern from "rans_impl.h" nogil:
+    int LC_STATES
+    int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
+                  const uint32_t *freq, const uint32_t *cum, size_t alphabet,
+                  uint16_t *out_end, uint16_t **out_start, uint32_t *states_out)
+    int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
+                  const uint32_t *fb, const uint8_t *sy, const uint8_t *row_class, size_t rows, size_t cols,
+                  int64_t E, const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64,
+                  float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
+                  size_t codebook_size)
+
+
+def encode(sym, row_class, Py_ssize_t cols, freq, cum):
+    cdef const uint8_t[::1] s = np.ascontiguousarray(sym, dtype=np.uint8).reshape(-1)
+    cdef const uint8_t[::1] rc = np.ascontiguousarray(row_class, dtype=np.uint8).reshape(-1)
+    cdef const uint32_t[:, ::1] f = np.ascontiguousarray(freq, dtype=np.uint32)
+    cdef const uint32_t[:, ::1] c = np.ascontiguousarray(cum, dtype=np.uint32)
+    cdef size_t n = s.shape[0]
+    cdef size_t alphabet = f.shape[1]
+    cdef uint32_t states[8]
+    cdef uint16_t *buf = <uint16_t *>malloc((n + 1) * sizeof(uint16_t))
+    cdef uint16_t *start = NULL
+    cdef int rc_code
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            rc_code = lc_encode(&s[0] if n else NULL, n, &rc[0] if rc.shape[0] else NULL, cols,
+                                &f[0, 0], &c[0, 0], alphabet, buf + n + 1, &start, states)
+        if rc_code:
+            return rc_code, None, None
+        nwords = (buf + n + 1) - start
+        words = (<char *>start)[:nwords * 2]
+        if not _little_endian():
+            words = np.frombuffer(words, dtype="=u2").astype("<u2").tobytes()
+        return 0, [states[j] for j in range(8)], words
+    finally:
+        free(buf)
+
+
+cdef bint _little_endian():
+    cdef uint16_t one = 1
+    return (<uint8_t *>&one)[0] == 1
+
+
+def decode(words, states, fb, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, int64_t E, escapes,
+           int out_kind, out, scale=None, zero_point=None, codebook=None):
+    cdef const uint8_t[::1] w = memoryview(words).cast("B")
+    cdef uint32_t st[8]
+    cdef int j
+    for j in range(8):
+        st[j] = states[j]
+    cdef const uint32_t[:, ::1] tfb = np.ascontiguousarray(fb, dtype=np.uint32)
+    cdef const uint8_t[:, ::1] tsy = np.ascontiguousarray(sy, dtype=np.uint8)
+    cdef const uint8_t[::1] rc = np.ascontiguousarray(row_class, dtype=np.uint8).reshape(-1)
+    cdef const int64_t[::1] esc = np.ascontiguousarray(np.asarray(escapes, dtype=np.int64).reshape(-1))
+    cdef int64_t[::1] o64
+    cdef float[::1] o32
+    cdef const float[::1] sc
+    cdef const int64_t[::1] zp
+    cdef const float[::1] cb
+    cdef int64_t *p64 = NULL
+    cdef float *p32 = NULL
+    cdef const float *psc = NULL
+    cdef const int64_t *pzp = NULL
+    cdef const float *pcb = NULL
+    cdef size_t cbn = 0
+    cdef size_t nwords = w.shape[0] // 2
+    cdef int result
+    if out_kind == 0:
+        o64 = out
+        p64 = &o64[0] if o64.shape[0] else NULL
+    else:
+        o32 = out
+        p32 = &o32[0] if o32.shape[0] else NULL
+    if out_kind == 1:
+        sc = np.ascontiguousarray(scale, dtype=np.float32)
+        zp = np.ascontiguousarray(zero_point, dtype=np.int64)
+        psc = &sc[0] if sc.shape[0] else NULL
+        pzp = &zp[0] if zp.shape[0] else NULL
+    elif out_kind == 2:
+        cb = np.ascontiguousarray(codebook, dtype=np.float32)
+        cbn = cb.shape[0]
+        pcb = &cb[0] if cbn else NULL
+    with nogil:
+        result = lc_decode(&w[0] if w.shape[0] else NULL, nwords, st,
+                           &tfb[0, 0] if tfb.shape[0] else NULL, &tsy[0, 0] if tsy.shape[0] else NULL,
+                           &rc[0] if rc.shape[0] else NULL, rows, cols, E,
+                           &esc[0] if esc.shape[0] else NULL, esc.shape[0], out_kind, p64, p32, psc, pzp, pcb, cbn)
+    return result

@@ -1,0 +1,129 @@
+/* Interleaved static rANS for integer levels (spec/bitstream.md section 7, "level coding").
+ *
+ * LC_STATES states of 32 bits are used round-robin (element i uses state i mod LC_STATES), so the
+ * decoder has that many independent dependency chains. Renormalisation moves 16-bit words;
+ * probabilities have LC_PROB_BITS bits. Each row of the (rows x cols) level array uses the
+ * tables of its row class. Symbols are level + E for |level| <= E, and 2E+1 (escape) otherwise;
+ * escaped levels come from a separate list.
+ *
+ * The encoder runs from the last element to the first and writes words downwards from the end of
+ * its buffer; the decoder reads them upwards. Both report errors with negative return codes and
+ * never read or write outside the buffers they are given.
+ */
+#ifndef CODEC_RANS_IMPL_H
+#define CODEC_RANS_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LC_STATES 8
+#define LC_PROB_BITS 14
+#define LC_PROB_SCALE (1u << LC_PROB_BITS)
+#define LC_RANS_L (1u << 16)
+
+enum {
+    LC_OK = 0,
+    LC_ERR_WORDS_TRUNCATED = -1,
+    LC_ERR_FINAL_STATE = -2,
+    LC_ERR_ESCAPES = -3,
+    LC_ERR_WORDS_LEFT = -4,
+    LC_ERR_CODEBOOK = -5,
+    LC_ERR_BAD_STATE = -6,
+    LC_ERR_ZERO_FREQ = -7,
+};
+
+/* Encode n symbols. freq/cum: LC_STATES-independent per-class tables of `alphabet` entries each.
+ * out_end: one past the end of a buffer of at least n 16-bit words. On return *out_start is the
+ * first word written; states_out holds the final states (the decoder's initial states). */
+static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
+                     const uint32_t *freq, const uint32_t *cum, size_t alphabet,
+                     uint16_t *out_end, uint16_t **out_start, uint32_t *states_out) {
+    uint32_t st[LC_STATES];
+    uint16_t *ptr = out_end;
+    for (int j = 0; j < LC_STATES; j++) st[j] = LC_RANS_L;
+    size_t i = n;
+    while (i > 0) {
+        i--;
+        size_t cls = cols ? row_class[i / cols] : 0;
+        size_t k = cls * alphabet + sym[i];
+        uint32_t f = freq[k];
+        if (f == 0) return LC_ERR_ZERO_FREQ;
+        uint32_t x = st[i % LC_STATES];
+        uint64_t x_max = (uint64_t)f << (32 - LC_PROB_BITS); /* 2^32 when f = LC_PROB_SCALE */
+        if (x >= x_max) {
+            *--ptr = (uint16_t)(x & 0xffff);
+            x >>= 16;
+        }
+        st[i % LC_STATES] = ((x / f) << LC_PROB_BITS) + (x % f) + cum[k];
+    }
+    for (int j = 0; j < LC_STATES; j++) states_out[j] = st[j];
+    *out_start = ptr;
+    return LC_OK;
+}
+
+/* Output kinds of the decoder. */
+#define LC_OUT_I64 0      /* levels as int64 */
+#define LC_OUT_AFFINE 1   /* float32: (level - zero_point[row]) * scale[row] */
+#define LC_OUT_CODEBOOK 2 /* float32: codebook[level] */
+
+/* slot tables: fb[cls * SCALE + slot] = freq | (slot - cum) << 16, sy[cls * SCALE + slot] = symbol.
+ * words: nwords little-endian 16-bit words. */
+static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
+                     const uint32_t *fb, const uint8_t *sy, const uint8_t *row_class, size_t rows, size_t cols,
+                     int64_t E, const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64,
+                     float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
+                     size_t codebook_size) {
+    uint32_t st[LC_STATES];
+    size_t wp = 0, ep = 0;
+    const uint32_t esc_sym = (uint32_t)(2 * E + 1);
+    for (int j = 0; j < LC_STATES; j++) {
+        st[j] = states_in[j];
+        if (st[j] < LC_RANS_L) return LC_ERR_BAD_STATE;
+    }
+    size_t i = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const uint32_t *tfb = fb + (size_t)row_class[r] * LC_PROB_SCALE;
+        const uint8_t *tsy = sy + (size_t)row_class[r] * LC_PROB_SCALE;
+        float s_r = 0.0f;
+        int64_t z_r = 0;
+        if (out_kind == LC_OUT_AFFINE) {
+            s_r = scale[r];
+            z_r = zero_point[r];
+        }
+        for (size_t c = 0; c < cols; c++, i++) {
+            uint32_t x = st[i % LC_STATES];
+            uint32_t slot = x & (LC_PROB_SCALE - 1);
+            uint32_t e = tfb[slot];
+            uint32_t s = tsy[slot];
+            x = (e & 0xffff) * (x >> LC_PROB_BITS) + (e >> 16);
+            if (x < LC_RANS_L) {
+                if (wp >= nwords) return LC_ERR_WORDS_TRUNCATED;
+                x = (x << 16) | (uint32_t)words[2 * wp] | ((uint32_t)words[2 * wp + 1] << 8);
+                wp++;
+            }
+            st[i % LC_STATES] = x;
+            int64_t level;
+            if (s == esc_sym) {
+                if (ep >= nesc) return LC_ERR_ESCAPES;
+                level = escapes[ep++];
+            } else {
+                level = (int64_t)s - E;
+            }
+            if (out_kind == LC_OUT_I64) {
+                out_i64[i] = level;
+            } else if (out_kind == LC_OUT_AFFINE) {
+                out_f32[i] = (float)(level - z_r) * s_r;
+            } else {
+                if (level < 0 || (uint64_t)level >= codebook_size) return LC_ERR_CODEBOOK;
+                out_f32[i] = codebook[level];
+            }
+        }
+    }
+    if (ep != nesc) return LC_ERR_ESCAPES;
+    if (wp != nwords) return LC_ERR_WORDS_LEFT;
+    for (int j = 0; j < LC_STATES; j++)
+        if (st[j] != LC_RANS_L) return LC_ERR_FINAL_STATE;
+    return LC_OK;
+}
+
+#endif

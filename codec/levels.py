@@ -1,0 +1,283 @@
+"""Level coding: entropy coding of integer levels with interleaved static rANS (spec section 7).
+
+A layer's levels are seen as a (rows x cols) array: rows = shape[0] for rank >= 2, else one row.
+Rows are grouped into K <= 16 *row classes* by the mean magnitude of their levels; each class has
+its own probability table, so rows of different scale are coded with their own statistics (the
+per-row statistics of trained weights sit several percent below the layer's order-0 entropy).
+Tables are sent as quantized log-probabilities (quarter-bit steps, delta Exp-Golomb coded), which
+costs ~0.01% versus exact probabilities and a few dozen bytes per table. Levels whose magnitude
+exceeds the alphabet's limit E are sent in an escape list.
+
+The encoder tries K = 1, 2, 4, 8, 16 and keeps the smallest payload.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _backend
+from .errors import EncodeError, FormatError, TruncatedError
+
+__all__ = ["encode_levels", "decode_levels", "level_grid", "order0_entropy_bits"]
+
+PROB_BITS = 14
+PROB_SCALE = 1 << PROB_BITS
+STATES = 8
+MAX_ESCAPE_LIMIT = 127
+MAX_CLASSES = 16
+#: round(2^16 * 2^(-j/4)) for j = 0..3: weights of quarter-bit log codes (spec table 7.2).
+LOG_WEIGHTS = (65536, 55109, 46341, 38968)
+MAX_CODE = 64
+
+
+def level_grid(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Return (rows, cols) of the level array of a tensor of ``shape``."""
+    n = math.prod(shape)
+    if len(shape) >= 2:
+        return shape[0], (n // shape[0] if shape[0] else 0)
+    return 1, n
+
+
+def order0_entropy_bits(levels: np.ndarray) -> float:
+    """Return the order-0 entropy of ``levels`` in bits (the whole array, not per element)."""
+    _, counts = np.unique(levels, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(counts * np.log2(p)).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+# ---------------------------------------------------------------------------------------------
+def freqs_from_codes(codes: list[int]) -> list[int]:
+    """Turn quarter-bit log codes (0 = absent) into frequencies summing to 2^14 (spec 7.2)."""
+    weights = [max(1, LOG_WEIGHTS[(c - 1) & 3] >> ((c - 1) >> 2)) if c else 0 for c in codes]
+    total = sum(weights)
+    if total == 0:
+        return [0] * len(codes)
+    freqs = [max(1, w * PROB_SCALE // total) if w else 0 for w in weights]
+    excess = sum(freqs) - PROB_SCALE
+    while excess:
+        k = max(range(len(freqs)), key=lambda s: (freqs[s], -s))  # largest, lowest index on ties
+        if excess < 0:
+            freqs[k] -= excess
+            excess = 0
+        else:
+            take = min(excess, freqs[k] - 1)
+            freqs[k] -= take
+            excess -= take
+    return freqs
+
+
+def codes_from_counts(counts: np.ndarray) -> list[int]:
+    """Quarter-bit log code of each symbol's empirical probability (0 for absent symbols)."""
+    total = counts.sum()
+    codes = []
+    for n in counts.tolist():
+        if n == 0:
+            codes.append(0)
+        else:
+            codes.append(int(min(MAX_CODE, max(1, 1 + round(-4 * math.log2(n / total))))))
+    return codes
+
+
+def write_table(w, codes: list[int]) -> None:
+    """Write ``lc_table()``: the present range, then code deltas."""
+    present = [s for s, c in enumerate(codes) if c]
+    if not present:
+        w.ue(0, 0)
+        return
+    lo, hi = present[0], present[-1]
+    w.ue(0, hi - lo + 1)
+    w.ue(0, lo)
+    prev = 0
+    for s in range(lo, hi + 1):
+        w.se(0, codes[s] - prev)
+        prev = codes[s]
+
+
+def read_table(r, alphabet: int, name: str) -> list[int]:
+    count = r.ue(0, f"{name}.lc_num_symbols")
+    codes = [0] * alphabet
+    if count == 0:
+        return codes
+    lo = r.ue(0, f"{name}.lc_sym_lo")
+    if lo + count > alphabet:
+        raise r.error(f"symbols {lo}..{lo + count - 1} exceed the alphabet of {alphabet}", f"{name}.lc_sym_lo")
+    prev = 0
+    for s in range(lo, lo + count):
+        code = prev + r.se(0, f"{name}.lc_code_delta")
+        if not 0 <= code <= MAX_CODE:
+            raise r.error(f"code {code} outside 0..{MAX_CODE}", f"{name}.lc_code_delta")
+        codes[s] = code
+        prev = code
+    if codes[lo] == 0 or codes[lo + count - 1] == 0:
+        raise r.error("the first and last symbol of a table must be present", name)
+    return codes
+
+
+def _table_bits(codes: list[int]) -> int:
+    w = _backend.BitWriter()
+    write_table(w, codes)
+    return w.pos
+
+
+def _coding_bits(counts: np.ndarray, freqs: list[int]) -> float:
+    f = np.asarray(freqs, dtype=np.float64)
+    nz = counts > 0
+    return float((counts[nz] * (PROB_BITS - np.log2(f[nz]))).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# encoder
+# ---------------------------------------------------------------------------------------------
+def _plan_classes(row_counts: np.ndarray, E: int, max_classes: int):
+    """Choose the number of row classes and each row's class; return (K, row_class, codes)."""
+    rows, alphabet = row_counts.shape
+    magnitude = np.abs(np.arange(alphabet) - E)
+    magnitude[-1] = E + 1
+    scale = (row_counts * magnitude).sum(axis=1) / np.maximum(row_counts.sum(axis=1), 1)
+    order = np.argsort(scale, kind="stable")
+    best = None
+    k = 1
+    while k <= min(max_classes, max(1, rows)):
+        row_class = np.empty(rows, dtype=np.uint8)
+        row_class[order] = (np.arange(rows) * k // max(rows, 1)).astype(np.uint8)
+        bits = rows * (k - 1).bit_length()
+        all_codes = []
+        for c in range(k):
+            counts = row_counts[row_class == c].sum(axis=0)
+            codes = codes_from_counts(counts)
+            bits += _table_bits(codes) + _coding_bits(counts, freqs_from_codes(codes))
+            all_codes.append(codes)
+        if best is None or bits < best[0]:
+            best = (bits, k, row_class, all_codes)
+        k *= 2
+    return best[1], best[2], best[3]
+
+
+def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int = MAX_CLASSES) -> bytes:
+    """Return ``levels_payload()`` for integer levels (any int dtype, rows * cols elements)."""
+    q = np.asarray(levels).reshape(-1)
+    if q.size != rows * cols:
+        raise EncodeError(f"{q.size} levels do not fill {rows} x {cols}")
+    if q.dtype.kind == "u" and q.size and int(q.max()) >= 1 << 63:
+        raise EncodeError("levels must fit int64")
+    q = q.astype(np.int64, copy=False)
+    n = q.size
+    max_abs = int(np.abs(q).max()) if n and q.min() != np.iinfo(np.int64).min else (1 << 63 if n else 0)
+    E = min(MAX_ESCAPE_LIMIT, max_abs)
+    alphabet = 2 * E + 2
+    is_escape = (q > E) | (q < -E)
+    sym = np.where(is_escape, 2 * E + 1, q + E).astype(np.uint8) if n else np.zeros(0, np.uint8)
+    if n:
+        rid = np.repeat(np.arange(rows, dtype=np.int64), cols) * alphabet
+        row_counts = np.bincount(rid + sym, minlength=rows * alphabet).reshape(rows, alphabet)
+        K, row_class, all_codes = _plan_classes(row_counts, E, max_classes)
+    else:
+        K, row_class, all_codes = 1, np.zeros(rows, np.uint8), [[0] * alphabet]
+    freq = np.array([freqs_from_codes(c) for c in all_codes], dtype=np.uint32).reshape(K, alphabet)
+    cum = np.zeros_like(freq)
+    cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
+    code, states, words = _backend.rans.encode(sym, row_class, cols, freq, cum)
+    if code:
+        raise EncodeError(f"rANS encoder failed: {_backend.rans_errors[code]}")
+    w = _backend.BitWriter()
+    w.ue(0, E)
+    w.u(4, K - 1)
+    for codes in all_codes:
+        write_table(w, codes)
+    if K > 1:
+        w.u_array((K - 1).bit_length(), row_class)
+    escapes = q[is_escape]
+    w.ue(0, escapes.size)
+    for v in escapes.tolist():
+        w.u(1, 1 if v < 0 else 0)
+        w.ue(0, abs(v) - E - 1)
+    w.byte_alignment()
+    for s in states:
+        w.u32le(s)
+    w.b(words)
+    return w.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# decoder
+# ---------------------------------------------------------------------------------------------
+def _slot_tables(freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: fb[slot] = freq | (slot - cum) << 16 and sy[slot] = symbol (spec 7.3)."""
+    K, alphabet = freqs.shape
+    fb = np.zeros((K, PROB_SCALE), dtype=np.uint32)
+    sy = np.zeros((K, PROB_SCALE), dtype=np.uint8)
+    slots = np.arange(PROB_SCALE, dtype=np.uint32)
+    for k in range(K):
+        f = freqs[k]
+        if f.sum() == 0:
+            continue
+        s = np.repeat(np.arange(alphabet, dtype=np.uint32), f)
+        cum = np.concatenate(([0], np.cumsum(f)[:-1])).astype(np.uint32)
+        sy[k] = s
+        fb[k] = f[s] | ((slots - cum[s]) << 16)
+    return fb, sy
+
+
+def decode_levels(payload, rows: int, cols: int, *, out_kind: int = 0, scale=None, zero_point=None,
+                  codebook=None, path: str = "layer_payload", base_offset: int = 0) -> np.ndarray:
+    """Decode ``levels_payload()`` into a flat int64 array (out_kind 0) or float32 (1: affine, 2: codebook)."""
+    r = _backend.BitReader(payload, base_offset=base_offset)
+    r.path = path
+    E = r.ue(0, "lc_escape_limit")
+    if E > MAX_ESCAPE_LIMIT:
+        raise r.error(f"lc_escape_limit {E} exceeds {MAX_ESCAPE_LIMIT}", "lc_escape_limit")
+    alphabet = 2 * E + 2
+    K = r.u(4, "lc_num_classes_minus1") + 1
+    freqs = np.array([freqs_from_codes(read_table(r, alphabet, f"lc_table[{k}]")) for k in range(K)],
+                     dtype=np.uint32).reshape(K, alphabet)
+    if K > 1:
+        row_class = r.u_array((K - 1).bit_length(), rows, "lc_row_class").astype(np.uint8)
+        if rows and int(row_class.max()) >= K:
+            raise r.error(f"row class {int(row_class.max())} >= {K}", "lc_row_class")
+    else:
+        row_class = np.zeros(rows, dtype=np.uint8)
+    n = rows * cols
+    if n and cols:
+        used = np.unique(row_class)
+        empty = [int(k) for k in used if freqs[k].sum() == 0]
+        if empty:
+            raise r.error(f"row class {empty[0]} is used but its table is empty", "lc_row_class")
+    count = r.ue(0, "lc_escape_count")
+    if count > n or count * 2 > r.bits_left():
+        raise r.error(f"lc_escape_count {count} exceeds the levels or the payload", "lc_escape_count",
+                      cls=TruncatedError if count <= n else FormatError)
+    escapes = []
+    for _ in range(count):
+        negative = r.u(1, "lc_esc_sign")
+        magnitude = r.ue(0, "lc_esc_magnitude") + E + 1
+        value = -magnitude if negative else magnitude
+        if not -(1 << 63) <= value < (1 << 63):
+            raise r.error("escaped level does not fit int64", "lc_esc_magnitude")
+        escapes.append(value)
+    r.byte_alignment()
+    states = [r.u32le(f"lc_rans_state[{j}]") for j in range(STATES)]
+    start = r.pos // 8
+    words = memoryview(payload).cast("B")[start:]
+    if len(words) % 2:
+        raise FormatError("rANS word stream has an odd number of bytes", path=f"{path}.lc_rans_words",
+                          bit_offset=(base_offset + start) * 8)
+    if len(words) // 2 > n + 0:
+        raise FormatError(f"{len(words) // 2} rANS words for {n} levels", path=f"{path}.lc_rans_words",
+                          bit_offset=(base_offset + start) * 8)
+    fb, sy = _slot_tables(freqs)
+    if out_kind == 0:
+        out = np.empty(n, dtype=np.int64)
+    else:
+        out = np.empty(n, dtype=np.float32)
+    code = _backend.rans.decode(words, states, fb, sy, row_class, rows, cols, E, escapes, out_kind, out,
+                                scale, zero_point, codebook)
+    if code:
+        raise FormatError(_backend.rans_errors[code], path=f"{path}.lc_rans_words",
+                          bit_offset=(base_offset + start) * 8)
+    return out
+
+
