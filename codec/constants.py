@@ -12,7 +12,7 @@ MAGIC = b"\x89NNC\r\n\x1a\n"
 
 #: ``version_major``/``version_minor`` written by this implementation.
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1
 
 #: ``unit_start_code``: 3 bytes opening every unit.
 UNIT_START_CODE = b"NNU"
@@ -58,6 +58,8 @@ class CodingMode(enum.IntEnum):
 
     RAW = 0
     ZSTD = 1
+    ENTROPY = 2
+    QUANTIZED = 3
 
 
 class ValueType(enum.IntEnum):

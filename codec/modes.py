@@ -20,6 +20,7 @@ import numpy as np
 import zstandard
 
 from . import _backend, parallel
+from . import levels as levels_mod
 from .constants import DTYPE_NAMES, STORAGE_DTYPE, UNSUPPORTED_DTYPES, CodingMode, DType
 from .errors import ChecksumError, EncodeError, FormatError, LimitError, UnsupportedError
 
@@ -32,26 +33,46 @@ CHUNK_BYTES = 16 << 20
 
 @dataclasses.dataclass
 class Plan:
-    """What :meth:`Mode.plan` decided: the ``mode_params`` bytes and the mode's private state."""
+    """What :meth:`Mode.plan` decided: the header blocks and the mode's private state."""
 
     mode_params: bytes
     state: Any = None
+    local_qp_set: bytes | None = None
+    dtype: DType | None = None  # the layer_dtype to record, when the mode changes it
 
 
 class Mode:
-    """Base class of a coding mode."""
+    """Base class of a coding mode.
+
+    ``global_qp`` is the parsed global quantization parameter set of the bitstream; modes that
+    quantize inherit from it. ``levels=True`` asks a quantized mode for (levels, Effective)
+    instead of dequantized values.
+    """
 
     name: str = ""
     mode_id: int = -1
+    #: lowest version_minor of the format that defines this mode
+    since_minor: int = 0
 
-    def plan(self, array: np.ndarray, dtype: DType, params: dict[str, Any]) -> Plan:
+    def plan(self, array: np.ndarray, dtype: DType, params: dict[str, Any], *, global_qp=None) -> Plan:
         raise NotImplementedError
 
     def write(self, plan: Plan, array: np.ndarray, dtype: DType, sink) -> None:
         raise NotImplementedError
 
-    def decode(self, header, payload, *, verify: bool = True) -> np.ndarray:
+    def decode(self, header, payload, *, verify: bool = True, global_qp=None, levels: bool = False):
         raise NotImplementedError
+
+
+def _not_quantized(header, levels: bool) -> None:
+    if levels:
+        raise ValueError(f"layer {header.layer_name!r} is not quantized (coding mode {mode_name(header.coding_mode)})")
+
+
+def _verify_payload(header, payload) -> None:
+    actual = _backend.crc32c(payload)
+    if actual != header.payload_crc32c:
+        raise _checksum_error(header, actual)
 
 
 _MODES: dict[int, Mode] = {}
@@ -224,7 +245,7 @@ class RawMode(Mode):
     name = "raw"
     mode_id = CodingMode.RAW
 
-    def plan(self, array, dtype, params):
+    def plan(self, array, dtype, params, *, global_qp=None):
         _no_params(self.name, params)
         return Plan(b"")
 
@@ -232,7 +253,8 @@ class RawMode(Mode):
         for chunk in iter_le_chunks(array, STORAGE_DTYPE[dtype]):
             sink.write(chunk)
 
-    def decode(self, header, payload, *, verify=True):
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False):
+        _not_quantized(header, levels)
         _check_empty_params(header, self.name)
         storage = storage_dtype(header)
         nbytes = _expected_nbytes(header, storage)
@@ -262,7 +284,7 @@ class ZstdMode(Mode):
     name = "zstd"
     mode_id = CodingMode.ZSTD
 
-    def plan(self, array, dtype, params):
+    def plan(self, array, dtype, params, *, global_qp=None):
         params = dict(params)
         level = params.pop("level", 3)
         _no_params(self.name, params)
@@ -277,15 +299,14 @@ class ZstdMode(Mode):
             for chunk in iter_le_chunks(array, STORAGE_DTYPE[dtype]):
                 writer.write(chunk)
 
-    def decode(self, header, payload, *, verify=True):
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False):
+        _not_quantized(header, levels)
         _check_empty_params(header, self.name)
         storage = storage_dtype(header)
         nbytes = _expected_nbytes(header, storage)
         path = f"layers[{header.layer_index}].layer_payload"
         if verify:
-            actual = _backend.crc32c(payload)
-            if actual != header.payload_crc32c:
-                raise _checksum_error(header, actual)
+            _verify_payload(header, payload)
         try:
             content_size = zstandard.frame_content_size(payload)
         except zstandard.ZstdError as exc:
@@ -317,5 +338,155 @@ class ZstdMode(Mode):
         return user_array(header, out)
 
 
+# ---------------------------------------------------------------------------------------------
+# entropy: integer tensors, lossless, through the level coder
+# ---------------------------------------------------------------------------------------------
+class EntropyMode(Mode):
+    """``coding_mode`` 2: integer (or bool) elements coded losslessly as levels (spec 7)."""
+
+    name = "entropy"
+    mode_id = CodingMode.ENTROPY
+    since_minor = 1
+
+    def plan(self, array, dtype, params, *, global_qp=None):
+        params = dict(params)
+        max_classes = params.pop("max_classes", levels_mod.MAX_CLASSES)
+        _no_params(self.name, params)
+        if dtype not in _INTEGER_DTYPES:
+            raise EncodeError(f"mode 'entropy' codes integer or bool tensors, not {DTYPE_NAMES[dtype]}")
+        if dtype == DType.UINT64 and array.size and int(array.max()) >= 1 << 63:
+            raise EncodeError("mode 'entropy' needs uint64 values below 2^63")
+        return Plan(b"", max_classes)
+
+    def write(self, plan, array, dtype, sink):
+        rows, cols = levels_mod.level_grid(array.shape)
+        sink.write(levels_mod.encode_levels(np.asarray(array).astype(np.int64), rows, cols, max_classes=plan.state))
+
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False):
+        _not_quantized(header, levels)
+        _check_empty_params(header, self.name)
+        storage = storage_dtype(header)
+        if header.layer_dtype not in _INTEGER_DTYPES:
+            raise FormatError(f"mode entropy cannot hold dtype {header.dtype_name}",
+                              path=f"layers[{header.layer_index}].layer_dtype")
+        if verify:
+            _verify_payload(header, payload)
+        rows, cols = levels_mod.level_grid(header.layer_shape)
+        flat = levels_mod.decode_levels(payload, rows, cols, path=f"layers[{header.layer_index}].layer_payload",
+                                        base_offset=header.payload_offset)
+        info = np.iinfo(storage) if storage.kind in "iu" else None
+        lo, hi = (0, 1) if header.layer_dtype == DType.BOOL else (info.min, info.max)
+        if flat.size and (flat.min() < lo or flat.max() > hi):
+            raise FormatError(f"decoded value outside the range of {header.dtype_name}",
+                              path=f"layers[{header.layer_index}].layer_payload", bit_offset=header.payload_offset * 8)
+        return user_array(header, flat.astype(storage))
+
+
+_INTEGER_DTYPES = {DType.INT8, DType.INT16, DType.INT32, DType.INT64, DType.UINT8, DType.UINT16, DType.UINT32,
+                   DType.UINT64, DType.BOOL}
+_FLOAT_DTYPES = {DType.FLOAT64, DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16}
+
+
+# ---------------------------------------------------------------------------------------------
+# quantized: float tensors as entropy-coded levels plus quantization parameters
+# ---------------------------------------------------------------------------------------------
+class QuantizedMode(Mode):
+    """``coding_mode`` 3: levels of a float tensor (spec 7), dequantized with the layer's effective
+    quantization parameters (spec 8). Parameters: ``bits``, ``step``, ``method``
+    ("uniform" | "uniform_zp" | "codebook"), ``granularity`` ("tensor" | "channel"), ``axis``,
+    ``qp_density``, ``rdo_lambda``, ``max_classes``; unset ones come from the writer's global
+    quantization parameters."""
+
+    name = "quantized"
+    mode_id = CodingMode.QUANTIZED
+    since_minor = 1
+    _KEYS = ("bits", "step", "method", "granularity", "axis", "qp_density", "rdo_lambda")
+
+    def plan(self, array, dtype, params, *, global_qp=None):
+        from . import quant
+
+        params = dict(params)
+        max_classes = params.pop("max_classes", levels_mod.MAX_CLASSES)
+        unknown = sorted(set(params) - set(self._KEYS))
+        if unknown:
+            raise EncodeError(f"mode 'quantized' takes no parameter {unknown[0]!r}")
+        if dtype not in _FLOAT_DTYPES:
+            raise EncodeError(f"mode 'quantized' needs a float tensor, got {DTYPE_NAMES[dtype]}; "
+                              f"integer tensors use mode='entropy'")
+        g = global_qp or quant.QuantParams()
+        kwargs = {
+            "method": params.get("method", g.method or "uniform"),
+            "bits": params.get("bits", g.bits),
+            "granularity": params.get("granularity", g.granularity or "tensor"),
+            "axis": params.get("axis", g.axis or 0),
+            "qp_density": params.get("qp_density", g.qp_density if g.qp_density is not None else quant.DEFAULT_DENSITY),
+            "rdo_lambda": params.get("rdo_lambda"),
+        }
+        step = params.get("step")
+        if step is None and g.qps is not None and len(g.qps) == 1 and "bits" not in params:
+            step = quant.step_of_qp(g.qps[0], g.qp_density)
+            kwargs["qp_density"] = g.qp_density
+        if dtype == DType.BFLOAT16 and array.dtype.kind in "ui":  # raw bfloat16 bits
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        levels, full = quant.quantize(array, step=step, **kwargs)
+        local = full.without(g)
+        return Plan(b"", (levels, max_classes), quant.write_qp_set_data(local) if not local.is_empty() else None)
+
+    def write(self, plan, array, dtype, sink):
+        levels, max_classes = plan.state
+        rows, cols = levels_mod.level_grid(levels.shape)
+        sink.write(levels_mod.encode_levels(levels, rows, cols, max_classes=max_classes))
+
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False):
+        from . import quant
+
+        _check_empty_params(header, self.name)
+        path = f"layers[{header.layer_index}]"
+        if header.layer_dtype not in _FLOAT_DTYPES:
+            raise FormatError(f"mode quantized cannot produce dtype {header.dtype_name}", path=f"{path}.layer_dtype")
+        local = quant.read_qp_set_data(header.local_qp_set or b"", path=f"{path}.local_qp_set")
+        eff = quant.resolve(local, global_qp or quant.QuantParams(), header.layer_shape, path=f"{path}.local_qp_set")
+        if verify:
+            _verify_payload(header, payload)
+        rows, cols = levels_mod.level_grid(header.layer_shape)
+        where = dict(path=f"{path}.layer_payload", base_offset=header.payload_offset)
+        if levels:
+            flat = levels_mod.decode_levels(payload, rows, cols, **where)
+            return flat.reshape(header.layer_shape), eff
+        if eff.method == "codebook":
+            flat = levels_mod.decode_levels(payload, rows, cols, out_kind=2, codebook=eff.codebook, **where)
+        elif eff.granularity == "tensor" or eff.axis == 0 or eff.steps.size == 1:
+            # fused: the kernel writes (level - zero_point[row]) * step[row] directly
+            scale = np.broadcast_to(eff.steps, (rows,)) if eff.steps.size == 1 else eff.steps
+            zps = np.broadcast_to(eff.zero_points, (rows,)) if eff.zero_points.size == 1 else eff.zero_points
+            flat = levels_mod.decode_levels(payload, rows, cols, out_kind=1, scale=scale, zero_point=zps, **where)
+        else:
+            flat = levels_mod.decode_levels(payload, rows, cols, **where)
+            flat = quant.dequantize(flat.reshape(header.layer_shape), eff).reshape(-1)
+        return _float_output(header, flat)
+
+
+def _float_output(header, flat32: np.ndarray) -> np.ndarray:
+    """Convert float32 values to the layer's float dtype (round to nearest even)."""
+    code = header.layer_dtype
+    if code == DType.FLOAT32:
+        out = flat32
+    elif code == DType.FLOAT64:
+        out = flat32.astype(np.float64)
+    elif code == DType.FLOAT16:
+        out = flat32.astype(np.float16)
+    else:  # bfloat16: round to nearest even on the raw bits
+        bits = flat32.view(np.uint32).astype(np.uint64)
+        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+        nan = np.isnan(flat32)
+        rounded[nan] = 0x7FC0
+        bf16 = _bfloat16_dtype()
+        out = rounded.view(bf16) if bf16 is not None else rounded
+        return out.reshape(header.layer_shape)
+    return out.reshape(header.layer_shape)
+
+
 register_mode(RawMode())
 register_mode(ZstdMode())
+register_mode(EntropyMode())
+register_mode(QuantizedMode())

@@ -20,6 +20,7 @@ from .constants import NETWORK_PREFIX_SIZE, TRAILER_SIZE, UNIT_PREFIX_SIZE, Unit
 from .errors import ChecksumError, FormatError, LimitError, TruncatedError
 from .limits import DEFAULT_LIMITS, Limits
 from .modes import get_mode, storage_dtype
+from .quant import QuantParams, read_qp_set_data
 from .syntax import (
     IndexEntry,
     LayerHeader,
@@ -35,12 +36,20 @@ from .syntax import (
 __all__ = ["Reader", "iter_stream", "StreamReader", "iter_units"]
 
 
-def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits) -> np.ndarray:
+def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits, global_qp: QuantParams,
+                  levels: bool = False):
     path = f"layers[{header.layer_index}]"
     mode = get_mode(header.coding_mode)
     storage = storage_dtype(header)
-    limits.check("max_decoded_bytes", header.num_elements * storage.itemsize, path=f"{path}.shape")
-    return mode.decode(header, payload, verify=verify)
+    # quantized layers may also produce int64 levels: bound by the larger of the two
+    limits.check("max_decoded_bytes", header.num_elements * max(storage.itemsize, 8 if levels else 0),
+                 path=f"{path}.shape")
+    return mode.decode(header, payload, verify=verify, global_qp=global_qp, levels=levels)
+
+
+def _global_qp(network_header: NetworkHeader) -> QuantParams:
+    return read_qp_set_data(network_header.global_qp_set, path="network_header.global_qp_set",
+                            base_offset=NETWORK_PREFIX_SIZE + 4)
 
 
 class Reader:
@@ -88,6 +97,7 @@ class Reader:
         buf = self._buf
         size = len(buf)
         self.network_header: NetworkHeader = read_network_header(buf, self.limits)
+        self.global_qp = _global_qp(self.network_header)
         first_unit = self.network_header.network_header_size
         if size < first_unit + TRAILER_SIZE:
             raise TruncatedError(f"file of {size} bytes ends before its trailer", path="trailer",
@@ -185,15 +195,17 @@ class Reader:
         self._headers[name] = header
         return header
 
-    def get(self, name: str, *, verify: bool | None = None) -> np.ndarray:
+    def get(self, name: str, *, verify: bool | None = None, levels: bool = False):
         """Decode and return layer ``name`` as a new numpy array.
 
-        ``verify`` overrides the reader's payload checksum setting for this call.
+        ``verify`` overrides the reader's payload checksum setting for this call. For a quantized
+        layer, ``levels=True`` returns ``(levels, params)`` instead: the int64 levels and the
+        effective quantization parameters (:class:`codec.quant.Effective`).
         """
         header = self.header(name)
         payload = self._buf[header.payload_offset : header.payload_offset + header.payload_size]
         return _decode_layer(header, payload, verify=self.verify_payloads if verify is None else verify,
-                             limits=self.limits)
+                             limits=self.limits, global_qp=self.global_qp, levels=levels)
 
     def payload(self, name: str) -> memoryview:
         """Return the payload bytes of layer ``name`` (a view into the file; valid until close)."""
@@ -323,6 +335,7 @@ class StreamReader:
         self.limits.check("max_metadata_bytes", size, path="network_header.network_header_size", bit_offset=80)
         data = prefix + self._in.read(size - NETWORK_PREFIX_SIZE, "network_header")
         self.network_header = read_network_header(data, self.limits)
+        self.global_qp = _global_qp(self.network_header)
         self.metadata = dict(self.network_header.metadata)
         self._done = False
 
@@ -362,7 +375,8 @@ class StreamReader:
             self.limits.check("max_decoded_bytes", header.payload_size, path=f"layers[{position}].unit_payload_size")
             payload = bytearray(header.payload_size)
             self._in.readinto(memoryview(payload), f"layers[{position}].layer_payload")
-            array = _decode_layer(header, payload, verify=self.verify_payloads, limits=self.limits)
+            array = _decode_layer(header, payload, verify=self.verify_payloads, limits=self.limits,
+                                  global_qp=self.global_qp)
             seen.append(IndexEntry(header.layer_name, unit_offset, header.unit_size))
             position += 1
             yield header, array

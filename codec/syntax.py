@@ -289,7 +289,7 @@ class NetworkHeader:
 
 
 def write_network_header(*, layer_count: int, metadata: dict[str, Any], global_qp_set: bytes = b"",
-                         network_flags: int = 0) -> bytes:
+                         network_flags: int = 0, version_minor: int = VERSION_MINOR) -> bytes:
     """Return the bytes of ``network_header()``; ``metadata`` must be normalized."""
     body = _backend.BitWriter()
     write_qp_set(body, global_qp_set)
@@ -299,7 +299,7 @@ def write_network_header(*, layer_count: int, metadata: dict[str, Any], global_q
     w = _backend.BitWriter()
     w.b(MAGIC)
     w.u8(VERSION_MAJOR)
-    w.u8(VERSION_MINOR)
+    w.u8(version_minor)
     w.u32le(size)
     w.u32le(layer_count)
     w.u16le(network_flags)

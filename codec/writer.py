@@ -24,6 +24,7 @@ from .constants import PAYLOAD_ALIGNMENT, TRAILER_SIZE, LayerKind, UnitType
 from .errors import EncodeError
 from .limits import MAX_RANK
 from .modes import dtype_code_of, get_mode
+from .quant import global_quantization, write_qp_set_data
 from .syntax import (
     IndexEntry,
     normalize_metadata,
@@ -102,6 +103,10 @@ class Writer:
         binary file object positioned at the start of where the bitstream goes.
     metadata : mapping, optional
         Typed metadata for the network header: str keys; int, float, bool, str, bytes or list values.
+    quantization : mapping, optional
+        The global quantization parameters (network header): defaults for every ``quantized``
+        layer, e.g. ``{"bits": 4, "granularity": "channel"}`` or ``{"step": 2**-8}``. Keys:
+        ``method``, ``bits``, ``step``, ``granularity``, ``axis``, ``qp_density``.
 
     Examples
     --------
@@ -114,9 +119,13 @@ class Writer:
     (4, 3)
     """
 
-    def __init__(self, target, /, *, metadata=None):
+    def __init__(self, target, /, *, metadata=None, quantization=None):
         self._metadata = normalize_metadata(metadata)
-        self._header = write_network_header(layer_count=0, metadata=self._metadata)
+        self._global_qp = global_quantization(quantization)
+        self._global_qp_bytes = write_qp_set_data(self._global_qp)
+        # version_minor: the lowest that has every feature used (1.0 files stay 1.0)
+        self._minor = 1 if self._global_qp_bytes else 0
+        self._header = self._network_header(0)
         self._entries: list[IndexEntry] = []
         self._names: set[str] = set()
         self._closed = False
@@ -140,6 +149,10 @@ class Writer:
             self.abort()
             raise
         self._pos = len(self._header)
+
+    def _network_header(self, layer_count: int) -> bytes:
+        return write_network_header(layer_count=layer_count, metadata=self._metadata,
+                                    global_qp_set=self._global_qp_bytes, version_minor=self._minor)
 
     # -- context manager ---------------------------------------------------------------------
     def __enter__(self) -> "Writer":
@@ -193,10 +206,10 @@ class Writer:
         if layer_kind is None:
             layer_kind = guess_kind(name, array)
         coding = get_mode(mode)
-        plan = coding.plan(array, dtype_code, mode_params)
+        plan = coding.plan(array, dtype_code, mode_params, global_qp=self._global_qp)
         body = write_layer_header(layer_index=index, layer_name=name, layer_kind=layer_kind,
                                   layer_shape=array.shape, layer_dtype=dtype_code, coding_mode=coding.mode_id,
-                                  local_qp_set=None, mode_params=plan.mode_params)
+                                  local_qp_set=plan.local_qp_set, mode_params=plan.mode_params)
         unit_offset = self._pos
         header = write_unit_header(UnitType.LAYER, body, 0, 0)
         pad = padding_size(unit_offset + len(header))
@@ -214,6 +227,7 @@ class Writer:
             self._rewind(unit_offset)
             raise
         self._pos = end
+        self._minor = max(self._minor, coding.since_minor)
         self._names.add(name)
         self._entries.append(IndexEntry(name, unit_offset, end - unit_offset))
         _log.debug("wrote %s: %s %s %s, %d payload bytes", name, array.dtype, array.shape, coding.name, sink.size)
@@ -243,7 +257,7 @@ class Writer:
             self._file.write(write_trailer(index_offset, len(self._entries)))
             end = index_offset + len(header) + pad + len(payload) + TRAILER_SIZE
             self._seek(0)
-            self._file.write(write_network_header(layer_count=len(self._entries), metadata=self._metadata))
+            self._file.write(self._network_header(len(self._entries)))
             self._seek(end)
             if self._tmp_path is not None:
                 self._file.flush()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import codec
 from codec import _backend
-from codec.constants import MAGIC, UnitType
+from codec.constants import MAGIC, VERSION_MINOR, UnitType
 from codec.errors import ChecksumError, CodecError, FormatError, LimitError, TruncatedError, UnsupportedError
 from codec.syntax import write_network_header
 from tests.helpers import assemble, layer_body, raw_layer
@@ -235,12 +235,12 @@ def test_ancillary_units_are_skipped_critical_rejected():
 def test_newer_minor_version_may_append_header_fields():
     body = layer_body(shape=(2,), dtype=2) + b"NEWFIELD"
     header = bytearray(write_network_header(layer_count=1, metadata={}))
-    header[9] = 1  # version 1.1
+    header[9] = VERSION_MINOR + 1  # a newer minor version than this reader's
     header[-4:] = _backend.crc32c(bytes(header[:-4])).to_bytes(4, "little")
     data = assemble([(UnitType.LAYER, body, b"\x00" * 8, "w")], header=bytes(header))
     out, stream = read_everything(data)
     assert out["w"].tolist() == [0.0, 0.0]
-    # The same bytes in a 1.0 file are an error.
+    # The same bytes in a file of this reader's own minor version are an error.
     with pytest.raises(FormatError, match="8 unparsed bytes before the checksum"):
         codec.decode(assemble([(UnitType.LAYER, body, b"\x00" * 8, "w")]))
 

@@ -1,0 +1,431 @@
+"""Quantization parameter sets and quantizers (spec section 8).
+
+A *quantization parameter set* (``qp_set()``) lists optional fields; the global set in the network
+header gives defaults, a layer's local set overrides them field by field. :func:`resolve` derives
+a layer's effective parameters. Step sizes are integers ``qp`` on a grid of density ``d`` as in
+MPEG NNR: ``step = (2^d + (qp mod 2^d)) * 2^(floor(qp / 2^d) - d)``, so per-channel steps are small
+integers, delta Exp-Golomb coded, never raw floats.
+
+Dequantization (float32 arithmetic, round to nearest even):
+``uniform``: ``level * step``; ``uniform_zp``: ``(level - zero_point) * step``;
+``codebook``: ``codebook[level]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from . import _backend
+from .errors import EncodeError, FormatError
+
+__all__ = ["QuantParams", "Effective", "METHODS", "step_of_qp", "qp_for_step", "write_qp_set_data",
+           "read_qp_set_data", "resolve", "quantize", "dequantize"]
+
+METHODS = ("uniform", "uniform_zp", "codebook")
+GRANULARITIES = ("tensor", "channel")
+DEFAULT_DENSITY = 4
+MAX_DENSITY = 7
+MAX_CODEBOOK = 1 << 16
+
+# qp_present_flags bits (spec table 8.1)
+_F_METHOD, _F_BITS, _F_GRANULARITY, _F_STEP, _F_ZERO_POINT, _F_CODEBOOK = 0x80, 0x40, 0x20, 0x10, 0x08, 0x04
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantParams:
+    """One quantization parameter set; ``None`` fields are absent (inherited)."""
+
+    method: str | None = None
+    bits: int | None = None
+    granularity: str | None = None
+    axis: int | None = None
+    qp_density: int | None = None
+    qps: tuple[int, ...] | None = None
+    zero_points: tuple[int, ...] | None = None
+    codebook: tuple[float, ...] | None = None
+
+    def over(self, base: "QuantParams") -> "QuantParams":
+        """Return this set with absent fields taken from ``base`` (local over global)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            mine = getattr(self, f.name)
+            out[f.name] = mine if mine is not None else getattr(base, f.name)
+        # granularity and axis, density and qps travel together
+        if self.granularity is not None:
+            out["axis"] = self.axis
+        if self.qps is not None:
+            out["qp_density"] = self.qp_density
+        return QuantParams(**out)
+
+    def without(self, base: "QuantParams") -> "QuantParams":
+        """Return this set minus the fields ``base`` already gives identically (what a local set needs)."""
+        out = dataclasses.asdict(self)
+        if self.method == base.method:
+            out["method"] = None
+        if self.bits == base.bits:
+            out["bits"] = None
+        if (self.granularity, self.axis) == (base.granularity, base.axis):
+            out["granularity"] = out["axis"] = None
+        if (self.qp_density, self.qps) == (base.qp_density, base.qps):
+            out["qp_density"] = out["qps"] = None
+        if self.zero_points == base.zero_points:
+            out["zero_points"] = None
+        if self.codebook == base.codebook:
+            out["codebook"] = None
+        return QuantParams(**out)
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
+
+
+@dataclasses.dataclass(frozen=True)
+class Effective:
+    """A layer's effective quantization parameters (what dequantization uses)."""
+
+    method: str
+    bits: int
+    granularity: str
+    axis: int
+    qp_density: int
+    qps: tuple[int, ...]
+    steps: np.ndarray  # float32, one per channel (or one)
+    zero_points: np.ndarray  # int64, one per channel (or one)
+    codebook: np.ndarray | None  # float32
+
+
+def step_of_qp(qp: int, density: int) -> float:
+    """Return the step size of integer ``qp`` on the grid of ``density`` (exact in float64)."""
+    base = 1 << density
+    return math.ldexp(base + qp % base, qp // base - density)
+
+
+def qp_for_step(step: float, density: int, *, at_least: bool = False) -> int:
+    """Return the qp whose step is nearest to ``step`` in log scale (or the smallest >= it)."""
+    if not (step > 0 and math.isfinite(step)):
+        raise EncodeError(f"step must be a positive finite number, got {step}")
+    guess = math.floor(math.log2(step) * (1 << density))
+    candidates = range(guess - 2, guess + 3)
+    if at_least:
+        return min(q for q in candidates if step_of_qp(q, density) >= step)
+    return min(candidates, key=lambda q: (abs(math.log2(step_of_qp(q, density) / step)), q))
+
+
+def _check_step(qp: int, density: int, path: str):
+    step = step_of_qp(qp, density)
+    if not 2.0 ** -126 <= step <= 2.0 ** 127:
+        raise FormatError(f"qp {qp} (density {density}) gives step {step:g} outside float32's normal range", path=path)
+    return step
+
+
+# ---------------------------------------------------------------------------------------------
+# qp_set_data() syntax
+# ---------------------------------------------------------------------------------------------
+def write_qp_set_data(p: QuantParams) -> bytes:
+    """Return the bytes of ``qp_set_data()`` (empty for an empty set)."""
+    if p.is_empty():
+        return b""
+    w = _backend.BitWriter()
+    flags = ((_F_METHOD if p.method is not None else 0) | (_F_BITS if p.bits is not None else 0)
+             | (_F_GRANULARITY if p.granularity is not None else 0) | (_F_STEP if p.qps is not None else 0)
+             | (_F_ZERO_POINT if p.zero_points is not None else 0) | (_F_CODEBOOK if p.codebook is not None else 0))
+    w.u(8, flags)
+    if p.method is not None:
+        w.u(2, METHODS.index(p.method))
+    if p.bits is not None:
+        w.u(4, p.bits - 1)
+    if p.granularity is not None:
+        w.u(1, GRANULARITIES.index(p.granularity))
+        w.u(3, p.axis or 0)
+    if p.qps is not None:
+        w.u(3, p.qp_density)
+        w.ue(0, len(p.qps) - 1)
+        prev = 0
+        for q in p.qps:
+            w.se(0, q - prev)
+            prev = q
+    if p.zero_points is not None:
+        w.ue(0, len(p.zero_points) - 1)
+        prev = 0
+        for z in p.zero_points:
+            w.se(0, z - prev)
+            prev = z
+    w.byte_alignment()
+    if p.codebook is not None:
+        w.u32le(len(p.codebook))
+        w.b(np.asarray(p.codebook, dtype="<f4").tobytes())
+    return w.getvalue()
+
+
+def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0, max_channels: int = 1 << 24) -> QuantParams:
+    """Parse ``qp_set_data()``; an empty buffer is an empty set."""
+    if not data:
+        return QuantParams()
+    r = _backend.BitReader(data, base_offset=base_offset)
+    r.path = path
+    flags = r.u(8, "qp_present_flags")
+    if flags & 0x03:
+        raise r.error("reserved qp_present_flags bits are set", "qp_present_flags", at=0)
+    out: dict[str, Any] = {}
+    if flags & _F_METHOD:
+        m = r.u(2, "qp_method")
+        if m >= len(METHODS):
+            raise r.error(f"reserved qp_method {m}", "qp_method", at=r.pos - 2)
+        out["method"] = METHODS[m]
+    if flags & _F_BITS:
+        out["bits"] = r.u(4, "qp_bits_minus1") + 1
+    if flags & _F_GRANULARITY:
+        out["granularity"] = GRANULARITIES[r.u(1, "qp_per_channel_flag")]
+        out["axis"] = r.u(3, "qp_axis")
+    if flags & _F_STEP:
+        density = r.u(3, "qp_density")
+        count = r.ue(0, "qp_count_minus1") + 1
+        if count > max_channels or count > r.bits_left():
+            raise r.error(f"{count} step sizes exceed the data or the limit", "qp_count_minus1")
+        qps, prev = [], 0
+        for _ in range(count):
+            prev += r.se(0, "qp_delta")
+            qps.append(prev)
+        out["qp_density"], out["qps"] = density, tuple(qps)
+    if flags & _F_ZERO_POINT:
+        count = r.ue(0, "zp_count_minus1") + 1
+        if count > max_channels or count > r.bits_left():
+            raise r.error(f"{count} zero points exceed the data or the limit", "zp_count_minus1")
+        zps, prev = [], 0
+        for _ in range(count):
+            prev += r.se(0, "zp_delta")
+            zps.append(prev)
+        out["zero_points"] = tuple(zps)
+    r.byte_alignment()
+    if flags & _F_CODEBOOK:
+        size = r.u32le("cb_size")
+        if size == 0 or size > MAX_CODEBOOK:
+            raise r.error(f"cb_size {size} outside 1..{MAX_CODEBOOK}", "cb_size", at=r.pos - 32)
+        raw = r.b(4 * size, "cb_values")
+        out["codebook"] = tuple(np.frombuffer(raw, dtype="<f4").astype(np.float32).tolist())
+    if r.bits_left():
+        raise r.error(f"{r.bits_left() // 8} bytes after the last field", "qp_set_data")
+    return QuantParams(**out)
+
+
+def resolve(local: QuantParams, global_: QuantParams, shape: tuple[int, ...], *, path: str) -> Effective:
+    """Derive a layer's effective parameters (spec 8.3): local fields over global fields over defaults."""
+    p = local.over(global_)
+    method = p.method or "uniform"
+    bits = p.bits or 8
+    granularity = p.granularity or "tensor"
+    axis = p.axis or 0
+    channels = 1
+    if granularity == "channel":
+        if axis >= len(shape):
+            raise FormatError(f"qp_axis {axis} does not exist in a tensor of rank {len(shape)}", path=path)
+        channels = shape[axis]
+    codebook = None
+    if method == "codebook":
+        if p.codebook is None:
+            raise FormatError("codebook method without a codebook", path=path)
+        codebook = np.asarray(p.codebook, dtype=np.float32)
+        return Effective(method, bits, "tensor", 0, 0, (), np.ones(1, np.float32), np.zeros(1, np.int64), codebook)
+    if p.qps is None:
+        raise FormatError("no step size in the local or global quantization parameters", path=path)
+    if len(p.qps) not in (1, channels):
+        raise FormatError(f"{len(p.qps)} step sizes for {channels} channels", path=path)
+    if p.qp_density is None or p.qp_density > MAX_DENSITY:
+        raise FormatError(f"qp_density {p.qp_density} outside 0..{MAX_DENSITY}", path=path)
+    steps = np.array([_check_step(q, p.qp_density, path) for q in p.qps], dtype=np.float32)
+    zps = np.zeros(1, np.int64)
+    if method == "uniform_zp":
+        if p.zero_points is None or len(p.zero_points) not in (1, channels):
+            raise FormatError("uniform_zp needs one zero point per step size", path=path)
+        zps = np.asarray(p.zero_points, dtype=np.int64)
+    return Effective(method, bits, granularity, axis, p.qp_density, tuple(p.qps), steps, zps, codebook)
+
+
+def dequantize(levels: np.ndarray, eff: Effective) -> np.ndarray:
+    """Reference dequantization in numpy (float32), the values the decoder must produce."""
+    q = np.asarray(levels)
+    if eff.method == "codebook":
+        if q.size and (q.min() < 0 or q.max() >= eff.codebook.size):
+            raise FormatError("codebook index out of range")
+        return eff.codebook[q]
+    shape = [1] * q.ndim
+    if eff.granularity == "channel" and q.ndim:
+        shape[eff.axis] = -1
+    steps = eff.steps.reshape(shape) if eff.steps.size > 1 else eff.steps[0]
+    zps = eff.zero_points.reshape(shape) if eff.zero_points.size > 1 else eff.zero_points[0]
+    return (q - zps).astype(np.float32) * np.asarray(steps, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# quantizers (encoder side)
+# ---------------------------------------------------------------------------------------------
+def _channel_view(w: np.ndarray, granularity: str, axis: int) -> np.ndarray:
+    """Return w as (channels, rest) with the channel axis first."""
+    if granularity == "tensor" or w.ndim == 0:
+        return w.reshape(1, -1)
+    return np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+
+
+def _lloyd(values: np.ndarray, k: int, iterations: int = 40) -> np.ndarray:
+    """Deterministic 1-D k-means: quantile initialisation, then Lloyd iterations."""
+    v = np.sort(values.astype(np.float64))
+    if v.size == 0:
+        return np.zeros(1, np.float32)
+    k = min(k, np.unique(v).size)
+    centers = np.quantile(v, (np.arange(k) + 0.5) / k)
+    for _ in range(iterations):
+        edges = (centers[1:] + centers[:-1]) / 2
+        idx = np.searchsorted(edges, v)
+        sums = np.bincount(idx, weights=v, minlength=k)
+        counts = np.bincount(idx, minlength=k)
+        new = np.where(counts > 0, sums / np.maximum(counts, 1), centers)
+        if np.allclose(new, centers, rtol=0, atol=0):
+            break
+        centers = np.sort(new)
+    return np.unique(centers.astype(np.float32))
+
+
+def quantize(array, *, method: str = "uniform", bits: int | None = None, step: float | None = None,
+             granularity: str = "tensor", axis: int = 0, qp_density: int = DEFAULT_DENSITY,
+             rdo_lambda: float | None = None) -> tuple[np.ndarray, QuantParams]:
+    """Quantize a float array; return (int64 levels of the same shape, complete local QuantParams).
+
+    ``bits`` bounds the levels (uniform: |level| <= 2^(bits-1) - 1; uniform_zp: 0..2^bits - 1;
+    codebook: 2^bits entries). ``step`` fixes the step size (rounded to the qp grid); otherwise it
+    is the smallest grid step that covers the range in ``bits``. ``rdo_lambda`` > 0 chooses, per
+    weight, between the two nearest levels by squared error / step^2 + lambda * estimated bits.
+    """
+    w = np.asarray(array)
+    if w.dtype.name == "bfloat16":
+        w = w.astype(np.float32)
+    if w.dtype.kind != "f":
+        raise EncodeError(f"quantization needs a float array, got {w.dtype}")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all():
+        raise EncodeError("cannot quantize NaN or infinite values")
+    if method not in METHODS:
+        raise EncodeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if granularity not in GRANULARITIES:
+        raise EncodeError(f"granularity must be 'tensor' or 'channel', got {granularity!r}")
+    if not 0 <= qp_density <= MAX_DENSITY:
+        raise EncodeError(f"qp_density must be in 0..{MAX_DENSITY}")
+    if bits is not None and not 1 <= bits <= 16:
+        raise EncodeError(f"bits must be in 1..16, got {bits}")
+    if granularity == "channel" and not 0 <= axis < max(w.ndim, 1):
+        raise EncodeError(f"axis {axis} does not exist in a tensor of rank {w.ndim}")
+    if granularity == "channel" and axis > 7:
+        raise EncodeError("the channel axis must be < 8")
+    if method == "codebook":
+        if granularity != "tensor":
+            raise EncodeError("codebook quantization is per tensor")
+        centers = _lloyd(w.reshape(-1), 1 << (bits or 8))
+        edges = (centers[1:].astype(np.float64) + centers[:-1]) / 2
+        levels = np.searchsorted(edges, w.reshape(-1)).reshape(w.shape).astype(np.int64)
+        return levels, QuantParams(method="codebook", bits=bits or 8, granularity="tensor", axis=0,
+                                   codebook=tuple(float(c) for c in centers))
+    if method == "uniform" and bits == 1:
+        raise EncodeError("bits=1 leaves only level 0 with method='uniform'; use 'uniform_zp' or 'codebook'")
+    if bits is None and step is None:
+        bits = 8
+    ch = _channel_view(w, granularity, axis)
+    if method == "uniform":
+        top = (1 << (bits - 1)) - 1 if bits else None
+        amax = np.abs(ch).max(axis=1) if ch.size else np.zeros(ch.shape[0])
+        if step is not None:
+            qps = [qp_for_step(step, qp_density)] * ch.shape[0]
+        else:
+            if top is None:
+                raise EncodeError("give bits= or step=")
+            qps = [qp_for_step(a / top if a > 0 else 1.0, qp_density, at_least=True) for a in amax]
+        zps = [0] * ch.shape[0]
+        lo = -top if top else None
+        hi = top
+    else:
+        if bits is None:
+            raise EncodeError("uniform_zp needs bits=")
+        top = (1 << bits) - 1
+        mn = np.minimum(ch.min(axis=1), 0) if ch.size else np.zeros(ch.shape[0])
+        mx = np.maximum(ch.max(axis=1), 0) if ch.size else np.zeros(ch.shape[0])
+        if step is not None:
+            qps = [qp_for_step(step, qp_density)] * ch.shape[0]
+        else:
+            qps = [qp_for_step((b - a) / top if b > a else 1.0, qp_density, at_least=True) for a, b in zip(mn, mx)]
+        zps = [int(min(top, max(0, round(-a / step_of_qp(q, qp_density))))) for a, q in zip(mn, qps)]
+        lo, hi = 0, top
+    steps = np.array([step_of_qp(q, qp_density) for q in qps])[:, None]
+    zp = np.array(zps, dtype=np.int64)[:, None]
+    x = ch / steps
+    levels = np.rint(x).astype(np.int64) + zp
+    if rdo_lambda:
+        levels = _rdo(x, levels, zp, rdo_lambda, lo, hi)
+    if lo is not None:
+        levels = np.clip(levels, lo, hi)
+    elif levels.size:
+        # step given, bits not: record the width the levels need (informative for uniform)
+        need = int(np.abs(levels).max()).bit_length() + 1
+        if need > 16:
+            raise EncodeError(f"step {step} gives levels of {need} bits; the limit is 16 (use a larger step)")
+        bits = max(2, need)
+    else:
+        bits = 2
+    if granularity == "channel" and w.ndim:
+        moved = list(w.shape)
+        moved.insert(0, moved.pop(axis))
+        levels = np.moveaxis(levels.reshape(moved), 0, axis)
+    levels = levels.reshape(w.shape)
+    per_channel = granularity == "channel"
+    params = QuantParams(method=method, bits=bits, granularity=granularity, axis=axis if per_channel else 0,
+                         qp_density=qp_density, qps=tuple(qps) if per_channel else (qps[0],),
+                         zero_points=(tuple(zps) if per_channel else (zps[0],)) if method == "uniform_zp" else None)
+    return levels, params
+
+
+def _rdo(x: np.ndarray, levels: np.ndarray, zp: np.ndarray, lam: float, lo, hi) -> np.ndarray:
+    """Per weight, pick floor or ceil of x minimising (x - q)^2 + lam * bits(q) (two passes)."""
+    lower = np.floor(x).astype(np.int64) + zp
+    upper = lower + 1
+    if lo is not None:
+        lower, upper = np.clip(lower, lo, hi), np.clip(upper, lo, hi)
+    current = levels
+    for _ in range(2):
+        values, counts = np.unique(current, return_counts=True)
+        bits_of = dict(zip(values.tolist(), (-np.log2(counts / counts.sum())).tolist()))
+        worst = max(bits_of.values()) + 1.0
+
+        def cost(q):
+            b = np.vectorize(lambda v: bits_of.get(v, worst), otypes=[np.float64])(q)
+            return (x - (q - zp)) ** 2 + lam * b
+
+        current = np.where(cost(lower) <= cost(upper), lower, upper)
+    return current
+
+
+def global_quantization(spec) -> QuantParams:
+    """Return the global QuantParams from a Writer's ``quantization=`` mapping (or QuantParams, or None)."""
+    if spec is None:
+        return QuantParams()
+    if isinstance(spec, QuantParams):
+        return spec
+    spec = dict(spec)
+    unknown = sorted(set(spec) - {"method", "bits", "step", "granularity", "axis", "qp_density"})
+    if unknown:
+        raise EncodeError(f"unknown quantization key {unknown[0]!r}")
+    method = spec.get("method")
+    if method is not None and method not in METHODS:
+        raise EncodeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    granularity = spec.get("granularity")
+    if granularity is not None and granularity not in GRANULARITIES:
+        raise EncodeError(f"granularity must be 'tensor' or 'channel', got {granularity!r}")
+    bits = spec.get("bits")
+    if bits is not None and not 1 <= bits <= 16:
+        raise EncodeError(f"bits must be in 1..16, got {bits}")
+    density = spec.get("qp_density", DEFAULT_DENSITY if "step" in spec else None)
+    if density is not None and not 0 <= density <= MAX_DENSITY:
+        raise EncodeError(f"qp_density must be in 0..{MAX_DENSITY}")
+    qps = (qp_for_step(spec["step"], density),) if "step" in spec else None
+    return QuantParams(method=method, bits=bits, granularity=granularity,
+                       axis=spec.get("axis", 0) if granularity is not None else None,
+                       qp_density=density if qps is not None else None, qps=qps)
