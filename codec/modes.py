@@ -455,7 +455,7 @@ class QuantizedMode(Mode):
             return flat.reshape(header.layer_shape), eff
         if eff.method == "codebook":
             flat = levels_mod.decode_levels(payload, rows, cols, out_kind=2, codebook=eff.codebook, **where)
-        elif eff.granularity == "tensor" or eff.axis == 0 or eff.steps.size == 1:
+        elif eff.steps.size == 1 or (eff.axis == 0 and len(header.layer_shape) >= 2):
             # fused: the kernel writes (level - zero_point[row]) * step[row] directly
             scale = np.broadcast_to(eff.steps, (rows,)) if eff.steps.size == 1 else eff.steps
             zps = np.broadcast_to(eff.zero_points, (rows,)) if eff.zero_points.size == 1 else eff.zero_points

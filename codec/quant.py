@@ -107,8 +107,11 @@ def qp_for_step(step: float, density: int, *, at_least: bool = False) -> int:
     """Return the qp whose step is nearest to ``step`` in log scale (or the smallest >= it)."""
     if not (step > 0 and math.isfinite(step)):
         raise EncodeError(f"step must be a positive finite number, got {step}")
-    guess = math.floor(math.log2(step) * (1 << density))
-    candidates = range(guess - 2, guess + 3)
+    # step = (1 + m / 2^d) * 2^e with qp = e * 2^d + m: linear in the mantissa, not logarithmic
+    fraction, exponent = math.frexp(step)  # step = fraction * 2^exponent, fraction in [0.5, 1)
+    e = exponent - 1
+    guess = e * (1 << density) + math.floor((2 * fraction - 1) * (1 << density))
+    candidates = range(guess - 2, guess + 4)
     if at_least:
         return min(q for q in candidates if step_of_qp(q, density) >= step)
     return min(candidates, key=lambda q: (abs(math.log2(step_of_qp(q, density) / step)), q))
@@ -330,6 +333,10 @@ def quantize(array, *, method: str = "uniform", bits: int | None = None, step: f
         raise EncodeError("bits=1 leaves only level 0 with method='uniform'; use 'uniform_zp' or 'codebook'")
     if bits is None and step is None:
         bits = 8
+    if granularity == "channel" and (w.ndim == 0 or w.size == 0):
+        if w.ndim == 0:
+            raise EncodeError("per-channel quantization needs a tensor of rank >= 1")
+        granularity = "tensor"  # an empty tensor has no channel to give a step
     ch = _channel_view(w, granularity, axis)
     if method == "uniform":
         top = (1 << (bits - 1)) - 1 if bits else None
@@ -385,6 +392,8 @@ def quantize(array, *, method: str = "uniform", bits: int | None = None, step: f
 
 def _rdo(x: np.ndarray, levels: np.ndarray, zp: np.ndarray, lam: float, lo, hi) -> np.ndarray:
     """Per weight, pick floor or ceil of x minimising (x - q)^2 + lam * bits(q) (two passes)."""
+    if x.size == 0:
+        return levels
     lower = np.floor(x).astype(np.int64) + zp
     upper = lower + 1
     if lo is not None:

@@ -1,0 +1,246 @@
+"""Quantization parameter sets (spec 8), quantizers, and the 'quantized' and 'entropy' coding modes."""
+
+import io
+import math
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import codec
+from codec import quant
+from codec.errors import CodecError, EncodeError, FormatError
+from codec.quant import QuantParams
+
+
+def weights(shape=(32, 24), seed=0, scale=0.05):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) * scale * np.exp(rng.normal(0, 0.3, (shape[0],) + (1,) * (len(shape) - 1)))
+            ).astype(np.float32)
+
+
+def roundtrip(tensors, *, quantization=None, **kw):
+    buf = io.BytesIO()
+    with codec.Writer(buf, quantization=quantization) as w:
+        for name, (array, params) in tensors.items():
+            w.add_layer(name, array, **params)
+    return buf.getvalue()
+
+
+def test_step_formula_matches_nnr():
+    # step = (2^d + qp mod 2^d) * 2^(floor(qp / 2^d) - d)
+    assert quant.step_of_qp(-32, 2) == 2.0 ** -8
+    assert quant.step_of_qp(-16, 2) == 2.0 ** -4
+    assert quant.step_of_qp(1, 2) == 1.25
+    assert quant.step_of_qp(-1, 2) == 0.875
+    for d in range(0, 8):
+        for qp in range(-300, 300, 7):
+            assert quant.step_of_qp(qp, d) < quant.step_of_qp(qp + 1, d)
+            assert quant.qp_for_step(quant.step_of_qp(qp, d), d) == qp
+
+
+qp_sets = st.builds(
+    QuantParams,
+    method=st.none() | st.sampled_from(quant.METHODS),
+    bits=st.none() | st.integers(1, 16),
+    granularity=st.none(),
+    axis=st.none(),
+    qp_density=st.none(),
+    qps=st.none(),
+    zero_points=st.none() | st.lists(st.integers(-1000, 1000), min_size=1, max_size=5).map(tuple),
+    codebook=st.none() | st.lists(st.floats(width=32, allow_nan=False), min_size=1, max_size=5).map(tuple),
+)
+
+
+@given(qp_sets, st.none() | st.tuples(st.sampled_from(quant.GRANULARITIES), st.integers(0, 7)),
+       st.none() | st.tuples(st.integers(0, 7), st.lists(st.integers(-400, 400), min_size=1, max_size=6)))
+def test_qp_set_data_roundtrip(base, gran, steps):
+    import dataclasses
+
+    p = base
+    if gran:
+        p = dataclasses.replace(p, granularity=gran[0], axis=gran[1])
+    if steps:
+        p = dataclasses.replace(p, qp_density=steps[0], qps=tuple(steps[1]))
+    assert quant.read_qp_set_data(quant.write_qp_set_data(p)) == p
+
+
+def test_override_rules():
+    g = QuantParams(method="uniform", bits=4, granularity="channel", axis=1, qp_density=2, qps=(-20,))
+    local = QuantParams(bits=6, qp_density=3, qps=(-30, -31))
+    eff = quant.resolve(local, g, (5, 2), path="x")
+    assert (eff.method, eff.bits, eff.granularity, eff.axis, eff.qp_density, eff.qps) == (
+        "uniform", 6, "channel", 1, 3, (-30, -31))
+    eff = quant.resolve(QuantParams(), g, (5, 1), path="x")
+    assert eff.qps == (-20,) and eff.bits == 4  # everything inherited
+    eff = quant.resolve(QuantParams(qp_density=2, qps=(-8,)), QuantParams(), (3,), path="x")
+    assert (eff.method, eff.bits, eff.granularity) == ("uniform", 8, "tensor")  # defaults
+    with pytest.raises(FormatError, match="no step size"):
+        quant.resolve(QuantParams(), QuantParams(bits=3), (3,), path="x")
+    with pytest.raises(FormatError, match="3 step sizes for 5 channels"):
+        quant.resolve(QuantParams(granularity="channel", axis=0, qp_density=2, qps=(1, 2, 3)), QuantParams(),
+                      (5, 2), path="x")
+    with pytest.raises(FormatError, match="qp_axis 3 does not exist"):
+        quant.resolve(QuantParams(granularity="channel", axis=3, qp_density=2, qps=(1,)), QuantParams(), (5, 2),
+                      path="x")
+    assert g.without(g).is_empty()
+    assert local.over(g).without(g) == QuantParams(bits=6, qp_density=3, qps=(-30, -31))
+
+
+CASES = [
+    dict(),
+    dict(bits=4),
+    dict(bits=12, granularity="channel"),
+    dict(bits=6, granularity="channel", axis=1),
+    dict(step=2 ** -7),
+    dict(method="uniform_zp", bits=3),
+    dict(method="uniform_zp", bits=8, granularity="channel"),
+    dict(method="codebook", bits=2),
+    dict(method="codebook", bits=5),
+    dict(bits=4, rdo_lambda=0.05),
+]
+
+
+@pytest.mark.parametrize("params", CASES, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()) or "default")
+@pytest.mark.parametrize("shape", [(32, 24), (7,), (), (4, 3, 5), (0, 3)])
+def test_decode_returns_exact_levels_and_documented_values(params, shape):
+    w = weights(shape) if shape else np.float32(0.3) * np.ones((), np.float32)
+    if shape == (0, 3):
+        w = np.zeros(shape, np.float32)
+    if params.get("granularity") == "channel" and not shape:
+        with pytest.raises(EncodeError, match="rank >= 1|does not exist"):
+            quant.quantize(w, **params)
+        return
+    if params.get("axis", 0) >= len(shape) and params.get("granularity") == "channel":
+        with pytest.raises(EncodeError, match="does not exist"):
+            quant.quantize(w, **params)
+        return
+    levels, full = quant.quantize(w, **params)
+    data = roundtrip({"w": (w, dict(mode="quantized", **params))})
+    with codec.open(data) as r:
+        got_levels, eff = r.get("w", levels=True)
+        values = r.get("w")
+    assert np.array_equal(got_levels, levels)
+    expected = quant.dequantize(levels, eff)
+    assert values.dtype == np.float32 and values.shape == w.shape
+    assert values.tobytes() == np.asarray(expected, np.float32).tobytes()  # bit-exact to the spec formula
+    if w.size and params.get("method", "uniform") == "uniform" and "step" not in params and "rdo_lambda" not in params:
+        # round to nearest: error at most half a step
+        step = eff.steps.max()
+        assert np.abs(values - w).max() <= step / 2 + 1e-7
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16, ml_dtypes.bfloat16])
+def test_output_in_the_layer_dtype(dtype):
+    w = weights().astype(dtype)
+    data = roundtrip({"w": (w, dict(mode="quantized", bits=8))})
+    with codec.open(data) as r:
+        values = r.get("w")
+        levels, eff = r.get("w", levels=True)
+    assert values.dtype == np.dtype(dtype)
+    ref = quant.dequantize(levels, eff).astype(np.float32)
+    assert np.array_equal(values.astype(np.float32), ref.astype(dtype).astype(np.float32))
+
+
+def test_bfloat16_raw_bits_input():
+    w = weights()
+    bits = (w.view(np.uint32) >> 16).astype(np.uint16)
+    data = roundtrip({"w": (bits, dict(mode="quantized", dtype="bfloat16", bits=8))})
+    out = codec.decode(data)["w"]
+    assert out.dtype == ml_dtypes.bfloat16
+    assert np.abs(out.astype(np.float32) - w).max() < 0.01
+
+
+def test_global_parameters_are_inherited_and_not_repeated():
+    w = weights()
+    data = roundtrip({"a": (w, dict(mode="quantized")), "b": (w, dict(mode="quantized", bits=8))},
+                     quantization={"bits": 4, "granularity": "channel"})
+    with codec.open(data) as r:
+        assert r.global_qp.bits == 4 and r.global_qp.granularity == "channel"
+        la, ea = r.get("a", levels=True)
+        lb, eb = r.get("b", levels=True)
+        local_a = quant.read_qp_set_data(r.header("a").local_qp_set)
+        assert local_a.bits is None and local_a.granularity is None  # inherited, not repeated
+        assert local_a.qps is not None  # per-channel steps are per layer
+    assert ea.bits == 4 and np.abs(la).max() <= 7
+    assert eb.bits == 8 and np.abs(lb).max() > 7
+    assert ea.granularity == eb.granularity == "channel"
+
+
+def test_global_step():
+    w = weights()
+    data = roundtrip({"a": (w, dict(mode="quantized"))}, quantization={"step": 2 ** -8, "qp_density": 2})
+    with codec.open(data) as r:
+        levels, eff = r.get("a", levels=True)
+        assert r.header("a").local_qp_set is None or quant.read_qp_set_data(r.header("a").local_qp_set).qps is None
+    assert eff.steps[0] == 2 ** -8
+    assert np.array_equal(levels, np.rint(w.astype(np.float64) / 2 ** -8).astype(np.int64))
+
+
+def test_version_minor_is_the_lowest_needed():
+    assert codec.open(codec.encode({"a": np.ones(3)}, mode="raw")).version == (1, 0)
+    assert codec.open(roundtrip({"a": (weights(), dict(mode="quantized"))})).version == (1, 1)
+    assert codec.open(codec.encode({"a": np.arange(3)}, mode="entropy")).version == (1, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+                                   np.bool_])
+@given(data=st.data())
+def test_entropy_mode_every_integer_dtype(dtype, data):
+    info = np.iinfo(dtype) if dtype is not np.bool_ else None
+    hi = min(info.max, 2**63 - 1) if info else 1
+    lo = info.min if info else 0
+    shape = data.draw(st.sampled_from([(0,), (1,), (17,), (6, 9), (2, 3, 4), ()]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    kind = data.draw(st.sampled_from(["full", "small"]))
+    if kind == "full":
+        a = rng.integers(lo, hi, size=shape, endpoint=True, dtype=np.int64 if dtype is not np.uint64 else np.uint64)
+    else:
+        a = np.clip(np.rint(rng.laplace(0, 3, size=shape)), lo, hi)
+    a = np.asarray(a).astype(dtype)
+    out = codec.decode(codec.encode({"x": a}, mode="entropy"))["x"]
+    assert out.dtype == a.dtype and out.shape == a.shape and np.array_equal(out, a)
+
+
+def test_mode_errors():
+    with pytest.raises(EncodeError, match="needs a float tensor"):
+        codec.encode({"x": np.arange(3)}, mode="quantized")
+    with pytest.raises(EncodeError, match="codes integer or bool tensors"):
+        codec.encode({"x": np.ones(3)}, mode="entropy")
+    with pytest.raises(EncodeError, match="below 2\\^63"):
+        codec.encode({"x": np.array([2**64 - 1], np.uint64)}, mode="entropy")
+    with pytest.raises(EncodeError, match="takes no parameter 'levels'"):
+        codec.encode({"x": np.ones(3)}, mode="quantized", levels=3)
+    with pytest.raises(EncodeError, match="NaN"):
+        codec.encode({"x": np.array([np.nan])}, mode="quantized")
+    with pytest.raises(EncodeError, match="bits=1"):
+        codec.encode({"x": np.ones(3)}, mode="quantized", bits=1)
+    with pytest.raises(EncodeError, match="unknown quantization key 'bitz'"):
+        codec.Writer(io.BytesIO(), quantization={"bitz": 3})
+    with pytest.raises(ValueError, match="is not quantized"):
+        codec.open(codec.encode({"x": np.ones(3)}, mode="raw")).get("x", levels=True)
+
+
+def test_quantized_size_beats_raw_and_zstd():
+    w = weights((256, 256))
+    q = codec.encode({"w": w}, mode="quantized", bits=8)
+    z = codec.encode({"w": w}, mode="zstd")
+    assert len(q) < len(z) / 3
+
+
+@given(st.binary(max_size=40))
+def test_malformed_qp_sets_raise_codec_errors(data):
+    try:
+        p = quant.read_qp_set_data(data)
+    except CodecError:
+        return
+    assert isinstance(p, QuantParams)
+
+
+def test_codebook_is_lloyd_optimal_on_two_clusters():
+    w = np.concatenate([np.full(100, -1.0), np.full(50, 2.0)]).astype(np.float32)
+    levels, p = quant.quantize(w, method="codebook", bits=1)
+    assert sorted(p.codebook) == [-1.0, 2.0]
+    assert math.isclose(np.abs(np.asarray(p.codebook)[levels] - w).max(), 0.0)
