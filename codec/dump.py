@@ -70,6 +70,45 @@ def _json_value(value) -> Any:
     return {"type": type(value).__name__, "value": repr(value)}
 
 
+def _quantization_summary(reader: Reader, h) -> dict[str, Any] | None:
+    """Effective quantization parameters of a quantized layer (None for other modes)."""
+    from .constants import CodingMode
+    from .quant import read_qp_set_data, resolve
+
+    if h.coding_mode != CodingMode.QUANTIZED:
+        return None
+    try:
+        local = read_qp_set_data(h.local_qp_set or b"", path=f"layers[{h.layer_index}].local_qp_set")
+        eff = resolve(local, reader.global_qp, h.layer_shape, path=f"layers[{h.layer_index}].local_qp_set")
+    except CodecError as exc:
+        return {"error": str(exc)}
+    out = {"method": eff.method, "bits": eff.bits, "granularity": eff.granularity, "axis": eff.axis,
+           "local_fields": [k for k, v in vars(local).items() if v is not None]}
+    if eff.method == "codebook":
+        out["codebook_size"] = int(eff.codebook.size)
+    else:
+        out.update(qp_density=eff.qp_density, qps=list(eff.qps), step_min=float(eff.steps.min()),
+                   step_max=float(eff.steps.max()))
+        if eff.method == "uniform_zp":
+            out["zero_points"] = eff.zero_points.tolist()
+    return out
+
+
+def _qp_text(q: dict[str, Any] | None) -> str:
+    if q is None:
+        return "-"
+    if "error" in q:
+        return "invalid"
+    text = f"{q['method']} {q['bits']}b"
+    if q["method"] == "codebook":
+        return text + f" cb{q['codebook_size']}"
+    text += " ch" + str(q["axis"]) if q["granularity"] == "channel" else ""
+    step = q["step_min"]
+    text += f" step 2^{math.log2(step):.2f}" if q["step_min"] == q["step_max"] else \
+        f" steps 2^{math.log2(q['step_min']):.1f}..2^{math.log2(q['step_max']):.1f}"
+    return text
+
+
 def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = None) -> dict[str, Any]:
     """Return the ``--json`` document for an open reader (checksums too if ``verify``)."""
     nh = reader.network_header
@@ -101,6 +140,7 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
             "bits_per_element": (8 * h.payload_size / elements) if elements else None,
             "ratio_vs_raw": (raw_bytes / h.payload_size) if raw_bytes and h.payload_size else None,
         }
+        entry["quantization"] = _quantization_summary(reader, h)
         if verify:
             try:
                 reader.get(name, verify=True)
@@ -189,7 +229,7 @@ def render_text(doc: dict[str, Any], path: str) -> str:
     else:
         out.append("metadata: (none)")
     out.append("")
-    header = ["#", "name", "kind", "dtype", "shape", "mode", "qp", "payload", "bits/elem", "ratio"]
+    header = ["#", "name", "kind", "dtype", "shape", "mode", "quantization", "payload", "bits/elem", "ratio"]
     verify = "verified" in doc
     if verify:
         header.append("check")
@@ -205,7 +245,7 @@ def render_text(doc: dict[str, Any], path: str) -> str:
             layer["dtype"],
             "x".join(map(str, layer["shape"])) or "scalar",
             layer["mode"],
-            "global" if layer["local_qp_set_bytes"] is None else f"local({layer['local_qp_set_bytes']}B)",
+            _qp_text(layer["quantization"]),
             _fmt_bytes(layer["payload_bytes"]),
             "-" if bpe is None else f"{bpe:.3f}",
             "-" if ratio is None else f"{ratio:.3f}",

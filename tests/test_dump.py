@@ -41,7 +41,7 @@ def test_table(path):
     assert "format version 1.0" in out and "3 layers" in out
     assert "fc.weight" in out and "zstd" in out and "8x4" in out
     line = next(ln for ln in out.splitlines() if " fc.bias " in ln)
-    assert line.split()[2:9] == ["bias", "float32", "8", "raw", "global", "32", "32.000"]
+    assert line.split()[2:9] == ["bias", "float32", "8", "raw", "-", "32", "32.000"]
 
 
 def test_json_schema(path):
@@ -55,6 +55,7 @@ def test_json_schema(path):
     assert doc["metadata"]["blob"] == {"type": "bytes", "value": "0102"}
     assert doc["metadata"]["l"]["value"][1] == {"type": "list", "value": [{"type": "int", "value": 2}]}
     keys = {"index", "name", "kind", "dtype", "shape", "elements", "mode", "local_qp_set_bytes", "mode_params_bytes",
+            "quantization",
             "unit_offset", "header_bytes", "payload_offset", "payload_bytes", "payload_crc32c", "raw_bytes",
             "bits_per_element", "ratio_vs_raw", "check"}
     for layer in doc["layers"]:
@@ -148,3 +149,20 @@ def test_tools_shim(path):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "codec_dump.py"), "--json", str(path)],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and json.loads(proc.stdout)["schema"] == "codec-dump/1"
+
+
+def test_quantization_column_and_json(tmp_path):
+    p = tmp_path / "q.nnc"
+    w = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32) * 0.1
+    with codec.Writer(p, quantization={"bits": 6}) as wr:
+        wr.add_layer("a", w, mode="quantized", step=2 ** -7)
+        wr.add_layer("b", w, mode="quantized", granularity="channel")
+        wr.add_layer("c", w, mode="quantized", method="codebook", bits=3)
+    out = run_dump(str(p)).stdout
+    assert "uniform 6b step 2^-7.00" in out  # bits inherited from the global set
+    assert "uniform 6b ch0 steps" in out
+    assert "codebook 3b cb8" in out
+    doc = json.loads(run_dump("--json", str(p)).stdout)
+    qa, qb = doc["layers"][0]["quantization"], doc["layers"][1]["quantization"]
+    assert qa["step_min"] == 2 ** -7 and qa["bits"] == 6 and "qps" in qa
+    assert qb["granularity"] == "channel" and len(qb["qps"]) == 16 and "bits" not in qb["local_fields"]

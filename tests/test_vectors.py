@@ -24,9 +24,9 @@ def typed(value):
     return value["value"]
 
 
-def expected_array(layer):
+def expected_array(layer, key="data_hex"):
     dtype = "<u2" if layer["dtype"] == "bfloat16" else np.dtype(layer["dtype"]).newbyteorder("<")
-    return np.frombuffer(bytes.fromhex(layer["data_hex"]), dtype=dtype).reshape(layer["shape"])
+    return np.frombuffer(bytes.fromhex(layer[key]), dtype=dtype).reshape(layer["shape"])
 
 
 def load(path):
@@ -59,6 +59,9 @@ def test_decode(path):
             if layer["dtype"] == "bfloat16":
                 got = got.view(np.uint16)
             assert got.astype(got.dtype.newbyteorder("<")).tobytes() == bytes.fromhex(layer["data_hex"])
+            if "levels" in layer:
+                levels, _ = r.get(layer["name"], levels=True)
+                assert levels.reshape(-1).tolist() == layer["levels"]
 
 
 @pytest.mark.parametrize("path", VECTORS, ids=os.path.basename)
@@ -67,10 +70,12 @@ def test_reencode_identical(path):
     if any(layer["mode"] == "zstd" for layer in desc["layers"]) and tuple(desc["zstd_version"]) != tuple(zstandard.ZSTD_VERSION):
         pytest.skip(f"zstd layers compressed by libzstd {desc['zstd_version']}, this is {zstandard.ZSTD_VERSION}")
     buf = io.BytesIO()
-    with codec.Writer(buf, metadata={k: typed(v) for k, v in desc["metadata"].items()}) as w:
+    with codec.Writer(buf, metadata={k: typed(v) for k, v in desc["metadata"].items()},
+                      quantization=desc.get("quantization")) as w:
         for layer in desc["layers"]:
-            w.add_layer(layer["name"], expected_array(layer), mode=layer["mode"], kind=layer["kind"],
-                        dtype="bfloat16" if layer["dtype"] == "bfloat16" else None)
+            source = expected_array(layer, "input_hex" if "input_hex" in layer else "data_hex")
+            w.add_layer(layer["name"], source, mode=layer["mode"], kind=layer["kind"],
+                        dtype="bfloat16" if layer["dtype"] == "bfloat16" else None, **layer.get("params", {}))
     assert buf.getvalue() == open(path, "rb").read()
 
 

@@ -69,7 +69,25 @@ def _vectors():
     ]
 
 
-def describe(name, description, metadata, layers, data: bytes) -> dict:
+def _quantized_vectors():
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal((12, 10)) * 0.05 * np.exp(rng.normal(0, 0.4, (12, 1)))).astype(np.float32)
+    yield "005-quantized-entropy", "format 1.1: quantized layers (every method, per channel, global set) and entropy layers", {
+        "note": "global quantization bits=6"}, [
+        ("q.tensor", w, "quantized", "weight", None, {}),
+        ("q.channel", w, "quantized", "weight", None, {"granularity": "channel", "bits": 8}),
+        ("q.zp", w, "quantized", "weight", None, {"method": "uniform_zp", "bits": 4}),
+        ("q.codebook", w, "quantized", "weight", None, {"method": "codebook", "bits": 3}),
+        ("q.fp16.step", w.astype(np.float16), "quantized", "weight", None, {"step": 2 ** -7}),
+        ("q.axis1", w, "quantized", "weight", None, {"granularity": "channel", "axis": 1, "bits": 5}),
+        ("e.int8", np.clip(np.rint(rng.laplace(0, 9, (6, 7))), -128, 127).astype(np.int8), "entropy", None, None, {}),
+        ("e.big", np.array([0, 5, -(2 ** 63), 2 ** 63 - 1, 300], dtype=np.int64), "entropy", None, None, {}),
+        ("e.mask", rng.random((4, 4)) < 0.3, "entropy", "other", None, {}),
+        ("e.empty", np.zeros((0, 2), np.uint16), "entropy", None, None, {}),
+    ], {"bits": 6}
+
+
+def describe(name, description, metadata, layers, data: bytes, quantization=None) -> dict:
     out = {
         "description": description,
         "format_version": f"{codec.FORMAT_VERSION[0]}.{codec.FORMAT_VERSION[1]}",
@@ -78,42 +96,62 @@ def describe(name, description, metadata, layers, data: bytes) -> dict:
         "metadata": {k: _json_value(v) for k, v in codec.syntax.normalize_metadata(metadata).items()},
         "layers": [],
     }
-    for layer, array, mode, kind, dtype in layers:
-        storage = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"))
-        out["layers"].append({
+    if quantization:
+        out["quantization"] = quantization
+    decoded = codec.decode(data)
+    for layer, array, mode, kind, dtype, *rest in layers:
+        params = rest[0] if rest else {}
+
+        def le_hex(a):
+            a = np.asarray(a)
+            if a.dtype.name == "bfloat16":
+                a = a.view(np.uint16)
+            return np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes().hex()
+
+        entry = {
             "name": layer,
             "kind": kind or codec.writer.guess_kind(layer, array).name.lower(),
             "dtype": dtype or array.dtype.name,
             "shape": list(array.shape),
             "mode": mode,
-            "data_hex": storage.tobytes().hex(),
-        })
+            "data_hex": le_hex(decoded[layer]),
+        }
+        if params:
+            entry["params"] = params
+        if mode == "quantized":
+            entry["input_hex"] = le_hex(array)
+            with codec.open(data) as r:
+                levels, _ = r.get(layer, levels=True)
+            entry["levels"] = levels.reshape(-1).tolist()
+        out["layers"].append(entry)
     return out
 
 
-def build(metadata, layers) -> bytes:
+def build(metadata, layers, quantization=None) -> bytes:
     import io
 
     buf = io.BytesIO()
-    with codec.Writer(buf, metadata=metadata) as w:
-        for layer, array, mode, kind, dtype in layers:
-            w.add_layer(layer, array, mode=mode, kind=kind, dtype=dtype)
+    with codec.Writer(buf, metadata=metadata, quantization=quantization) as w:
+        for layer, array, mode, kind, dtype, *rest in layers:
+            w.add_layer(layer, array, mode=mode, kind=kind, dtype=dtype, **(rest[0] if rest else {}))
     return buf.getvalue()
 
 
 def main() -> int:
     os.makedirs(VECTOR_DIR, exist_ok=True)
-    for name, description, metadata, layers in _vectors():
+    for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors()]:
+        quantization = rest[0] if rest else None
         bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")
         json_path = os.path.join(VECTOR_DIR, f"{name}.json")
         if os.path.exists(bin_path) or os.path.exists(json_path):
             print(f"keep    {name} (exists; vectors are append-only)")
             continue
-        data = build(metadata, layers)
+        data = build(metadata, layers, quantization)
         with open(bin_path, "wb") as f:
             f.write(data)
         with open(json_path, "w", encoding="utf-8") as f:
-            json.dump(describe(name, description, metadata, layers, data), f, indent=1, ensure_ascii=True)
+            json.dump(describe(name, description, metadata, layers, data, quantization), f, indent=1,
+                      ensure_ascii=True)
             f.write("\n")
         print(f"wrote   {name} ({len(data)} bytes)")
     return 0
