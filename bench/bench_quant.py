@@ -111,7 +111,7 @@ def load_weights() -> dict[str, np.ndarray]:
     import safetensors.numpy as stn
 
     model = stn.load_file(os.path.join(os.path.dirname(spec.origin), "model", "model.safetensors"))
-    return {k: v for k, v in model.items() if v.ndim == 2}
+    return {k: v for k, v in model.items() if v.ndim == 2 and v.dtype.kind == "f"}
 
 
 def best_time(fn, repeat: int) -> float:

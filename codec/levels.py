@@ -50,24 +50,29 @@ def order0_entropy_bits(levels: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------
 # tables
 # ---------------------------------------------------------------------------------------------
-def freqs_from_codes(codes: list[int]) -> list[int]:
+_LOG_WEIGHTS = np.array(LOG_WEIGHTS, dtype=np.int64)
+
+
+def freqs_from_codes(codes) -> list[int]:
     """Turn quarter-bit log codes (0 = absent) into frequencies summing to 2^14 (spec 7.2)."""
-    weights = [max(1, LOG_WEIGHTS[(c - 1) & 3] >> ((c - 1) >> 2)) if c else 0 for c in codes]
-    total = sum(weights)
+    c = np.asarray(codes, dtype=np.int64)
+    present = c > 0
+    weights = np.where(present, np.maximum(1, _LOG_WEIGHTS[(c - 1) & 3] >> ((c - 1) >> 2)), 0)
+    total = int(weights.sum())
     if total == 0:
-        return [0] * len(codes)
-    freqs = [max(1, w * PROB_SCALE // total) if w else 0 for w in weights]
-    excess = sum(freqs) - PROB_SCALE
+        return [0] * len(c)
+    freqs = np.where(present, np.maximum(1, weights * PROB_SCALE // total), 0)
+    excess = int(freqs.sum()) - PROB_SCALE
     while excess:
-        k = max(range(len(freqs)), key=lambda s: (freqs[s], -s))  # largest, lowest index on ties
+        k = int(np.argmax(freqs))  # largest frequency, lowest index among equals
         if excess < 0:
             freqs[k] -= excess
             excess = 0
         else:
-            take = min(excess, freqs[k] - 1)
+            take = min(excess, int(freqs[k]) - 1)
             freqs[k] -= take
             excess -= take
-    return freqs
+    return freqs.tolist()
 
 
 def codes_from_counts(counts: np.ndarray) -> list[int]:
@@ -206,20 +211,8 @@ def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int 
 # decoder
 # ---------------------------------------------------------------------------------------------
 def _slot_tables(freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per class: fb[slot] = freq | (slot - cum) << 16 and sy[slot] = symbol (spec 7.3)."""
-    K, alphabet = freqs.shape
-    fb = np.zeros((K, PROB_SCALE), dtype=np.uint32)
-    sy = np.zeros((K, PROB_SCALE), dtype=np.uint8)
-    slots = np.arange(PROB_SCALE, dtype=np.uint32)
-    for k in range(K):
-        f = freqs[k]
-        if f.sum() == 0:
-            continue
-        s = np.repeat(np.arange(alphabet, dtype=np.uint32), f)
-        cum = np.concatenate(([0], np.cumsum(f)[:-1])).astype(np.uint32)
-        sy[k] = s
-        fb[k] = f[s] | ((slots - cum[s]) << 16)
-    return fb, sy
+    """Decoding tables: fc[k, s] = freq | cum << 16 and sy[k, slot] = symbol (spec 7.3)."""
+    return _backend.rans.build_tables(freqs)
 
 
 def decode_levels(payload, rows: int, cols: int, *, out_kind: int = 0, scale=None, zero_point=None,
@@ -268,12 +261,12 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = 0, scale=Non
     if len(words) // 2 > n + 0:
         raise FormatError(f"{len(words) // 2} rANS words for {n} levels", path=f"{path}.lc_rans_words",
                           bit_offset=(base_offset + start) * 8)
-    fb, sy = _slot_tables(freqs)
+    fc, sy = _slot_tables(freqs)
     if out_kind == 0:
         out = np.empty(n, dtype=np.int64)
     else:
         out = np.empty(n, dtype=np.float32)
-    code = _backend.rans.decode(words, states, fb, sy, row_class, rows, cols, E, escapes, out_kind, out,
+    code = _backend.rans.decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, out,
                                 scale, zero_point, codebook)
     if code:
         raise FormatError(_backend.rans_errors[code], path=f"{path}.lc_rans_words",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["STATES", "PROB_BITS", "PROB_SCALE", "RANS_L", "ERRORS", "encode", "decode",
+__all__ = ["build_tables", "STATES", "PROB_BITS", "PROB_SCALE", "RANS_L", "ERRORS", "encode", "decode",
            "OUT_I64", "OUT_AFFINE", "OUT_CODEBOOK"]
 
 STATES = 8
@@ -56,7 +56,7 @@ def encode(sym: np.ndarray, row_class: np.ndarray, cols: int, freq: np.ndarray, 
     return 0, st, np.array(out, dtype="<u2").tobytes()
 
 
-def decode(words, states, fb: np.ndarray, sy: np.ndarray, row_class: np.ndarray, rows: int, cols: int,
+def decode(words, states, fc: np.ndarray, sy: np.ndarray, row_class: np.ndarray, rows: int, cols: int,
            E: int, escapes: list[int], out_kind: int, out: np.ndarray, scale=None, zero_point=None,
            codebook=None) -> int:
     """Decode rows x cols levels into ``out`` (int64 or float32, flat); return an error code."""
@@ -64,7 +64,7 @@ def decode(words, states, fb: np.ndarray, sy: np.ndarray, row_class: np.ndarray,
     st = list(states)
     if any(x < RANS_L for x in st):
         return -6
-    fb = fb.tolist()
+    fc = fc.tolist()
     sy = sy.tolist()
     esc_sym = 2 * E + 1
     wp = ep = 0
@@ -73,14 +73,14 @@ def decode(words, states, fb: np.ndarray, sy: np.ndarray, row_class: np.ndarray,
     f32 = np.float32
     for r in range(rows):
         cls = int(row_class[r])
-        tfb = fb[cls]
+        tfc = fc[cls]
         tsy = sy[cls]
         for _ in range(cols):
             x = st[i % STATES]
             slot = x & mask
-            e = tfb[slot]
             s = tsy[slot]
-            x = (e & 0xFFFF) * (x >> PROB_BITS) + (e >> 16)
+            e = tfc[s]
+            x = (e & 0xFFFF) * (x >> PROB_BITS) + slot - (e >> 16)
             if x < RANS_L:
                 if wp >= len(words):
                     return -1
@@ -110,3 +110,19 @@ def decode(words, states, fb: np.ndarray, sy: np.ndarray, row_class: np.ndarray,
     if any(x != RANS_L for x in st):
         return -2
     return 0
+
+
+def build_tables(freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decoding tables (spec 7.3): fc[k, s] = freq | cum << 16 per symbol, sy[k, slot] = the symbol
+    of a slot (all zero for an empty class)."""
+    K, alphabet = freqs.shape
+    f = freqs.astype(np.uint32)
+    cum = np.zeros_like(f)
+    if alphabet:
+        cum[:, 1:] = np.cumsum(f, axis=1)[:, :-1]
+    fc = f | (cum << 16)
+    sy = np.zeros((K, PROB_SCALE), dtype=np.uint8)
+    for k in range(K):
+        if f[k].sum():
+            sy[k] = np.repeat(np.arange(alphabet, dtype=np.uint8), f[k])
+    return fc, sy

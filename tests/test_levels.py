@@ -80,12 +80,12 @@ def test_pure_and_fast_kernels_agree(case):
     a = pure_rans.encode(sym, row_class, cols, freq, cum)
     b = fast_rans.encode(sym, row_class, cols, freq, cum)
     assert a == b
-    fb, sy = levels._slot_tables(freq)
+    fc, sy = levels._slot_tables(freq)
     escapes = q[escaped].tolist()
     outs = []
     for kernel in (pure_rans, fast_rans):
         out = np.empty(n, np.int64)
-        outs.append((kernel.decode(a[2], a[1], fb, sy, row_class, rows, cols, E, escapes, 0, out), out))
+        outs.append((kernel.decode(a[2], a[1], fc, sy, row_class, rows, cols, E, escapes, 0, out), out))
     assert outs[0][0] == outs[1][0] == 0
     assert np.array_equal(outs[0][1], q) and np.array_equal(outs[1][1], q)
 

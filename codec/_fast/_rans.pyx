@@ -11,8 +11,10 @@ cdef extern from "rans_impl.h" nogil:
     int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
                   const uint32_t *freq, const uint32_t *cum, size_t alphabet,
                   uint16_t *out_end, uint16_t **out_start, uint32_t *states_out)
+    void lc_build_tables(const uint32_t *freq, size_t K, size_t alphabet, uint32_t *fc, uint8_t *sy)
     int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
-                  const uint32_t *fb, const uint8_t *sy, const uint8_t *row_class, size_t rows, size_t cols,
+                  const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
+                  size_t rows, size_t cols,
                   int64_t E, const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64,
                   float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
                   size_t codebook_size)
@@ -51,14 +53,14 @@ cdef bint _little_endian():
     return (<uint8_t *>&one)[0] == 1
 
 
-def decode(words, states, fb, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, int64_t E, escapes,
+def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, int64_t E, escapes,
            int out_kind, out, scale=None, zero_point=None, codebook=None):
     cdef const uint8_t[::1] w = memoryview(words).cast("B")
     cdef uint32_t st[8]
     cdef int j
     for j in range(8):
         st[j] = states[j]
-    cdef const uint32_t[:, ::1] tfb = np.ascontiguousarray(fb, dtype=np.uint32)
+    cdef const uint32_t[:, ::1] tfc = np.ascontiguousarray(fc, dtype=np.uint32)
     cdef const uint8_t[:, ::1] tsy = np.ascontiguousarray(sy, dtype=np.uint8)
     cdef const uint8_t[::1] rc = np.ascontiguousarray(row_class, dtype=np.uint8).reshape(-1)
     cdef const int64_t[::1] esc = np.ascontiguousarray(np.asarray(escapes, dtype=np.int64).reshape(-1))
@@ -92,7 +94,22 @@ def decode(words, states, fb, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
         pcb = &cb[0] if cbn else NULL
     with nogil:
         result = lc_decode(&w[0] if w.shape[0] else NULL, nwords, st,
-                           &tfb[0, 0] if tfb.shape[0] else NULL, &tsy[0, 0] if tsy.shape[0] else NULL,
+                           &tfc[0, 0] if tfc.shape[0] else NULL, tfc.shape[1],
+                           &tsy[0, 0] if tsy.shape[0] else NULL,
                            &rc[0] if rc.shape[0] else NULL, rows, cols, E,
                            &esc[0] if esc.shape[0] else NULL, esc.shape[0], out_kind, p64, p32, psc, pzp, pcb, cbn)
     return result
+
+
+def build_tables(freqs):
+    """Return (fc, sy) decoding tables for K x alphabet frequencies (twin of codec.rans.build_tables)."""
+    cdef const uint32_t[:, ::1] f = np.ascontiguousarray(freqs, dtype=np.uint32)
+    cdef size_t K = f.shape[0], alphabet = f.shape[1]
+    fc = np.zeros((K, alphabet), dtype=np.uint32)
+    sy = np.zeros((K, 1 << 14), dtype=np.uint8)
+    cdef uint32_t[:, ::1] tfc = fc
+    cdef uint8_t[:, ::1] tsy = sy
+    if K and alphabet:
+        with nogil:
+            lc_build_tables(&f[0, 0], K, alphabet, &tfc[0, 0], &tsy[0, 0])
+    return fc, sy

@@ -66,10 +66,11 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
 #define LC_OUT_AFFINE 1   /* float32: (level - zero_point[row]) * scale[row] */
 #define LC_OUT_CODEBOOK 2 /* float32: codebook[level] */
 
-/* slot tables: fb[cls * SCALE + slot] = freq | (slot - cum) << 16, sy[cls * SCALE + slot] = symbol.
- * words: nwords little-endian 16-bit words. */
+/* Tables: sy[cls * SCALE + slot] = the symbol of a slot; fc[cls * alphabet + s] = freq | cum << 16
+ * (small, so both stay in L1 while a row is decoded). words: nwords little-endian 16-bit words. */
 static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
-                     const uint32_t *fb, const uint8_t *sy, const uint8_t *row_class, size_t rows, size_t cols,
+                     const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
+                     size_t rows, size_t cols,
                      int64_t E, const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64,
                      float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
                      size_t codebook_size) {
@@ -82,7 +83,7 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
     }
     size_t i = 0;
     for (size_t r = 0; r < rows; r++) {
-        const uint32_t *tfb = fb + (size_t)row_class[r] * LC_PROB_SCALE;
+        const uint32_t *tfc = fc + (size_t)row_class[r] * alphabet;
         const uint8_t *tsy = sy + (size_t)row_class[r] * LC_PROB_SCALE;
         float s_r = 0.0f;
         int64_t z_r = 0;
@@ -90,12 +91,58 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
             s_r = scale[r];
             z_r = zero_point[r];
         }
-        for (size_t c = 0; c < cols; c++, i++) {
+        size_t c = 0;
+        /* Fast path: whole groups of LC_STATES elements (one per state, in state order) with
+         * branch-free renormalisation, while at least LC_STATES words remain. Same arithmetic
+         * as the general loop below, which finishes the row. */
+        if (i % LC_STATES == 0) {
+            while (c + LC_STATES <= cols && wp + LC_STATES <= nwords) {
+                uint32_t sym[LC_STATES], need[LC_STATES];
+                /* decode all states first: the eight chains are independent ... */
+                for (int j = 0; j < LC_STATES; j++) {
+                    uint32_t x = st[j];
+                    uint32_t slot = x & (LC_PROB_SCALE - 1);
+                    uint32_t sj = tsy[slot];
+                    uint32_t e = tfc[sj];
+                    sym[j] = sj;
+                    x = (e & 0xffff) * (x >> LC_PROB_BITS) + slot - (e >> 16);
+                    need[j] = x < LC_RANS_L;
+                    st[j] = x;
+                }
+                /* ... then the states that need one read the next words in state order, at
+                 * prefix-sum offsets, so no state waits for another's renormalisation */
+                size_t off = wp;
+                for (int j = 0; j < LC_STATES; j++) {
+                    uint32_t w = (uint32_t)words[2 * off] | ((uint32_t)words[2 * off + 1] << 8);
+                    st[j] = need[j] ? (st[j] << 16) | w : st[j];
+                    off += need[j];
+                }
+                wp = off;
+                for (int j = 0; j < LC_STATES; j++, i++, c++) {
+                    int64_t level;
+                    if (sym[j] == esc_sym) {
+                        if (ep >= nesc) return LC_ERR_ESCAPES;
+                        level = escapes[ep++];
+                    } else {
+                        level = (int64_t)sym[j] - E;
+                    }
+                    if (out_kind == LC_OUT_I64) {
+                        out_i64[i] = level;
+                    } else if (out_kind == LC_OUT_AFFINE) {
+                        out_f32[i] = (float)(level - z_r) * s_r;
+                    } else {
+                        if (level < 0 || (uint64_t)level >= codebook_size) return LC_ERR_CODEBOOK;
+                        out_f32[i] = codebook[level];
+                    }
+                }
+            }
+        }
+        for (; c < cols; c++, i++) {
             uint32_t x = st[i % LC_STATES];
             uint32_t slot = x & (LC_PROB_SCALE - 1);
-            uint32_t e = tfb[slot];
             uint32_t s = tsy[slot];
-            x = (e & 0xffff) * (x >> LC_PROB_BITS) + (e >> 16);
+            uint32_t e = tfc[s];
+            x = (e & 0xffff) * (x >> LC_PROB_BITS) + slot - (e >> 16);
             if (x < LC_RANS_L) {
                 if (wp >= nwords) return LC_ERR_WORDS_TRUNCATED;
                 x = (x << 16) | (uint32_t)words[2 * wp] | ((uint32_t)words[2 * wp + 1] << 8);
@@ -120,10 +167,27 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
         }
     }
     if (ep != nesc) return LC_ERR_ESCAPES;
+    (void)0;
     if (wp != nwords) return LC_ERR_WORDS_LEFT;
     for (int j = 0; j < LC_STATES; j++)
         if (st[j] != LC_RANS_L) return LC_ERR_FINAL_STATE;
     return LC_OK;
+}
+
+/* Tables of K classes from their frequencies (K x alphabet, each row summing to LC_PROB_SCALE or
+ * all zero): fc = freq | cum << 16 per symbol, sy = symbol per slot (0 for an empty class). */
+static void lc_build_tables(const uint32_t *freq, size_t K, size_t alphabet, uint32_t *fc, uint8_t *sy) {
+    for (size_t k = 0; k < K; k++) {
+        uint32_t cum = 0;
+        uint8_t *tsy = sy + k * LC_PROB_SCALE;
+        for (size_t s = 0; s < alphabet; s++) {
+            uint32_t f = freq[k * alphabet + s];
+            fc[k * alphabet + s] = f | (cum << 16);
+            for (uint32_t j = 0; j < f && cum + j < LC_PROB_SCALE; j++) tsy[cum + j] = (uint8_t)s;
+            cum += f;
+        }
+        for (; cum < LC_PROB_SCALE; cum++) tsy[cum] = 0;
+    }
 }
 
 #endif
