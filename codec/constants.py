@@ -60,6 +60,7 @@ class CodingMode(enum.IntEnum):
     ZSTD = 1
     ENTROPY = 2
     QUANTIZED = 3
+    FLOATPLANES = 4
 
 
 class ValueType(enum.IntEnum):

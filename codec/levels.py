@@ -217,7 +217,8 @@ def _slot_tables(freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def decode_levels(payload, rows: int, cols: int, *, out_kind: int = 0, scale=None, zero_point=None,
                   codebook=None, path: str = "layer_payload", base_offset: int = 0) -> np.ndarray:
-    """Decode ``levels_payload()`` into a flat int64 array (out_kind 0) or float32 (1: affine, 2: codebook)."""
+    """Decode ``levels_payload()`` into a flat int64 array (out_kind 0), int32 (3), or float32
+    (1: affine, 2: codebook)."""
     r = _backend.BitReader(payload, base_offset=base_offset)
     r.path = path
     E = r.ue(0, "lc_escape_limit")
@@ -264,6 +265,11 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = 0, scale=Non
     fc, sy = _slot_tables(freqs)
     if out_kind == 0:
         out = np.empty(n, dtype=np.int64)
+    elif out_kind == 3:
+        # int32 output: only for callers whose levels fit (E <= 127 and escapes checked here)
+        if any(not -(1 << 31) <= v < (1 << 31) for v in escapes):
+            raise FormatError("level does not fit int32", path=f"{path}.lc_esc_magnitude")
+        out = np.empty(n, dtype=np.int32)
     else:
         out = np.empty(n, dtype=np.float32)
     code = _backend.rans.decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, out,

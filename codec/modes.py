@@ -486,7 +486,62 @@ def _float_output(header, flat32: np.ndarray) -> np.ndarray:
     return out.reshape(header.layer_shape)
 
 
+# ---------------------------------------------------------------------------------------------
+# floatplanes: float tensors kept lossless, exponents entropy-coded, mantissa planes
+# ---------------------------------------------------------------------------------------------
+class FloatPlanesMode(Mode):
+    """``coding_mode`` 4: float tensors, lossless (spec 6.5). Exponents through the level coder,
+    sign and mantissa as byte planes, each raw or zstd. Parameter: ``level`` (zstd level of the
+    planes, default 3)."""
+
+    name = "floatplanes"
+    mode_id = CodingMode.FLOATPLANES
+    since_minor = 1
+
+    def plan(self, array, dtype, params, *, global_qp=None):
+        params = dict(params)
+        level = params.pop("level", 3)
+        _no_params(self.name, params)
+        if dtype not in _FLOAT_DTYPES:
+            raise EncodeError(f"mode 'floatplanes' codes float tensors, not {DTYPE_NAMES[dtype]}")
+        if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or not -7 <= level <= 22:
+            raise EncodeError(f"zstd level must be an int in -7..22, got {level!r}")
+        return Plan(b"", int(level))
+
+    def write(self, plan, array, dtype, sink):
+        from . import floatplanes
+
+        storage = STORAGE_DTYPE[dtype] if dtype != DType.BFLOAT16 else np.dtype("<u2")
+        a = np.asarray(array)
+        if a.dtype.name == "bfloat16":
+            a = a.view(np.uint16)
+        bits = np.ascontiguousarray(a).view(a.dtype.newbyteorder("=")).reshape(-1)
+        if dtype != DType.BFLOAT16:
+            bits = np.ascontiguousarray(a, dtype=storage.newbyteorder("=")).view(floatplanes.LAYOUT[dtype][0]
+                                                                                  .newbyteorder("=")).reshape(-1)
+        rows, cols = levels_mod.level_grid(array.shape)
+        sink.write(floatplanes.encode_planes(bits, dtype, rows, cols, level=plan.state))
+
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False):
+        from . import floatplanes
+
+        _not_quantized(header, levels)
+        _check_empty_params(header, self.name)
+        if header.layer_dtype not in _FLOAT_DTYPES:
+            raise FormatError(f"mode floatplanes cannot hold dtype {header.dtype_name}",
+                              path=f"layers[{header.layer_index}].layer_dtype")
+        if verify:
+            _verify_payload(header, payload)
+        rows, cols = levels_mod.level_grid(header.layer_shape)
+        bits = floatplanes.decode_planes(payload, DType(header.layer_dtype), rows, cols,
+                                         path=f"layers[{header.layer_index}].layer_payload",
+                                         base_offset=header.payload_offset)
+        storage = storage_dtype(header)
+        return user_array(header, bits.view(storage) if header.layer_dtype != DType.BFLOAT16 else bits)
+
+
 register_mode(RawMode())
 register_mode(ZstdMode())
 register_mode(EntropyMode())
 register_mode(QuantizedMode())
+register_mode(FloatPlanesMode())

@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["build_tables", "STATES", "PROB_BITS", "PROB_SCALE", "RANS_L", "ERRORS", "encode", "decode",
-           "OUT_I64", "OUT_AFFINE", "OUT_CODEBOOK"]
+           "OUT_I64", "OUT_AFFINE", "OUT_CODEBOOK", "OUT_I32"]
 
 STATES = 8
 PROB_BITS = 14
 PROB_SCALE = 1 << PROB_BITS
 RANS_L = 1 << 16
 
-OUT_I64, OUT_AFFINE, OUT_CODEBOOK = 0, 1, 2
+OUT_I64, OUT_AFFINE, OUT_CODEBOOK, OUT_I32 = 0, 1, 2, 3
 
 ERRORS = {
     -1: "rANS words end before the last level",
@@ -94,7 +94,7 @@ def decode(words, states, fc: np.ndarray, sy: np.ndarray, row_class: np.ndarray,
                 ep += 1
             else:
                 level = s - E
-            if out_kind == OUT_I64:
+            if out_kind in (OUT_I64, OUT_I32):
                 out[i] = level
             elif out_kind == OUT_AFFINE:
                 out[i] = f32(level - int(zero_point[r])) * f32(scale[r])

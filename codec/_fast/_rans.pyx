@@ -77,9 +77,13 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
     cdef size_t cbn = 0
     cdef size_t nwords = w.shape[0] // 2
     cdef int result
+    cdef int[::1] o32i
     if out_kind == 0:
         o64 = out
         p64 = &o64[0] if o64.shape[0] else NULL
+    elif out_kind == 3:
+        o32i = out
+        p64 = <int64_t *>&o32i[0] if o32i.shape[0] else NULL
     else:
         o32 = out
         p32 = &o32[0] if o32.shape[0] else NULL

@@ -65,6 +65,7 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
 #define LC_OUT_I64 0      /* levels as int64 */
 #define LC_OUT_AFFINE 1   /* float32: (level - zero_point[row]) * scale[row] */
 #define LC_OUT_CODEBOOK 2 /* float32: codebook[level] */
+#define LC_OUT_I32 3      /* levels as int32 (the caller guarantees they fit) */
 
 /* Tables: sy[cls * SCALE + slot] = the symbol of a slot; fc[cls * alphabet + s] = freq | cum << 16
  * (small, so both stay in L1 while a row is decoded). words: nwords little-endian 16-bit words. */
@@ -128,6 +129,8 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
                     }
                     if (out_kind == LC_OUT_I64) {
                         out_i64[i] = level;
+                    } else if (out_kind == LC_OUT_I32) {
+                        ((int32_t *)out_i64)[i] = (int32_t)level;
                     } else if (out_kind == LC_OUT_AFFINE) {
                         out_f32[i] = (float)(level - z_r) * s_r;
                     } else {
@@ -158,6 +161,8 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
             }
             if (out_kind == LC_OUT_I64) {
                 out_i64[i] = level;
+            } else if (out_kind == LC_OUT_I32) {
+                ((int32_t *)out_i64)[i] = (int32_t)level;
             } else if (out_kind == LC_OUT_AFFINE) {
                 out_f32[i] = (float)(level - z_r) * s_r;
             } else {
