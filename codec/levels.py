@@ -171,14 +171,9 @@ def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int 
         raise EncodeError("levels must fit int64")
     q = q.astype(np.int64, copy=False)
     n = q.size
-    max_abs = int(np.abs(q).max()) if n and q.min() != np.iinfo(np.int64).min else (1 << 63 if n else 0)
-    E = min(MAX_ESCAPE_LIMIT, max_abs)
+    E, sym, row_counts = _backend.rans.symbols(q, rows, cols)
     alphabet = 2 * E + 2
-    is_escape = (q > E) | (q < -E)
-    sym = np.where(is_escape, 2 * E + 1, q + E).astype(np.uint8) if n else np.zeros(0, np.uint8)
     if n:
-        rid = np.repeat(np.arange(rows, dtype=np.int64), cols) * alphabet
-        row_counts = np.bincount(rid + sym, minlength=rows * alphabet).reshape(rows, alphabet)
         K, row_class, all_codes = _plan_classes(row_counts, E, max_classes)
     else:
         K, row_class, all_codes = 1, np.zeros(rows, np.uint8), [[0] * alphabet]
@@ -195,7 +190,7 @@ def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int 
         write_table(w, codes)
     if K > 1:
         w.u_array((K - 1).bit_length(), row_class)
-    escapes = q[is_escape]
+    escapes = q[sym == 2 * E + 1] if n else q
     w.ue(0, escapes.size)
     for v in escapes.tolist():
         w.u(1, 1 if v < 0 else 0)

@@ -126,3 +126,23 @@ def build_tables(freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if f[k].sum():
             sy[k] = np.repeat(np.arange(alphabet, dtype=np.uint8), f[k])
     return fc, sy
+
+
+def symbols(q: np.ndarray, rows: int, cols: int):
+    """Return (E, sym, row_counts): the escape limit min(127, max |level|), the symbol of each level
+    (level + E, or the escape symbol 2E + 1) and each row's symbol counts (spec 7.1)."""
+    q = np.asarray(q, dtype=np.int64).reshape(-1)
+    n = q.size
+    if n:
+        top = max(int(q.max()), -int(q.min()))
+    else:
+        top = 0
+    E = min(127, top)
+    alphabet = 2 * E + 2
+    escaped = (q > E) | (q < -E)  # not np.abs: abs(-2^63) overflows
+    sym = np.where(escaped, 2 * E + 1, q + E).astype(np.uint8) if n else np.zeros(0, np.uint8)
+    counts = np.zeros((rows, alphabet), dtype=np.int64)
+    if n:
+        rid = np.repeat(np.arange(rows, dtype=np.int64), cols) * alphabet
+        counts = np.bincount(rid + sym, minlength=rows * alphabet).reshape(rows, alphabet)
+    return E, sym, counts

@@ -175,3 +175,12 @@ def test_escape_limit_checked():
     w.byte_alignment()
     with pytest.raises(FormatError, match="lc_escape_limit 200 exceeds 127"):
         levels.decode_levels(w.getvalue(), 1, 1)
+
+
+@pytest.mark.skipif(fast_rans is None, reason="compiled core not built")
+@given(level_arrays())
+def test_symbol_mapping_twins_agree(case):
+    q, rows, cols = case
+    a = pure_rans.symbols(q, rows, cols)
+    b = fast_rans.symbols(q, rows, cols)
+    assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Interleaved static rANS kernels: twin of codec.rans (same contract, GIL released)."""
 
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, int64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 
 import numpy as np
@@ -117,3 +117,33 @@ def build_tables(freqs):
         with nogil:
             lc_build_tables(&f[0, 0], K, alphabet, &tfc[0, 0], &tsy[0, 0])
     return fc, sy
+
+
+def symbols(q, Py_ssize_t rows, Py_ssize_t cols):
+    """Return (E, sym, row_counts) for int64 levels (twin of codec.rans.symbols)."""
+    cdef const int64_t[::1] v = np.ascontiguousarray(q, dtype=np.int64).reshape(-1)
+    cdef Py_ssize_t n = v.shape[0], i
+    cdef uint64_t top = 0, a
+    cdef int64_t x
+    with nogil:
+        for i in range(n):
+            x = v[i]
+            a = <uint64_t>(-x) if x < 0 else <uint64_t>x
+            if a > top:
+                top = a
+    cdef int64_t E = <int64_t>(top if top < 127 else 127)
+    cdef Py_ssize_t alphabet = 2 * E + 2
+    sym = np.empty(n, dtype=np.uint8)
+    counts = np.zeros((rows, alphabet), dtype=np.int64)
+    cdef uint8_t[::1] s = sym
+    cdef int64_t[:, ::1] c = counts
+    cdef uint8_t code
+    cdef Py_ssize_t r
+    if n:
+        with nogil:
+            for i in range(n):
+                x = v[i]
+                code = <uint8_t>(2 * E + 1) if (x > E or x < -E) else <uint8_t>(x + E)
+                s[i] = code
+                c[i // cols, code] += 1
+    return int(E), sym, counts
