@@ -21,6 +21,7 @@ if not _want_pure:
         from ._fast._crc32c import crc32c, crc32c_combine, crc32c_copy
         from ._fast._index import read_index_entries
         from ._fast import _rans as rans
+        from ._fast import _ternary as ternary
 
         BACKEND = "fast"
     except ImportError as exc:  # pragma: no cover - depends on how the package was built
@@ -34,9 +35,10 @@ if _want_pure:
     # No twin: syntax.read_index_payload runs its reference loop.
     read_index_entries = None
     from . import rans  # noqa: F811
+    from . import ternary  # noqa: F811
 
     BACKEND = "pure"
 
 from .rans import ERRORS as rans_errors  # noqa: E402  (both kernels share the error codes)
 
-__all__ = ["rans", "rans_errors", "BACKEND", "BitReader", "BitWriter", "crc32c", "crc32c_combine", "crc32c_copy", "read_index_entries"]
+__all__ = ["rans", "rans_errors", "ternary", "BACKEND", "BitReader", "BitWriter", "crc32c", "crc32c_combine", "crc32c_copy", "read_index_entries"]

@@ -61,6 +61,7 @@ class CodingMode(enum.IntEnum):
     ENTROPY = 2
     QUANTIZED = 3
     FLOATPLANES = 4
+    TERNARY = 5
 
 
 class ValueType(enum.IntEnum):

@@ -540,8 +540,99 @@ class FloatPlanesMode(Mode):
         return user_array(header, bits.view(storage) if header.layer_dtype != DType.BFLOAT16 else bits)
 
 
+# ---------------------------------------------------------------------------------------------
+# ternary: trits in {-1, 0, +1} times alpha
+# ---------------------------------------------------------------------------------------------
+class TernaryMode(Mode):
+    """``coding_mode`` 5 (spec 6.6): ternary tensors. Input: a float array with values in
+    {-alpha, 0, +alpha} (alpha per tensor, or per slice along ``axis``) or an integer array of
+    trits. Parameters: ``scheme`` ("auto" | "flag" | "base3" | "entropy"), ``axis``."""
+
+    name = "ternary"
+    mode_id = CodingMode.TERNARY
+    since_minor = 1
+
+    def plan(self, array, dtype, params, *, global_qp=None):
+        from . import ternary
+
+        params = dict(params)
+        scheme = params.pop("scheme", "auto")
+        axis = params.pop("axis", None)
+        _no_params(self.name, params)
+        if scheme not in ("auto", *ternary.SCHEMES):
+            raise EncodeError(f"scheme must be 'auto', 'flag', 'base3' or 'entropy', got {scheme!r}")
+        if dtype not in _FLOAT_DTYPES and dtype not in _INTEGER_DTYPES:
+            raise EncodeError(f"mode 'ternary' needs float or integer input, got {DTYPE_NAMES[dtype]}")
+        if axis is not None and dtype in _INTEGER_DTYPES:
+            raise EncodeError("integer trits have no alpha: axis= applies to float input")
+        a = np.asarray(array)
+        if dtype == DType.BFLOAT16 and a.dtype.kind in "ui":
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        if axis is not None:
+            if not -a.ndim <= axis < a.ndim or a.ndim == 0:
+                raise EncodeError(f"axis {axis} does not exist in a tensor of rank {a.ndim}")
+            axis %= a.ndim
+            if axis > 7:
+                raise EncodeError("the alpha axis must be < 8")
+        trits, alphas = ternary.split_ternary(a, axis=axis)
+        w = _backend.BitWriter()
+        w.u8(255 if axis is None else axis)
+        w.u32le(len(alphas))
+        for value in alphas.tolist():
+            w.f64le(value)
+        return Plan(w.getvalue(), (trits, scheme))
+
+    def write(self, plan, array, dtype, sink):
+        from . import ternary
+
+        trits, scheme = plan.state
+        rows, cols = levels_mod.level_grid(trits.shape)
+        sink.write(ternary.encode_payload(trits, rows, cols, scheme))
+
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False):
+        from . import ternary
+
+        path = f"layers[{header.layer_index}]"
+        r = _backend.BitReader(header.mode_params)
+        r.path = f"{path}.mode_params"
+        axis = r.u8("tn_axis")
+        count = r.u32le("tn_alpha_count")
+        if count * 64 != r.bits_left():
+            raise FormatError(f"{count} alphas do not fill mode_params", path=f"{path}.mode_params")
+        alphas = np.array([r.f64le("tn_alpha") for _ in range(count)], dtype=np.float64)
+        shape = header.layer_shape
+        if axis == 255:
+            if count != 1:
+                raise FormatError("per-tensor ternary layer needs one alpha", path=f"{path}.mode_params")
+        elif axis >= len(shape) or count != shape[axis]:
+            raise FormatError(f"alpha axis {axis} with {count} alphas does not fit shape {shape}",
+                              path=f"{path}.mode_params")
+        if header.layer_dtype not in _FLOAT_DTYPES and header.layer_dtype not in _INTEGER_DTYPES:
+            raise FormatError(f"mode ternary cannot produce dtype {header.dtype_name}", path=f"{path}.layer_dtype")
+        if verify:
+            _verify_payload(header, payload)
+        rows, cols = levels_mod.level_grid(shape)
+        trits = ternary.decode_payload(payload, rows, cols, path=f"{path}.layer_payload",
+                                       base_offset=header.payload_offset).reshape(shape)
+        if levels:
+            return trits, alphas
+        if header.layer_dtype in _INTEGER_DTYPES:
+            return user_array(header, trits.reshape(-1).astype(storage_dtype(header)))
+        if axis != 255:
+            bshape = [1] * len(shape)
+            bshape[axis] = -1
+            alphas = alphas.reshape(bshape)
+        values = trits * alphas  # float64: exactly +-alpha or 0
+        if header.layer_dtype == DType.FLOAT64:
+            return values
+        if header.layer_dtype == DType.BFLOAT16:
+            return _float_output(header, values.astype(np.float32).reshape(-1))
+        return values.astype(STORAGE_DTYPE[DType(header.layer_dtype)].newbyteorder("="))
+
+
 register_mode(RawMode())
 register_mode(ZstdMode())
 register_mode(EntropyMode())
 register_mode(QuantizedMode())
 register_mode(FloatPlanesMode())
+register_mode(TernaryMode())
