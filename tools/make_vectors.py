@@ -87,6 +87,24 @@ def _quantized_vectors():
     ], {"bits": 6}
 
 
+def _ternary_vectors():
+    from codec.ternary import ternarize
+
+    rng = np.random.default_rng(13)
+    example = np.array([0, 0, 1, 0, 0, 0, -1, 1, 0, 0, 0, 0, 0, 1, 0, 0], dtype=np.int8)
+    w = ternarize(rng.standard_normal((6, 10)).astype(np.float32), axis=0)
+    sparse = np.zeros((8, 32), np.float32)
+    sparse[rng.random((8, 32)) < 0.05] = 0.125
+    yield "006-ternary", "format 1.1: ternary layers; 'example' is the worked example of spec 6.6.2", {}, [
+        ("example", example, "ternary", "weight", None, {"scheme": "flag"}),
+        ("w.flag", w, "ternary", "weight", None, {"scheme": "flag", "axis": 0}),
+        ("w.base3", w, "ternary", "weight", None, {"scheme": "base3", "axis": 0}),
+        ("w.entropy", w, "ternary", "weight", None, {"scheme": "entropy", "axis": 0}),
+        ("sparse.auto", sparse, "ternary", "weight", None, {}),
+        ("odd", np.array([1, -1, 0, 1, -1], np.int8), "ternary", "other", None, {"scheme": "flag"}),
+    ]
+
+
 def describe(name, description, metadata, layers, data: bytes, quantization=None) -> dict:
     out = {
         "description": description,
@@ -139,7 +157,7 @@ def build(metadata, layers, quantization=None) -> bytes:
 
 def main() -> int:
     os.makedirs(VECTOR_DIR, exist_ok=True)
-    for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors()]:
+    for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors(), *_ternary_vectors()]:
         quantization = rest[0] if rest else None
         bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")
         json_path = os.path.join(VECTOR_DIR, f"{name}.json")
