@@ -17,6 +17,24 @@ for _k in range(8):
     _it = ref.NONZERO_ITEMS[_k]
     T0[_k] = ref._TRITS_OF_ITEM[_it, 0]
     T1[_k] = ref._TRITS_OF_ITEM[_it, 1]
+# 3-bit code -> the item's two trits as one little/big-endian-correct 16-bit store
+cdef int16_t PAIR[8]
+cdef int8_t _pair[2]
+for _k in range(8):
+    _pair[0] = T0[_k]
+    _pair[1] = T1[_k]
+    PAIR[_k] = (<int16_t *>_pair)[0]
+
+
+cdef extern from *:
+    int __builtin_clz(unsigned int) nogil
+    int __builtin_popcount(unsigned int) nogil
+
+
+cdef inline int popcount8(unsigned int x) noexcept nogil:
+    return __builtin_popcount(x)
+
+
 # base-3 byte -> five trits
 cdef int8_t B3[243][5]
 cdef int _b, _d
@@ -91,61 +109,89 @@ def flag_decode(payload, Py_ssize_t n_trits):
             return None
         flags_arr = np.packbits(flags_bool)
     cdef const uint8_t[::1] fl = flags_arr
-    trits = np.empty(2 * m, dtype=np.int8)
+    trits = np.empty(2 * m + 16, dtype=np.int8)  # slack: whole flag bytes are written
     cdef int8_t[::1] out = trits
     cdef uint64_t acc = 0
-    cdef int nacc = 0, bit, code
-    cdef Py_ssize_t item = 0, byte_i, nbytes_flags = (m + 7) // 8
-    cdef uint8_t fb
+    cdef int nacc = 0, j, code
+    cdef Py_ssize_t byte_i, nbytes_flags = (m + 7) // 8, base
+    cdef unsigned int fb
     cdef bint bad = False
+    cdef uint64_t *zero8
     with nogil:
         for byte_i in range(nbytes_flags):
             fb = fl[byte_i]
-            for bit in range(8):
-                if item >= m:
-                    break
-                if fb & (0x80 >> bit):
-                    if nacc < 3:
+            base = 16 * byte_i
+            # 16 zero trits, then the non-zero items in place (a pair of trits = one 16-bit store)
+            (<uint64_t *>&out[base])[0] = 0
+            (<uint64_t *>&out[base + 8])[0] = 0
+            if fb == 0:
+                continue
+            while nacc < 24 and pos < size:
+                acc = (acc << 8) | buf[pos]
+                pos += 1
+                nacc += 8
+            if nacc < 3 * popcount8(fb):
+                bad = True
+                break
+            while fb:
+                j = __builtin_clz(fb) - 24  # position of the highest set bit, 0 = first item
+                fb &= ~(0x80u >> j)
+                nacc -= 3
+                code = <int>((acc >> nacc) & 7)
+                (<int16_t *>&out[base + 2 * j])[0] = PAIR[code]
+    if bad or pos != size or (acc & ((<uint64_t>1 << nacc) - 1)) != 0:
+        return None
+    if n_trits % 2 and trits[n_trits] != 0:
+        return None
+    return trits[:n_trits].copy() if m * 2 + 16 > n_trits + 4096 else trits[:n_trits]
+
+
+def _flags_from_levels(const uint8_t[::1] buf, Py_ssize_t n_trits, int levels):
+    """Rebuild flags[0] (one byte per flag) from the top flags and the item strings; raise on errors."""
+    sizes = ref.flag_level_sizes(n_trits, levels)
+    cdef Py_ssize_t size = buf.shape[0], pos = 1, i, k, m_top = sizes[levels], m_low, nb
+    nb = (m_top + 7) // 8
+    if pos + nb > size:
+        raise ref.FormatError("top flags")
+    flags = np.unpackbits(np.asarray(buf[pos:pos + nb]))
+    if flags[m_top:].any():
+        raise ref.FormatError("padding")
+    flags = np.ascontiguousarray(flags[:m_top])
+    pos += nb
+    cdef uint8_t[::1] f
+    cdef uint8_t[::1] e
+    cdef uint64_t acc
+    cdef int nacc, nib
+    cdef bint bad
+    for level in range(levels, 0, -1):
+        m_low = sizes[level - 1]
+        f = flags
+        expanded = np.zeros(f.shape[0] * 4, dtype=np.uint8)
+        e = expanded
+        acc = 0
+        nacc = 0
+        bad = False
+        with nogil:
+            for i in range(f.shape[0]):
+                if f[i]:
+                    if nacc < 4:
                         if pos >= size:
                             bad = True
                             break
                         acc = (acc << 8) | buf[pos]
                         pos += 1
                         nacc += 8
-                    nacc -= 3
-                    code = <int>((acc >> nacc) & 7)
-                    out[2 * item] = T0[code]
-                    out[2 * item + 1] = T1[code]
-                else:
-                    out[2 * item] = 0
-                    out[2 * item + 1] = 0
-                item += 1
-            if bad:
-                break
-    if bad or pos != size or (acc & ((1 << nacc) - 1)) != 0:
-        return None
-    if n_trits % 2 and trits[n_trits] != 0:
-        return None
-    return trits[:n_trits]
-
-
-def _flags_from_levels(buf, Py_ssize_t n_trits, int levels):
-    sizes = ref.flag_level_sizes(n_trits, levels)
-    b = np.asarray(buf)
-    flags, pos = ref._unpack_bits(b, 1, sizes[levels], "f", "p", 0)
-    for level in range(levels, 0, -1):
-        count = int(flags.sum())
-        groups, pos = ref._unpack_fields(b, pos, count, 4, "g", "p", 0)
-        if (groups == 0).any():
-            raise ref.FormatError("zero group")
-        expanded = np.zeros(flags.size * 4, dtype=bool)
-        idx = np.flatnonzero(flags)
-        for k in range(4):
-            expanded[idx * 4 + k] = (groups >> (3 - k)) & 1
-        if expanded[sizes[level - 1]:].any():
-            raise ref.FormatError("padding flags")
-        flags = expanded[: sizes[level - 1]]
-    return flags, pos
+                    nacc -= 4
+                    nib = <int>((acc >> nacc) & 15)
+                    if nib == 0:
+                        bad = True
+                        break
+                    for k in range(4):
+                        e[4 * i + k] = (nib >> (3 - k)) & 1
+        if bad or (acc & ((<uint64_t>1 << nacc) - 1)) != 0 or expanded[m_low:].any():
+            raise ref.FormatError("flag level")
+        flags = expanded[:m_low]
+    return flags.astype(bool), pos
 
 
 def base3_encode(trits):
