@@ -22,6 +22,7 @@ if not _want_pure:
         from ._fast._index import read_index_entries
         from ._fast import _rans as rans
         from ._fast import _ternary as ternary
+        from ._fast import _masks as masks
 
         BACKEND = "fast"
     except ImportError as exc:  # pragma: no cover - depends on how the package was built
@@ -36,9 +37,10 @@ if _want_pure:
     read_index_entries = None
     from . import rans  # noqa: F811
     from . import ternary  # noqa: F811
+    from . import masks  # noqa: F811
 
     BACKEND = "pure"
 
 from .rans import ERRORS as rans_errors  # noqa: E402  (both kernels share the error codes)
 
-__all__ = ["rans", "rans_errors", "ternary", "BACKEND", "BitReader", "BitWriter", "crc32c", "crc32c_combine", "crc32c_copy", "read_index_entries"]
+__all__ = ["rans", "rans_errors", "ternary", "masks", "BACKEND", "BitReader", "BitWriter", "crc32c", "crc32c_combine", "crc32c_copy", "read_index_entries"]

@@ -62,6 +62,7 @@ class CodingMode(enum.IntEnum):
     QUANTIZED = 3
     FLOATPLANES = 4
     TERNARY = 5
+    SPARSE = 6
 
 
 class ValueType(enum.IntEnum):

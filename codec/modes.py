@@ -630,9 +630,164 @@ class TernaryMode(Mode):
         return values.astype(STORAGE_DTYPE[DType(header.layer_dtype)].newbyteorder("="))
 
 
+# ---------------------------------------------------------------------------------------------
+# sparse: a coded mask plus the kept values in any value mode
+# ---------------------------------------------------------------------------------------------
+class _ListSink:
+    def __init__(self):
+        self.parts = []
+
+    def write(self, data):
+        self.parts.append(bytes(memoryview(data).cast("B")))
+        return len(self.parts[-1])
+
+    def flush(self):
+        pass
+
+
+class SparseMode(Mode):
+    """``coding_mode`` 6 (spec 6.7): a mask (True = kept) and the kept values. Parameters:
+    ``mask`` (bool array; default: the non-zero elements), ``nm=(N, M)`` for an N:M mask along
+    ``axis`` (default -1), ``nm=[(N1, M1), (N2, M2)]`` for hierarchical N:M, ``hybrid=block_rows``
+    with ``nm`` for blocks of rows that are N:M or dense, ``values_mode`` (default "raw") and that
+    mode's parameters for the kept values."""
+
+    name = "sparse"
+    mode_id = CodingMode.SPARSE
+    since_minor = 1
+
+    def plan(self, array, dtype, params, *, global_qp=None):
+        from . import masks
+
+        params = dict(params)
+        mask = params.pop("mask", None)
+        nm = params.pop("nm", None)
+        axis = params.pop("axis", -1)
+        hybrid = params.pop("hybrid", None)
+        values_mode = params.pop("values_mode", "raw")
+        a = np.asarray(array)
+        if mask is None:
+            mask = a != 0 if a.dtype.kind != "V" and a.dtype.name != "bfloat16" else a.view(np.uint16) != 0
+        else:
+            mask = np.asarray(mask)
+            if mask.dtype != np.bool_ or mask.shape != a.shape:
+                raise EncodeError(f"mask must be a bool array of shape {a.shape}, got {mask.dtype} {mask.shape}")
+        if nm is None:
+            if hybrid is not None:
+                raise EncodeError("hybrid= needs nm=(N, M)")
+            block = masks.encode_bitmap(mask)
+        else:
+            if a.ndim == 0:
+                raise EncodeError("N:M masks need a tensor of rank >= 1")
+            axis_n = axis % a.ndim if -a.ndim <= axis < a.ndim else None
+            if axis_n is None or axis_n > 255:
+                raise EncodeError(f"axis {axis} does not exist in a tensor of rank {a.ndim}")
+            levels = [tuple(x) for x in nm] if isinstance(nm[0], (tuple, list)) else None
+            if hybrid is not None:
+                if levels or axis_n != a.ndim - 1:
+                    raise EncodeError("hybrid masks take one N:M along the last axis")
+                if not isinstance(hybrid, (int, np.integer)) or not 1 <= hybrid < 1 << 32:
+                    raise EncodeError(f"hybrid must be a positive number of rows, got {hybrid!r}")
+                block = masks.encode_hybrid(mask, int(nm[0]), int(nm[1]), int(hybrid))
+            elif levels:
+                if len(levels) != 2:
+                    raise EncodeError("hierarchical N:M takes two levels [(N1, M1), (N2, M2)]")
+                for n_, m_ in levels:
+                    masks.patterns(n_, m_)
+                block = masks.encode_hierarchical(mask, levels, axis_n)
+            else:
+                masks.patterns(int(nm[0]), int(nm[1]))
+                block = masks.encode_nm(mask, int(nm[0]), int(nm[1]), axis_n)
+        values = a[mask]
+        coding = get_mode(values_mode)
+        if isinstance(coding, SparseMode):
+            raise EncodeError("the kept values cannot themselves be sparse")
+        vplan = coding.plan(values, dtype, params, global_qp=global_qp)
+        return Plan(b"", (block, int(mask.sum()), coding, vplan, values))
+
+    def write(self, plan, array, dtype, sink):
+        block, kept, coding, vplan, values = plan.state
+        w = _backend.BitWriter()
+        w.u64le(kept)
+        w.u32le(len(block))
+        w.b(block)
+        w.u8(coding.mode_id)
+        w.u32le(len(vplan.mode_params))
+        w.b(vplan.mode_params)
+        w.u8(vplan.local_qp_set is not None)
+        if vplan.local_qp_set is not None:
+            w.u32le(len(vplan.local_qp_set))
+            w.b(vplan.local_qp_set)
+        sink.write(w.getvalue())
+        inner = _ListSink()
+        coding.write(vplan, values, dtype, inner)
+        for part in inner.parts:
+            sink.write(part)
+
+    @staticmethod
+    def parse(header, payload):
+        """Return (kept_count, mask_block, values_mode, values_params, values_qp, values_offset)."""
+        path = f"layers[{header.layer_index}].layer_payload"
+        r = _backend.BitReader(payload, base_offset=header.payload_offset)
+        r.path = path
+        kept = r.u64le("sp_kept_count")
+        size = r.u32le("sp_mask_size")
+        start = r.pos // 8
+        r.b(size, "mask_block")
+        block = memoryview(payload).cast("B")[start:start + size]
+        vmode = r.u8("sp_values_mode")
+        vparams = r.b(r.u32le("sp_values_params_size"), "sp_values_params")
+        vqp = None
+        if r.u8("sp_values_qp_present"):
+            vqp = r.b(r.u32le("qp_set_size"), "qp_set_data")
+        return kept, block, start, vmode, vparams, vqp, r.pos // 8
+
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
+        import dataclasses as dc
+
+        from . import masks
+
+        path = f"layers[{header.layer_index}]"
+        if format not in ("dense", "bitmap", "nm"):
+            raise ValueError(f"format must be 'dense', 'bitmap' or 'nm', got {format!r}")
+        _check_empty_params(header, self.name)
+        if verify:
+            _verify_payload(header, payload)
+        kept, block, block_at, vmode, vparams, vqp, values_at = self.parse(header, payload)
+        if kept > header.num_elements:
+            raise FormatError(f"sp_kept_count {kept} exceeds the {header.num_elements} elements",
+                              path=f"{path}.layer_payload")
+        kind, mask = masks.decode_mask(block, header.layer_shape, path=f"{path}.mask_block",
+                                       base_offset=header.payload_offset + block_at)
+        if int(mask.sum()) != kept:
+            raise FormatError(f"mask keeps {int(mask.sum())} elements, sp_kept_count says {kept}",
+                              path=f"{path}.mask_block")
+        coding = get_mode(vmode)
+        if isinstance(coding, SparseMode):
+            raise FormatError("sparse values cannot be sparse", path=f"{path}.layer_payload")
+        inner = dc.replace(header, layer_shape=(kept,), coding_mode=vmode, mode_params=vparams, local_qp_set=vqp,
+                           payload_offset=header.payload_offset + values_at,
+                           payload_size=len(payload) - values_at)
+        values = coding.decode(inner, memoryview(payload).cast("B")[values_at:], verify=False, global_qp=global_qp,
+                               levels=levels)
+        if levels:
+            return mask, values
+        if format == "bitmap":
+            return np.packbits(mask.reshape(-1)), values
+        if format == "nm":
+            # block: kind, N, M, axis
+            if kind != masks.KIND_NM or mask.ndim != 2 or tuple(block[1:4]) != (2, 4, 1):
+                raise ValueError("format='nm' needs a 2-D layer with a 2:4 mask along the last axis")
+            return masks.nm_layout(values, mask)
+        out = np.zeros(header.layer_shape, dtype=values.dtype)
+        out[mask] = values
+        return out
+
+
 register_mode(RawMode())
 register_mode(ZstdMode())
 register_mode(EntropyMode())
 register_mode(QuantizedMode())
 register_mode(FloatPlanesMode())
 register_mode(TernaryMode())
+register_mode(SparseMode())

@@ -37,9 +37,14 @@ __all__ = ["Reader", "iter_stream", "StreamReader", "iter_units"]
 
 
 def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits, global_qp: QuantParams,
-                  levels: bool = False):
+                  levels: bool = False, format: str = "dense"):
     path = f"layers[{header.layer_index}]"
     mode = get_mode(header.coding_mode)
+    if format != "dense":
+        if mode.name != "sparse":
+            raise ValueError(f"format={format!r} needs a sparse layer; {header.layer_name!r} is {mode.name}")
+        storage_dtype(header)
+        return mode.decode(header, payload, verify=verify, global_qp=global_qp, levels=levels, format=format)
     storage = storage_dtype(header)
     # quantized layers may also produce int64 levels: bound by the larger of the two
     limits.check("max_decoded_bytes", header.num_elements * max(storage.itemsize, 8 if levels else 0),
@@ -195,17 +200,19 @@ class Reader:
         self._headers[name] = header
         return header
 
-    def get(self, name: str, *, verify: bool | None = None, levels: bool = False):
+    def get(self, name: str, *, verify: bool | None = None, levels: bool = False, format: str = "dense"):
         """Decode and return layer ``name`` as a new numpy array.
 
         ``verify`` overrides the reader's payload checksum setting for this call. For a quantized
         layer, ``levels=True`` returns ``(levels, params)`` instead: the int64 levels and the
-        effective quantization parameters (:class:`codec.quant.Effective`).
+        effective quantization parameters (:class:`codec.quant.Effective`). For a sparse layer,
+        ``format="bitmap"`` returns (packed mask bits, kept values) and ``format="nm"`` the 2:4
+        sparse-tensor-core layout (values, metadata); see :func:`codec.masks.nm_layout`.
         """
         header = self.header(name)
         payload = self._buf[header.payload_offset : header.payload_offset + header.payload_size]
         return _decode_layer(header, payload, verify=self.verify_payloads if verify is None else verify,
-                             limits=self.limits, global_qp=self.global_qp, levels=levels)
+                             limits=self.limits, global_qp=self.global_qp, levels=levels, format=format)
 
     def payload(self, name: str) -> memoryview:
         """Return the payload bytes of layer ``name`` (a view into the file; valid until close)."""

@@ -1,0 +1,75 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Uniform rANS for N:M pattern indices: twin of codec.masks.uniform_encode/uniform_decode.
+On invalid input the decoder returns None and the caller runs the reference for the exact error."""
+
+from libc.stdint cimport uint8_t, uint16_t, uint64_t, int64_t
+from libc.stdlib cimport malloc, free
+
+import numpy as np
+
+
+def uniform_encode(symbols, uint64_t c):
+    cdef const int64_t[::1] s = np.ascontiguousarray(symbols, dtype=np.int64)
+    cdef Py_ssize_t n = s.shape[0], i
+    cdef uint64_t lower = c << 16, x = lower
+    cdef uint16_t *buf = <uint16_t *>malloc((n + 1) * sizeof(uint16_t))
+    cdef Py_ssize_t wp = n + 1
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            for i in range(n - 1, -1, -1):
+                if x >= (<uint64_t>1 << 32):
+                    wp -= 1
+                    buf[wp] = <uint16_t>(x & 0xFFFF)
+                    x >>= 16
+                x = x * c + <uint64_t>s[i]
+        words = np.empty(n + 1 - wp, dtype="<u2")
+        for i in range(n + 1 - wp):
+            words[i] = buf[wp + i]
+        return int(x).to_bytes(8, "little") + words.tobytes()
+    finally:
+        free(buf)
+
+
+def uniform_decode(data, Py_ssize_t count, uint64_t c):
+    cdef const uint8_t[::1] b = memoryview(data).cast("B")
+    cdef Py_ssize_t size = b.shape[0], i, wp = 0, nwords
+    if size < 8 or (size - 8) % 2:
+        return None
+    nwords = (size - 8) // 2
+    if nwords > count:
+        return None
+    cdef uint64_t lower = c << 16, x = 0
+    for i in range(8):
+        x |= (<uint64_t>b[i]) << (8 * i)
+    if x < lower or x >= (lower << 16):
+        return None
+    out = np.empty(count, dtype=np.int64)
+    cdef int64_t[::1] o = out
+    cdef bint bad = False
+    cdef uint64_t q
+    cdef double inv = 1.0 / <double>c
+    cdef int64_t r
+    with nogil:
+        for i in range(count):
+            # x < 2^48 is exact in a double: the estimate is off by at most one, fixed below
+            q = <uint64_t>(<double>x * inv)
+            r = <int64_t>(x - q * c)
+            if r < 0:
+                q -= 1
+                r += <int64_t>c
+            elif r >= <int64_t>c:
+                q += 1
+                r -= <int64_t>c
+            o[i] = r
+            x = q
+            if x < lower:
+                if wp >= nwords:
+                    bad = True
+                    break
+                x = (x << 16) | (<uint64_t>b[8 + 2 * wp]) | ((<uint64_t>b[9 + 2 * wp]) << 8)
+                wp += 1
+    if bad or wp != nwords or x != lower:
+        return None
+    return out
