@@ -1,0 +1,210 @@
+"""Sparse layers (spec 6.7): mask codings, N:M, hierarchical, hybrid, outputs, helpers, malformed input."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import codec
+from codec import masks as M
+from codec.errors import CodecError, EncodeError, FormatError
+
+try:
+    from codec._fast import _masks as F
+except ImportError:
+    F = None
+
+
+def sparse_roundtrip(w, **params):
+    data = codec.encode({"w": w}, mode="sparse", **params)
+    return data, codec.decode(data)["w"]
+
+
+@st.composite
+def masked(draw):
+    shape = draw(st.sampled_from([(0,), (1,), (7,), (5, 9), (3, 4, 5), (16, 33), ()]))
+    density = draw(st.sampled_from([0.0, 0.01, 0.1, 0.5, 0.9, 1.0]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    w = rng.standard_normal(shape).astype(np.float32)
+    mask = rng.random(shape) < density
+    return w, mask
+
+
+@given(masked(), st.sampled_from(["raw", "zstd", "floatplanes", "quantized"]))
+def test_bitmap_roundtrip_every_density(case, values_mode):
+    w, mask = case
+    wm = np.where(mask, w, 0).astype(np.float32)
+    params = {"bits": 8} if values_mode == "quantized" else {}
+    data, out = sparse_roundtrip(wm, mask=mask, values_mode=values_mode, **params)
+    assert out.shape == wm.shape and out.dtype == np.float32
+    if values_mode == "quantized":
+        assert np.abs(out - wm).max(initial=0) <= np.abs(wm).max(initial=0) / 127 + 1e-6
+    else:
+        assert np.array_equal(out, wm)
+    with codec.open(data) as r:
+        bits, values = r.get("w", format="bitmap")
+    assert np.array_equal(np.unpackbits(bits)[: mask.size].astype(bool), mask.reshape(-1))
+    assert values.size == mask.sum()
+
+
+NM_PAIRS = [(n, m) for m in range(2, 17) for n in range(1, m)]
+
+
+@pytest.mark.parametrize("n,m", NM_PAIRS)
+def test_every_nm(n, m):
+    rng = np.random.default_rng(n * 31 + m)
+    w = rng.standard_normal((3, 2 * m)).astype(np.float32)
+    mask = M.prune_nm(w, n, m, axis=-1)
+    assert (mask.reshape(3, 2, m).sum(axis=2) == n).all()
+    wm = np.where(mask, w, 0)
+    data, out = sparse_roundtrip(wm, mask=mask, nm=(n, m))
+    assert np.array_equal(out, wm)
+
+
+@given(st.sampled_from(NM_PAIRS), st.integers(0, 2**32 - 1), st.integers(1, 40))
+def test_uniform_coder_twins_and_size(pair, seed, groups):
+    n, m = pair
+    c = math.comb(m, n)
+    idx = np.random.default_rng(seed).integers(0, c, groups)
+    data = M.uniform_encode(idx, c)
+    assert np.array_equal(M.uniform_decode(data, groups, c), idx)
+    if F is not None:
+        assert F.uniform_encode(idx, c) == data
+        assert np.array_equal(F.uniform_decode(data, groups, c), idx)
+    assert len(data) <= 8 + 2 * math.ceil(groups * math.log2(c) / 16) + 2
+
+
+def test_2_4_costs_log2_6_over_4():
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 6, 200_000)
+    bits = len(M.uniform_encode(idx, 6)) * 8 / (idx.size * 4)
+    assert bits <= 0.647 and bits >= math.log2(6) / 4
+
+
+def test_nm_rejects_non_nm_mask_naming_the_group():
+    mask = np.ones((2, 8), bool)
+    mask[1, 4:] = [True, False, False, True]
+    mask[0] = [True, True, False, False, True, False, True, False]
+    with pytest.raises(EncodeError, match="group 2 keeps 4 of 4"):
+        codec.encode({"w": np.ones((2, 8))}, mode="sparse", mask=mask, nm=(2, 4))
+
+
+def test_nm_from_nonzeros_and_axis0():
+    w = np.random.default_rng(1).standard_normal((8, 6)).astype(np.float32)
+    mask = M.prune_nm(w, 1, 4, axis=0)
+    wm = np.where(mask, w, 0)
+    _, out = sparse_roundtrip(wm, nm=(1, 4), axis=0)  # mask = the non-zeros
+    assert np.array_equal(out, wm)
+
+
+def test_hierarchical_and_hybrid():
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((6, 32)).astype(np.float32)
+    # level 1: 1 of every 2 groups of 4 kept; level 2: 2:4 inside kept groups -> density 1/4
+    groups = np.zeros((6, 8, 4), bool)
+    for r in range(6):
+        for b in range(4):
+            g = 2 * b + rng.integers(0, 2)
+            groups[r, g, rng.choice(4, 2, replace=False)] = True
+    mask = groups.reshape(6, 32)
+    wm = np.where(mask, w, 0)
+    data, out = sparse_roundtrip(wm, mask=mask, nm=[(1, 2), (2, 4)])
+    assert np.array_equal(out, wm) and mask.mean() == 0.25
+    bad = mask.copy()
+    bad[0, :8] = True
+    with pytest.raises(EncodeError, match="hierarchical"):
+        codec.encode({"w": w}, mode="sparse", mask=bad, nm=[(1, 2), (2, 4)])
+    hybrid = np.ones((12, 16), bool)
+    hybrid[4:8] = M.prune_nm(rng.standard_normal((4, 16)), 2, 4)
+    wm = np.where(hybrid, rng.standard_normal((12, 16)), 0).astype(np.float32)
+    data, out = sparse_roundtrip(wm, mask=hybrid, nm=(2, 4), hybrid=4)
+    assert np.array_equal(out, wm)
+    hybrid[0, 0] = False
+    with pytest.raises(EncodeError, match="row 0 is neither dense nor 2:4"):
+        codec.encode({"w": wm}, mode="sparse", mask=hybrid, nm=(2, 4), hybrid=4)
+
+
+def test_2_4_tensor_core_layout_matches_numpy():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((4, 32)).astype(np.float32)
+    mask = M.prune_nm(w, 2, 4)
+    data = codec.encode({"w": np.where(mask, w, 0)}, mode="sparse", mask=mask, nm=(2, 4))
+    with codec.open(data) as r:
+        values, meta = r.get("w", format="nm")
+    # direct construction: per row, kept values in order; 2-bit in-group positions, 8 per uint16, LSB first
+    exp_values = np.stack([w[r][mask[r]] for r in range(4)])
+    exp_meta = np.zeros((4, 2), np.uint16)
+    for r in range(4):
+        positions = [k % 4 for k in range(32) if mask[r, k]]
+        for j, p in enumerate(positions):
+            exp_meta[r, j // 8] |= p << (2 * (j % 8))
+    assert np.array_equal(values, exp_values) and np.array_equal(meta, exp_meta)
+    with pytest.raises(ValueError, match="2:4 mask along the last axis"):
+        codec.open(codec.encode({"w": w}, mode="sparse", mask=mask)).get("w", format="nm")
+    with pytest.raises(ValueError, match="needs a sparse layer"):
+        codec.open(codec.encode({"w": w}, mode="raw")).get("w", format="bitmap")
+
+
+def test_levels_of_quantized_values():
+    w = np.random.default_rng(4).standard_normal((8, 8)).astype(np.float32)
+    mask = M.prune_magnitude(w, 0.5)
+    data = codec.encode({"w": np.where(mask, w, 0)}, mode="sparse", mask=mask, values_mode="quantized", bits=6)
+    with codec.open(data) as r:
+        got_mask, (levels, params) = r.get("w", levels=True)
+    assert np.array_equal(got_mask, mask) and levels.shape == (mask.sum(),) and params.bits == 6
+
+
+def test_pruning_helpers():
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((10, 20))
+    m = M.prune_magnitude(w, 0.9)
+    assert m.sum() == 20 and np.abs(w[m]).min() >= np.abs(w[~m]).max()
+    m = M.prune_magnitude(w, 0.5, per_row=True)
+    assert (m.sum(axis=1) == 10).all()
+    m = M.prune_nm(w, 2, 4, axis=1)
+    assert (m.reshape(10, 5, 4).sum(axis=2) == 2).all()
+    with pytest.raises(EncodeError, match="not a multiple of M=3"):
+        M.prune_nm(w, 1, 3, axis=1)
+    with pytest.raises(EncodeError, match="1 <= N < M <= 16"):
+        M.patterns(4, 4)
+
+
+def test_row_density_differences_cost_less_than_global_entropy():
+    rng = np.random.default_rng(6)
+    density = rng.uniform(0.02, 0.6, size=(256, 1))
+    mask = rng.random((256, 1024)) < density
+    block = M.encode_bitmap(mask)
+    p = mask.mean()
+    h = -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+    assert len(block) * 8 / mask.size < 0.95 * h
+
+
+@given(st.binary(max_size=80), st.sampled_from([(4, 8), (16,), (2, 3, 4)]))
+def test_random_mask_blocks_raise_only_codec_errors(data, shape):
+    try:
+        kind, mask = M.decode_mask(data, shape, path="m", base_offset=0)
+    except CodecError:
+        return
+    assert mask.shape == shape and mask.dtype == np.bool_
+
+
+def test_malformed_sparse_payloads():
+    w = np.random.default_rng(7).standard_normal((8, 16)).astype(np.float32)
+    mask = M.prune_nm(w, 2, 4)
+    data = bytearray(codec.encode({"w": np.where(mask, w, 0)}, mode="sparse", mask=mask, nm=(2, 4)))
+    with codec.open(bytes(data)) as r:
+        h = r.header("w")
+    from codec.modes import get_mode
+
+    mode = get_mode("sparse")
+    payload = bytes(data[h.payload_offset:h.payload_offset + h.payload_size])
+    bad_count = (65).to_bytes(8, "little") + payload[8:]
+    with pytest.raises(FormatError, match="sp_kept_count says 65"):
+        mode.decode(h, bad_count, verify=False)
+    with pytest.raises(CodecError):
+        mode.decode(h, payload[:20], verify=False)
+    wrong_kind = payload[:12] + b"\x09" + payload[13:]
+    with pytest.raises(FormatError, match="unknown sp_mask_kind 9"):
+        mode.decode(h, wrong_kind, verify=False)
