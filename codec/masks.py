@@ -193,7 +193,13 @@ def decode_bitmap(data, shape, path, base) -> np.ndarray:
 
     rows, cols = bitmap_grid(shape)
     ncols = (cols + 3) // 4
-    nib = decode_levels(data, rows, ncols, out_kind=3, path=path, base_offset=base) + 8
+    levels = decode_levels(data, rows, ncols, out_kind=3, path=path, base_offset=base)
+    fast = getattr(_kernels(), "nibbles_to_mask", None)
+    if fast is not None:
+        mask = fast(levels, rows, cols)
+        if mask is not None:
+            return mask.reshape(shape)
+    nib = levels + 8
     if nib.size and (nib.min() < 0 or nib.max() > 15):
         raise FormatError("mask nibble outside 0..15", path=path, bit_offset=base * 8)
     bits = np.unpackbits(nib.astype(np.uint8).reshape(-1, 1), axis=1)[:, 4:].reshape(rows, ncols * 4)
@@ -208,6 +214,11 @@ def encode_nm(mask: np.ndarray, n: int, m: int, axis: int) -> bytes:
 
 
 def _expand_groups(idx: np.ndarray, n: int, m: int) -> np.ndarray:
+    fast = getattr(_kernels(), "expand_patterns", None)
+    if fast is not None:
+        out = fast(idx, patterns(n, m), m)
+        if out is not None:
+            return out
     masks = patterns(n, m)[idx]
     return ((masks[:, None] >> np.arange(m, dtype=np.uint32)) & 1).astype(bool)
 

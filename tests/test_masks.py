@@ -208,3 +208,29 @@ def test_malformed_sparse_payloads():
     wrong_kind = payload[:12] + b"\x09" + payload[13:]
     with pytest.raises(FormatError, match="unknown sp_mask_kind 9"):
         mode.decode(h, wrong_kind, verify=False)
+
+
+@pytest.mark.skipif(F is None, reason="compiled core not built")
+@given(st.integers(0, 6), st.integers(0, 13), st.integers(0, 2**32 - 1))
+def test_expansion_kernels_match_reference(rows, cols, seed):
+    rng = np.random.default_rng(seed)
+    ncols = (cols + 3) // 4
+    levels = rng.integers(-9, 9, (rows, ncols)).astype(np.int32)
+    nib = levels + 8
+    valid = (nib >= 0).all() and (nib <= 15).all()
+    fast = F.nibbles_to_mask(levels, rows, cols)
+    if valid:
+        bits = np.unpackbits(nib.astype(np.uint8).reshape(-1, 1), axis=1)[:, 4:].reshape(rows, ncols * 4)
+        if bits[:, cols:].any():
+            assert fast is None
+        else:
+            assert fast is not None and np.array_equal(fast, bits[:, :cols].astype(bool))
+    else:
+        assert fast is None
+    table = M.patterns(2, 4)
+    idx = rng.integers(-1, 7, 10)
+    out = F.expand_patterns(idx, table, 4)
+    if ((idx < 0) | (idx >= 6)).any():
+        assert out is None
+    else:
+        assert np.array_equal(out, ((table[idx][:, None] >> np.arange(4)) & 1).astype(bool))

@@ -73,3 +73,55 @@ def uniform_decode(data, Py_ssize_t count, uint64_t c):
     if bad or wp != nwords or x != lower:
         return None
     return out
+
+
+def nibbles_to_mask(levels, Py_ssize_t rows, Py_ssize_t cols):
+    """Twin of the bitmap expansion: int32 levels (nibble - 8) -> bool mask (rows, cols); None if
+    a level is outside -8..7 or a padding bit is set."""
+    cdef const int[::1] lv = np.ascontiguousarray(levels, dtype=np.int32).reshape(-1)
+    cdef Py_ssize_t ncols = (cols + 3) // 4, r, j, k, c
+    out = np.empty((rows, cols), dtype=np.uint8)
+    cdef uint8_t[:, ::1] o = out
+    cdef int nib
+    cdef bint bad = False
+    with nogil:
+        for r in range(rows):
+            for j in range(ncols):
+                nib = lv[r * ncols + j] + 8
+                if nib < 0 or nib > 15:
+                    bad = True
+                    break
+                for k in range(4):
+                    c = 4 * j + k
+                    if c < cols:
+                        o[r, c] = (nib >> (3 - k)) & 1
+                    elif (nib >> (3 - k)) & 1:
+                        bad = True
+            if bad:
+                break
+    if bad:
+        return None
+    return out.view(np.bool_)
+
+
+def expand_patterns(idx, table, int m):
+    """pattern indices -> (groups, m) bool rows, bit k of table[idx] = element k; None if an index is out of range."""
+    cdef const int64_t[::1] ix = np.ascontiguousarray(idx, dtype=np.int64)
+    cdef const unsigned int[::1] t = np.ascontiguousarray(table, dtype=np.uint32)
+    cdef Py_ssize_t g, n = ix.shape[0], c = t.shape[0]
+    cdef int k
+    cdef unsigned int bits
+    out = np.empty((n, m), dtype=np.uint8)
+    cdef uint8_t[:, ::1] o = out
+    cdef bint bad = False
+    with nogil:
+        for g in range(n):
+            if ix[g] < 0 or ix[g] >= c:
+                bad = True
+                break
+            bits = t[ix[g]]
+            for k in range(m):
+                o[g, k] = (bits >> k) & 1
+    if bad:
+        return None
+    return out.view(np.bool_)
