@@ -94,6 +94,43 @@ def _quantization_summary(reader: Reader, h) -> dict[str, Any] | None:
     return out
 
 
+def _sparse_summary(reader: Reader, h) -> dict[str, Any] | None:
+    """Density, mask kind and mask cost of a sparse layer, from its payload header (no decoding)."""
+    from .constants import CodingMode
+    from .masks import KIND_NAMES
+    from .modes import SparseMode, mode_name
+
+    if h.coding_mode != CodingMode.SPARSE:
+        return None
+    try:
+        kept, block, _, vmode, _, _, _ = SparseMode.parse(h, reader.payload(h.layer_name))
+    except CodecError as exc:
+        return {"error": str(exc)}
+    n = h.num_elements
+    p = kept / n if n else 0.0
+    hp = 0.0 if p in (0.0, 1.0) else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+    kind = KIND_NAMES.get(block[0], f"unknown({block[0]})") if len(block) else "empty"
+    out = {"kept": kept, "density": p, "mask_kind": kind, "mask_bytes": len(block),
+           "mask_bits_per_element": 8 * len(block) / n if n else None, "entropy_bound": hp,
+           "mask_vs_entropy": (8 * len(block) / n) / hp if n and hp else None, "values_mode": mode_name(vmode)}
+    if kind == "nm" and len(block) >= 4:
+        out["nm"] = [int(block[1]), int(block[2])]
+    return out
+
+
+def _sparse_text(q: dict[str, Any] | None) -> str:
+    if q is None:
+        return "-"
+    if "error" in q:
+        return "invalid"
+    kind = f"{q['nm'][0]}:{q['nm'][1]}" if "nm" in q else q["mask_kind"]
+    bpe = q["mask_bits_per_element"]
+    text = f"{kind} d={q['density']:.3f} mask {bpe:.3f}b/el" if bpe is not None else f"{kind} empty"
+    if q["mask_vs_entropy"]:
+        text += f" ({q['mask_vs_entropy']:.3f}xH)"
+    return text + f" +{q['values_mode']}"
+
+
 def _qp_text(q: dict[str, Any] | None) -> str:
     if q is None:
         return "-"
@@ -141,6 +178,7 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
             "ratio_vs_raw": (raw_bytes / h.payload_size) if raw_bytes and h.payload_size else None,
         }
         entry["quantization"] = _quantization_summary(reader, h)
+        entry["sparse"] = _sparse_summary(reader, h)
         if verify:
             try:
                 reader.get(name, verify=True)
@@ -229,7 +267,7 @@ def render_text(doc: dict[str, Any], path: str) -> str:
     else:
         out.append("metadata: (none)")
     out.append("")
-    header = ["#", "name", "kind", "dtype", "shape", "mode", "quantization", "payload", "bits/elem", "ratio"]
+    header = ["#", "name", "kind", "dtype", "shape", "mode", "quantization", "sparsity", "payload", "bits/elem", "ratio"]
     verify = "verified" in doc
     if verify:
         header.append("check")
@@ -246,6 +284,7 @@ def render_text(doc: dict[str, Any], path: str) -> str:
             "x".join(map(str, layer["shape"])) or "scalar",
             layer["mode"],
             _qp_text(layer["quantization"]),
+            _sparse_text(layer["sparse"]),
             _fmt_bytes(layer["payload_bytes"]),
             "-" if bpe is None else f"{bpe:.3f}",
             "-" if ratio is None else f"{ratio:.3f}",
@@ -255,7 +294,7 @@ def render_text(doc: dict[str, Any], path: str) -> str:
         rows.append(row)
         total_payload += layer["payload_bytes"]
         total_raw += layer["raw_bytes"] or 0
-    out.append(_table(rows, header, {0, 7, 8, 9}))
+    out.append(_table(rows, header, {0, 8, 9, 10}))
     ratio = f"{total_raw / total_payload:.3f}" if total_payload else "-"
     out.append(f"total: {len(rows)} layers, {_fmt_bytes(total_payload)} payload bytes, "
                f"{_fmt_bytes(total_raw)} raw bytes, ratio {ratio}")

@@ -41,7 +41,7 @@ def test_table(path):
     assert "format version 1.0" in out and "3 layers" in out
     assert "fc.weight" in out and "zstd" in out and "8x4" in out
     line = next(ln for ln in out.splitlines() if " fc.bias " in ln)
-    assert line.split()[2:9] == ["bias", "float32", "8", "raw", "-", "32", "32.000"]
+    assert line.split()[2:10] == ["bias", "float32", "8", "raw", "-", "-", "32", "32.000"]
 
 
 def test_json_schema(path):
@@ -55,7 +55,7 @@ def test_json_schema(path):
     assert doc["metadata"]["blob"] == {"type": "bytes", "value": "0102"}
     assert doc["metadata"]["l"]["value"][1] == {"type": "list", "value": [{"type": "int", "value": 2}]}
     keys = {"index", "name", "kind", "dtype", "shape", "elements", "mode", "local_qp_set_bytes", "mode_params_bytes",
-            "quantization",
+            "quantization", "sparse",
             "unit_offset", "header_bytes", "payload_offset", "payload_bytes", "payload_crc32c", "raw_bytes",
             "bits_per_element", "ratio_vs_raw", "check"}
     for layer in doc["layers"]:
@@ -166,3 +166,20 @@ def test_quantization_column_and_json(tmp_path):
     qa, qb = doc["layers"][0]["quantization"], doc["layers"][1]["quantization"]
     assert qa["step_min"] == 2 ** -7 and qa["bits"] == 6 and "qps" in qa
     assert qb["granularity"] == "channel" and len(qb["qps"]) == 16 and "bits" not in qb["local_fields"]
+
+
+def test_sparse_columns_and_json(tmp_path):
+    from codec import masks
+
+    p = tmp_path / "s.nnc"
+    w = np.random.default_rng(1).standard_normal((32, 64)).astype(np.float32)
+    m24 = masks.prune_nm(w, 2, 4)
+    with codec.Writer(p) as wr:
+        wr.add_layer("nm", np.where(m24, w, 0), mode="sparse", mask=m24, nm=(2, 4))
+        wr.add_layer("bm", np.where(masks.prune_magnitude(w, 0.9), w, 0), mode="sparse", values_mode="zstd")
+    out = run_dump(str(p)).stdout
+    assert "2:4 d=0.500 mask" in out and "bitmap d=0.100 mask" in out and "+zstd" in out
+    doc = json.loads(run_dump("--json", str(p)).stdout)
+    s0, s1 = doc["layers"][0]["sparse"], doc["layers"][1]["sparse"]
+    assert s0["nm"] == [2, 4] and s0["kept"] == 1024 and abs(s0["mask_bits_per_element"] - 0.65) < 0.05
+    assert s1["mask_kind"] == "bitmap" and abs(s1["density"] - 0.1) < 1e-3 and s1["values_mode"] == "zstd"
