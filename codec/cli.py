@@ -63,10 +63,62 @@ def _cmd_demo(args) -> int:
                 got = got.view(np.uint16)
             exact &= got.shape == array.shape and got.tobytes() == array.tobytes()
         print(f"\nread back {len(loaded)} layers: round trip is {'bit-exact' if exact else 'NOT EXACT'}")
+        _demo_policies(model)
         return 0 if exact else 1
     finally:
         if tmpdir is not None:
             tmpdir.cleanup()
+
+
+def _demo_policies(model: dict) -> None:
+    """Write the demo model's 2-D float weights under several policies; print size and error."""
+    from . import masks, ternary
+    from .api import decode
+
+    weights = {k: v for k, v in model.items() if v.ndim == 2 and v.dtype == np.float32}
+    count = sum(v.size for v in weights.values())
+    norm = float(np.sqrt(sum((v.astype(np.float64) ** 2).sum() for v in weights.values()) / count))
+
+    def coded(policy):
+        tensors, params = {}, {}
+        for name, w in weights.items():
+            if policy == "ternary":
+                tensors[name] = ternary.ternarize(w, axis=0)
+                params[name] = {"mode": "ternary", "axis": 0}
+            elif policy == "2:4 sparse + 8-bit":
+                mask = masks.prune_nm(w, 2, 4, axis=-1)
+                tensors[name] = np.where(mask, w, 0).astype(np.float32)
+                params[name] = {"mode": "sparse", "mask": mask, "nm": (2, 4), "values_mode": "quantized", "bits": 8}
+            else:
+                tensors[name] = w
+                params[name] = POLICIES[policy]
+        import io
+
+        from .writer import Writer
+
+        buf = io.BytesIO()
+        with Writer(buf) as w:
+            for name, a in tensors.items():
+                w.add_layer(name, a, **params[name])
+        return buf.getvalue()
+
+    print(f"\npolicies for the {len(weights)} 2-D float32 weights ({count:,} weights, {4 * count:,} bytes raw):")
+    print(f"{'policy':<22} {'bytes':>9} {'bits/weight':>12} {'rel. RMSE':>10}")
+    for policy in POLICIES_ORDER:
+        data = coded(policy)
+        out = decode(data)
+        err = np.sqrt(sum(((out[k].astype(np.float64) - weights[k]) ** 2).sum() for k in weights) / count) / norm
+        print(f"{policy:<22} {len(data):>9,} {8 * len(data) / count:>12.3f} {err:>10.4f}")
+
+
+POLICIES = {
+    "raw": {"mode": "raw"},
+    "lossless (floatplanes)": {"mode": "floatplanes"},
+    "8-bit per channel": {"mode": "quantized", "bits": 8, "granularity": "channel"},
+    "4-bit per channel": {"mode": "quantized", "bits": 4, "granularity": "channel"},
+}
+POLICIES_ORDER = ["raw", "lossless (floatplanes)", "8-bit per channel", "4-bit per channel", "ternary",
+                  "2:4 sparse + 8-bit"]
 
 
 def _cmd_dump(args) -> int:
