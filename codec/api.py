@@ -15,54 +15,73 @@ from .writer import Writer
 __all__ = ["save_file", "load_file", "encode", "decode", "open"]
 
 
-def _write_all(writer: Writer, tensors: Mapping[str, Any], mode: str, mode_params: dict) -> None:
-    for name, array in tensors.items():
-        writer.add_layer(name, array, mode=mode, **mode_params)
+def _write_all(writer: Writer, tensors: Mapping[str, Any], mode: str, mode_params: dict, workers, executor) -> None:
+    items = ((name, array, {"mode": mode, **mode_params}) for name, array in tensors.items())
+    writer.add_layers(items, workers=workers, executor=executor)
 
 
 def save_file(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, metadata: Mapping[str, Any] | None = None,
-              mode: str = "zstd", **mode_params: Any) -> None:
+              mode: str = "zstd", workers: int | None = None, executor=None, **mode_params: Any) -> None:
     """Write ``tensors`` (an ordered mapping of name -> array) to ``path`` atomically.
 
-    Every layer uses coding mode ``mode`` with ``mode_params``; use :class:`Writer` to choose per layer.
+    Every layer uses coding mode ``mode`` with ``mode_params``; use :class:`Writer` to choose per
+    layer. ``workers`` > 1 (or an ``executor``) encodes layers in parallel; the bytes are the same.
     """
     with Writer(path, metadata=metadata) as writer:
-        _write_all(writer, tensors, mode, mode_params)
+        _write_all(writer, tensors, mode, mode_params, workers, executor)
 
 
 def encode(tensors: Mapping[str, Any], /, *, metadata: Mapping[str, Any] | None = None, mode: str = "zstd",
-           **mode_params: Any) -> bytes:
+           workers: int | None = None, executor=None, **mode_params: Any) -> bytes:
     """Return the bitstream of ``tensors`` as bytes (same layout as :func:`save_file` writes)."""
     buf = io.BytesIO()
     writer = Writer(buf, metadata=metadata)
-    _write_all(writer, tensors, mode, mode_params)
+    _write_all(writer, tensors, mode, mode_params, workers, executor)
     writer.close()
     return buf.getvalue()
 
 
-def _read_all(reader: Reader) -> dict[str, np.ndarray]:
+def _read_all(reader: Reader, workers: int | None = None, executor=None) -> dict[str, np.ndarray]:
     # Each layer is checked against max_decoded_bytes before it is allocated (Reader.get);
     # the running total bounds the whole call.
+    names = reader.keys()
+    if executor is not None or (workers or 1) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # threads share the reader's memory map; the kernels release the GIL
+        own = executor is None
+        pool = ThreadPoolExecutor(max_workers=workers) if own else executor
+        try:
+            arrays = list(pool.map(reader.get, names))
+        finally:
+            if own:
+                pool.shutdown()
+    else:
+        arrays = (reader.get(name) for name in names)
     out = {}
     total = 0
-    for position, name in enumerate(reader):
-        array = reader.get(name)
+    for position, (name, array) in enumerate(zip(names, arrays)):
         total += array.nbytes
         reader.limits.check("max_decoded_bytes", total, path=f"layers[{position}]")
         out[name] = array
     return out
 
 
-def load_file(path: str | os.PathLike, /, *, limits: Limits | None = None, verify: bool = True) -> dict[str, np.ndarray]:
-    """Read every layer of the file at ``path`` into a dict of name -> array, in file order."""
+def load_file(path: str | os.PathLike, /, *, limits: Limits | None = None, verify: bool = True,
+              workers: int | None = None, executor=None) -> dict[str, np.ndarray]:
+    """Read every layer of the file at ``path`` into a dict of name -> array, in file order.
+
+    ``workers`` > 1 decodes layers on that many threads (or pass a thread-based ``executor``).
+    """
     with Reader(path, limits=limits, verify=verify) as reader:
-        return _read_all(reader)
+        return _read_all(reader, workers, executor)
 
 
-def decode(data, /, *, limits: Limits | None = None, verify: bool = True) -> dict[str, np.ndarray]:
+def decode(data, /, *, limits: Limits | None = None, verify: bool = True, workers: int | None = None,
+           executor=None) -> dict[str, np.ndarray]:
     """Decode a bitstream held in memory (bytes-like) into a dict of name -> array."""
     with Reader(data, limits=limits, verify=verify) as reader:
-        return _read_all(reader)
+        return _read_all(reader, workers, executor)
 
 
 def open(source, /, *, limits: Limits | None = None, verify: bool = True) -> Reader:  # noqa: A001

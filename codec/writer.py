@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -91,6 +91,58 @@ class _PayloadSink:
 
     def flush(self):
         pass
+
+
+class _Prepared(NamedTuple):
+    """A layer encoded in memory, ready to be appended (what a worker returns)."""
+
+    name: str
+    body: bytes
+    parts: list
+    size: int
+    crc: int
+    minor: int
+
+
+class _MemorySink:
+    def __init__(self):
+        self.parts = []
+        self.size = 0
+        self.crc = 0
+
+    def write(self, data) -> int:
+        view = bytes(memoryview(data).cast("B"))
+        self.parts.append(view)
+        self.crc = _backend.crc32c(view, self.crc)
+        self.size += len(view)
+        return len(view)
+
+    def flush(self):
+        pass
+
+
+def _prepare_layer(index: int, name: str, array, params: dict, global_qp) -> _Prepared:
+    """Encode one layer in memory (module-level so that process pools can run it)."""
+    params = dict(params)
+    mode = params.pop("mode", "zstd")
+    kind = params.pop("kind", None)
+    dtype = params.pop("dtype", None)
+    array = np.asarray(array)
+    path = f"layers[{index}]"
+    if array.ndim > MAX_RANK:
+        raise EncodeError(f"rank {array.ndim} exceeds {MAX_RANK}", path=f"{path}.shape")
+    dtype_code = dtype_code_of(array, dtype)
+    layer_kind = _as_kind(kind)
+    if layer_kind is None:
+        layer_kind = guess_kind(name, array)
+    coding = get_mode(mode)
+    plan = coding.plan(array, dtype_code, params, global_qp=global_qp)
+    body = write_layer_header(layer_index=index, layer_name=name, layer_kind=layer_kind, layer_shape=array.shape,
+                              layer_dtype=dtype_code, coding_mode=coding.mode_id, local_qp_set=plan.local_qp_set,
+                              mode_params=plan.mode_params)
+    sink = _MemorySink()
+    coding.write(plan, array, dtype_code, sink)
+    return _Prepared(name, body, sink.parts, sink.size, sink.crc, coding.since_minor)
 
 
 class Writer:
@@ -231,6 +283,67 @@ class Writer:
         self._names.add(name)
         self._entries.append(IndexEntry(name, unit_offset, end - unit_offset))
         _log.debug("wrote %s: %s %s %s, %d payload bytes", name, array.dtype, array.shape, coding.name, sink.size)
+
+    def add_layers(self, items, /, *, workers: int | None = None, executor=None, progress=None) -> None:
+        """Encode many layers, on several threads or any ``concurrent.futures.Executor``.
+
+        ``items`` yields ``(name, array, params)`` with ``params`` the keyword arguments of
+        :meth:`add_layer` (``mode``, ``kind``, ``dtype``, mode parameters). Layers are encoded in
+        parallel and appended in order, so the bytes do not depend on the number of workers; at
+        most ``2 * workers`` encoded layers wait in memory. ``progress`` is called with each name.
+        """
+        if executor is None and (workers is None or workers <= 1):
+            for name, array, params in items:
+                self.add_layer(name, array, **params)
+                if progress:
+                    progress(name)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        own = executor is None
+        pool = ThreadPoolExecutor(max_workers=workers) if own else executor
+        window = 2 * (workers or getattr(pool, "_max_workers", 2) or 2)
+        pending: deque = deque()
+        try:
+            for name, array, params in items:
+                if self._closed:
+                    raise EncodeError("Writer is closed")
+                if not isinstance(name, str):
+                    raise EncodeError(f"layer name must be a str, got {type(name).__name__}")
+                if name in self._names or any(p[0] == name for p in pending):
+                    raise EncodeError(f"duplicate layer name {name!r}")
+                index = len(self._entries) + len(pending)
+                pending.append((name, pool.submit(_prepare_layer, index, name, array, params, self._global_qp)))
+                while len(pending) >= window:
+                    self._commit(pending.popleft()[1].result(), progress)
+            while pending:
+                self._commit(pending.popleft()[1].result(), progress)
+        finally:
+            for _, future in pending:
+                future.cancel()
+            if own:
+                pool.shutdown(wait=True)
+
+    def _commit(self, prep: _Prepared, progress=None) -> None:
+        unit_offset = self._pos
+        header = write_unit_header(UnitType.LAYER, prep.body, prep.size, prep.crc)
+        pad = padding_size(unit_offset + len(header))
+        try:
+            self._file.write(header)
+            self._file.write(_ZEROS[:pad])
+            for part in prep.parts:
+                self._file.write(part)
+        except BaseException:
+            self._rewind(unit_offset)
+            raise
+        end = unit_offset + len(header) + pad + prep.size
+        self._pos = end
+        self._minor = max(self._minor, prep.minor)
+        self._names.add(prep.name)
+        self._entries.append(IndexEntry(prep.name, unit_offset, end - unit_offset))
+        if progress:
+            progress(prep.name)
 
     def _seek(self, offset: int) -> None:
         self._file.seek(self._origin + offset)

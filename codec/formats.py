@@ -1,0 +1,268 @@
+"""Import and export of tensors in common formats: safetensors, npz, PyTorch, ONNX.
+
+Readers yield ``(name, array, dtype_hint)`` one tensor at a time (safetensors and npz lazily);
+``dtype_hint`` is ``"bfloat16"`` when the array holds bfloat16 raw bits as uint16 (no ml_dtypes),
+else None. Writers take ``(name, array, dtype_name)`` items and write atomically.
+
+safetensors is read and written here directly (its format is an 8-byte little-endian header
+length, a JSON header, and the tensors' little-endian bytes), so bfloat16 works without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import tempfile
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .errors import EncodeError, FormatError
+
+__all__ = ["read_tensors", "write_tensors", "FORMATS"]
+
+FORMATS = (".safetensors", ".npz", ".pt", ".pth", ".bin", ".onnx")
+
+_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I8": "i1", "I16": "<i2", "I32": "<i4",
+              "I64": "<i8", "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?"}
+_ST_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int8": "I8", "int16": "I16",
+             "int32": "I32", "int64": "I64", "uint8": "U8", "uint16": "U16", "uint32": "U32", "uint64": "U64",
+             "bool": "BOOL"}
+MAX_ST_HEADER = 100 << 20
+
+
+def _format_of(path) -> str:
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in FORMATS:
+        raise EncodeError(f"unsupported file type {ext or '(none)'!r}: use one of {', '.join(FORMATS)}")
+    return ext
+
+
+def _bf16(bits: np.ndarray):
+    try:
+        import ml_dtypes
+    except ImportError:
+        return bits, "bfloat16"
+    return bits.view(ml_dtypes.bfloat16), None
+
+
+# ---------------------------------------------------------------------------------------------
+# readers
+# ---------------------------------------------------------------------------------------------
+def read_safetensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 8:
+            raise FormatError(f"{path}: not a safetensors file (too short)")
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > min(MAX_ST_HEADER, size - 8):
+            raise FormatError(f"{path}: safetensors header of {n} bytes does not fit the file")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"{path}: safetensors header is not JSON: {exc}") from None
+        if not isinstance(header, dict):
+            raise FormatError(f"{path}: safetensors header is not an object")
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size > 8 + n else None
+    base = 8 + n
+    try:
+        entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
+                         key=lambda kv: kv[1].get("data_offsets", [0])[0] if isinstance(kv[1], dict) else 0)
+        for name, info in entries:
+            try:
+                dtype = _ST_DTYPES[info["dtype"]]
+                shape = tuple(int(d) for d in info["shape"])
+                begin, end = (int(x) for x in info["data_offsets"])
+            except (KeyError, TypeError, ValueError):
+                raise FormatError(f"{path}: tensor {name!r}: unsupported or malformed entry {info!r}") from None
+            count = int(np.prod(shape)) if shape else 1
+            if not 0 <= begin <= end <= size - base or end - begin != count * np.dtype(dtype).itemsize:
+                raise FormatError(f"{path}: tensor {name!r}: data_offsets {begin}..{end} do not fit")
+            raw = np.frombuffer(mm, dtype=dtype, count=count, offset=base + begin) if count else np.zeros(0, dtype)
+            array = np.array(raw).reshape(shape)  # one copy: the tensor alone is in memory
+            hint = None
+            if info["dtype"] == "BF16":
+                array, hint = _bf16(array)
+            yield name, array, hint
+    finally:
+        if mm is not None:
+            mm.close()
+
+
+def read_npz(path):
+    with np.load(path, allow_pickle=False) as z:
+        dtypes = {}
+        if "__codec_dtypes__" in z.files:
+            dtypes = json.loads(str(z["__codec_dtypes__"]))
+        for name in z.files:
+            if name == "__codec_dtypes__":
+                continue
+            array = z[name]
+            hint = None
+            if dtypes.get(name) == "bfloat16":
+                array, hint = _bf16(array.view(np.uint16))
+            yield name, array, hint
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise EncodeError("reading or writing PyTorch files needs torch (pip install torch==2.13.0)") from None
+    return torch
+
+
+def _tensor_to_numpy(name, value):
+    torch = _torch()
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu()
+        if t.dtype == torch.bfloat16:
+            return _bf16(t.contiguous().view(torch.int16).numpy().view(np.uint16))
+        try:
+            return t.numpy(), None
+        except TypeError:
+            raise EncodeError(f"tensor {name!r} has unsupported dtype {t.dtype}") from None
+    if isinstance(value, (int, float, bool)) and not isinstance(value, type(None)):
+        return np.asarray(value), None
+    raise EncodeError(f"entry {name!r} is a {type(value).__name__}, not a tensor")
+
+
+def read_torch(path):
+    torch = _torch()
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        raise FormatError(f"{path}: cannot load with weights_only=True: {exc}") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise EncodeError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    for name, value in obj.items():
+        array, hint = _tensor_to_numpy(str(name), value)
+        yield str(name), array, hint
+
+
+def read_onnx(path):
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise EncodeError("reading ONNX files needs onnx (pip install onnx)") from None
+    try:
+        model = onnx.load(os.fspath(path))
+    except Exception as exc:  # noqa: BLE001
+        raise FormatError(f"{path}: not a readable ONNX model: {exc}") from None
+    seen = set()
+    for init in model.graph.initializer:
+        seen.add(init.name)
+        yield init.name, numpy_helper.to_array(init), None
+    for node in model.graph.node:  # some exporters keep weights in Constant nodes
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and node.output and node.output[0] not in seen:
+                    seen.add(node.output[0])
+                    yield node.output[0], numpy_helper.to_array(attr.t), None
+
+
+def read_tensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
+    """Yield ``(name, array, dtype_hint)`` for every tensor of a safetensors, npz, PyTorch or ONNX file."""
+    ext = _format_of(path)
+    if not os.path.exists(path):
+        raise EncodeError(f"{path}: no such file")
+    if ext == ".safetensors":
+        return read_safetensors(path)
+    if ext == ".npz":
+        return read_npz(path)
+    if ext == ".onnx":
+        return read_onnx(path)
+    return read_torch(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# writers (atomic: temporary file in the target directory, renamed on success)
+# ---------------------------------------------------------------------------------------------
+def _atomic(path, write):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _le_bytes(array: np.ndarray) -> bytes:
+    a = np.asarray(array)
+    if a.dtype.name == "bfloat16":
+        a = a.view(np.uint16)
+    return np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def write_safetensors(path, items: Iterable[tuple[str, np.ndarray, str]], metadata: dict | None = None) -> None:
+    items = list(items)
+    header, offset = {}, 0
+    for name, array, dtype in items:
+        if dtype not in _ST_NAMES:
+            raise EncodeError(f"{name!r}: dtype {dtype} cannot be stored in safetensors")
+        size = np.asarray(array).size * (2 if dtype == "bfloat16" else np.asarray(array).dtype.itemsize)
+        header[name] = {"dtype": _ST_NAMES[dtype], "shape": list(np.shape(array)), "data_offsets": [offset, offset + size]}
+        offset += size
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+
+    def write(f):
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for _, array, _ in items:
+            f.write(_le_bytes(array))
+
+    _atomic(path, write)
+
+
+def write_npz(path, items):
+    arrays, dtypes = {}, {}
+    for name, array, dtype in items:
+        a = np.asarray(array)
+        if dtype == "bfloat16":
+            a = a.view(np.uint16)
+            dtypes[name] = "bfloat16"
+        arrays[name] = a
+    if dtypes:
+        arrays["__codec_dtypes__"] = np.array(json.dumps(dtypes))
+    _atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def write_torch(path, items):
+    torch = _torch()
+    sd = {}
+    for name, array, dtype in items:
+        a = np.array(array, order="C", copy=True)  # keeps 0-d shapes (ascontiguousarray does not)
+        if dtype == "bfloat16":
+            sd[name] = torch.from_numpy(a.view(np.uint16).view(np.int16)).view(torch.bfloat16)
+        else:
+            sd[name] = torch.from_numpy(a)
+    _atomic(path, lambda f: torch.save(sd, f))
+
+
+def write_tensors(path, items: Iterable[tuple[str, np.ndarray, str]], *, metadata: dict | None = None) -> None:
+    """Write ``(name, array, dtype_name)`` items to a safetensors, npz or PyTorch file (by extension)."""
+    ext = _format_of(path)
+    if ext == ".safetensors":
+        write_safetensors(path, items, metadata)
+    elif ext == ".npz":
+        write_npz(path, items)
+    elif ext in (".pt", ".pth", ".bin"):
+        write_torch(path, items)
+    else:
+        raise EncodeError(f"cannot write {ext} files (decode to .safetensors, .npz or .pt)")
