@@ -41,7 +41,7 @@ def encode(tensors: Mapping[str, Any], /, *, metadata: Mapping[str, Any] | None 
     return buf.getvalue()
 
 
-def _read_all(reader: Reader, workers: int | None = None, executor=None) -> dict[str, np.ndarray]:
+def _read_all(reader: Reader, workers: int | None = None, executor=None, progress=None) -> dict[str, np.ndarray]:
     # Each layer is checked against max_decoded_bytes before it is allocated (Reader.get);
     # the running total bounds the whole call.
     names = reader.keys()
@@ -64,6 +64,8 @@ def _read_all(reader: Reader, workers: int | None = None, executor=None) -> dict
         total += array.nbytes
         reader.limits.check("max_decoded_bytes", total, path=f"layers[{position}]")
         out[name] = array
+        if progress:
+            progress(name)
     return out
 
 

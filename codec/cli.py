@@ -15,10 +15,12 @@ import numpy as np
 
 from . import __version__, dump
 from ._backend import BACKEND
-from .errors import CodecError
+from .errors import CodecError, EncodeError
 
 EPILOG = """examples:
   codec demo                       write, dump and read back the built-in example model
+  codec encode model.safetensors -o model.nnc [--policy p.toml]   compress a model
+  codec decode model.nnc -o model.safetensors                     decompress it
   codec demo -o demo.nnc           ... and keep the file
   codec dump model.nnc --verify    table of layers, checking every checksum
   codec info model.nnc             one-line summary
@@ -121,6 +123,108 @@ POLICIES_ORDER = ["raw", "lossless (floatplanes)", "8-bit per channel", "4-bit p
                   "2:4 sparse + 8-bit"]
 
 
+class _Progress:
+    """A progress bar on stderr (tqdm if installed), silent with --quiet."""
+
+    def __init__(self, total: int | None, desc: str, quiet: bool):
+        self.bar = None
+        self.quiet = quiet
+        if quiet:
+            return
+        try:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="layer", file=sys.stderr, leave=False)
+        except ImportError:
+            self.count = 0
+            self.total = total
+            self.desc = desc
+
+    def __call__(self, name: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+        else:
+            self.count += 1
+            print(f"\r{self.desc}: {self.count}/{self.total or '?'}", end="", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif not self.quiet:
+            print(file=sys.stderr)
+
+
+def _cmd_encode(args) -> int:
+    from . import formats, policy as policies
+    from .writer import Writer, guess_kind
+
+    policy = policies.load_policy(args.policy) if args.policy else policies.DEFAULT_POLICY
+    tensors = formats.read_tensors(args.input)
+    total = None
+    if args.input.endswith(".safetensors"):
+        import json
+        import struct
+
+        with open(args.input, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            total = len([k for k in json.loads(f.read(n)) if k != "__metadata__"])
+    chosen: dict[str, int] = {}
+    raw_bytes = 0
+
+    def items():
+        nonlocal raw_bytes
+        for name, array, hint in tensors:
+            kind = guess_kind(name, array).name.lower()
+            action, rule = policy.choose(name, array, kind)
+            array, params = policies.apply(action, array)
+            if hint:
+                params["dtype"] = hint
+            label = f"{params['mode']}" + ("" if rule is None else f" (rule {rule})")
+            chosen[label] = chosen.get(label, 0) + 1
+            raw_bytes += array.nbytes
+            yield name, array, params
+
+    metadata = {"codec.policy": policy.to_json(), "codec.source": os.path.basename(args.input)}
+    progress = _Progress(total, "encoding", args.quiet)
+    start = time.perf_counter()
+    try:
+        with Writer(args.output, metadata=metadata) as writer:
+            writer.add_layers(items(), workers=args.workers, progress=progress)
+            count = writer.layer_count
+    finally:
+        progress.close()
+    if not args.quiet:
+        size = os.path.getsize(args.output)
+        how = ", ".join(f"{n} x {label}" for label, n in chosen.items()) or "no layers"
+        print(f"{dump.escape(args.output)}: {count} layers, {size:,} bytes from {raw_bytes:,} "
+              f"({raw_bytes / max(size, 1):.3f}x) in {time.perf_counter() - start:.2f} s; "
+              f"{'policy ' + dump.escape(args.policy) if args.policy else 'default policy (lossless)'}: {how}")
+    return 0
+
+
+def _cmd_decode(args) -> int:
+    from . import formats
+    from .api import _read_all
+    from .reader import Reader
+
+    if formats._format_of(args.output) == ".onnx":  # fail before decoding anything
+        raise EncodeError("cannot write .onnx files: decode to .safetensors, .npz or .pt")
+    with Reader(args.input) as r:
+        progress = _Progress(len(r), "decoding", args.quiet)
+        try:
+            arrays = _read_all(r, args.workers, progress=progress)
+        finally:
+            progress.close()
+        items = [(name, arrays[name], r.header(name).dtype_name) for name in r]
+        metadata = {k: v for k, v in r.metadata.items() if isinstance(v, (str, int, float, bool))}
+    formats.write_tensors(args.output, items, metadata=metadata)
+    if not args.quiet:
+        print(f"{dump.escape(args.output)}: {len(items)} tensors, {os.path.getsize(args.output):,} bytes")
+    return 0
+
+
 def _cmd_dump(args) -> int:
     return dump.run(args, prog="codec dump")
 
@@ -179,6 +283,32 @@ def build_parser() -> argparse.ArgumentParser:
         p._add_action(action)
     p.set_defaults(func=_cmd_dump)
 
+    p = sub.add_parser("encode", help="compress a safetensors/npz/PyTorch/ONNX file into a bitstream",
+                       description="Compress the tensors of IN (safetensors, npz, .pt/.pth, .onnx) into a codec "
+                       "bitstream. Without --policy every tensor is stored losslessly with the best lossless "
+                       "mode for its dtype; a policy file (TOML/JSON, see spec/policy.md) chooses modes per layer. "
+                       "The policy is stored in the file's metadata.",
+                       epilog="examples:\n  codec encode model.safetensors -o model.nnc\n"
+                       "  codec encode model.pt -o model.nnc --policy int8.toml --workers 2",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="safetensors, npz, .pt/.pth or .onnx file")
+    p.add_argument("-o", "--output", required=True, help="bitstream to write (atomically)")
+    p.add_argument("--policy", help="policy file (.toml or .json)")
+    p.add_argument("--workers", type=int, default=1, help="encode layers on this many threads (same bytes)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_encode)
+
+    p = sub.add_parser("decode", help="decode a bitstream to safetensors, npz or a PyTorch state dict",
+                       description="Decode every layer and write them to OUT; the format follows the extension "
+                       "(.safetensors, .npz, .pt). Names, shapes and dtypes (bfloat16 included) are kept.",
+                       epilog="example:\n  codec decode model.nnc -o model.safetensors",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, help=".safetensors, .npz or .pt file to write (atomically)")
+    p.add_argument("--workers", type=int, default=1, help="decode layers on this many threads")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_decode)
+
     p = sub.add_parser("info", help="one-line summary of a bitstream")
     p.add_argument("file")
     p.set_defaults(func=_cmd_info)
@@ -191,7 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (CodecError, OSError) as exc:
+        print(f"codec {args.command}: error: {dump.escape(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"codec {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -82,13 +82,17 @@ def read_safetensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
                 raise FormatError(f"{path}: tensor {name!r}: data_offsets {begin}..{end} do not fit")
             raw = np.frombuffer(mm, dtype=dtype, count=count, offset=base + begin) if count else np.zeros(0, dtype)
             array = np.array(raw).reshape(shape)  # one copy: the tensor alone is in memory
+            del raw  # release the view, or the map cannot close
             hint = None
             if info["dtype"] == "BF16":
                 array, hint = _bf16(array)
             yield name, array, hint
     finally:
         if mm is not None:
-            mm.close()
+            try:
+                mm.close()
+            except BufferError:  # a view is still alive (an exception's frame); unmapped when it goes
+                pass
 
 
 def read_npz(path):
