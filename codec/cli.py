@@ -65,62 +65,58 @@ def _cmd_demo(args) -> int:
                 got = got.view(np.uint16)
             exact &= got.shape == array.shape and got.tobytes() == array.tobytes()
         print(f"\nread back {len(loaded)} layers: round trip is {'bit-exact' if exact else 'NOT EXACT'}")
-        _demo_policies(model)
+        _demo_policies()
         return 0 if exact else 1
     finally:
         if tmpdir is not None:
             tmpdir.cleanup()
 
 
-def _demo_policies(model: dict) -> None:
-    """Write the demo model's 2-D float weights under several policies; print size and error."""
+def _demo_policies(model: dict | None = None) -> None:
+    """Encode the shipped digits MLP under several policies; print size, bits/weight and test accuracy."""
+    import io
+
     from . import masks, ternary
     from .api import decode
+    from .demo import load_digits_mlp, mlp_accuracy
+    from .writer import Writer
 
-    weights = {k: v for k, v in model.items() if v.ndim == 2 and v.dtype == np.float32}
-    count = sum(v.size for v in weights.values())
-    norm = float(np.sqrt(sum((v.astype(np.float64) ** 2).sum() for v in weights.values()) / count))
+    params, x_test, y_test = load_digits_mlp()
+    weights = [k for k, v in params.items() if v.ndim == 2]
+    count = sum(params[k].size for k in weights)
 
-    def coded(policy):
-        tensors, params = {}, {}
-        for name, w in weights.items():
-            if policy == "ternary":
-                tensors[name] = ternary.ternarize(w, axis=0)
-                params[name] = {"mode": "ternary", "axis": 0}
-            elif policy == "2:4 sparse + 8-bit":
-                mask = masks.prune_nm(w, 2, 4, axis=-1)
-                tensors[name] = np.where(mask, w, 0).astype(np.float32)
-                params[name] = {"mode": "sparse", "mask": mask, "nm": (2, 4), "values_mode": "quantized", "bits": 8}
-            else:
-                tensors[name] = w
-                params[name] = POLICIES[policy]
-        import io
+    def action(policy, name, w):
+        if w.ndim < 2 or policy == "lossless (floatplanes)":
+            return w, {"mode": "floatplanes"}
+        if policy == "raw":
+            return w, {"mode": "raw"}
+        if policy.startswith("8-bit"):
+            return w, {"mode": "quantized", "bits": 8, "granularity": "channel"}
+        if policy.startswith("4-bit"):
+            return w, {"mode": "quantized", "bits": 4, "granularity": "channel"}
+        if policy == "ternary (TWN)":
+            return ternary.ternarize(w, axis=0), {"mode": "ternary", "axis": 0}
+        mask = masks.prune_nm(w, 2, 4, axis=-1)
+        return np.where(mask, w, 0).astype(np.float32), {"mode": "sparse", "mask": mask, "nm": (2, 4),
+                                                         "values_mode": "quantized", "bits": 8}
 
-        from .writer import Writer
-
+    print(f"\nthe shipped model: MLP 64-64-32-10 trained on scikit-learn's digits ({count:,} weights); "
+          f"test split of {len(y_test)} images")
+    print(f"{'policy':<24} {'file bytes':>10} {'bits/weight':>12} {'test accuracy':>14}")
+    for policy in ("raw", "lossless (floatplanes)", "8-bit per channel", "4-bit per channel", "ternary (TWN)",
+                   "2:4 sparse + 8-bit"):
         buf = io.BytesIO()
-        with Writer(buf) as w:
-            for name, a in tensors.items():
-                w.add_layer(name, a, **params[name])
-        return buf.getvalue()
+        with Writer(buf, metadata={"codec.demo.policy": policy}) as w:
+            for name, array in params.items():
+                array, kwargs = action(policy, name, array)
+                w.add_layer(name, array, **kwargs)
+        data = buf.getvalue()
+        from .reader import Reader
 
-    print(f"\npolicies for the {len(weights)} 2-D float32 weights ({count:,} weights, {4 * count:,} bytes raw):")
-    print(f"{'policy':<22} {'bytes':>9} {'bits/weight':>12} {'rel. RMSE':>10}")
-    for policy in POLICIES_ORDER:
-        data = coded(policy)
-        out = decode(data)
-        err = np.sqrt(sum(((out[k].astype(np.float64) - weights[k]) ** 2).sum() for k in weights) / count) / norm
-        print(f"{policy:<22} {len(data):>9,} {8 * len(data) / count:>12.3f} {err:>10.4f}")
-
-
-POLICIES = {
-    "raw": {"mode": "raw"},
-    "lossless (floatplanes)": {"mode": "floatplanes"},
-    "8-bit per channel": {"mode": "quantized", "bits": 8, "granularity": "channel"},
-    "4-bit per channel": {"mode": "quantized", "bits": 4, "granularity": "channel"},
-}
-POLICIES_ORDER = ["raw", "lossless (floatplanes)", "8-bit per channel", "4-bit per channel", "ternary",
-                  "2:4 sparse + 8-bit"]
+        with Reader(data) as r:
+            weight_bits = sum(r.header(k).payload_size for k in weights) * 8
+        accuracy = mlp_accuracy(decode(data), x_test, y_test)
+        print(f"{policy:<24} {len(data):>10,} {weight_bits / count:>12.3f} {accuracy:>14.4f}")
 
 
 class _Progress:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["build_demo_model", "DEMO_METADATA"]
+__all__ = ["build_demo_model", "DEMO_METADATA", "load_digits_mlp", "mlp_accuracy"]
 
 DEMO_METADATA = {
     "codec.demo": True,
@@ -55,3 +55,22 @@ def build_demo_model(seed: int = 20261121) -> dict[str, np.ndarray]:
     model["attention_mask"] = np.tril(np.ones((16, 16), dtype=bool))
     model["pooler.step"] = np.array(12345, dtype=np.uint32)
     return model
+
+
+def load_digits_mlp() -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Return (weights, x_test, y_test) of the shipped MLP (tools/train_demo_model.py made it)."""
+    from importlib import resources
+
+    with resources.files("codec").joinpath("data/digits_mlp.npz").open("rb") as f:
+        with np.load(f) as z:
+            params = {k: z[k] for k in z.files if k not in ("x_test", "y_test")}
+            return params, z["x_test"], z["y_test"]
+
+
+def mlp_accuracy(params: dict[str, np.ndarray], x_test: np.ndarray, y_test: np.ndarray) -> float:
+    """Accuracy of the MLP with these weights on the test split (inputs 0..16 scaled to 0..1)."""
+    out = x_test.astype(np.float32) / 16.0
+    for i in range(1, 4):
+        out = out @ np.asarray(params[f"fc{i}.weight"], np.float32).T + np.asarray(params[f"fc{i}.bias"], np.float32)
+        out = np.maximum(out, 0) if i < 3 else out
+    return float((out.argmax(axis=1) == y_test).mean())
