@@ -11,7 +11,6 @@ length, a JSON header, and the tensors' little-endian bytes), so bfloat16 works 
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import struct
 import tempfile
@@ -52,6 +51,7 @@ def _bf16(bits: np.ndarray):
 # readers
 # ---------------------------------------------------------------------------------------------
 def read_safetensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
+    """Yield the tensors one at a time; each is read with one readinto, so memory holds one tensor."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size < 8:
@@ -65,9 +65,7 @@ def read_safetensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
             raise FormatError(f"{path}: safetensors header is not JSON: {exc}") from None
         if not isinstance(header, dict):
             raise FormatError(f"{path}: safetensors header is not an object")
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size > 8 + n else None
-    base = 8 + n
-    try:
+        base = 8 + n
         entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
                          key=lambda kv: kv[1].get("data_offsets", [0])[0] if isinstance(kv[1], dict) else 0)
         for name, info in entries:
@@ -80,19 +78,15 @@ def read_safetensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
             count = int(np.prod(shape)) if shape else 1
             if not 0 <= begin <= end <= size - base or end - begin != count * np.dtype(dtype).itemsize:
                 raise FormatError(f"{path}: tensor {name!r}: data_offsets {begin}..{end} do not fit")
-            raw = np.frombuffer(mm, dtype=dtype, count=count, offset=base + begin) if count else np.zeros(0, dtype)
-            array = np.array(raw).reshape(shape)  # one copy: the tensor alone is in memory
-            del raw  # release the view, or the map cannot close
+            array = np.empty(count, dtype=dtype)
+            f.seek(base + begin)
+            if count and f.readinto(memoryview(array.view(np.uint8))) != end - begin:
+                raise FormatError(f"{path}: tensor {name!r}: file ends early")
+            array = array.reshape(shape)
             hint = None
             if info["dtype"] == "BF16":
                 array, hint = _bf16(array)
             yield name, array, hint
-    finally:
-        if mm is not None:
-            try:
-                mm.close()
-            except BufferError:  # a view is still alive (an exception's frame); unmapped when it goes
-                pass
 
 
 def read_npz(path):

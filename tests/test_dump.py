@@ -125,6 +125,11 @@ def test_cli_demo_info_verify(tmp_path):
     proc = run("demo", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "round trip is bit-exact" in proc.stdout and "checksums: all ok" in proc.stdout
+    rows = {line.rsplit(None, 3)[0].strip(): line.split() for line in proc.stdout.splitlines()
+            if line.startswith(("raw ", "lossless", "8-bit", "ternary"))}
+    accuracy = {k: float(v[-1]) for k, v in rows.items()}
+    assert accuracy["raw"] > 0.9 and accuracy["lossless (floatplanes)"] == accuracy["raw"]  # lossless is lossless
+    assert accuracy["8-bit per channel"] >= accuracy["raw"] - 0.02
     proc = run("info", str(out))
     assert proc.returncode == 0 and "22 layers" in proc.stdout
     proc = run("verify", str(out))
