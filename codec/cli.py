@@ -181,6 +181,7 @@ def _cmd_encode(args) -> int:
             chosen[label] = chosen.get(label, 0) + 1
             raw_bytes += array.nbytes
             yield name, array, params
+            del array, params  # one layer in memory at a time
 
     metadata = {"codec.policy": policy.to_json(), "codec.source": os.path.basename(args.input)}
     progress = _Progress(total, "encoding", args.quiet)

