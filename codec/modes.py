@@ -230,6 +230,14 @@ def _no_params(mode: str, params: dict[str, Any]) -> None:
         raise EncodeError(f"mode {mode!r} takes no parameter {sorted(params)[0]!r}")
 
 
+def _zstd_level(params: dict) -> int:
+    """Pop and check the ``level`` parameter (zstd compression level, default 3)."""
+    level = params.pop("level", 3)
+    if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or not -7 <= level <= 22:
+        raise EncodeError(f"zstd level must be an int in -7..22, got {level!r}")
+    return int(level)
+
+
 def _check_empty_params(header, mode: str) -> None:
     if header.mode_params:
         raise FormatError(f"mode {mode} has no mode_params, got {len(header.mode_params)} bytes",
@@ -286,11 +294,9 @@ class ZstdMode(Mode):
 
     def plan(self, array, dtype, params, *, global_qp=None):
         params = dict(params)
-        level = params.pop("level", 3)
+        level = _zstd_level(params)
         _no_params(self.name, params)
-        if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or not -7 <= level <= 22:
-            raise EncodeError(f"zstd level must be an int in -7..22, got {level!r}")
-        return Plan(b"", int(level))
+        return Plan(b"", level)
 
     def write(self, plan, array, dtype, sink):
         nbytes = array.size * STORAGE_DTYPE[dtype].itemsize
@@ -500,13 +506,11 @@ class FloatPlanesMode(Mode):
 
     def plan(self, array, dtype, params, *, global_qp=None):
         params = dict(params)
-        level = params.pop("level", 3)
+        level = _zstd_level(params)
         _no_params(self.name, params)
         if dtype not in _FLOAT_DTYPES:
             raise EncodeError(f"mode 'floatplanes' codes float tensors, not {DTYPE_NAMES[dtype]}")
-        if not isinstance(level, (int, np.integer)) or isinstance(level, bool) or not -7 <= level <= 22:
-            raise EncodeError(f"zstd level must be an int in -7..22, got {level!r}")
-        return Plan(b"", int(level))
+        return Plan(b"", level)
 
     def write(self, plan, array, dtype, sink):
         from . import floatplanes

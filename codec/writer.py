@@ -121,16 +121,15 @@ class _MemorySink:
         pass
 
 
-def _prepare_layer(index: int, name: str, array, params: dict, global_qp) -> _Prepared:
-    """Encode one layer in memory (module-level so that process pools can run it)."""
+def _plan_layer(index: int, name: str, array, params: dict, global_qp):
+    """Validate a layer and plan its coding: return (array, dtype code, coding mode, plan, header body)."""
     params = dict(params)
     mode = params.pop("mode", "zstd")
     kind = params.pop("kind", None)
     dtype = params.pop("dtype", None)
     array = np.asarray(array)
-    path = f"layers[{index}]"
     if array.ndim > MAX_RANK:
-        raise EncodeError(f"rank {array.ndim} exceeds {MAX_RANK}", path=f"{path}.shape")
+        raise EncodeError(f"rank {array.ndim} exceeds {MAX_RANK}", path=f"layers[{index}].shape")
     dtype_code = dtype_code_of(array, dtype)
     layer_kind = _as_kind(kind)
     if layer_kind is None:
@@ -140,6 +139,12 @@ def _prepare_layer(index: int, name: str, array, params: dict, global_qp) -> _Pr
     body = write_layer_header(layer_index=index, layer_name=name, layer_kind=layer_kind, layer_shape=array.shape,
                               layer_dtype=dtype_code, coding_mode=coding.mode_id, local_qp_set=plan.local_qp_set,
                               mode_params=plan.mode_params)
+    return array, dtype_code, coding, plan, body
+
+
+def _prepare_layer(index: int, name: str, array, params: dict, global_qp) -> _Prepared:
+    """Encode one layer in memory (module-level so that process pools can run it)."""
+    array, dtype_code, coding, plan, body = _plan_layer(index, name, array, params, global_qp)
     sink = _MemorySink()
     coding.write(plan, array, dtype_code, sink)
     return _Prepared(name, body, sink.parts, sink.size, sink.crc, coding.since_minor)
@@ -248,20 +253,9 @@ class Writer:
             raise EncodeError(f"layer name must be a str, got {type(name).__name__}")
         if name in self._names:
             raise EncodeError(f"duplicate layer name {name!r}")
-        array = np.asarray(array)
         index = len(self._entries)
-        path = f"layers[{index}]"
-        if array.ndim > MAX_RANK:
-            raise EncodeError(f"rank {array.ndim} exceeds {MAX_RANK}", path=f"{path}.shape")
-        dtype_code = dtype_code_of(array, dtype)
-        layer_kind = _as_kind(kind)
-        if layer_kind is None:
-            layer_kind = guess_kind(name, array)
-        coding = get_mode(mode)
-        plan = coding.plan(array, dtype_code, mode_params, global_qp=self._global_qp)
-        body = write_layer_header(layer_index=index, layer_name=name, layer_kind=layer_kind,
-                                  layer_shape=array.shape, layer_dtype=dtype_code, coding_mode=coding.mode_id,
-                                  local_qp_set=plan.local_qp_set, mode_params=plan.mode_params)
+        array, dtype_code, coding, plan, body = _plan_layer(
+            index, name, array, {"mode": mode, "kind": kind, "dtype": dtype, **mode_params}, self._global_qp)
         unit_offset = self._pos
         header = write_unit_header(UnitType.LAYER, body, 0, 0)
         pad = padding_size(unit_offset + len(header))

@@ -67,6 +67,30 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
 #define LC_OUT_CODEBOOK 2 /* float32: codebook[level] */
 #define LC_OUT_I32 3      /* levels as int32 (the caller guarantees they fit) */
 
+/* Turn a decoded symbol into element i of the output (level, escape, dequantized value). */
+static inline int lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep,
+                          int out_kind, size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r,
+                          const float *codebook, size_t codebook_size) {
+    int64_t level;
+    if (s == esc_sym) {
+        if (*ep >= nesc) return LC_ERR_ESCAPES;
+        level = escapes[(*ep)++];
+    } else {
+        level = (int64_t)s - E;
+    }
+    if (out_kind == LC_OUT_I64) {
+        out_i64[i] = level;
+    } else if (out_kind == LC_OUT_I32) {
+        ((int32_t *)out_i64)[i] = (int32_t)level;
+    } else if (out_kind == LC_OUT_AFFINE) {
+        out_f32[i] = (float)(level - z_r) * s_r;
+    } else {
+        if (level < 0 || (uint64_t)level >= codebook_size) return LC_ERR_CODEBOOK;
+        out_f32[i] = codebook[level];
+    }
+    return LC_OK;
+}
+
 /* Tables: sy[cls * SCALE + slot] = the symbol of a slot; fc[cls * alphabet + s] = freq | cum << 16
  * (small, so both stay in L1 while a row is decoded). words: nwords little-endian 16-bit words. */
 static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
@@ -120,23 +144,9 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
                 }
                 wp = off;
                 for (int j = 0; j < LC_STATES; j++, i++, c++) {
-                    int64_t level;
-                    if (sym[j] == esc_sym) {
-                        if (ep >= nesc) return LC_ERR_ESCAPES;
-                        level = escapes[ep++];
-                    } else {
-                        level = (int64_t)sym[j] - E;
-                    }
-                    if (out_kind == LC_OUT_I64) {
-                        out_i64[i] = level;
-                    } else if (out_kind == LC_OUT_I32) {
-                        ((int32_t *)out_i64)[i] = (int32_t)level;
-                    } else if (out_kind == LC_OUT_AFFINE) {
-                        out_f32[i] = (float)(level - z_r) * s_r;
-                    } else {
-                        if (level < 0 || (uint64_t)level >= codebook_size) return LC_ERR_CODEBOOK;
-                        out_f32[i] = codebook[level];
-                    }
+                    int err = lc_emit(sym[j], esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64, out_f32, s_r, z_r,
+                                      codebook, codebook_size);
+                    if (err) return err;
                 }
             }
         }
@@ -152,27 +162,12 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
                 wp++;
             }
             st[i % LC_STATES] = x;
-            int64_t level;
-            if (s == esc_sym) {
-                if (ep >= nesc) return LC_ERR_ESCAPES;
-                level = escapes[ep++];
-            } else {
-                level = (int64_t)s - E;
-            }
-            if (out_kind == LC_OUT_I64) {
-                out_i64[i] = level;
-            } else if (out_kind == LC_OUT_I32) {
-                ((int32_t *)out_i64)[i] = (int32_t)level;
-            } else if (out_kind == LC_OUT_AFFINE) {
-                out_f32[i] = (float)(level - z_r) * s_r;
-            } else {
-                if (level < 0 || (uint64_t)level >= codebook_size) return LC_ERR_CODEBOOK;
-                out_f32[i] = codebook[level];
-            }
+            int err = lc_emit(s, esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64, out_f32, s_r, z_r, codebook,
+                              codebook_size);
+            if (err) return err;
         }
     }
     if (ep != nesc) return LC_ERR_ESCAPES;
-    (void)0;
     if (wp != nwords) return LC_ERR_WORDS_LEFT;
     for (int j = 0; j < LC_STATES; j++)
         if (st[j] != LC_RANS_L) return LC_ERR_FINAL_STATE;
