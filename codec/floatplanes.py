@@ -27,23 +27,57 @@ LAYOUT = {
 PLANE_RAW, PLANE_ZSTD = 0, 1
 
 
-def encode_planes(bits: np.ndarray, dtype: DType, rows: int, cols: int, *, level: int = 3) -> bytes:
-    """Return ``float_planes_payload()`` for the raw bit patterns ``bits`` (flat, unsigned)."""
+#: Elements per chunk when splitting fields: temporaries stay ~chunk-sized, not layer-sized.
+CHUNK = 1 << 20
+#: Bytes of a plane tried with zstd before compressing the whole plane.
+SAMPLE = 1 << 20
+
+
+def encode_planes(bits: np.ndarray, dtype: DType, rows: int, cols: int, *, level: int = 3, write=None):
+    """Write ``float_planes_payload()`` for the raw bit patterns ``bits`` (flat, unsigned) through
+    ``write`` as its parts are made; without ``write``, return the payload as bytes.
+
+    Memory: the exponents as int16 (2 bytes per element) and one byte plane at a time.
+    """
+    if write is None:
+        parts = []
+        encode_planes(bits, dtype, rows, cols, level=level, write=lambda b: parts.append(bytes(b)))
+        return b"".join(parts)
     storage, ebits, mbits, centre, nrest = LAYOUT[dtype]
-    u = bits.astype(storage.newbyteorder("="), copy=False).astype(np.uint64)
-    exponent = ((u >> np.uint64(mbits)) & np.uint64((1 << ebits) - 1)).astype(np.int64) - centre
-    sign = u >> np.uint64(mbits + ebits)
-    rest = (sign << np.uint64(mbits)) | (u & np.uint64((1 << mbits) - 1))  # sign above the mantissa
-    out = bytearray()
+    wide = storage.newbyteorder("=").type
+    u = np.ascontiguousarray(bits).view(storage.newbyteorder("=")).reshape(-1)
+    n = u.size
+    emask, mmask = wide((1 << ebits) - 1), wide((1 << mbits) - 1)
+    # int8 exponents when they fit (no inf/NaN in float32/bfloat16; always for float16), else int16
+    # (8-bit fields span -127..128 around their centre: int8 unless the top value, inf/NaN, occurs)
+    small = ebits <= 5 or (ebits == 8 and (n == 0 or int((u & (emask << wide(mbits))).max() >> wide(mbits)) < 255))
+    exponent = np.empty(n, dtype=np.int8 if small else np.int16)
+    for start in range(0, n, CHUNK):
+        chunk = u[start : start + CHUNK]
+        exponent[start : start + CHUNK] = (((chunk >> wide(mbits)) & emask).astype(np.int16) - centre).astype(
+            exponent.dtype)
     exp_payload = lc.encode_levels(exponent, rows, cols)
-    out += len(exp_payload).to_bytes(4, "little") + exp_payload
+    del exponent
+    write(len(exp_payload).to_bytes(4, "little"))
+    write(exp_payload)
+    del exp_payload
     cctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    plane = np.empty(n, dtype=np.uint8)
     for p in range(nrest):
-        plane = ((rest >> np.uint64(8 * p)) & np.uint64(0xFF)).astype(np.uint8).tobytes()
-        packed = cctx.compress(plane) if plane else b""
-        mode, data = (PLANE_ZSTD, packed) if len(packed) < len(plane) else (PLANE_RAW, plane)
-        out += bytes([mode]) + len(data).to_bytes(4, "little") + data
-    return bytes(out)
+        for start in range(0, n, CHUNK):
+            chunk = u[start : start + CHUNK]
+            rest = (chunk & mmask) | ((chunk >> wide(mbits + ebits)) << wide(mbits))  # sign above the mantissa
+            plane[start : start + CHUNK] = (rest >> wide(8 * p)) & wide(0xFF)
+        raw = memoryview(plane)
+        # low mantissa planes are noise: if a 1 MiB sample does not shrink by 1%, keep the plane raw
+        # (no layer-sized compression buffer, and no time spent)
+        sample = raw[: SAMPLE]
+        worth = n > 0 and len(cctx.compress(sample)) < 0.99 * len(sample)
+        packed = cctx.compress(raw) if worth else b""
+        mode, data = (PLANE_ZSTD, packed) if worth and len(packed) < n else (PLANE_RAW, raw)
+        write(bytes([mode]) + len(data).to_bytes(4, "little"))
+        write(data)
+        del packed, data
 
 
 def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, base_offset: int) -> np.ndarray:

@@ -159,7 +159,7 @@ def _plan_classes(row_counts: np.ndarray, E: int, max_classes: int):
         if best is None or bits < best[0]:
             best = (bits, k, row_class, all_codes)
         k *= 2
-    return best[1], best[2], best[3]
+    return best[1], best[2], best[3], best[0]
 
 
 def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int = MAX_CLASSES) -> bytes:
@@ -169,18 +169,21 @@ def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int 
         raise EncodeError(f"{q.size} levels do not fill {rows} x {cols}")
     if q.dtype.kind == "u" and q.size and int(q.max()) >= 1 << 63:
         raise EncodeError("levels must fit int64")
-    q = q.astype(np.int64, copy=False)
+    if q.dtype not in (np.int8, np.int16, np.int32, np.int64):  # small signed types are read as they are
+        q = q.astype(np.int64)
     n = q.size
     E, sym, row_counts = _backend.rans.symbols(q, rows, cols)
     alphabet = 2 * E + 2
     if n:
-        K, row_class, all_codes = _plan_classes(row_counts, E, max_classes)
+        K, row_class, all_codes, est_bits = _plan_classes(row_counts, E, max_classes)
     else:
-        K, row_class, all_codes = 1, np.zeros(rows, np.uint8), [[0] * alphabet]
+        K, row_class, all_codes, est_bits = 1, np.zeros(rows, np.uint8), [[0] * alphabet], 0
     freq = np.array([freqs_from_codes(c) for c in all_codes], dtype=np.uint32).reshape(K, alphabet)
     cum = np.zeros_like(freq)
     cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
-    code, states, words = _backend.rans.encode(sym, row_class, cols, freq, cum)
+    # buffer for the words sized from the planned cost (+2%); the kernel retries if it overflows
+    capacity = int(est_bits / 16 * 1.02) + 64
+    code, states, words = _backend.rans.encode(sym, row_class, cols, freq, cum, capacity)
     if code:
         raise EncodeError(f"rANS encoder failed: {_backend.rans_errors[code]}")
     w = _backend.BitWriter()
@@ -190,7 +193,8 @@ def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int 
         write_table(w, codes)
     if K > 1:
         w.u_array((K - 1).bit_length(), row_class)
-    escapes = q[sym == 2 * E + 1] if n else q
+    # the histogram says whether there is any escape: skip the layer-sized comparison if not
+    escapes = q[sym == 2 * E + 1].astype(np.int64) if n and row_counts[:, -1].any() else np.zeros(0, np.int64)
     w.ue(0, escapes.size)
     for v in escapes.tolist():
         w.u(1, 1 if v < 0 else 0)

@@ -515,16 +515,14 @@ class FloatPlanesMode(Mode):
     def write(self, plan, array, dtype, sink):
         from . import floatplanes
 
-        storage = STORAGE_DTYPE[dtype] if dtype != DType.BFLOAT16 else np.dtype("<u2")
         a = np.asarray(array)
         if a.dtype.name == "bfloat16":
             a = a.view(np.uint16)
-        bits = np.ascontiguousarray(a).view(a.dtype.newbyteorder("=")).reshape(-1)
-        if dtype != DType.BFLOAT16:
-            bits = np.ascontiguousarray(a, dtype=storage.newbyteorder("=")).view(floatplanes.LAYOUT[dtype][0]
-                                                                                  .newbyteorder("=")).reshape(-1)
+        if dtype != DType.BFLOAT16:  # native byte order, so the bit fields are read correctly
+            a = np.ascontiguousarray(a, dtype=STORAGE_DTYPE[dtype].newbyteorder("="))
+        bits = np.ascontiguousarray(a).view(floatplanes.LAYOUT[dtype][0].newbyteorder("=")).reshape(-1)
         rows, cols = levels_mod.level_grid(array.shape)
-        sink.write(floatplanes.encode_planes(bits, dtype, rows, cols, level=plan.state))
+        floatplanes.encode_planes(bits, dtype, rows, cols, level=plan.state, write=sink.write)
 
     def decode(self, header, payload, *, verify=True, global_qp=None, levels=False):
         from . import floatplanes

@@ -27,14 +27,16 @@ ERRORS = {
     -5: "codebook index out of range",
     -6: "rANS initial state below 2^16",
     -7: "symbol with zero frequency",
+    -8: "rANS output buffer too small",
 }
 
 
-def encode(sym: np.ndarray, row_class: np.ndarray, cols: int, freq: np.ndarray, cum: np.ndarray):
+def encode(sym: np.ndarray, row_class: np.ndarray, cols: int, freq: np.ndarray, cum: np.ndarray, capacity: int = -1):
     """Encode symbols (uint8, C order over rows x cols) with per-row-class tables (K x A).
 
     Returns (error_code, states, words): states is a list of STATES ints, words a bytes object of
-    little-endian 16-bit words in decoder order.
+    little-endian 16-bit words in decoder order. ``capacity`` is a buffer-size hint of the compiled
+    twin (the reference has no fixed buffer).
     """
     sym = sym.reshape(-1).tolist()
     row_class = row_class.tolist()

@@ -184,3 +184,16 @@ def test_symbol_mapping_twins_agree(case):
     a = pure_rans.symbols(q, rows, cols)
     b = fast_rans.symbols(q, rows, cols)
     assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+
+
+@pytest.mark.skipif(fast_rans is None, reason="compiled core not built")
+def test_encoder_retries_when_the_capacity_hint_is_too_small():
+    q = np.rint(np.random.default_rng(9).laplace(0, 20, 5000)).astype(np.int64)
+    E, sym, counts = fast_rans.symbols(q, 1, q.size)
+    freq = np.array([levels.freqs_from_codes(levels.codes_from_counts(counts[0]))], dtype=np.uint32)
+    cum = np.zeros_like(freq)
+    cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
+    rc = np.zeros(1, np.uint8)
+    full = fast_rans.encode(sym, rc, q.size, freq, cum)
+    tiny = fast_rans.encode(sym, rc, q.size, freq, cum, 3)  # far too small: falls back to the worst case
+    assert full == tiny == pure_rans.encode(sym, rc, q.size, freq, cum)

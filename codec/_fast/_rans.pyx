@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Interleaved static rANS kernels: twin of codec.rans (same contract, GIL released)."""
 
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, int64_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, int8_t, int16_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 
 import numpy as np
@@ -9,7 +9,7 @@ import numpy as np
 cdef extern from "rans_impl.h" nogil:
     int LC_STATES
     int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
-                  const uint32_t *freq, const uint32_t *cum, size_t alphabet,
+                  const uint32_t *freq, const uint32_t *cum, size_t alphabet, uint16_t *out_begin,
                   uint16_t *out_end, uint16_t **out_start, uint32_t *states_out)
     void lc_build_tables(const uint32_t *freq, size_t K, size_t alphabet, uint32_t *fc, uint8_t *sy)
     int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
@@ -20,7 +20,16 @@ cdef extern from "rans_impl.h" nogil:
                   size_t codebook_size)
 
 
-def encode(sym, row_class, Py_ssize_t cols, freq, cum):
+def encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity=-1):
+    """Encode; ``capacity`` (words) bounds the output buffer, retried at the worst case if too small."""
+    if capacity >= 0:
+        result = _encode(sym, row_class, cols, freq, cum, capacity)
+        if result[0] != -8:
+            return result
+    return _encode(sym, row_class, cols, freq, cum, -1)
+
+
+def _encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity):
     cdef const uint8_t[::1] s = np.ascontiguousarray(sym, dtype=np.uint8).reshape(-1)
     cdef const uint8_t[::1] rc = np.ascontiguousarray(row_class, dtype=np.uint8).reshape(-1)
     cdef const uint32_t[:, ::1] f = np.ascontiguousarray(freq, dtype=np.uint32)
@@ -28,7 +37,8 @@ def encode(sym, row_class, Py_ssize_t cols, freq, cum):
     cdef size_t n = s.shape[0]
     cdef size_t alphabet = f.shape[1]
     cdef uint32_t states[8]
-    cdef uint16_t *buf = <uint16_t *>malloc((n + 1) * sizeof(uint16_t))
+    cdef Py_ssize_t words_max = n + 1 if capacity < 0 or capacity > n + 1 else capacity
+    cdef uint16_t *buf = <uint16_t *>malloc((words_max if words_max else 1) * sizeof(uint16_t))
     cdef uint16_t *start = NULL
     cdef int rc_code
     if buf == NULL:
@@ -36,10 +46,10 @@ def encode(sym, row_class, Py_ssize_t cols, freq, cum):
     try:
         with nogil:
             rc_code = lc_encode(&s[0] if n else NULL, n, &rc[0] if rc.shape[0] else NULL, cols,
-                                &f[0, 0], &c[0, 0], alphabet, buf + n + 1, &start, states)
+                                &f[0, 0], &c[0, 0], alphabet, buf, buf + words_max, &start, states)
         if rc_code:
             return rc_code, None, None
-        nwords = (buf + n + 1) - start
+        nwords = (buf + words_max) - start
         words = (<char *>start)[:nwords * 2]
         if not _little_endian():
             words = np.frombuffer(words, dtype="=u2").astype("<u2").tobytes()
@@ -119,9 +129,14 @@ def build_tables(freqs):
     return fc, sy
 
 
-def symbols(q, Py_ssize_t rows, Py_ssize_t cols):
-    """Return (E, sym, row_counts) for int64 levels (twin of codec.rans.symbols)."""
-    cdef const int64_t[::1] v = np.ascontiguousarray(q, dtype=np.int64).reshape(-1)
+ctypedef fused level_t:
+    int8_t
+    int16_t
+    int32_t
+    int64_t
+
+
+cdef object _symbols(const level_t[::1] v, Py_ssize_t rows, Py_ssize_t cols):
     cdef Py_ssize_t n = v.shape[0], i
     cdef uint64_t top = 0, a
     cdef int64_t x
@@ -138,7 +153,6 @@ def symbols(q, Py_ssize_t rows, Py_ssize_t cols):
     cdef uint8_t[::1] s = sym
     cdef int64_t[:, ::1] c = counts
     cdef uint8_t code
-    cdef Py_ssize_t r
     if n:
         with nogil:
             for i in range(n):
@@ -147,3 +161,16 @@ def symbols(q, Py_ssize_t rows, Py_ssize_t cols):
                 s[i] = code
                 c[i // cols, code] += 1
     return int(E), sym, counts
+
+
+def symbols(q, Py_ssize_t rows, Py_ssize_t cols):
+    """Return (E, sym, row_counts) for integer levels (twin of codec.rans.symbols); int16 and int32
+    levels are read as they are (no int64 copy of a large layer)."""
+    a = np.asarray(q).reshape(-1)
+    if a.dtype == np.int8:
+        return _symbols[int8_t](np.ascontiguousarray(a), rows, cols)
+    if a.dtype == np.int16:
+        return _symbols[int16_t](np.ascontiguousarray(a), rows, cols)
+    if a.dtype == np.int32:
+        return _symbols[int32_t](np.ascontiguousarray(a), rows, cols)
+    return _symbols[int64_t](np.ascontiguousarray(a, dtype=np.int64), rows, cols)

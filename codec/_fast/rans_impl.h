@@ -30,13 +30,14 @@ enum {
     LC_ERR_CODEBOOK = -5,
     LC_ERR_BAD_STATE = -6,
     LC_ERR_ZERO_FREQ = -7,
+    LC_ERR_OVERFLOW = -8,
 };
 
 /* Encode n symbols. freq/cum: LC_STATES-independent per-class tables of `alphabet` entries each.
  * out_end: one past the end of a buffer of at least n 16-bit words. On return *out_start is the
  * first word written; states_out holds the final states (the decoder's initial states). */
 static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
-                     const uint32_t *freq, const uint32_t *cum, size_t alphabet,
+                     const uint32_t *freq, const uint32_t *cum, size_t alphabet, uint16_t *out_begin,
                      uint16_t *out_end, uint16_t **out_start, uint32_t *states_out) {
     uint32_t st[LC_STATES];
     uint16_t *ptr = out_end;
@@ -51,6 +52,7 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
         uint32_t x = st[i % LC_STATES];
         uint64_t x_max = (uint64_t)f << (32 - LC_PROB_BITS); /* 2^32 when f = LC_PROB_SCALE */
         if (x >= x_max) {
+            if (ptr == out_begin) return LC_ERR_OVERFLOW; /* the caller retries with a larger buffer */
             *--ptr = (uint16_t)(x & 0xffff);
             x >>= 16;
         }
