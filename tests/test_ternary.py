@@ -1,13 +1,11 @@
 """Ternary coding (spec 6.6): the exact flag-plus-nonzero scheme, base-3, entropy, mode selection."""
 
-import io
 
 import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import codec
 from codec import ternary as T
