@@ -145,22 +145,34 @@ def write_qp_set_data(p: QuantParams) -> bytes:
         w.u(3, p.axis or 0)
     if p.qps is not None:
         w.u(3, p.qp_density)
-        w.ue(0, len(p.qps) - 1)
-        prev = 0
-        for q in p.qps:
-            w.se(0, q - prev)
-            prev = q
+        _write_deltas(w, p.qps)
     if p.zero_points is not None:
-        w.ue(0, len(p.zero_points) - 1)
-        prev = 0
-        for z in p.zero_points:
-            w.se(0, z - prev)
-            prev = z
+        _write_deltas(w, p.zero_points)
     w.byte_alignment()
     if p.codebook is not None:
         w.u32le(len(p.codebook))
         w.b(np.asarray(p.codebook, dtype="<f4").tobytes())
     return w.getvalue()
+
+
+def _write_deltas(w, values) -> None:
+    """``<x>_count_minus1`` ue(0), then each value as the se(0) difference from the previous (spec 8.1)."""
+    w.ue(0, len(values) - 1)
+    prev = 0
+    for v in values:
+        w.se(0, v - prev)
+        prev = v
+
+
+def _read_deltas(r, prefix: str, what: str, max_count: int) -> tuple[int, ...]:
+    count = r.ue(0, f"{prefix}_count_minus1") + 1
+    if count > max_count or count > r.bits_left():  # every delta takes at least one bit
+        raise r.error(f"{count} {what} exceed the data or the limit", f"{prefix}_count_minus1")
+    values, prev = [], 0
+    for _ in range(count):
+        prev += r.se(0, f"{prefix}_delta")
+        values.append(prev)
+    return tuple(values)
 
 
 def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0, max_channels: int = 1 << 24) -> QuantParams:
@@ -184,24 +196,10 @@ def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0,
         out["granularity"] = GRANULARITIES[r.u(1, "qp_per_channel_flag")]
         out["axis"] = r.u(3, "qp_axis")
     if flags & _F_STEP:
-        density = r.u(3, "qp_density")
-        count = r.ue(0, "qp_count_minus1") + 1
-        if count > max_channels or count > r.bits_left():
-            raise r.error(f"{count} step sizes exceed the data or the limit", "qp_count_minus1")
-        qps, prev = [], 0
-        for _ in range(count):
-            prev += r.se(0, "qp_delta")
-            qps.append(prev)
-        out["qp_density"], out["qps"] = density, tuple(qps)
+        out["qp_density"] = r.u(3, "qp_density")
+        out["qps"] = _read_deltas(r, "qp", "step sizes", max_channels)
     if flags & _F_ZERO_POINT:
-        count = r.ue(0, "zp_count_minus1") + 1
-        if count > max_channels or count > r.bits_left():
-            raise r.error(f"{count} zero points exceed the data or the limit", "zp_count_minus1")
-        zps, prev = [], 0
-        for _ in range(count):
-            prev += r.se(0, "zp_delta")
-            zps.append(prev)
-        out["zero_points"] = tuple(zps)
+        out["zero_points"] = _read_deltas(r, "zp", "zero points", max_channels)
     r.byte_alignment()
     if flags & _F_CODEBOOK:
         size = r.u32le("cb_size")
