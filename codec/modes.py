@@ -238,6 +238,18 @@ def _zstd_level(params: dict) -> int:
     return int(level)
 
 
+def _begin_level_decode(mode: str, header, payload, verify: bool, allowed) -> tuple[int, int]:
+    """The common start of the level-coded modes: no mode_params, a dtype the mode can hold, the
+    payload checksum; return the level grid (rows, cols) of spec 7.1."""
+    _check_empty_params(header, mode)
+    if header.layer_dtype not in allowed:
+        raise FormatError(f"mode {mode} cannot hold dtype {header.dtype_name}",
+                          path=f"layers[{header.layer_index}].layer_dtype")
+    if verify:
+        _verify_payload(header, payload)
+    return levels_mod.level_grid(header.layer_shape)
+
+
 def _check_empty_params(header, mode: str) -> None:
     if header.mode_params:
         raise FormatError(f"mode {mode} has no mode_params, got {len(header.mode_params)} bytes",
@@ -370,14 +382,8 @@ class EntropyMode(Mode):
 
     def decode(self, header, payload, *, verify=True, global_qp=None, levels=False):
         _not_quantized(header, levels)
-        _check_empty_params(header, self.name)
         storage = storage_dtype(header)
-        if header.layer_dtype not in _INTEGER_DTYPES:
-            raise FormatError(f"mode entropy cannot hold dtype {header.dtype_name}",
-                              path=f"layers[{header.layer_index}].layer_dtype")
-        if verify:
-            _verify_payload(header, payload)
-        rows, cols = levels_mod.level_grid(header.layer_shape)
+        rows, cols = _begin_level_decode(self.name, header, payload, verify, _INTEGER_DTYPES)
         flat = levels_mod.decode_levels(payload, rows, cols, path=f"layers[{header.layer_index}].layer_payload",
                                         base_offset=header.payload_offset)
         info = np.iinfo(storage) if storage.kind in "iu" else None
@@ -446,15 +452,10 @@ class QuantizedMode(Mode):
     def decode(self, header, payload, *, verify=True, global_qp=None, levels=False):
         from . import quant
 
-        _check_empty_params(header, self.name)
         path = f"layers[{header.layer_index}]"
-        if header.layer_dtype not in _FLOAT_DTYPES:
-            raise FormatError(f"mode quantized cannot produce dtype {header.dtype_name}", path=f"{path}.layer_dtype")
+        rows, cols = _begin_level_decode(self.name, header, payload, verify, _FLOAT_DTYPES)
         local = quant.read_qp_set_data(header.local_qp_set or b"", path=f"{path}.local_qp_set")
         eff = quant.resolve(local, global_qp or quant.QuantParams(), header.layer_shape, path=f"{path}.local_qp_set")
-        if verify:
-            _verify_payload(header, payload)
-        rows, cols = levels_mod.level_grid(header.layer_shape)
         where = dict(path=f"{path}.layer_payload", base_offset=header.payload_offset)
         if levels:
             flat = levels_mod.decode_levels(payload, rows, cols, **where)
@@ -528,13 +529,7 @@ class FloatPlanesMode(Mode):
         from . import floatplanes
 
         _not_quantized(header, levels)
-        _check_empty_params(header, self.name)
-        if header.layer_dtype not in _FLOAT_DTYPES:
-            raise FormatError(f"mode floatplanes cannot hold dtype {header.dtype_name}",
-                              path=f"layers[{header.layer_index}].layer_dtype")
-        if verify:
-            _verify_payload(header, payload)
-        rows, cols = levels_mod.level_grid(header.layer_shape)
+        rows, cols = _begin_level_decode(self.name, header, payload, verify, _FLOAT_DTYPES)
         bits = floatplanes.decode_planes(payload, DType(header.layer_dtype), rows, cols,
                                          path=f"layers[{header.layer_index}].layer_payload",
                                          base_offset=header.payload_offset)

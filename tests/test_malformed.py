@@ -320,3 +320,10 @@ def test_long_names_limit():
 def test_errors_are_value_errors():
     with pytest.raises(ValueError):
         codec.decode(b"garbage")
+
+
+@pytest.mark.parametrize("mode, dtype, name", [(2, 2, "entropy"), (3, 7, "quantized"), (4, 9, "floatplanes")])
+def test_level_modes_reject_dtypes_they_cannot_hold(mode, dtype, name):
+    data = assemble([(UnitType.LAYER, layer_body(shape=(4,), dtype=dtype, mode=mode), b"\x00" * 40, "w")])
+    with pytest.raises(FormatError, match=rf"layers\[0\]\.layer_dtype: mode {name} cannot hold dtype"):
+        codec.decode(data)
