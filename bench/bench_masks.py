@@ -23,7 +23,8 @@ import sys
 import numpy as np
 import zstandard
 
-from codec import masks as M
+import codec
+from codec.modes import masks as M
 
 from _common import best_time, markdown_table as table, minilm_tensors  # noqa: E402
 
@@ -51,7 +52,9 @@ def encode(kind, mask):
 
 
 def decode(block, shape):
-    return M.decode_mask(block, shape, path="mask", base_offset=0)[1]
+    r = codec._backend.BitReader(block)
+    r.path = "mask_block"
+    return M.read_mask_block(memoryview(block), r, shape)[1]
 
 
 def size_row(name, kind, masks):

@@ -23,8 +23,9 @@ import sys
 import numpy as np
 import zstandard
 
+from codec import _backend
 from codec import levels as lc
-from codec import ternary as T
+from codec.modes import ternary as T
 
 from _common import best_time, markdown_table as table, minilm_tensors  # noqa: E402
 
@@ -85,7 +86,7 @@ def sizes_row(name, layers):
             rows, cols = lc.level_grid(t.shape)
             bits += len(T.encode_payload(t, rows, cols, scheme)) * 8
         row[scheme] = bits / n
-    row["flag L=0"] = sum(len(T.flag_encode(t, levels=0)) * 8 for t in layers) / n
+    row["flag L=0"] = sum(len(_backend.ternary.flag_encode(t, levels=0)) * 8 for t in layers) / n
     row["TQ1_0"] = gguf_bits(layers, "TQ1_0")
     row["TQ2_0"] = gguf_bits(layers, "TQ2_0")
     cctx = zstandard.ZstdCompressor(level=19)
@@ -96,16 +97,14 @@ def sizes_row(name, layers):
 
 def speed_rows(t: np.ndarray) -> list[dict]:
     """Throughput on one big trit array (M trits/s), ours and the peers."""
-    from codec import _backend
-
     n = t.size
     rows, cols = lc.level_grid(t.shape)
     flat = t.reshape(-1)
     out = []
     k = _backend.ternary
     for scheme, enc, dec in (
-        ("flag", lambda: k.flag_encode(flat), lambda p: k.flag_decode(p, n)),
-        ("base3", lambda: k.base3_encode(flat), lambda p: k.base3_decode(p, n)),
+        ("flag", lambda: k.flag_encode(flat), lambda p: k.flag_decode(p, n)[2]),
+        ("base3", lambda: k.base3_encode(flat), lambda p: k.base3_decode(p, n)[2]),
         ("entropy", lambda: lc.encode_levels(flat.astype(np.int64), rows, cols),
          lambda p: lc.decode_levels(p, rows, cols, out_kind=3)),
     ):

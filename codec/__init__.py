@@ -19,7 +19,7 @@ from __future__ import annotations
 from . import errors
 from ._backend import BACKEND as backend
 from .api import decode, encode, load_file, open, save_file
-from .constants import VERSION_MAJOR, VERSION_MINOR, CodingMode, DType, LayerKind
+from .format import VERSION_MAJOR, VERSION_MINOR, CodingMode, DType, LayerHeader, LayerKind, Limits, NetworkHeader
 from .errors import (
     ChecksumError,
     CodecError,
@@ -29,9 +29,7 @@ from .errors import (
     TruncatedError,
     UnsupportedError,
 )
-from .limits import Limits
 from .reader import Reader, StreamReader, iter_stream
-from .syntax import LayerHeader, NetworkHeader
 from .writer import Writer
 
 __version__ = "0.1.0"

@@ -1,46 +1,52 @@
-"""The one place that chooses between the compiled core and the pure-Python reference.
+"""The one place that chooses between the compiled kernels and the pure-Python references.
 
-``CODEC_PUREPYTHON=1`` (any non-empty value other than ``0``) selects the pure modules. Otherwise
-the Cython extensions in ``codec._fast`` are used when they import; when they are missing (a
-source install without a compiler, or a pure build) the pure modules are used and a debug message
-is logged. ``BACKEND`` says which was chosen: ``"fast"`` or ``"pure"``.
+``CODEC_PUREPYTHON=1`` (any non-empty value other than ``0``) selects ``codec.kernels.<stem>`` for
+every stem of :data:`codec.kernels.KERNELS`. Otherwise ``codec._fast.<stem>`` is used when every
+compiled twin imports; if any is missing (a source install without a compiler, or a pure build) the
+pure references are used for all of them, and a debug message is logged. ``BACKEND`` says which:
+``"fast"`` or ``"pure"``. Callers use the kernel modules exported here (``_backend.rans``), never
+``codec._fast`` directly.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 
+from .kernels import KERNELS
+
 _log = logging.getLogger("codec")
 
-_want_pure = os.environ.get("CODEC_PUREPYTHON", "") not in ("", "0")
 
+def _load(package: str) -> dict:
+    return {stem: importlib.import_module(f"{package}.{stem}") for stem in KERNELS}
+
+
+_want_pure = os.environ.get("CODEC_PUREPYTHON", "") not in ("", "0")
+modules = None
 if not _want_pure:
     try:
-        from ._fast._bitio import BitReader, BitWriter
-        from ._fast._crc32c import crc32c, crc32c_combine, crc32c_copy
-        from ._fast._index import read_index_entries
-        from ._fast import _rans as rans
-        from ._fast import _ternary as ternary
-        from ._fast import _masks as masks
-
+        modules = _load("codec._fast")
         BACKEND = "fast"
     except ImportError as exc:  # pragma: no cover - depends on how the package was built
         _log.debug("compiled core not available (%s); using the pure-Python reference", exc)
-        _want_pure = True
-
-if _want_pure:
-    from .bitio import BitReader, BitWriter  # noqa: F811
-    from .crc32c import crc32c, crc32c_combine, crc32c_copy  # noqa: F811
-
-    # No twin: syntax.read_index_payload runs its reference loop.
-    read_index_entries = None
-    from . import rans  # noqa: F811
-    from . import ternary  # noqa: F811
-    from . import masks  # noqa: F811
-
+if modules is None:
+    modules = _load("codec.kernels")
     BACKEND = "pure"
 
-from .rans import ERRORS as rans_errors  # noqa: E402  (both kernels share the error codes)
+bitio = modules["bitio"]
+crc = modules["crc32c"]
+index = modules["index"]
+rans = modules["rans"]
+ternary = modules["ternary"]
+masks = modules["masks"]
 
-__all__ = ["rans", "rans_errors", "ternary", "masks", "BACKEND", "BitReader", "BitWriter", "crc32c", "crc32c_combine", "crc32c_copy", "read_index_entries"]
+BitReader = bitio.BitReader
+BitWriter = bitio.BitWriter
+crc32c = crc.crc32c
+crc32c_copy = crc.crc32c_copy
+crc32c_combine = crc.crc32c_combine
+
+__all__ = ["BACKEND", "modules", "bitio", "crc", "index", "rans", "ternary", "masks", "BitReader", "BitWriter",
+           "crc32c", "crc32c_copy", "crc32c_combine"]

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .limits import DEFAULT_LIMITS, Limits
+from .format import DEFAULT_LIMITS, Limits
 from .reader import Reader
 from .writer import Writer
 

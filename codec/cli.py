@@ -72,51 +72,35 @@ def _cmd_demo(args) -> int:
             tmpdir.cleanup()
 
 
-def _demo_policies(model: dict | None = None) -> None:
-    """Encode the shipped digits MLP under several policies; print size, bits/weight and test accuracy."""
+def _demo_policies() -> None:
+    """Encode the shipped digits MLP under the demo policies; print size, bits/weight and test accuracy."""
     import io
 
-    from . import masks, ternary
+    from . import policy as policies
     from .api import decode
-    from .demo import load_digits_mlp, mlp_accuracy
+    from .demo import DEMO_POLICIES, load_digits_mlp, mlp_accuracy
+    from .reader import Reader
     from .writer import Writer
 
     params, x_test, y_test = load_digits_mlp()
     weights = [k for k, v in params.items() if v.ndim == 2]
     count = sum(params[k].size for k in weights)
-
-    def action(policy, name, w):
-        if w.ndim < 2 or policy == "lossless (floatplanes)":
-            return w, {"mode": "floatplanes"}
-        if policy == "raw":
-            return w, {"mode": "raw"}
-        if policy.startswith("8-bit"):
-            return w, {"mode": "quantized", "bits": 8, "granularity": "channel"}
-        if policy.startswith("4-bit"):
-            return w, {"mode": "quantized", "bits": 4, "granularity": "channel"}
-        if policy == "ternary (TWN)":
-            return ternary.ternarize(w, axis=0), {"mode": "ternary", "axis": 0}
-        mask = masks.prune_nm(w, 2, 4, axis=-1)
-        return np.where(mask, w, 0).astype(np.float32), {"mode": "sparse", "mask": mask, "nm": (2, 4),
-                                                         "values_mode": "quantized", "bits": 8}
-
     print(f"\nthe shipped model: MLP 64-64-32-10 trained on scikit-learn's digits ({count:,} weights); "
           f"test split of {len(y_test)} images")
     print(f"{'policy':<24} {'file bytes':>10} {'bits/weight':>12} {'test accuracy':>14}")
-    for policy in ("raw", "lossless (floatplanes)", "8-bit per channel", "4-bit per channel", "ternary (TWN)",
-                   "2:4 sparse + 8-bit"):
+    for label, doc in DEMO_POLICIES.items():
+        policy = policies.Policy(doc)
         buf = io.BytesIO()
-        with Writer(buf, metadata={"codec.demo.policy": policy}) as w:
+        with Writer(buf, metadata={"codec.demo.policy": label, "codec.policy": policy.to_json()}) as w:
             for name, array in params.items():
-                array, kwargs = action(policy, name, array)
+                action, _ = policy.choose(name, array, "weight" if array.ndim == 2 else "bias")
+                array, kwargs = policies.apply(action, array)
                 w.add_layer(name, array, **kwargs)
         data = buf.getvalue()
-        from .reader import Reader
-
         with Reader(data) as r:
             weight_bits = sum(r.header(k).payload_size for k in weights) * 8
         accuracy = mlp_accuracy(decode(data), x_test, y_test)
-        print(f"{policy:<24} {len(data):>10,} {weight_bits / count:>12.3f} {accuracy:>14.4f}")
+        print(f"{label:<24} {len(data):>10,} {weight_bits / count:>12.3f} {accuracy:>14.4f}")
 
 
 class _Progress:

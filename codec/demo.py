@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["build_demo_model", "DEMO_METADATA", "load_digits_mlp", "mlp_accuracy"]
+__all__ = ["build_demo_model", "DEMO_METADATA", "DEMO_POLICIES", "load_digits_mlp", "mlp_accuracy"]
 
 DEMO_METADATA = {
     "codec.demo": True,
@@ -21,6 +21,24 @@ DEMO_METADATA = {
     "layers": 2,
     "vocab": ["<pad>", "<unk>", "hello", "world"],
     "dropout": 0.1,
+}
+
+
+_LOSSLESS = {"mode": "floatplanes"}
+
+#: The policies ``codec demo`` compares on the digits MLP (spec/policy.md): 2-D weights coded as
+#: named, biases lossless.
+DEMO_POLICIES = {
+    "raw": {"defaults": {"mode": "raw"}},
+    "lossless (floatplanes)": {"defaults": _LOSSLESS},
+    "8-bit per channel": {"defaults": _LOSSLESS, "rules": [
+        {"min_rank": 2, "mode": "quantized", "bits": 8, "granularity": "channel"}]},
+    "4-bit per channel": {"defaults": _LOSSLESS, "rules": [
+        {"min_rank": 2, "mode": "quantized", "bits": 4, "granularity": "channel"}]},
+    "ternary (TWN)": {"defaults": _LOSSLESS, "rules": [
+        {"min_rank": 2, "mode": "ternary", "ternarize": True, "axis": 0}]},
+    "2:4 sparse + 8-bit": {"defaults": _LOSSLESS, "rules": [
+        {"min_rank": 2, "mode": "sparse", "nm": [2, 4], "values_mode": "quantized", "bits": 8}]},
 }
 
 

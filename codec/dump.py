@@ -9,6 +9,7 @@ Names read from the file are escaped before they reach a terminal.
 from __future__ import annotations
 
 import argparse
+import enum
 import json
 import math
 import mmap
@@ -16,23 +17,21 @@ import os
 import sys
 from typing import Any
 
-from .bitio import Field
-from .constants import TRAILER_SIZE
+import numpy as np
+
+from .dtypes import storage_dtype
 from .errors import CodecError
-from .limits import DEFAULT_LIMITS, Limits
-from .modes import storage_dtype
+from .format import DEFAULT_LIMITS, GLOBAL_QP_SET_OFFSET, Limits, UnknownValue, read_index_payload, \
+    read_network_header, read_trailer, read_unit_header
+from .format.constants import TRAILER_SIZE
+from .kernels import Field
+from .modes import get_mode
+from .quant import read_qp_set_data
 from .reader import Reader, iter_units
-from .syntax import (
-    UnknownValue,
-    read_index_payload,
-    read_network_header,
-    read_trailer,
-    read_unit_header,
-)
 
 __all__ = ["main", "summarize", "walk", "escape"]
 
-SCHEMA = "codec-dump/1"
+SCHEMA = "codec-dump/2"
 
 
 def escape(text: str) -> str:
@@ -70,80 +69,14 @@ def _json_value(value) -> Any:
     return {"type": type(value).__name__, "value": repr(value)}
 
 
-def _quantization_summary(reader: Reader, h) -> dict[str, Any] | None:
-    """Effective quantization parameters of a quantized layer (None for other modes)."""
-    from .constants import CodingMode
-    from .quant import read_qp_set_data, resolve
-
-    if h.coding_mode != CodingMode.QUANTIZED:
-        return None
+def _coding_summary(reader: Reader, h) -> tuple[dict[str, Any] | None, str]:
+    """The layer's mode's summary (JSON) and its short text; errors become {"error": message}."""
     try:
-        local = read_qp_set_data(h.local_qp_set or b"", path=f"layers[{h.layer_index}].local_qp_set")
-        eff = resolve(local, reader.global_qp, h.layer_shape, path=f"layers[{h.layer_index}].local_qp_set")
-    except CodecError as exc:
-        return {"error": str(exc)}
-    out = {"method": eff.method, "bits": eff.bits, "granularity": eff.granularity, "axis": eff.axis,
-           "local_fields": [k for k, v in vars(local).items() if v is not None]}
-    if eff.method == "codebook":
-        out["codebook_size"] = int(eff.codebook.size)
-    else:
-        out.update(qp_density=eff.qp_density, qps=list(eff.qps), step_min=float(eff.steps.min()),
-                   step_max=float(eff.steps.max()))
-        if eff.method == "uniform_zp":
-            out["zero_points"] = eff.zero_points.tolist()
-    return out
-
-
-def _sparse_summary(reader: Reader, h) -> dict[str, Any] | None:
-    """Density, mask kind and mask cost of a sparse layer, from its payload header (no decoding)."""
-    from .constants import CodingMode
-    from .masks import KIND_NAMES
-    from .modes import SparseMode, mode_name
-
-    if h.coding_mode != CodingMode.SPARSE:
-        return None
-    try:
-        kept, block, _, vmode, _, _, _ = SparseMode.parse(h, reader.payload(h.layer_name))
-    except CodecError as exc:
-        return {"error": str(exc)}
-    n = h.num_elements
-    p = kept / n if n else 0.0
-    hp = 0.0 if p in (0.0, 1.0) else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
-    kind = KIND_NAMES.get(block[0], f"unknown({block[0]})") if len(block) else "empty"
-    out = {"kept": kept, "density": p, "mask_kind": kind, "mask_bytes": len(block),
-           "mask_bits_per_element": 8 * len(block) / n if n else None, "entropy_bound": hp,
-           "mask_vs_entropy": (8 * len(block) / n) / hp if n and hp else None, "values_mode": mode_name(vmode)}
-    if kind == "nm" and len(block) >= 4:
-        out["nm"] = [int(block[1]), int(block[2])]
-    return out
-
-
-def _sparse_text(q: dict[str, Any] | None) -> str:
-    if q is None:
-        return "-"
-    if "error" in q:
-        return "invalid"
-    kind = f"{q['nm'][0]}:{q['nm'][1]}" if "nm" in q else q["mask_kind"]
-    bpe = q["mask_bits_per_element"]
-    text = f"{kind} d={q['density']:.3f} mask {bpe:.3f}b/el" if bpe is not None else f"{kind} empty"
-    if q["mask_vs_entropy"]:
-        text += f" ({q['mask_vs_entropy']:.3f}xH)"
-    return text + f" +{q['values_mode']}"
-
-
-def _qp_text(q: dict[str, Any] | None) -> str:
-    if q is None:
-        return "-"
-    if "error" in q:
-        return "invalid"
-    text = f"{q['method']} {q['bits']}b"
-    if q["method"] == "codebook":
-        return text + f" cb{q['codebook_size']}"
-    text += " ch" + str(q["axis"]) if q["granularity"] == "channel" else ""
-    step = q["step_min"]
-    text += f" step 2^{math.log2(step):.2f}" if q["step_min"] == q["step_max"] else \
-        f" steps 2^{math.log2(q['step_min']):.1f}..2^{math.log2(q['step_max']):.1f}"
-    return text
+        mode = get_mode(h.coding_mode)
+        summary = mode.summarize(h, reader.payload(h.layer_name), global_qp=reader.global_qp)
+        return summary, ("-" if summary is None else mode.summary_text(summary))
+    except (CodecError, ValueError) as exc:
+        return {"error": str(exc)}, "invalid"
 
 
 def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = None) -> dict[str, Any]:
@@ -158,6 +91,7 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
             itemsize = None
         elements = h.num_elements
         raw_bytes = elements * itemsize if itemsize is not None else None
+        coding, coding_text = _coding_summary(reader, h)
         entry = {
             "index": h.layer_index,
             "name": h.layer_name,
@@ -176,9 +110,9 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
             "raw_bytes": raw_bytes,
             "bits_per_element": (8 * h.payload_size / elements) if elements else None,
             "ratio_vs_raw": (raw_bytes / h.payload_size) if raw_bytes and h.payload_size else None,
+            "coding": coding,
+            "coding_text": coding_text,
         }
-        entry["quantization"] = _quantization_summary(reader, h)
-        entry["sparse"] = _sparse_summary(reader, h)
         if verify:
             try:
                 reader.get(name, verify=True)
@@ -205,28 +139,66 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
 
 
 def walk(buf, *, limits: Limits = DEFAULT_LIMITS) -> list[Field]:
-    """Parse a whole bitstream in file order and return every syntax element read, as Fields.
+    """Parse a whole bitstream and return every syntax element, in file order, as Fields.
 
-    Payloads are listed as one ``b(n)`` element each, not decoded.
+    Parameter sets and payloads are walked by the modes that own them (``Mode.trace``), down to
+    the bulk data (rANS words, planes, raw bytes), which are listed as one ``b(n)`` element each.
+    A payload that cannot be walked gets an ``error`` entry, and the walk goes on.
     """
     trace: list[Field] = []
     buf = memoryview(buf).cast("B")
     nh = read_network_header(buf, limits, trace=trace)
+    global_qp = read_qp_set_data(nh.global_qp_set, path="network_header.global_qp_set.qp_set_data",
+                                 base_offset=GLOBAL_QP_SET_OFFSET, trace=trace)
     trailer_offset = len(buf) - TRAILER_SIZE
     index_offset, _ = read_trailer(buf[trailer_offset:], trailer_offset)
     position = 0
     for unit in iter_units(buf, nh, limits, end=index_offset, trace=trace):
-        path = f"layers[{position}]" if unit.layer is not None else "unit"
-        trace.append(Field(f"{path}.layer_payload", unit.payload_offset * 8, unit.unit_payload_size * 8,
+        h = unit.layer
+        path = f"layers[{position}]" if h is not None else "unit"
+        payload = buf[unit.payload_offset:unit.payload_offset + unit.unit_payload_size]
+        trace.append(Field(f"{path}.unit_payload", unit.payload_offset * 8, unit.unit_payload_size * 8,
                            f"b({unit.unit_payload_size})", f"<{unit.unit_payload_size} bytes>"))
-        position += unit.layer is not None
+        if h is not None:
+            try:
+                if h.local_qp_set is not None:
+                    read_qp_set_data(h.local_qp_set, path=f"{h.qp_path}.qp_set_data", base_offset=h.local_qp_set_offset,
+                                     trace=trace)
+                get_mode(h.coding_mode).trace(h, payload, trace, global_qp=global_qp)
+            except CodecError as exc:
+                trace.append(Field(path, unit.payload_offset * 8, 0, "error", str(exc)))
+        position += h is not None
     unit = read_unit_header(buf[index_offset:trailer_offset], index_offset, limits, version_minor=nh.version_minor,
                             trace=trace)
     read_index_payload(buf[unit.payload_offset:trailer_offset], unit.payload_offset, limits,
                        layer_count=nh.layer_count, first_unit_offset=nh.network_header_size,
                        index_unit_offset=index_offset, trace=trace)
     read_trailer(buf[trailer_offset:], trailer_offset, trace=trace)
+    # containers (a b(n) element) come before the elements inside them: a stable sort by position
+    trace.sort(key=lambda f: f.bit_offset)
     return trace
+
+
+def field_value(value) -> Any:
+    """A Field's value for JSON: enums as {"name", "value"}, arrays as lists, bytes as hex."""
+    if isinstance(value, enum.IntEnum):
+        return {"name": value.name.lower(), "value": int(value)}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    return value
+
+
+def _field_text(value) -> str:
+    if isinstance(value, enum.IntEnum):
+        return f"{value.name.lower()} ({int(value)})"
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value[:16]).hex() + ("..." if len(value) > 16 else "")
+    if isinstance(value, np.ndarray):
+        head = " ".join(str(v) for v in value[:16].tolist())
+        return f"[{head}{' ...' if value.size > 16 else ''}]"
+    return _short(value, 80)
 
 
 def _fmt_bytes(n: int | None) -> str:
@@ -267,7 +239,7 @@ def render_text(doc: dict[str, Any], path: str) -> str:
     else:
         out.append("metadata: (none)")
     out.append("")
-    header = ["#", "name", "kind", "dtype", "shape", "mode", "quantization", "sparsity", "payload", "bits/elem", "ratio"]
+    header = ["#", "name", "kind", "dtype", "shape", "mode", "coding", "payload", "bits/elem", "ratio"]
     verify = "verified" in doc
     if verify:
         header.append("check")
@@ -283,8 +255,7 @@ def render_text(doc: dict[str, Any], path: str) -> str:
             layer["dtype"],
             "x".join(map(str, layer["shape"])) or "scalar",
             layer["mode"],
-            _qp_text(layer["quantization"]),
-            _sparse_text(layer["sparse"]),
+            layer["coding_text"],
             _fmt_bytes(layer["payload_bytes"]),
             "-" if bpe is None else f"{bpe:.3f}",
             "-" if ratio is None else f"{ratio:.3f}",
@@ -294,7 +265,7 @@ def render_text(doc: dict[str, Any], path: str) -> str:
         rows.append(row)
         total_payload += layer["payload_bytes"]
         total_raw += layer["raw_bytes"] or 0
-    out.append(_table(rows, header, {0, 8, 9, 10}))
+    out.append(_table(rows, header, {0, 7, 8, 9}))
     ratio = f"{total_raw / total_payload:.3f}" if total_payload else "-"
     out.append(f"total: {len(rows)} layers, {_fmt_bytes(total_payload)} payload bytes, "
                f"{_fmt_bytes(total_raw)} raw bytes, ratio {ratio}")
@@ -306,10 +277,8 @@ def render_text(doc: dict[str, Any], path: str) -> str:
 def render_fields(fields: list[Field]) -> str:
     lines = [f"{'bit':>12}  {'bits':>8}  {'descriptor':<10}  element = value"]
     for f in fields:
-        value = f.value
-        if isinstance(value, bytes):
-            value = value[:16].hex() + ("..." if len(value) > 16 else "")
-        lines.append(f"{f.bit_offset:>12}  {f.bits:>8}  {f.descriptor:<10}  {escape(f.path)} = {_short(value, 80)}")
+        lines.append(f"{f.bit_offset:>12}  {f.bits:>8}  {f.descriptor:<10}  {escape(f.path)} = "
+                     f"{escape(_field_text(f.value))}")
     return "\n".join(lines)
 
 
@@ -317,8 +286,8 @@ def build_parser(prog: str = "codec-dump") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Show what a codec bitstream holds: network header, metadata and one row per layer "
-        "(kind, dtype, shape, coding mode, quantization parameters, payload bytes, bits per element, "
-        "ratio vs raw). Nothing is decoded unless --verify is given.",
+        "(kind, dtype, shape, coding mode and what the mode says of its coding, payload bytes, bits per "
+        "element, ratio vs raw). Nothing is decoded unless --verify is given.",
         epilog="examples:\n"
         f"  {prog} model.nnc               table of layers\n"
         f"  {prog} --verify model.nnc      also check every checksum (exit 2 if one fails)\n"
@@ -334,6 +303,20 @@ def build_parser(prog: str = "codec-dump") -> argparse.ArgumentParser:
     return parser
 
 
+def _walk_file(path: str) -> list[Field]:
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            return walk(mm)
+        except CodecError as exc:
+            raise exc.with_traceback(None) from None  # its frames hold views of the map
+        finally:
+            try:
+                mm.close()
+            except BufferError:  # views still alive: the map goes with them
+                pass
+
+
 def run(args: argparse.Namespace, prog: str = "codec-dump") -> int:
     try:
         with Reader(args.file) as reader:
@@ -341,9 +324,7 @@ def run(args: argparse.Namespace, prog: str = "codec-dump") -> int:
             doc = summarize(reader, verify=args.verify, file_size=size)
             fields = None
             if args.fields:
-                with open(args.file, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    fields = walk(mm)
-                    fields = list(fields)
+                fields = _walk_file(args.file)
     except (CodecError, OSError) as exc:
         print(f"{prog}: error: {escape(str(exc))}", file=sys.stderr)
         return 2
@@ -351,7 +332,7 @@ def run(args: argparse.Namespace, prog: str = "codec-dump") -> int:
         if fields is not None:
             doc["fields"] = [
                 {"path": f.path, "bit_offset": f.bit_offset, "bits": f.bits, "descriptor": f.descriptor,
-                 "value": f.value.hex() if isinstance(f.value, bytes) else f.value}
+                 "value": field_value(f.value)}
                 for f in fields
             ]
         print(json.dumps(doc, indent=2, ensure_ascii=True, default=str))

@@ -8,32 +8,40 @@ Tables are sent as quantized log-probabilities (quarter-bit steps, delta Exp-Gol
 costs ~0.01% versus exact probabilities and a few dozen bytes per table. Levels whose magnitude
 exceeds the alphabet's limit E are sent in an escape list.
 
-The encoder tries K = 1, 2, 4, 8, 16 and keeps the smallest payload.
+The encoder tries K = 1, 2, 4, 8, 16 and keeps the smallest payload. :func:`read_levels_payload`
+is the one reader of the syntax; decoding and ``codec-dump --fields`` both use it. The rANS loops
+are the kernel pair ``codec.kernels.rans`` / ``codec._fast.rans``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _backend
 from .errors import EncodeError, FormatError, TruncatedError
+from .kernels import raise_status
+from .kernels import rans as rans_reference
+from .kernels.rans import LC_OUT_AFFINE, LC_OUT_CODEBOOK, LC_OUT_I32, LC_OUT_I64, LC_PROB_BITS, LC_PROB_SCALE, LC_STATES
 
-__all__ = ["encode_levels", "decode_levels", "level_grid", "order0_entropy_bits"]
+__all__ = ["encode_levels", "decode_levels", "read_levels_payload", "level_grid", "order0_entropy_bits",
+           "LC_MAX_ESCAPE_LIMIT", "LC_MAX_CLASSES", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "LC_OUT_I64", "LC_OUT_AFFINE",
+           "LC_OUT_CODEBOOK", "LC_OUT_I32"]
 
-PROB_BITS = 14
-PROB_SCALE = 1 << PROB_BITS
-STATES = 8
-MAX_ESCAPE_LIMIT = 127
-MAX_CLASSES = 16
-#: round(2^16 * 2^(-j/4)) for j = 0..3: weights of quarter-bit log codes (spec table 7.2).
-LOG_WEIGHTS = (65536, 55109, 46341, 38968)
-MAX_CODE = 64
+#: Largest lc_escape_limit E.
+LC_MAX_ESCAPE_LIMIT = 127
+#: Most row classes K (lc_num_classes_minus1 is u(4)).
+LC_MAX_CLASSES = 16
+#: Largest code of lc_table().
+LC_MAX_CODE = 64
+#: round(2^16 * 2^(-j/4)) for j = 0..3: weights of quarter-bit log codes (spec 7.2).
+LC_LOG_WEIGHTS = (65536, 55109, 46341, 38968)
 
 
 def level_grid(shape: tuple[int, ...]) -> tuple[int, int]:
-    """Return (rows, cols) of the level array of a tensor of ``shape``."""
+    """Return (rows, cols) of the level array of a tensor of ``shape`` (spec 7.1)."""
     n = math.prod(shape)
     if len(shape) >= 2:
         return shape[0], (n // shape[0] if shape[0] else 0)
@@ -50,7 +58,7 @@ def order0_entropy_bits(levels: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------
 # tables
 # ---------------------------------------------------------------------------------------------
-_LOG_WEIGHTS = np.array(LOG_WEIGHTS, dtype=np.int64)
+_LOG_WEIGHTS = np.array(LC_LOG_WEIGHTS, dtype=np.int64)
 
 
 def freqs_from_codes(codes) -> list[int]:
@@ -61,8 +69,8 @@ def freqs_from_codes(codes) -> list[int]:
     total = int(weights.sum())
     if total == 0:
         return [0] * len(c)
-    freqs = np.where(present, np.maximum(1, weights * PROB_SCALE // total), 0)
-    excess = int(freqs.sum()) - PROB_SCALE
+    freqs = np.where(present, np.maximum(1, weights * LC_PROB_SCALE // total), 0)
+    excess = int(freqs.sum()) - LC_PROB_SCALE
     while excess:
         k = int(np.argmax(freqs))  # largest frequency, lowest index among equals
         if excess < 0:
@@ -83,7 +91,7 @@ def codes_from_counts(counts: np.ndarray) -> list[int]:
         if n == 0:
             codes.append(0)
         else:
-            codes.append(int(min(MAX_CODE, max(1, 1 + round(-4 * math.log2(n / total))))))
+            codes.append(int(min(LC_MAX_CODE, max(1, 1 + round(-4 * math.log2(n / total))))))
     return codes
 
 
@@ -103,6 +111,7 @@ def write_table(w, codes: list[int]) -> None:
 
 
 def read_table(r, alphabet: int, name: str) -> list[int]:
+    """Read ``lc_table()``: the code of every symbol of the alphabet (0 = absent)."""
     count = r.ue(0, f"{name}.lc_num_symbols")
     codes = [0] * alphabet
     if count == 0:
@@ -112,9 +121,9 @@ def read_table(r, alphabet: int, name: str) -> list[int]:
         raise r.error(f"symbols {lo}..{lo + count - 1} exceed the alphabet of {alphabet}", f"{name}.lc_sym_lo")
     prev = 0
     for s in range(lo, lo + count):
-        code = prev + r.se(0, f"{name}.lc_code_delta")
-        if not 0 <= code <= MAX_CODE:
-            raise r.error(f"code {code} outside 0..{MAX_CODE}", f"{name}.lc_code_delta")
+        code = prev + r.se(0, f"{name}.lc_code_delta[{s}]")
+        if not 0 <= code <= LC_MAX_CODE:
+            raise r.error(f"code {code} outside 0..{LC_MAX_CODE}", f"{name}.lc_code_delta")
         codes[s] = code
         prev = code
     if codes[lo] == 0 or codes[lo + count - 1] == 0:
@@ -131,14 +140,14 @@ def _table_bits(codes: list[int]) -> int:
 def _coding_bits(counts: np.ndarray, freqs: list[int]) -> float:
     f = np.asarray(freqs, dtype=np.float64)
     nz = counts > 0
-    return float((counts[nz] * (PROB_BITS - np.log2(f[nz]))).sum())
+    return float((counts[nz] * (LC_PROB_BITS - np.log2(f[nz]))).sum())
 
 
 # ---------------------------------------------------------------------------------------------
 # encoder
 # ---------------------------------------------------------------------------------------------
 def _plan_classes(row_counts: np.ndarray, E: int, max_classes: int):
-    """Choose the number of row classes and each row's class; return (K, row_class, codes)."""
+    """Choose the number of row classes and each row's class; return (K, row_class, codes, bits)."""
     rows, alphabet = row_counts.shape
     magnitude = np.abs(np.arange(alphabet) - E)
     magnitude[-1] = E + 1
@@ -162,7 +171,7 @@ def _plan_classes(row_counts: np.ndarray, E: int, max_classes: int):
     return best[1], best[2], best[3], best[0]
 
 
-def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int = MAX_CLASSES) -> bytes:
+def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int = LC_MAX_CLASSES) -> bytes:
     """Return ``levels_payload()`` for integer levels (any int dtype, rows * cols elements)."""
     q = np.asarray(levels).reshape(-1)
     if q.size != rows * cols:
@@ -183,9 +192,9 @@ def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int 
     cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
     # buffer for the words sized from the planned cost (+2%); the kernel retries if it overflows
     capacity = int(est_bits / 16 * 1.02) + 64
-    code, states, words = _backend.rans.encode(sym, row_class, cols, freq, cum, capacity)
-    if code:
-        raise EncodeError(f"rANS encoder failed: {_backend.rans_errors[code]}")
+    status, states, words = _backend.rans.encode(sym, row_class, cols, freq, cum, capacity)
+    if status:
+        raise EncodeError(f"rANS encoder failed: {rans_reference.ERRORS[status][2]}")
     w = _backend.BitWriter()
     w.ue(0, E)
     w.u(4, K - 1)
@@ -209,20 +218,24 @@ def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int 
 # ---------------------------------------------------------------------------------------------
 # decoder
 # ---------------------------------------------------------------------------------------------
-def _slot_tables(freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decoding tables: fc[k, s] = freq | cum << 16 and sy[k, slot] = symbol (spec 7.3)."""
-    return _backend.rans.build_tables(freqs)
+class LevelsPayload(NamedTuple):
+    """The syntax elements of ``levels_payload()`` (the rANS words as a view, not decoded)."""
+
+    escape_limit: int
+    freqs: np.ndarray  # K x alphabet, each row summing to 2^14 or all zero
+    row_class: np.ndarray  # uint8, one per row
+    escapes: list[int]
+    states: list[int]
+    words: memoryview
+    words_offset: int  # file offset of lc_rans_words
 
 
-def decode_levels(payload, rows: int, cols: int, *, out_kind: int = 0, scale=None, zero_point=None,
-                  codebook=None, path: str = "layer_payload", base_offset: int = 0) -> np.ndarray:
-    """Decode ``levels_payload()`` into a flat int64 array (out_kind 0), int32 (3), or float32
-    (1: affine, 2: codebook)."""
-    r = _backend.BitReader(payload, base_offset=base_offset)
-    r.path = path
+def read_levels_payload(r, rows: int, cols: int) -> LevelsPayload:
+    """Read ``levels_payload()`` from bit reader ``r`` (spec 7.2) and check its rules; the rANS words
+    are taken as the rest of the reader's data."""
     E = r.ue(0, "lc_escape_limit")
-    if E > MAX_ESCAPE_LIMIT:
-        raise r.error(f"lc_escape_limit {E} exceeds {MAX_ESCAPE_LIMIT}", "lc_escape_limit")
+    if E > LC_MAX_ESCAPE_LIMIT:
+        raise r.error(f"lc_escape_limit {E} exceeds {LC_MAX_ESCAPE_LIMIT}", "lc_escape_limit")
     alphabet = 2 * E + 2
     K = r.u(4, "lc_num_classes_minus1") + 1
     freqs = np.array([freqs_from_codes(read_table(r, alphabet, f"lc_table[{k}]")) for k in range(K)],
@@ -234,7 +247,7 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = 0, scale=Non
     else:
         row_class = np.zeros(rows, dtype=np.uint8)
     n = rows * cols
-    if n and cols:
+    if n:
         used = np.unique(row_class)
         empty = [int(k) for k in used if freqs[k].sum() == 0]
         if empty:
@@ -244,38 +257,63 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = 0, scale=Non
         raise r.error(f"lc_escape_count {count} exceeds the levels or the payload", "lc_escape_count",
                       cls=TruncatedError if count <= n else FormatError)
     escapes = []
-    for _ in range(count):
-        negative = r.u(1, "lc_esc_sign")
-        magnitude = r.ue(0, "lc_esc_magnitude") + E + 1
+    for j in range(count):
+        negative = r.u(1, f"lc_esc_sign[{j}]")
+        magnitude = r.ue(0, f"lc_esc_magnitude[{j}]") + E + 1
         value = -magnitude if negative else magnitude
         if not -(1 << 63) <= value < (1 << 63):
-            raise r.error("escaped level does not fit int64", "lc_esc_magnitude")
+            raise r.error("escaped level does not fit int64", f"lc_esc_magnitude[{j}]")
         escapes.append(value)
     r.byte_alignment()
-    states = [r.u32le(f"lc_rans_state[{j}]") for j in range(STATES)]
-    start = r.pos // 8
-    words = memoryview(payload).cast("B")[start:]
-    if len(words) % 2:
-        raise FormatError("rANS word stream has an odd number of bytes", path=f"{path}.lc_rans_words",
-                          bit_offset=(base_offset + start) * 8)
-    if len(words) // 2 > n + 0:
-        raise FormatError(f"{len(words) // 2} rANS words for {n} levels", path=f"{path}.lc_rans_words",
-                          bit_offset=(base_offset + start) * 8)
-    fc, sy = _slot_tables(freqs)
-    if out_kind == 0:
+    states = [r.u32le(f"lc_rans_state[{j}]") for j in range(LC_STATES)]
+    words_offset = r.base_offset + r.pos // 8
+    nbytes = r.bits_left() // 8
+    if nbytes % 2:
+        raise r.error("the rANS word stream has an odd number of bytes", "lc_rans_words")
+    if nbytes // 2 > n:
+        raise r.error(f"{nbytes // 2} rANS words for {n} levels", "lc_rans_words")
+    words = r.view(nbytes, "lc_rans_words")
+    return LevelsPayload(E, freqs, row_class, escapes, states, words, words_offset)
+
+
+def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, scale=None, zero_point=None,
+                  codebook=None, path: str = "unit_payload", base_offset: int = 0) -> np.ndarray:
+    """Decode ``levels_payload()`` into a flat int64 (LC_OUT_I64) or int32 (LC_OUT_I32) array of
+    levels, or float32 values: (level - zero_point[row]) * scale[row] (LC_OUT_AFFINE) or
+    codebook[level] (LC_OUT_CODEBOOK)."""
+    r = _backend.BitReader(payload, base_offset=base_offset)
+    r.path = path
+    p = read_levels_payload(r, rows, cols)
+    n = rows * cols
+    if out_kind == LC_OUT_I64:
         out = np.empty(n, dtype=np.int64)
-    elif out_kind == 3:
-        # int32 output: only for callers whose levels fit (E <= 127 and escapes checked here)
-        if any(not -(1 << 31) <= v < (1 << 31) for v in escapes):
+    elif out_kind == LC_OUT_I32:
+        # only for callers whose levels fit (E <= 127 and the escapes checked here)
+        if any(not -(1 << 31) <= v < (1 << 31) for v in p.escapes):
             raise FormatError("level does not fit int32", path=f"{path}.lc_esc_magnitude")
         out = np.empty(n, dtype=np.int32)
     else:
         out = np.empty(n, dtype=np.float32)
-    code = _backend.rans.decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, out,
-                                scale, zero_point, codebook)
-    if code:
-        raise FormatError(_backend.rans_errors[code], path=f"{path}.lc_rans_words",
-                          bit_offset=(base_offset + start) * 8)
+    fc, sy = _backend.rans.build_tables(p.freqs)
+    status, at, value = _backend.rans.decode(p.words, p.states, fc, sy, p.row_class, rows, cols, p.escape_limit,
+                                             p.escapes, out_kind, out, scale, zero_point, codebook)
+    if status:
+        raise_status(rans_reference.ERRORS, status, at, value, path=path, base_offset=p.words_offset)
     return out
 
 
+def trace_levels_payload(payload, rows: int, cols: int, *, path: str, base_offset: int, trace: list) -> None:
+    """Record the syntax elements of ``levels_payload()`` in ``trace`` (``codec-dump --fields``)."""
+    from .kernels.bitio import BitReader
+
+    r = BitReader(payload, base_offset=base_offset, trace=trace)
+    r.path = path
+    read_levels_payload(r, rows, cols)
+
+
+def levels_summary(payload, rows: int, cols: int, *, path: str, base_offset: int) -> dict:
+    """What ``codec-dump`` shows of a ``levels_payload()``: escape limit, row classes, escapes."""
+    r = _backend.BitReader(payload, base_offset=base_offset)
+    r.path = path
+    p = read_levels_payload(r, rows, cols)
+    return {"escape_limit": p.escape_limit, "row_classes": int(p.freqs.shape[0]), "escapes": len(p.escapes)}

@@ -2,15 +2,14 @@
 
 A policy is a TOML or JSON document: optional ``[defaults]`` (a mode and its parameters for layers
 no rule matches) and an ordered list of ``[[rules]]``. Each rule has match keys and action keys;
-the first rule whose match keys all hold decides. Unknown keys are errors that name the key.
-The policy used is stored in the bitstream metadata under ``codec.policy`` (JSON).
+the first rule whose match keys all hold decides. The action keys are ``mode`` and that mode's
+parameters as the mode declares them (``codec.modes``): a policy is checked when it is loaded, and
+an unknown key or a bad value is an error naming the rule. The policy used is stored in the
+bitstream metadata under ``codec.policy`` (JSON).
 
 Match keys: ``name`` (glob or list of globs), ``kind`` (weight, bias, norm, embedding, other),
 ``dtype`` ("float", "int", "bool" or a dtype name), ``rank``, ``min_rank``, ``max_rank``,
 ``min_elements``, ``max_elements``.
-Action keys: ``mode`` and that mode's parameters; plus, applied to the tensor before coding,
-``ternarize = true`` (TWN, with ``axis``) for mode "ternary", and ``prune`` (fraction, magnitude)
-or ``nm = [N, M]`` (N:M magnitude pruning along ``axis``) for mode "sparse".
 """
 
 from __future__ import annotations
@@ -23,34 +22,23 @@ from typing import Any
 import numpy as np
 
 from .errors import EncodeError
+from .modes import get_mode, registered_modes
 
-__all__ = ["Policy", "load_policy", "DEFAULT_POLICY"]
+__all__ = ["Policy", "load_policy", "DEFAULT_POLICY", "apply", "default_action"]
 
 MATCH_KEYS = {"name", "kind", "dtype", "rank", "min_rank", "max_rank", "min_elements", "max_elements"}
-MODE_PARAMS = {
-    "raw": set(),
-    "zstd": {"level"},
-    "floatplanes": {"level"},
-    "entropy": {"max_classes"},
-    "quantized": {"bits", "step", "method", "granularity", "axis", "qp_density", "rdo_lambda", "max_classes"},
-    "ternary": {"scheme", "axis", "ternarize"},
-    "sparse": {"prune", "nm", "axis", "hybrid", "values_mode"},
-}
 
 
 def _check_action(action: dict, where: str) -> None:
     mode = action.get("mode")
-    if mode not in MODE_PARAMS:
-        raise EncodeError(f"{where}: mode must be one of {', '.join(MODE_PARAMS)}, got {mode!r}")
-    allowed = set(MODE_PARAMS[mode])
-    if mode == "sparse" and action.get("values_mode") is not None:
-        values_mode = action["values_mode"]
-        if values_mode not in MODE_PARAMS or values_mode == "sparse":
-            raise EncodeError(f"{where}: values_mode must be a non-sparse mode, got {values_mode!r}")
-        allowed |= MODE_PARAMS[values_mode] - {"ternarize"}
-    for key in action:
-        if key != "mode" and key not in allowed:
-            raise EncodeError(f"{where}: unknown key {key!r} for mode {mode!r}")
+    names = [m.name for m in registered_modes()]
+    if mode not in names:
+        raise EncodeError(f"{where}: mode must be one of {', '.join(names)}, got {mode!r}")
+    params = {k: v for k, v in action.items() if k != "mode"}
+    try:
+        get_mode(mode).validate(params, policy=True)
+    except EncodeError as exc:
+        raise EncodeError(f"{where}: {exc.reason}") from None
 
 
 class Policy:
@@ -113,8 +101,7 @@ def _matches(match: dict, name: str, array: np.ndarray, kind: str) -> bool:
 
 def default_action(array: np.ndarray) -> dict:
     """The default when there is no policy: lossless, the best lossless mode for the dtype."""
-    cls = _dtype_class(array)
-    if cls == "float":
+    if _dtype_class(array) == "float":
         return {"mode": "floatplanes"}
     return {"mode": "entropy"}
 
@@ -146,24 +133,9 @@ def load_policy(path_or_text) -> Policy:
 
 
 def apply(action: dict, array: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Turn a policy action into (the array to write, add_layer keyword arguments)."""
-    from . import masks, ternary
-
-    params = {k: v for k, v in action.items()}
-    mode = params.pop("mode")
-    if mode == "ternary" and params.pop("ternarize", False):
-        array = ternary.ternarize(array, axis=params.get("axis"))
-    if mode == "sparse":
-        prune = params.pop("prune", None)
-        nm = params.get("nm")
-        axis = params.get("axis", -1)
-        if nm is not None:
-            mask = masks.prune_nm(array, int(nm[0]), int(nm[1]), axis=axis)
-            params["nm"] = (int(nm[0]), int(nm[1]))
-        elif prune is not None:
-            mask = masks.prune_magnitude(array, float(prune))
-        else:
-            mask = np.asarray(array) != 0
-        array = np.where(mask, array, 0).astype(array.dtype)
-        params["mask"] = mask
-    return array, {"mode": mode, **params}
+    """Turn a policy action into (the array to write, ``add_layer`` keyword arguments): the mode
+    prepares the tensor (ternarize, prune) and consumes the parameters that say how."""
+    params = dict(action)
+    mode = get_mode(params.pop("mode"))
+    array, params = mode.prepare(array, params)
+    return array, {"mode": mode.name, **params}

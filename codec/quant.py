@@ -14,6 +14,7 @@ Dequantization (float32 arithmetic, round to nearest even):
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from typing import Any
 
@@ -21,11 +22,20 @@ import numpy as np
 
 from . import _backend
 from .errors import EncodeError, FormatError
+from .kernels.bitio import BitReader as TracingBitReader
 
 __all__ = ["QuantParams", "Effective", "METHODS", "step_of_qp", "qp_for_step", "write_qp_set_data",
            "read_qp_set_data", "resolve", "quantize", "dequantize"]
 
-METHODS = ("uniform", "uniform_zp", "codebook")
+class QpMethod(enum.IntEnum):
+    """``qp_method`` (spec 8.1); 3 is reserved."""
+
+    UNIFORM = 0
+    UNIFORM_ZP = 1
+    CODEBOOK = 2
+
+
+METHODS = tuple(m.name.lower() for m in QpMethod)
 GRANULARITIES = ("tensor", "channel")
 DEFAULT_DENSITY = 4
 MAX_DENSITY = 7
@@ -118,10 +128,11 @@ def qp_for_step(step: float, density: int, *, at_least: bool = False) -> int:
 
 
 def _check_step(qp: int, density: int, path: str):
-    step = step_of_qp(qp, density)
-    if not 2.0 ** -126 <= step <= 2.0 ** 127:
-        raise FormatError(f"qp {qp} (density {density}) gives step {step:g} outside float32's normal range", path=path)
-    return step
+    # step = (2^d + qp mod 2^d) * 2^(floor(qp / 2^d) - d) lies in [2^e, 2^(e+1)) with e = floor(qp / 2^d):
+    # a normal binary32 (exact: at most d + 1 <= 8 significant bits) exactly when -126 <= e <= 127
+    if not -126 <= qp >> density <= 127:
+        raise FormatError(f"qp {qp} (density {density}) gives a step outside [2^-126, 2^128)", path=path)
+    return step_of_qp(qp, density)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,28 +176,33 @@ def _write_deltas(w, values) -> None:
 
 
 def _read_deltas(r, prefix: str, what: str, max_count: int) -> tuple[int, ...]:
+    """``<prefix>_count_minus1`` and the ``<prefix>_delta`` list; values start from 0 (spec 8.1)."""
     count = r.ue(0, f"{prefix}_count_minus1") + 1
     if count > max_count or count > r.bits_left():  # every delta takes at least one bit
         raise r.error(f"{count} {what} exceed the data or the limit", f"{prefix}_count_minus1")
     values, prev = [], 0
-    for _ in range(count):
-        prev += r.se(0, f"{prefix}_delta")
+    for c in range(count):
+        prev += r.se(0, f"{prefix}_delta[{c}]")
         values.append(prev)
     return tuple(values)
 
 
-def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0, max_channels: int = 1 << 24) -> QuantParams:
-    """Parse ``qp_set_data()``; an empty buffer is an empty set."""
+def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0, max_channels: int = 1 << 24,
+                     trace: list | None = None) -> QuantParams:
+    """Parse ``qp_set_data()``; an empty buffer is an empty set. ``trace`` collects the elements."""
     if not data:
         return QuantParams()
-    r = _backend.BitReader(data, base_offset=base_offset)
+    if trace is not None:
+        r = TracingBitReader(data, base_offset=base_offset, trace=trace)
+    else:
+        r = _backend.BitReader(data, base_offset=base_offset)
     r.path = path
     flags = r.u(8, "qp_present_flags")
     if flags & 0x03:
         raise r.error("reserved qp_present_flags bits are set", "qp_present_flags", at=0)
     out: dict[str, Any] = {}
     if flags & _F_METHOD:
-        m = r.u(2, "qp_method")
+        m = r.u(2, "qp_method", enum=QpMethod)
         if m >= len(METHODS):
             raise r.error(f"reserved qp_method {m}", "qp_method", at=r.pos - 2)
         out["method"] = METHODS[m]
@@ -205,7 +221,7 @@ def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0,
         size = r.u32le("cb_size")
         if size == 0 or size > MAX_CODEBOOK:
             raise r.error(f"cb_size {size} outside 1..{MAX_CODEBOOK}", "cb_size", at=r.pos - 32)
-        raw = r.b(4 * size, "cb_values")
+        raw = r.b(4 * size, "cb_value")
         out["codebook"] = tuple(np.frombuffer(raw, dtype="<f4").astype(np.float32).tolist())
     if r.bits_left():
         raise r.error(f"{r.bits_left() // 8} bytes after the last field", "qp_set_data")

@@ -16,45 +16,44 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 
 from . import _backend
-from .constants import NETWORK_PREFIX_SIZE, TRAILER_SIZE, UNIT_PREFIX_SIZE, UnitType
+from .dtypes import storage_dtype
 from .errors import ChecksumError, FormatError, LimitError, TruncatedError
-from .limits import DEFAULT_LIMITS, Limits
-from .modes import get_mode, storage_dtype
-from .quant import QuantParams, read_qp_set_data
-from .syntax import (
+from .format import (
+    DEFAULT_LIMITS,
+    GLOBAL_QP_SET_OFFSET,
     IndexEntry,
     LayerHeader,
+    Limits,
     NetworkHeader,
     UnitHeader,
     network_header_size,
+    padding_size,
     read_index_payload,
     read_network_header,
     read_trailer,
     read_unit_header,
 )
+from .format.constants import INDEX_ENTRY_FIXED_SIZE, NETWORK_PREFIX_SIZE, TRAILER_SIZE, UNIT_PREFIX_SIZE, UnitType
+from .format.unit import MIN_UNIT_HEADER_SIZE
+from .modes import get_mode
+from .quant import QuantParams, read_qp_set_data
 
 __all__ = ["Reader", "iter_stream", "StreamReader", "iter_units"]
 
 
 def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits, global_qp: QuantParams,
                   levels: bool = False, format: str = "dense"):
-    path = f"layers[{header.layer_index}]"
     mode = get_mode(header.coding_mode)
-    if format != "dense":
-        if mode.name != "sparse":
-            raise ValueError(f"format={format!r} needs a sparse layer; {header.layer_name!r} is {mode.name}")
-        storage_dtype(header)
-        return mode.decode(header, payload, verify=verify, global_qp=global_qp, levels=levels, format=format)
     storage = storage_dtype(header)
-    # quantized layers may also produce int64 levels: bound by the larger of the two
+    # levels come back as int64: bound by the larger of the two
     limits.check("max_decoded_bytes", header.num_elements * max(storage.itemsize, 8 if levels else 0),
-                 path=f"{path}.shape")
-    return mode.decode(header, payload, verify=verify, global_qp=global_qp, levels=levels)
+                 path=f"{header.path}.layer_dim")
+    return mode.decode(header, payload, verify=verify, global_qp=global_qp, levels=levels, format=format)
 
 
 def _global_qp(network_header: NetworkHeader) -> QuantParams:
-    return read_qp_set_data(network_header.global_qp_set, path="network_header.global_qp_set",
-                            base_offset=NETWORK_PREFIX_SIZE + 4)
+    return read_qp_set_data(network_header.global_qp_set, path="network_header.global_qp_set.qp_set_data",
+                            base_offset=GLOBAL_QP_SET_OFFSET)
 
 
 class Reader:
@@ -113,7 +112,7 @@ class Reader:
             raise FormatError(f"trailer_layer_count {trailer_count} differs from layer_count "
                               f"{self.network_header.layer_count}", path="trailer.trailer_layer_count",
                               bit_offset=(trailer_offset + 8) * 8)
-        if not first_unit <= index_offset <= trailer_offset - UNIT_PREFIX_SIZE - 4:
+        if not first_unit <= index_offset <= trailer_offset - MIN_UNIT_HEADER_SIZE:
             raise FormatError(f"index_unit_offset {index_offset} is outside the file", path="trailer.index_unit_offset",
                               bit_offset=trailer_offset * 8)
         unit = read_unit_header(buf[index_offset:trailer_offset], index_offset, self.limits,
@@ -133,10 +132,24 @@ class Reader:
         entries = read_index_payload(payload, unit.payload_offset, self.limits,
                                      layer_count=self.network_header.layer_count, first_unit_offset=first_unit,
                                      index_unit_offset=index_offset)
+        self._check_gaps(entries, first_unit, index_offset)
         self._index_offset = index_offset
         self._entries: dict[str, tuple[int, IndexEntry]] = {e.name: (i, e) for i, e in enumerate(entries)}
         self._names = [e.name for e in entries]
         self._headers: dict[str, LayerHeader] = {}
+
+    def _check_gaps(self, entries: list[IndexEntry], first_unit: int, index_offset: int) -> None:
+        """Units between the indexed layer units may only be ancillary (section 5.1): a reserved
+        critical unit there makes the file unreadable, on this path as on the sequential one."""
+        start = first_unit
+        for position, end in enumerate([e.unit_offset for e in entries] + [index_offset]):
+            if end > start:
+                for unit in iter_units(self._buf, self.network_header, self.limits, start=start, end=end):
+                    if unit.unit_type == UnitType.LAYER:
+                        raise FormatError("a layer unit the index does not list", path=f"layers[{position}]",
+                                          bit_offset=unit.unit_offset * 8)
+            if position < len(entries):
+                start = entries[position].unit_offset + entries[position].unit_size
 
     # -- mapping interface -------------------------------------------------------------------
     def keys(self) -> list[str]:
@@ -207,7 +220,8 @@ class Reader:
         layer, ``levels=True`` returns ``(levels, params)`` instead: the int64 levels and the
         effective quantization parameters (:class:`codec.quant.Effective`). For a sparse layer,
         ``format="bitmap"`` returns (packed mask bits, kept values) and ``format="nm"`` the 2:4
-        sparse-tensor-core layout (values, metadata); see :func:`codec.masks.nm_layout`.
+        sparse-tensor-core layout (values, metadata); see :func:`codec.masks.nm_layout`. A mode
+        declares the options it offers (``Mode.has_levels``, ``Mode.formats``).
         """
         header = self.header(name)
         payload = self._buf[header.payload_offset : header.payload_offset + header.payload_size]
@@ -229,7 +243,7 @@ class Reader:
             actual = _backend.crc32c(payload)
             if actual != unit.unit_payload_crc32c:
                 raise ChecksumError(f"payload crc32c mismatch: stored 0x{unit.unit_payload_crc32c:08x}, "
-                                    f"computed 0x{actual:08x}", path=f"{path}.layer_payload",
+                                    f"computed 0x{actual:08x}", path=f"{path}.unit_payload",
                                     bit_offset=unit.payload_offset * 8)
             if unit.layer is not None:
                 seen.append((unit.unit_offset, unit.layer.layer_name))
@@ -263,13 +277,15 @@ class Reader:
         return f"<codec.Reader {len(self._names)} layers, version {self.version[0]}.{self.version[1]}>"
 
 
-def iter_units(buf, network_header: NetworkHeader, limits: Limits, *, end: int, trace=None) -> Iterator[UnitHeader]:
-    """Yield the header of every unit from the end of the network header up to offset ``end``.
+def iter_units(buf, network_header: NetworkHeader, limits: Limits, *, end: int, start: int | None = None,
+               trace=None) -> Iterator[UnitHeader]:
+    """Yield the header of every unit from ``start`` (default: the end of the network header) up to
+    offset ``end``.
 
     Checks that units are contiguous, that each lies before ``end``, and (through
     read_unit_header) each header's checksum and padding. Payloads are not read.
     """
-    offset = network_header.network_header_size
+    offset = network_header.network_header_size if start is None else start
     position = 0
     while offset < end:
         is_layer = offset + 4 <= len(buf) and buf[offset + 3] == UnitType.LAYER
@@ -361,7 +377,7 @@ class StreamReader:
                               bit_offset=(unit_offset + 4) * 8)
             rest = max(0, header_size - UNIT_PREFIX_SIZE)
             head = prefix + self._in.read(rest, f"layers[{position}]")
-            pad = -(unit_offset + len(head)) % 64 if len(head) == header_size else 0
+            pad = padding_size(unit_offset + len(head)) if len(head) == header_size else 0
             head += self._in.read(pad, f"layers[{position}].unit_padding")
             is_layer = prefix[3] == UnitType.LAYER
             unit: UnitHeader = read_unit_header(head, unit_offset, self.limits,
@@ -378,10 +394,10 @@ class StreamReader:
             header = unit.layer
             storage = storage_dtype(header)
             decoded += header.num_elements * storage.itemsize
-            self.limits.check("max_decoded_bytes", decoded, path=f"layers[{position}].shape")
+            self.limits.check("max_decoded_bytes", decoded, path=f"layers[{position}].layer_dim")
             self.limits.check("max_decoded_bytes", header.payload_size, path=f"layers[{position}].unit_payload_size")
             payload = bytearray(header.payload_size)
-            self._in.readinto(memoryview(payload), f"layers[{position}].layer_payload")
+            self._in.readinto(memoryview(payload), f"layers[{position}].unit_payload")
             array = _decode_layer(header, payload, verify=self.verify_payloads, limits=self.limits,
                                   global_qp=self.global_qp)
             seen.append(IndexEntry(header.layer_name, unit_offset, header.unit_size))
@@ -397,7 +413,7 @@ class StreamReader:
 
     def _finish(self, unit: UnitHeader, seen: list[IndexEntry]) -> None:
         index_offset = unit.unit_offset
-        most = self.limits.max_layers * (18 + self.limits.max_name_bytes) + 4
+        most = self.limits.max_layers * (INDEX_ENTRY_FIXED_SIZE + self.limits.max_name_bytes) + 4
         if unit.unit_payload_size > most:
             raise LimitError(f"index of {unit.unit_payload_size} bytes exceeds what max_layers and max_name_bytes "
                              f"allow ({most})", path="index.unit_payload_size", bit_offset=(index_offset + 8) * 8)

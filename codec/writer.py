@@ -20,13 +20,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _backend
-from .constants import PAYLOAD_ALIGNMENT, TRAILER_SIZE, LayerKind, UnitType
+from .dtypes import dtype_code_of
 from .errors import EncodeError
-from .limits import MAX_RANK
-from .modes import dtype_code_of, get_mode
-from .quant import global_quantization, write_qp_set_data
-from .syntax import (
+from .format import (
     IndexEntry,
+    LayerKind,
+    UnitType,
     normalize_metadata,
     padding_size,
     write_index_payload,
@@ -35,6 +34,9 @@ from .syntax import (
     write_trailer,
     write_unit_header,
 )
+from .format.constants import MAX_RANK, PAYLOAD_ALIGNMENT, TRAILER_SIZE
+from .modes import get_mode, registered_modes
+from .quant import global_quantization, write_qp_set_data
 
 _log = logging.getLogger(__name__)
 
@@ -129,13 +131,13 @@ def _plan_layer(index: int, name: str, array, params: dict, global_qp):
     dtype = params.pop("dtype", None)
     array = np.asarray(array)
     if array.ndim > MAX_RANK:
-        raise EncodeError(f"rank {array.ndim} exceeds {MAX_RANK}", path=f"layers[{index}].shape")
+        raise EncodeError(f"rank {array.ndim} exceeds {MAX_RANK}", path=f"layers[{index}].layer_rank")
     dtype_code = dtype_code_of(array, dtype)
     layer_kind = _as_kind(kind)
     if layer_kind is None:
         layer_kind = guess_kind(name, array)
     coding = get_mode(mode)
-    plan = coding.plan(array, dtype_code, params, global_qp=global_qp)
+    plan = coding.plan(array, dtype_code, coding.validate(params), global_qp=global_qp)
     body = write_layer_header(layer_index=index, layer_name=name, layer_kind=layer_kind, layer_shape=array.shape,
                               layer_dtype=dtype_code, coding_mode=coding.mode_id, local_qp_set=plan.local_qp_set,
                               mode_params=plan.mode_params)
@@ -241,12 +243,12 @@ class Writer:
             The tensor, rank 0 to 8. Any dtype of spec table 5.4; ``ml_dtypes.bfloat16`` arrays, or
             2-byte integer arrays with ``dtype="bfloat16"``, are stored as bfloat16.
         mode : str
-            Coding mode name: ``"raw"`` or ``"zstd"`` (later tools add more).
+            A registered coding mode (listed below with its parameters).
         kind : str or LayerKind, optional
             ``weight``, ``bias``, ``norm``, ``embedding`` or ``other``; guessed from the name if omitted.
         **mode_params
             Parameters of the coding mode, e.g. ``level=`` for zstd.
-        """
+        """  # the modes and their parameters are appended below, from their declarations
         if self._closed:
             raise EncodeError("Writer is closed")
         if not isinstance(name, str):
@@ -400,3 +402,14 @@ class Writer:
     @property
     def layer_count(self) -> int:
         return len(self._entries)
+
+
+def _modes_doc() -> str:
+    lines = ["", "        Coding modes and their parameters:", ""]
+    for mode in registered_modes():
+        names = ", ".join(f"``{p.name}``" for p in mode.params if not p.prepare) or "none"
+        lines.append(f"        - ``{mode.name}``: {names}")
+    return "\n".join(lines) + "\n"
+
+
+Writer.add_layer.__doc__ += _modes_doc()

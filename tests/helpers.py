@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from codec import _backend
-from codec.constants import UnitType
-from codec.syntax import (
+from codec.format.constants import UnitType
+from codec.format import (
     IndexEntry,
     padding_size,
     write_index_payload,
@@ -69,7 +69,7 @@ def assemble(units, *, metadata=None, layer_count=None, header=None) -> bytes:
 
 
 def raw_layer(array: np.ndarray, *, index=0, name="w", **fields):
-    from codec.modes import dtype_code_of
+    from codec.dtypes import dtype_code_of
 
     payload = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
     body = layer_body(index=index, name=name, shape=array.shape, dtype=int(dtype_code_of(array)), **fields)

@@ -7,6 +7,7 @@ import pytest
 
 import codec
 from codec import _backend
+from codec.kernels import KERNELS
 
 
 def test_backend_is_the_expected_one():
@@ -17,9 +18,8 @@ def test_backend_is_the_expected_one():
 
 
 def test_backend_exports_match():
-    if codec.backend == "fast":
-        assert _backend.BitReader.__module__ == "codec._fast._bitio"
-        assert _backend.crc32c.__module__ == "codec._fast._crc32c"
-    else:
-        assert _backend.BitReader.__module__ == "codec.bitio"
-        assert _backend.crc32c.__module__ == "codec.crc32c"
+    package = "codec._fast" if codec.backend == "fast" else "codec.kernels"
+    assert sorted(_backend.modules) == sorted(KERNELS)
+    for stem, module in _backend.modules.items():
+        assert module.__name__ == f"{package}.{stem}"
+    assert _backend.BitReader.__module__ == f"{package}.bitio"

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codec import bitio
+from codec.kernels import bitio
 from codec.errors import EncodeError, FormatError, TruncatedError
 
 try:
-    from codec._fast import _bitio as fast
+    from codec._fast import bitio as fast
 except ImportError:  # pure-only build
     fast = None
 

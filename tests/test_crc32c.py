@@ -8,10 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import crc32c as oracle  # independent implementation (test dependency)
-from codec import crc32c as pure
+from codec.kernels import crc32c as pure
 
 try:
-    from codec._fast import _crc32c as fast
+    from codec._fast import crc32c as fast
 except ImportError:
     fast = None
 

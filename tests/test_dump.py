@@ -41,21 +41,21 @@ def test_table(path):
     assert "format version 1.0" in out and "3 layers" in out
     assert "fc.weight" in out and "zstd" in out and "8x4" in out
     line = next(ln for ln in out.splitlines() if " fc.bias " in ln)
-    assert line.split()[2:10] == ["bias", "float32", "8", "raw", "-", "-", "32", "32.000"]
+    assert line.split()[2:9] == ["bias", "float32", "8", "raw", "-", "32", "32.000"]
 
 
 def test_json_schema(path):
     proc = run_dump("--json", "--verify", str(path))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["schema"] == "codec-dump/1" and doc["version"] == "1.0" and doc["verified"] is True
+    assert doc["schema"] == "codec-dump/2" and doc["version"] == "1.0" and doc["verified"] is True
     assert doc["file_bytes"] == path.stat().st_size
     assert doc["metadata"]["arch"] == {"type": "str", "value": "mlp"}
     assert doc["metadata"]["nan"] == {"type": "float", "value": "nan"}
     assert doc["metadata"]["blob"] == {"type": "bytes", "value": "0102"}
     assert doc["metadata"]["l"]["value"][1] == {"type": "list", "value": [{"type": "int", "value": 2}]}
     keys = {"index", "name", "kind", "dtype", "shape", "elements", "mode", "local_qp_set_bytes", "mode_params_bytes",
-            "quantization", "sparse",
+            "coding", "coding_text",
             "unit_offset", "header_bytes", "payload_offset", "payload_bytes", "payload_crc32c", "raw_bytes",
             "bits_per_element", "ratio_vs_raw", "check"}
     for layer in doc["layers"]:
@@ -66,20 +66,37 @@ def test_json_schema(path):
     assert doc["layers"][2]["bits_per_element"] is None
 
 
+def leaves_tile(fields, size_bits):
+    """The innermost elements (those holding no other) cover the file exactly, in order."""
+    spans = [(f.bit_offset, f.bit_offset + f.bits) for f in fields]
+    leaves = []
+    for i, (a, b) in enumerate(spans):
+        if a == b:
+            continue
+        inner = any(j != i and c >= a and d <= b and c < d and (d - c < b - a or j > i)
+                    for j, (c, d) in enumerate(spans))
+        if not inner:
+            leaves.append((a, b, fields[i].path))
+    position = 0
+    for a, b, name in sorted(leaves):
+        assert a == position, (name, a, position)
+        position = b
+    assert position == size_bits
+
+
 def test_fields_cover_every_bit(path):
     fields = walk(path.read_bytes())
-    # consecutive fields tile the file exactly: every bit is accounted for, in order
-    position = 0
-    for f in fields:
-        assert f.bit_offset == position, f
-        position += f.bits
-    assert position == path.stat().st_size * 8
+    leaves_tile(fields, path.stat().st_size * 8)
+    assert [f.bit_offset for f in fields] == sorted(f.bit_offset for f in fields)
     proc = run_dump("--fields", str(path))
     assert proc.returncode == 0
     assert "network_header.nnc_magic" in proc.stdout and "ue(0)" in proc.stdout and "trailer.trailer_magic" in proc.stdout
+    assert "layers[1].coding_mode = raw (0)" in proc.stdout and "layers[0].layer_dtype = float32 (2)" in proc.stdout
     doc = json.loads(run_dump("--fields", "--json", str(path)).stdout)
     assert doc["fields"][0] == {"path": "network_header.nnc_magic", "bit_offset": 0, "bits": 64, "descriptor": "b(8)",
                                 "value": "894e4e430d0a1a0a"}
+    mode = next(f for f in doc["fields"] if f["path"] == "layers[0].coding_mode")
+    assert mode["value"] == {"name": "zstd", "value": 1}
 
 
 def test_bad_files_exit_2_with_one_line(tmp_path, path):
@@ -153,7 +170,7 @@ def test_cli_help_and_usage():
 def test_tools_shim(path):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "codec_dump.py"), "--json", str(path)],
                           capture_output=True, text=True)
-    assert proc.returncode == 0 and json.loads(proc.stdout)["schema"] == "codec-dump/1"
+    assert proc.returncode == 0 and json.loads(proc.stdout)["schema"] == "codec-dump/2"
 
 
 def test_quantization_column_and_json(tmp_path):
@@ -168,7 +185,7 @@ def test_quantization_column_and_json(tmp_path):
     assert "uniform 6b ch0 steps" in out
     assert "codebook 3b cb8" in out
     doc = json.loads(run_dump("--json", str(p)).stdout)
-    qa, qb = doc["layers"][0]["quantization"], doc["layers"][1]["quantization"]
+    qa, qb = doc["layers"][0]["coding"], doc["layers"][1]["coding"]
     assert qa["step_min"] == 2 ** -7 and qa["bits"] == 6 and "qps" in qa
     assert qb["granularity"] == "channel" and len(qb["qps"]) == 16 and "bits" not in qb["local_fields"]
 
@@ -185,6 +202,6 @@ def test_sparse_columns_and_json(tmp_path):
     out = run_dump(str(p)).stdout
     assert "2:4 d=0.500 mask" in out and "bitmap d=0.100 mask" in out and "+zstd" in out
     doc = json.loads(run_dump("--json", str(p)).stdout)
-    s0, s1 = doc["layers"][0]["sparse"], doc["layers"][1]["sparse"]
+    s0, s1 = doc["layers"][0]["coding"], doc["layers"][1]["coding"]
     assert s0["nm"] == [2, 4] and s0["kept"] == 1024 and abs(s0["mask_bits_per_element"] - 0.65) < 0.05
     assert s1["mask_kind"] == "bitmap" and abs(s1["density"] - 0.1) < 1e-3 and s1["values_mode"] == "zstd"

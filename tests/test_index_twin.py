@@ -1,20 +1,13 @@
-"""The Cython twin of the index entry loop agrees with the pure reference.
-
-The twin returns entries for a valid index and None otherwise (then the reference raises), so the
-property is: whenever the twin returns entries, the reference returns the same entries; whenever
-the reference accepts, the twin does not reject.
-"""
+"""The index entry loop (spec 9): both kernels agree on valid and mutated index payloads, and the
+public reader raises the kernel's error with the full syntax path and position."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codec import _backend
-from codec.errors import CodecError
-from codec.limits import Limits
-from codec.syntax import IndexEntry, write_index_payload, read_index_payload
-
-pytestmark = pytest.mark.skipif(_backend.read_index_entries is None, reason="compiled core not in use")
+from codec.errors import CodecError, LimitError, TruncatedError
+from codec.format import IndexEntry, Limits, read_index_payload, write_index_payload
+from tests.twins import check
 
 
 @st.composite
@@ -36,33 +29,36 @@ def index_payloads(draw):
             data = data[: draw(st.integers(0, len(data)))]
         else:
             data += draw(st.binary(max_size=3))
-    return bytes(data), len(entries), offset
-
-
-def reference(data, count, end):
-    try:
-        return read_index_payload(data, 0, Limits(max_name_bytes=10), layer_count=count, first_unit_offset=100,
-                                  index_unit_offset=end, trace=[])
-    except CodecError as exc:
-        return exc
+    return bytes(data), len(entries), offset, entries
 
 
 @given(index_payloads())
-def test_twin_matches_reference(case):
-    data, count, end = case
-    ref = reference(data, count, end)
-    fast = _backend.read_index_entries(data, count, 10, 100, end, IndexEntry) if len(data) >= 4 and \
-        int.from_bytes(data[:4], "little") == count else None
-    if fast is not None:
-        assert not isinstance(ref, CodecError), ref
-        assert fast == ref and all(type(e) is IndexEntry for e in fast)
-    elif not isinstance(ref, CodecError):
-        pytest.fail(f"twin rejected a valid index the reference accepts: {ref}")
-    # the public function gives the reference's result either way
+def test_kernels_agree_and_the_reader_follows_them(case):
+    data, count, end, entries = case
+    status = None
+    if len(data) >= 4 and int.from_bytes(data[:4], "little") == count and count * 18 <= len(data) - 4:
+        status, _, value = check("index", "read_index_entries", data, count, 10, 100, end, IndexEntry)
+        if status == 0:
+            assert all(type(e) is IndexEntry for e in value)
     try:
-        public = read_index_payload(data, 0, Limits(max_name_bytes=10), layer_count=count, first_unit_offset=100,
-                                    index_unit_offset=end)
+        got = read_index_payload(data, 0, Limits(max_name_bytes=10), layer_count=count, first_unit_offset=100,
+                                 index_unit_offset=end)
     except CodecError as exc:
-        assert isinstance(ref, CodecError) and str(exc) == str(ref)
+        assert status != 0
+        assert str(exc).startswith("index")
     else:
-        assert public == ref
+        assert status == 0 and got == value
+        if all(len(e.name.encode()) <= 10 for e in entries) and data == write_index_payload(entries):
+            assert got == entries
+
+
+def test_error_messages_name_the_entry():
+    entries = [IndexEntry("a", 100, 40), IndexEntry("b", 140, 30)]
+    data = write_index_payload(entries)
+    with pytest.raises(TruncatedError) as info:
+        read_index_payload(data[:-1], 5000, Limits(), layer_count=2, first_unit_offset=100, index_unit_offset=400)
+    assert str(info.value) == "index.entry[1] at byte 5023: the entry runs past the index payload"
+    with pytest.raises(LimitError) as info:
+        read_index_payload(write_index_payload([IndexEntry("abc", 100, 40)]), 0, Limits(max_name_bytes=2),
+                           layer_count=1, first_unit_offset=100, index_unit_offset=400)
+    assert str(info.value) == "index.entry[0].entry_name at byte 20: a name of 3 bytes exceeds max_name_bytes=2"

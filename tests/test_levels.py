@@ -7,13 +7,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from codec import levels
-from codec import rans as pure_rans
 from codec.errors import CodecError, FormatError
-
-try:
-    from codec._fast import _rans as fast_rans
-except ImportError:
-    fast_rans = None
+from codec.kernels.rans import LC_PROB_SCALE
+from tests.twins import check
 
 int64s = st.integers(-(2**63), 2**63 - 1)
 
@@ -60,57 +56,42 @@ def test_all_zero_layer_costs_only_the_header_and_states():
     assert len(payload) <= 8 * 4 + 8
 
 
-@pytest.mark.skipif(fast_rans is None, reason="compiled core not built")
 @given(level_arrays())
 def test_pure_and_fast_kernels_agree(case):
     q, rows, cols = case
     n = q.size
-    E = int(min(127, np.abs(q).max())) if n and q.min() > -(2**63) else 127
-    escaped = (q > E) | (q < -E)  # not np.abs: abs(-2^63) overflows
-    sym = np.where(escaped, 2 * E + 1, q + E).astype(np.uint8) if n else np.zeros(0, np.uint8)
+    E, sym, _ = check("rans", "symbols", q, rows, cols)
     row_class = (np.arange(rows) % 2).astype(np.uint8)
     A = 2 * E + 2
     counts = np.stack([np.bincount(sym.reshape(rows, cols)[row_class == k].ravel(), minlength=A)
                        if rows and cols else np.zeros(A, np.int64) for k in range(2)])
-    freq = np.array([levels.freqs_from_codes(levels.codes_from_counts(c)) if c.sum() else [PROB // A] * A
-                     for c, PROB in zip(counts, (levels.PROB_SCALE,) * 2)], dtype=np.uint32)
-    freq[:, 0] += levels.PROB_SCALE - freq.sum(axis=1)
+    freq = np.array([levels.freqs_from_codes(levels.codes_from_counts(c)) if c.sum() else [LC_PROB_SCALE // A] * A
+                     for c in counts], dtype=np.uint32)
+    freq[:, 0] += LC_PROB_SCALE - freq.sum(axis=1)
     cum = np.zeros_like(freq)
     cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
-    a = pure_rans.encode(sym, row_class, cols, freq, cum)
-    b = fast_rans.encode(sym, row_class, cols, freq, cum)
-    assert a == b
-    fc, sy = levels._slot_tables(freq)
-    escapes = q[escaped].tolist()
-    outs = []
-    for kernel in (pure_rans, fast_rans):
-        out = np.empty(n, np.int64)
-        outs.append((kernel.decode(a[2], a[1], fc, sy, row_class, rows, cols, E, escapes, 0, out), out))
-    assert outs[0][0] == outs[1][0] == 0
-    assert np.array_equal(outs[0][1], q) and np.array_equal(outs[1][1], q)
+    status, states, words = check("rans", "encode", sym, row_class, cols, freq, cum)
+    assert status == 0
+    fc, sy = check("rans", "build_tables", freq)
+    escaped = sym == 2 * E + 1
+    status, _, out = check("rans", "decode", words, states, fc, sy, row_class, rows, cols, E, q[escaped].tolist(), 0,
+                           np.empty(n, np.int64))
+    assert status == 0 and np.array_equal(out, q)
 
 
-@pytest.mark.skipif(fast_rans is None, reason="compiled core not built")
 @given(level_arrays(), st.binary(max_size=64), st.integers(0, 10**6))
 def test_pure_and_fast_agree_on_damaged_words(case, junk, cut):
     q, rows, cols = case
     payload = levels.encode_levels(q, rows, cols)
-    # decode the same damaged payload with both kernels: same error, or same output
-    results = []
-    import codec._backend as backend
-
-    for kernel in (pure_rans, fast_rans):
-        saved = backend.rans
-        backend.rans = kernel
-        try:
-            damaged = payload[: len(payload) - (cut % (len(payload) + 1))] + junk
-            try:
-                results.append(("ok", levels.decode_levels(damaged, rows, cols).tolist()))
-            except CodecError as exc:
-                results.append(("error", type(exc).__name__, str(exc)))
-        finally:
-            backend.rans = saved
-    assert results[0] == results[1]
+    damaged = payload[: len(payload) - (cut % (len(payload) + 1))] + junk
+    try:
+        r = __import__("codec")._backend.BitReader(damaged)
+        p = levels.read_levels_payload(r, rows, cols)
+    except CodecError:
+        return
+    fc, sy = check("rans", "build_tables", p.freqs)
+    check("rans", "decode", p.words, p.states, fc, sy, p.row_class, rows, cols, p.escape_limit, p.escapes, 0,
+          np.empty(rows * cols, np.int64))
 
 
 def test_freqs_from_codes_sums_to_scale_and_is_deterministic():
@@ -120,7 +101,7 @@ def test_freqs_from_codes_sums_to_scale_and_is_deterministic():
         if not any(codes):
             codes[0] = 1
         f = levels.freqs_from_codes(codes)
-        assert sum(f) == levels.PROB_SCALE
+        assert sum(f) == LC_PROB_SCALE
         assert all((fi > 0) == (c > 0) for fi, c in zip(f, codes))
 
 
@@ -177,23 +158,29 @@ def test_escape_limit_checked():
         levels.decode_levels(w.getvalue(), 1, 1)
 
 
-@pytest.mark.skipif(fast_rans is None, reason="compiled core not built")
-@given(level_arrays())
-def test_symbol_mapping_twins_agree(case):
-    q, rows, cols = case
-    a = pure_rans.symbols(q, rows, cols)
-    b = fast_rans.symbols(q, rows, cols)
-    assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
-
-
-@pytest.mark.skipif(fast_rans is None, reason="compiled core not built")
 def test_encoder_retries_when_the_capacity_hint_is_too_small():
     q = np.rint(np.random.default_rng(9).laplace(0, 20, 5000)).astype(np.int64)
-    E, sym, counts = fast_rans.symbols(q, 1, q.size)
+    E, sym, counts = check("rans", "symbols", q, 1, q.size)
     freq = np.array([levels.freqs_from_codes(levels.codes_from_counts(counts[0]))], dtype=np.uint32)
     cum = np.zeros_like(freq)
     cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
     rc = np.zeros(1, np.uint8)
-    full = fast_rans.encode(sym, rc, q.size, freq, cum)
-    tiny = fast_rans.encode(sym, rc, q.size, freq, cum, 3)  # far too small: falls back to the worst case
-    assert full == tiny == pure_rans.encode(sym, rc, q.size, freq, cum)
+    full = check("rans", "encode", sym, rc, q.size, freq, cum)
+    tiny = check("rans", "encode", sym, rc, q.size, freq, cum, 3)  # far too small: falls back to the worst case
+    assert full == tiny
+
+
+def test_damaged_words_name_the_element_and_its_file_offset():
+    q = np.rint(np.random.default_rng(3).laplace(0, 5, 2000)).astype(np.int64)
+    payload = levels.encode_levels(q, 20, 100)
+    r = __import__("codec")._backend.BitReader(payload)
+    words_at = levels.read_levels_payload(r, 20, 100).words_offset
+    with pytest.raises(FormatError) as info:
+        levels.decode_levels(payload[:-2], 20, 100, path="layers[3].unit_payload", base_offset=1000)
+    assert str(info.value) == f"layers[3].unit_payload.lc_rans_words at byte {1000 + words_at}: " \
+                              "rANS words end before the last level"
+    bad_state = bytearray(payload)
+    bad_state[words_at - 4 * 8 + 4 * 2:words_at - 4 * 8 + 4 * 3] = bytes(4)
+    with pytest.raises(FormatError) as info:
+        levels.decode_levels(bytes(bad_state), 20, 100, path="x", base_offset=1000)
+    assert str(info.value) == f"x.lc_rans_state[2] at byte {1000 + words_at - 24}: rANS initial state below 2^16"

@@ -30,7 +30,7 @@ def both_readers(data, limits):
     ("max_metadata_bytes", 100, "exceeds max_metadata_bytes=100"),
     ("max_decoded_bytes", 63, "64 exceeds max_decoded_bytes=63"),
     ("max_header_bytes", 40, "exceeds max_header_bytes=40"),
-    ("max_name_bytes", 39, "40 bytes exceeds max_name_bytes=39"),
+    ("max_name_bytes", 39, "of 40 bytes exceeds max_name_bytes=39"),
 ])
 def test_each_limit(data, field, value, match):
     limits = codec.Limits(**{field: value})

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 import codec
 from codec import _backend
-from codec.constants import MAGIC, VERSION_MINOR, UnitType
+from codec.format.constants import MAGIC, VERSION_MINOR, UnitType
 from codec.errors import ChecksumError, CodecError, FormatError, LimitError, TruncatedError, UnsupportedError
-from codec.syntax import write_network_header
+from codec.format import write_network_header
 from tests.helpers import assemble, layer_body, raw_layer
 
 
@@ -73,7 +73,7 @@ def test_every_payload_bit_flip_raises_checksum_error():
         damaged = bytearray(data)
         damaged[h.payload_offset + i // 8] ^= 0x80 >> (i % 8)
         with codec.open(bytes(damaged)) as r:
-            with pytest.raises(ChecksumError, match=r"^layers\[0\]\.layer_payload at byte \d+: payload crc32c"):
+            with pytest.raises(ChecksumError, match=r"^layers\[0\]\.unit_payload at byte \d+: payload crc32c"):
                 r.get("x")
 
 
@@ -111,7 +111,7 @@ def peak_bytes(fn):
 def test_2_to_the_60_elements():
     unit = (UnitType.LAYER, layer_body(shape=(2**30, 2**30), dtype=2), b"\x00" * 16, "w")
     data = assemble([unit])
-    with pytest.raises(LimitError, match=r"^layers\[0\]\.shape at bit \d+: 1152921504606846976 elements exceed"):
+    with pytest.raises(LimitError, match=r"^layers\[0\]\.layer_dim at bit \d+: 1152921504606846976 elements exceed"):
         codec.decode(data)
     # With the limits raised, the raw payload size and the zstd frame bound still stop it early.
     huge = codec.Limits(max_elements_per_layer=2**62, max_decoded_bytes=2**64)
@@ -135,7 +135,7 @@ def test_10_to_the_9_layers():
 
 def test_rank_12_message():
     data = assemble([(UnitType.LAYER, layer_body(shape=(1,) * 12, rank=12), b"", "w")])
-    with pytest.raises(FormatError, match=r"^layers\[0\]\.shape at bit \d+: rank 12 exceeds 8$"):
+    with pytest.raises(FormatError, match=r"^layers\[0\]\.layer_rank at bit \d+: rank 12 exceeds 8$"):
         codec.decode(data)
 
 

@@ -10,11 +10,8 @@ from hypothesis import strategies as st
 import codec
 from codec import masks as M
 from codec.errors import CodecError, EncodeError, FormatError
-
-try:
-    from codec._fast import _masks as F
-except ImportError:
-    F = None
+from codec.modes import masks as MM
+from tests.twins import check
 
 
 def sparse_roundtrip(w, **params):
@@ -68,18 +65,18 @@ def test_uniform_coder_twins_and_size(pair, seed, groups):
     n, m = pair
     c = math.comb(m, n)
     idx = np.random.default_rng(seed).integers(0, c, groups)
-    data = M.uniform_encode(idx, c)
-    assert np.array_equal(M.uniform_decode(data, groups, c), idx)
-    if F is not None:
-        assert F.uniform_encode(idx, c) == data
-        assert np.array_equal(F.uniform_decode(data, groups, c), idx)
+    data = check("masks", "uniform_encode", idx, c)
+    status, _, out = check("masks", "uniform_decode", data, groups, c)
+    assert status == 0 and np.array_equal(out, idx)
     assert len(data) <= 8 + 2 * math.ceil(groups * math.log2(c) / 16) + 2
+    # the capacity bound used to refuse huge counts before allocating never refuses a valid stream
+    assert groups <= check("masks", "uniform_capacity", (len(data) - 8) // 2, c)
 
 
 def test_2_4_costs_log2_6_over_4():
     rng = np.random.default_rng(0)
     idx = rng.integers(0, 6, 200_000)
-    bits = len(M.uniform_encode(idx, 6)) * 8 / (idx.size * 4)
+    bits = len(check("masks", "uniform_encode", idx, 6)) * 8 / (idx.size * 4)
     assert bits <= 0.647 and bits >= math.log2(6) / 4
 
 
@@ -143,7 +140,7 @@ def test_2_4_tensor_core_layout_matches_numpy():
     assert np.array_equal(values, exp_values) and np.array_equal(meta, exp_meta)
     with pytest.raises(ValueError, match="2:4 mask along the last axis"):
         codec.open(codec.encode({"w": w}, mode="sparse", mask=mask)).get("w", format="nm")
-    with pytest.raises(ValueError, match="needs a sparse layer"):
+    with pytest.raises(ValueError, match="format='bitmap' is not offered by layer 'w' \\(raw\\)"):
         codec.open(codec.encode({"w": w}, mode="raw")).get("w", format="bitmap")
 
 
@@ -175,17 +172,24 @@ def test_row_density_differences_cost_less_than_global_entropy():
     rng = np.random.default_rng(6)
     density = rng.uniform(0.02, 0.6, size=(256, 1))
     mask = rng.random((256, 1024)) < density
-    block = M.encode_bitmap(mask)
+    block = MM.encode_bitmap(mask)
     p = mask.mean()
     h = -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
     assert len(block) * 8 / mask.size < 0.95 * h
 
 
+def _read_block(data, shape):
+    r = codec._backend.BitReader(data, base_offset=100)
+    r.path = "layers[0].unit_payload.mask_block"
+    return MM.read_mask_block(memoryview(data), r, shape)
+
+
 @given(st.binary(max_size=80), st.sampled_from([(4, 8), (16,), (2, 3, 4)]))
 def test_random_mask_blocks_raise_only_codec_errors(data, shape):
     try:
-        kind, mask = M.decode_mask(data, shape, path="m", base_offset=0)
-    except CodecError:
+        kind, mask = _read_block(data, shape)
+    except CodecError as exc:
+        assert str(exc).startswith("layers[0].unit_payload.mask_block")
         return
     assert mask.shape == shape and mask.dtype == np.bool_
 
@@ -206,11 +210,33 @@ def test_malformed_sparse_payloads():
     with pytest.raises(CodecError):
         mode.decode(h, payload[:20], verify=False)
     wrong_kind = payload[:12] + b"\x09" + payload[13:]
-    with pytest.raises(FormatError, match="unknown sp_mask_kind 9"):
+    with pytest.raises(FormatError) as info:
         mode.decode(h, wrong_kind, verify=False)
+    assert str(info.value) == f"layers[0].unit_payload.mask_block.sp_mask_kind at byte {h.payload_offset + 12}: " \
+                              "unknown sp_mask_kind 9"
+    too_many = (10**6).to_bytes(8, "little") + payload[8:]
+    with pytest.raises(FormatError, match="sp_kept_count 1000000 exceeds the layer's 128 elements"):
+        mode.decode(h, too_many, verify=False)
 
 
-@pytest.mark.skipif(F is None, reason="compiled core not built")
+def test_damaged_nm_stream_names_the_element_and_its_file_offset():
+    """The same full message in both backends (CI runs this file with each)."""
+    w = np.random.default_rng(8).standard_normal((8, 16)).astype(np.float32)
+    mask = M.prune_nm(w, 2, 4)
+    data = codec.encode({"w": np.where(mask, w, 0)}, mode="sparse", mask=mask, nm=(2, 4))
+    with codec.open(data) as r:
+        h = r.header("w")
+    payload = bytearray(data[h.payload_offset:h.payload_offset + h.payload_size])
+    stream = 12 + 4  # sp_kept_count, sp_mask_size, then sp_mask_kind, sp_n, sp_m, sp_axis
+    payload[stream:stream + 8] = (1).to_bytes(8, "little")  # us_state below C * 2^16
+    from codec.modes import get_mode
+
+    with pytest.raises(FormatError) as info:
+        get_mode("sparse").decode(h, bytes(payload), verify=False)
+    assert str(info.value) == f"layers[0].unit_payload.mask_block.us_state at byte {h.payload_offset + stream}: " \
+                              "the initial state is outside [C * 2^16, C * 2^32)"
+
+
 @given(st.integers(0, 6), st.integers(0, 13), st.integers(0, 2**32 - 1))
 def test_expansion_kernels_match_reference(rows, cols, seed):
     rng = np.random.default_rng(seed)
@@ -218,19 +244,19 @@ def test_expansion_kernels_match_reference(rows, cols, seed):
     levels = rng.integers(-9, 9, (rows, ncols)).astype(np.int32)
     nib = levels + 8
     valid = (nib >= 0).all() and (nib <= 15).all()
-    fast = F.nibbles_to_mask(levels, rows, cols)
+    status, _, out = check("masks", "nibbles_to_mask", levels, rows, cols)
     if valid:
         bits = np.unpackbits(nib.astype(np.uint8).reshape(-1, 1), axis=1)[:, 4:].reshape(rows, ncols * 4)
         if bits[:, cols:].any():
-            assert fast is None
+            assert status != 0
         else:
-            assert fast is not None and np.array_equal(fast, bits[:, :cols].astype(bool))
+            assert status == 0 and np.array_equal(out, bits[:, :cols].astype(bool))
     else:
-        assert fast is None
+        assert status != 0
     table = M.patterns(2, 4)
     idx = rng.integers(-1, 7, 10)
-    out = F.expand_patterns(idx, table, 4)
+    status, _, out = check("masks", "expand_patterns", idx, table, 4)
     if ((idx < 0) | (idx >= 6)).any():
-        assert out is None
+        assert status != 0
     else:
         assert np.array_equal(out, ((table[idx][:, None] >> np.arange(4)) & 1).astype(bool))

@@ -63,7 +63,7 @@ def test_header_does_not_decode_payload(path):
     with codec.open(bytes(data)) as r:
         assert r.header("fc.weight").shape == (8, 8)
         r.get("emb.weight")
-        with pytest.raises(ChecksumError, match=r"layers\[1\]\.layer_payload at byte \d+: payload crc32c mismatch"):
+        with pytest.raises(ChecksumError, match=r"layers\[1\]\.unit_payload at byte \d+: payload crc32c mismatch"):
             r.get("fc.weight")
         with pytest.raises(ChecksumError):
             r.verify()

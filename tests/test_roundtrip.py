@@ -103,9 +103,9 @@ def test_bfloat16(mode):
 
 
 def test_bfloat16_without_ml_dtypes_gives_raw_bits(monkeypatch):
-    import codec.modes
+    import codec.dtypes
 
-    monkeypatch.setattr(codec.modes, "_bfloat16_dtype", lambda: None)
+    monkeypatch.setattr(codec.dtypes, "bfloat16_dtype", lambda: None)
     bits = np.array([0x3F80, 0xC020], dtype=np.uint16)
     w = io.BytesIO()
     with codec.Writer(w) as writer:

@@ -121,10 +121,10 @@ def test_policy_first_match_wins_and_defaults():
 
 
 @pytest.mark.parametrize("doc, match", [
-    ('{"rules": [{"mode": "quantized", "bitz": 3}]}', "rules\\[0\\]: unknown key 'bitz' for mode 'quantized'"),
+    ('{"rules": [{"mode": "quantized", "bitz": 3}]}', "rules\\[0\\]: mode 'quantized' takes no parameter 'bitz'"),
     ('{"rulez": []}', "unknown key 'rulez'"),
     ('{"rules": [{"mode": "lzma"}]}', "mode must be one of"),
-    ('{"defaults": {"mode": "raw", "level": 3}}', "unknown key 'level' for mode 'raw'"),
+    ('{"defaults": {"mode": "raw", "level": 3}}', "defaults: mode 'raw' takes no parameter 'level'"),
     ("rules = [", "not valid TOML/JSON"),
 ])
 def test_policy_errors_name_the_key(doc, match):

@@ -111,7 +111,7 @@ def describe(name, description, metadata, layers, data: bytes, quantization=None
         "format_version": f"{codec.FORMAT_VERSION[0]}.{codec.FORMAT_VERSION[1]}",
         "zstd_version": zstandard.ZSTD_VERSION,
         "file_bytes": len(data),
-        "metadata": {k: _json_value(v) for k, v in codec.syntax.normalize_metadata(metadata).items()},
+        "metadata": {k: _json_value(v) for k, v in codec.format.normalize_metadata(metadata).items()},
         "layers": [],
     }
     if quantization:

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Bit reader and writer in Cython: twin of codec.bitio with the same methods, errors and messages.
+"""Bit reader and writer: twin of codec.kernels.bitio (same methods, errors and messages).
 
-Tracing (``trace=``) is a feature of the pure reader only.
+Tracing (``trace=``, ``enum=``) is a feature of the pure reader only; here ``enum`` is accepted and ignored.
 """
 
 from libc.stdint cimport uint64_t, int64_t, uint8_t
@@ -13,9 +13,9 @@ import struct
 import numpy as np
 
 from codec.errors import EncodeError, FormatError, LimitError, TruncatedError
-from codec.bitio import UE_MAX_PREFIX, pack_fixed
 
-DEF MAX_PREFIX = 63
+cdef enum:
+    UE_MAX_PREFIX = 63  # an ue(k) code has at most 63 - k leading zero bits
 _U64_LIMIT = 1 << 64
 
 cdef extern from *:
@@ -24,6 +24,7 @@ cdef extern from *:
 
 cdef class BitReader:
     cdef const uint8_t[::1] _buf
+    cdef object _data
     cdef Py_ssize_t _nbits
     cdef public Py_ssize_t pos
     cdef public Py_ssize_t base_offset
@@ -33,7 +34,8 @@ cdef class BitReader:
     def __init__(self, data, *, Py_ssize_t bit_offset=0, Py_ssize_t base_offset=0, trace=None):
         if trace is not None:
             raise ValueError("tracing needs the pure reader codec.bitio.BitReader")
-        self._buf = memoryview(data).cast("B")
+        self._data = memoryview(data).cast("B")
+        self._buf = self._data
         self._nbits = self._buf.shape[0] * 8
         if not 0 <= bit_offset <= self._nbits:
             raise ValueError("bit_offset outside data")
@@ -106,7 +108,7 @@ cdef class BitReader:
                 break
             self.pos += 1
             zeros += 1
-            if zeros > MAX_PREFIX - k:
+            if zeros > UE_MAX_PREFIX - k:
                 raise self.error(f"exp-golomb prefix longer than {UE_MAX_PREFIX - k} bits", name, at=start)
         nbits = zeros + k
         self._need(nbits, name)
@@ -114,7 +116,7 @@ cdef class BitReader:
         out[0] = ((<uint64_t>1 << nbits) | self._take(nbits)) - (<uint64_t>1 << k)
         return 0
 
-    def u(self, int n, name=None):
+    def u(self, int n, name=None, *, enum=None):
         if not 0 <= n <= 64:
             raise ValueError(f"u(n) needs 0 <= n <= 64, got {n}")
         self._need(n, name)
@@ -147,7 +149,7 @@ cdef class BitReader:
         self.pos += size * 8
         return value
 
-    def u8(self, name=None):
+    def u8(self, name=None, *, enum=None):
         self._aligned(name)
         self._need(8, name)
         cdef uint8_t v = self._buf[self.pos >> 3]
@@ -191,6 +193,13 @@ cdef class BitReader:
         value = PyBytes_FromStringAndSize(<const char *>&self._buf[byte] if n else NULL, n)
         self.pos += n * 8
         return value
+
+    def view(self, Py_ssize_t n, name=None):
+        self._aligned(name)
+        self._need(n * 8, name)
+        cdef Py_ssize_t byte = self.pos >> 3
+        self.pos += n * 8
+        return self._data[byte:byte + n]
 
     def st(self, name=None, *, max_bytes=0xFFFF):
         cdef Py_ssize_t start = self.pos
@@ -341,7 +350,11 @@ cdef class BitWriter:
     cdef _fixed(self, str fmt, str descriptor, value):
         if self._nacc:
             raise RuntimeError("fixed-width field written at an unaligned position")
-        self._bytes(pack_fixed(fmt, descriptor, value))
+        try:
+            packed = struct.pack(fmt, value)
+        except (struct.error, OverflowError, TypeError):
+            raise EncodeError(f"value {value!r} does not fit {descriptor}") from None
+        self._bytes(packed)
 
     def u8(self, value):
         self._fixed("<B", "u8", value)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from .errors import LimitError
+from ..errors import LimitError
+from .constants import MAX_RANK
 
-__all__ = ["Limits", "DEFAULT_LIMITS", "MAX_RANK"]
-
-#: Hard limit of the format: ``layer_rank`` is at most 8 (spec section "layer_header").
-MAX_RANK = 8
+__all__ = ["Limits", "DEFAULT_LIMITS"]
 
 
 @dataclasses.dataclass(frozen=True)

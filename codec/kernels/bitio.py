@@ -1,4 +1,4 @@
-"""Pure-Python bit reader and writer: the reference for ``codec._fast._bitio``.
+"""Pure-Python bit reader and writer: the reference for ``codec._fast.bitio``.
 
 Method names are the descriptors of spec/bitstream.md section 2:
 
@@ -11,34 +11,25 @@ Method names are the descriptors of spec/bitstream.md section 2:
 
 Every read method takes the syntax element's name; errors name it with the reader's ``path``
 prefix and the absolute position (``base_offset`` bytes plus the bit position in ``data``).
-The pure reader can record every element it reads (``trace``), which ``codec-dump --fields`` uses.
+The pure reader can record every element it reads (``trace``), which ``codec-dump --fields`` uses;
+``enum=`` names the IntEnum of an element's values so the trace shows names.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
 import numpy as np
 
-from .errors import EncodeError, FormatError, LimitError, TruncatedError
+from ..errors import EncodeError, FormatError, LimitError, TruncatedError
+from . import Field
 
-__all__ = ["BitReader", "BitWriter", "Field", "UE_MAX_PREFIX"]
+__all__ = ["BitReader", "BitWriter", "UE_MAX_PREFIX"]
 
 #: An Exp-Golomb code ``ue(k)`` has at most ``63 - k`` leading zero bits, so values fit 64 bits.
 UE_MAX_PREFIX = 63
 
 _U64_LIMIT = 1 << 64
-
-
-class Field(NamedTuple):
-    """One syntax element as read: what ``codec-dump --fields`` prints."""
-
-    path: str
-    bit_offset: int
-    bits: int
-    descriptor: str
-    value: object
 
 
 class BitReader:
@@ -115,7 +106,7 @@ class BitReader:
         return value & ((1 << n) - 1)
 
     # -- bit fields --------------------------------------------------------------------------
-    def u(self, n: int, name: str | None = None) -> int:
+    def u(self, n: int, name: str | None = None, *, enum=None) -> int:
         """Read ``u(n)``: an n-bit unsigned integer, MSB first."""
         if not 0 <= n <= 64:
             raise ValueError(f"u(n) needs 0 <= n <= 64, got {n}")
@@ -123,7 +114,7 @@ class BitReader:
         start = self.pos
         value = self._peek(n) if n else 0
         self.pos += n
-        self._record(name, start, f"u({n})", value)
+        self._record(name, start, f"u({n})", _named(value, enum))
         return value
 
     def ue(self, k: int, name: str | None = None) -> int:
@@ -182,8 +173,12 @@ class BitReader:
         self._record(name, start, descriptor, value)
         return value
 
-    def u8(self, name=None) -> int:
-        return self._fixed("<B", 1, "u8", name)
+    def u8(self, name=None, *, enum=None) -> int:
+        value = self._fixed("<B", 1, "u8", name)
+        if enum is not None and self.trace:
+            last = self.trace[-1]
+            self.trace[-1] = last._replace(value=_named(value, enum))
+        return value
 
     def u16le(self, name=None) -> int:
         return self._fixed("<H", 2, "u16le", name)
@@ -214,6 +209,18 @@ class BitReader:
         self._record(name, start, f"b({n})", value)
         return value
 
+    def view(self, n: int, name=None) -> memoryview:
+        """Read ``b(n)`` without copying: a view of the n bytes (traced as their size only, and
+        not at all without a ``name``)."""
+        self._aligned(name)
+        self._need(n * 8, name)
+        start = self.pos
+        byte = start >> 3
+        self.pos += n * 8
+        if name is not None:
+            self._record(name, start, f"b({n})", f"<{n} bytes>")
+        return self._buf[byte : byte + n]
+
     def st(self, name=None, *, max_bytes: int = 0xFFFF) -> str:
         """Read ``st``: ``u16le`` byte length then that many bytes of UTF-8."""
         start = self.pos
@@ -241,10 +248,12 @@ class BitReader:
         if not 0 <= n <= 64:
             raise ValueError(f"u(n) needs 0 <= n <= 64, got {n}")
         self._need(n * count, name)
+        start = self.pos
         out = np.empty(count, dtype=np.uint64)
         for i in range(count):
             out[i] = self._peek(n) if n else 0
             self.pos += n
+        self._record(name, start, f"u({n})[{count}]", out)
         return out
 
     def ue_array(self, k: int, count: int, name=None) -> np.ndarray:
@@ -253,13 +262,25 @@ class BitReader:
             raise ValueError("count must be >= 0")
         # Every code has at least one bit: check the count against the data before allocating.
         self._need(count * (k + 1), name)
+        start = self.pos
         out = np.empty(count, dtype=np.uint64)
         for i in range(count):
             out[i] = self._ue(k, name)
+        self._record(name, start, f"ue({k})[{count}]", out)
         return out
 
 
-def pack_fixed(fmt: str, descriptor: str, value) -> bytes:
+def _named(value: int, enum):
+    """The value as a member of ``enum`` when it is one (traces print names), else the int."""
+    if enum is None:
+        return value
+    try:
+        return enum(value)
+    except ValueError:
+        return value
+
+
+def _pack_fixed(fmt: str, descriptor: str, value) -> bytes:
     """Return ``value`` packed as a fixed-width field; out-of-range values raise EncodeError."""
     try:
         return struct.pack(fmt, value)
@@ -334,7 +355,7 @@ class BitWriter:
     def _fixed(self, fmt: str, descriptor: str, value) -> None:
         if self._nacc:
             raise RuntimeError("fixed-width field written at an unaligned position")
-        self._out += pack_fixed(fmt, descriptor, value)
+        self._out += _pack_fixed(fmt, descriptor, value)
 
     def u8(self, value: int) -> None:
         self._fixed("<B", "u8", value)

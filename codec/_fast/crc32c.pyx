@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""CRC32C kernels (twin of codec.crc32c); release the GIL while they run."""
+"""CRC32C kernels: twin of codec.kernels.crc32c; they release the GIL while they run."""
 
 from libc.stdint cimport uint32_t
 
@@ -13,8 +13,8 @@ cdef extern from "crc32c_impl.h" nogil:
 
 crc32c_init()
 
-# Below this many bytes, releasing the GIL costs more than it frees.
-DEF NOGIL_MIN = 65536
+cdef enum:
+    NOGIL_MIN = 65536  # below this many bytes, releasing the GIL costs more than it frees
 
 
 def crc32c(data, unsigned int crc=0):

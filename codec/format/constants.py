@@ -1,10 +1,17 @@
-"""Numbers fixed by the specification (spec/bitstream.md): magic, version, enum tables."""
+"""Numbers fixed by the specification (spec/bitstream.md): magic, version, sizes, enum tables.
+
+The one Python source of the container's constants; the level coder's live in
+``codec.kernels.rans`` beside the C header they must match (``tests/test_constants.py``).
+"""
 
 from __future__ import annotations
 
 import enum
 
 import numpy as np
+
+# Index sizes live with the index kernel pair, whose C twin needs them too.
+from ..kernels.index import INDEX_ENTRY_FIXED_SIZE, MIN_UNIT_SIZE  # noqa: F401
 
 #: ``nnc_magic``: 8 bytes at the start of every bitstream. The high bit, CR LF, ^Z and LF catch
 #: 7-bit and text-mode transfer damage, as PNG's signature does.
@@ -32,6 +39,15 @@ UNIT_PREFIX_SIZE = 20
 #: Size of the fixed prefix of ``network_header()`` (magic .. network_flags).
 NETWORK_PREFIX_SIZE = 20
 
+#: Size of a stored CRC32C (``u32le``).
+CRC_SIZE = 4
+
+#: ``layer_rank`` is at most this (section 5.2).
+MAX_RANK = 8
+
+#: Most UTF-8 bytes of an ``st`` string (its length is a u16le).
+MAX_STRING_BYTES = 0xFFFF
+
 #: Bit 7 of ``unit_type``: the unit is ancillary and a reader that does not know it skips it.
 UNIT_ANCILLARY_BIT = 0x80
 
@@ -54,7 +70,8 @@ class LayerKind(enum.IntEnum):
 
 
 class CodingMode(enum.IntEnum):
-    """``coding_mode``: how ``layer_payload`` represents the tensor. Later issues add values."""
+    """``coding_mode`` (table 5.6): how ``unit_payload`` represents the tensor. Each value has one
+    module in ``codec.modes`` registered under the lower-case name."""
 
     RAW = 0
     ZSTD = 1
@@ -134,3 +151,11 @@ DTYPE_NAMES: dict[DType, str] = {
     **UNSUPPORTED_DTYPES,
 }
 DTYPE_BY_NAME: dict[str, DType] = {name: code for code, name in DTYPE_NAMES.items()}
+
+
+def coding_mode_name(value: int) -> str:
+    """The name of a ``coding_mode`` value (``"unknown(N)"`` for a value table 5.6 does not assign)."""
+    try:
+        return CodingMode(value).name.lower()
+    except ValueError:
+        return f"unknown({value})"

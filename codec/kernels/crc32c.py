@@ -1,4 +1,4 @@
-"""CRC32C (Castagnoli) in pure Python: the reference for ``codec._fast._crc32c``.
+"""CRC32C (Castagnoli) in pure Python: the reference for ``codec._fast.crc32c``.
 
 The checksum of spec/bitstream.md: reflected polynomial 0x82F63B78, initial value and final XOR
 0xFFFFFFFF (as iSCSI, RFC 3720). ``crc32c(b, crc32c(a)) == crc32c(a + b)``, like ``zlib.crc32``.

@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Interleaved static rANS kernels: twin of codec.rans (same contract, GIL released)."""
+"""Interleaved static rANS kernels of the level coder: twin of codec.kernels.rans (GIL released)."""
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int8_t, int16_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, free
@@ -7,7 +7,17 @@ from libc.stdlib cimport malloc, free
 import numpy as np
 
 cdef extern from "rans_impl.h" nogil:
-    int LC_STATES
+    enum:
+        LC_STATES
+        LC_PROB_BITS
+        LC_PROB_SCALE
+        LC_RANS_L
+        LC_OUT_I64
+        LC_OUT_AFFINE
+        LC_OUT_CODEBOOK
+        LC_OUT_I32
+        LC_ERR_BAD_STATE
+        LC_ERR_OVERFLOW
     int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
                   const uint32_t *freq, const uint32_t *cum, size_t alphabet, uint16_t *out_begin,
                   uint16_t *out_end, uint16_t **out_start, uint32_t *states_out)
@@ -24,7 +34,7 @@ def encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity=-1):
     """Encode; ``capacity`` (words) bounds the output buffer, retried at the worst case if too small."""
     if capacity >= 0:
         result = _encode(sym, row_class, cols, freq, cum, capacity)
-        if result[0] != -8:
+        if result[0] != LC_ERR_OVERFLOW:
             return result
     return _encode(sym, row_class, cols, freq, cum, -1)
 
@@ -36,7 +46,7 @@ def _encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity):
     cdef const uint32_t[:, ::1] c = np.ascontiguousarray(cum, dtype=np.uint32)
     cdef size_t n = s.shape[0]
     cdef size_t alphabet = f.shape[1]
-    cdef uint32_t states[8]
+    cdef uint32_t states[LC_STATES]
     cdef Py_ssize_t words_max = n + 1 if capacity < 0 or capacity > n + 1 else capacity
     cdef uint16_t *buf = <uint16_t *>malloc((words_max if words_max else 1) * sizeof(uint16_t))
     cdef uint16_t *start = NULL
@@ -53,7 +63,7 @@ def _encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity):
         words = (<char *>start)[:nwords * 2]
         if not _little_endian():
             words = np.frombuffer(words, dtype="=u2").astype("<u2").tobytes()
-        return 0, [states[j] for j in range(8)], words
+        return 0, [states[j] for j in range(LC_STATES)], words
     finally:
         free(buf)
 
@@ -66,9 +76,11 @@ cdef bint _little_endian():
 def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, int64_t E, escapes,
            int out_kind, out, scale=None, zero_point=None, codebook=None):
     cdef const uint8_t[::1] w = memoryview(words).cast("B")
-    cdef uint32_t st[8]
+    cdef uint32_t st[LC_STATES]
     cdef int j
-    for j in range(8):
+    for j in range(LC_STATES):
+        if states[j] < LC_RANS_L:
+            return LC_ERR_BAD_STATE, -4 * (LC_STATES - j), j
         st[j] = states[j]
     cdef const uint32_t[:, ::1] tfc = np.ascontiguousarray(fc, dtype=np.uint32)
     cdef const uint8_t[:, ::1] tsy = np.ascontiguousarray(sy, dtype=np.uint8)
@@ -88,21 +100,21 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
     cdef size_t nwords = w.shape[0] // 2
     cdef int result
     cdef int[::1] o32i
-    if out_kind == 0:
+    if out_kind == LC_OUT_I64:
         o64 = out
         p64 = &o64[0] if o64.shape[0] else NULL
-    elif out_kind == 3:
+    elif out_kind == LC_OUT_I32:
         o32i = out
         p64 = <int64_t *>&o32i[0] if o32i.shape[0] else NULL
     else:
         o32 = out
         p32 = &o32[0] if o32.shape[0] else NULL
-    if out_kind == 1:
+    if out_kind == LC_OUT_AFFINE:
         sc = np.ascontiguousarray(scale, dtype=np.float32)
         zp = np.ascontiguousarray(zero_point, dtype=np.int64)
         psc = &sc[0] if sc.shape[0] else NULL
         pzp = &zp[0] if zp.shape[0] else NULL
-    elif out_kind == 2:
+    elif out_kind == LC_OUT_CODEBOOK:
         cb = np.ascontiguousarray(codebook, dtype=np.float32)
         cbn = cb.shape[0]
         pcb = &cb[0] if cbn else NULL
@@ -112,15 +124,17 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
                            &tsy[0, 0] if tsy.shape[0] else NULL,
                            &rc[0] if rc.shape[0] else NULL, rows, cols, E,
                            &esc[0] if esc.shape[0] else NULL, esc.shape[0], out_kind, p64, p32, psc, pzp, pcb, cbn)
-    return result
+    if result:
+        return result, 0, 0
+    return 0, 0, out
 
 
 def build_tables(freqs):
-    """Return (fc, sy) decoding tables for K x alphabet frequencies (twin of codec.rans.build_tables)."""
+    """Return (fc, sy) decoding tables for K x alphabet frequencies."""
     cdef const uint32_t[:, ::1] f = np.ascontiguousarray(freqs, dtype=np.uint32)
     cdef size_t K = f.shape[0], alphabet = f.shape[1]
     fc = np.zeros((K, alphabet), dtype=np.uint32)
-    sy = np.zeros((K, 1 << 14), dtype=np.uint8)
+    sy = np.zeros((K, LC_PROB_SCALE), dtype=np.uint8)
     cdef uint32_t[:, ::1] tfc = fc
     cdef uint8_t[:, ::1] tsy = sy
     if K and alphabet:
@@ -164,8 +178,8 @@ cdef object _symbols(const level_t[::1] v, Py_ssize_t rows, Py_ssize_t cols):
 
 
 def symbols(q, Py_ssize_t rows, Py_ssize_t cols):
-    """Return (E, sym, row_counts) for integer levels (twin of codec.rans.symbols); int16 and int32
-    levels are read as they are (no int64 copy of a large layer)."""
+    """Return (E, sym, row_counts) for integer levels; int8, int16 and int32 levels are read as they
+    are (no int64 copy of a large layer)."""
     a = np.asarray(q).reshape(-1)
     if a.dtype == np.int8:
         return _symbols[int8_t](np.ascontiguousarray(a), rows, cols)

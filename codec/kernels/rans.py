@@ -1,0 +1,168 @@
+"""Interleaved static rANS of the level coder in pure Python: the reference for ``codec._fast.rans``
+(whose C lives in ``codec/_fast/rans_impl.h``; spec/bitstream.md section 7.3).
+
+The constants below carry the C header's names; ``tests/test_constants.py`` fails if they differ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import FormatError
+
+__all__ = ["LC_STATES", "LC_PROB_BITS", "LC_PROB_SCALE", "LC_RANS_L", "LC_OUT_I64", "LC_OUT_AFFINE",
+           "LC_OUT_CODEBOOK", "LC_OUT_I32", "ERRORS", "symbols", "build_tables", "encode", "decode"]
+
+#: Number of interleaved 32-bit states (element i uses state i mod LC_STATES): lc_rans_state[].
+LC_STATES = 8
+#: Probabilities are in units of 2^-LC_PROB_BITS.
+LC_PROB_BITS = 14
+LC_PROB_SCALE = 1 << LC_PROB_BITS
+#: Lower bound of a normalised state; states move 16-bit words.
+LC_RANS_L = 1 << 16
+
+#: Output kinds of :func:`decode`: int64 levels, float32 (level - zero_point[row]) * scale[row],
+#: float32 codebook[level], int32 levels (the caller guarantees they fit).
+LC_OUT_I64, LC_OUT_AFFINE, LC_OUT_CODEBOOK, LC_OUT_I32 = 0, 1, 2, 3
+
+LC_OK = 0
+LC_ERR_WORDS_TRUNCATED = -1
+LC_ERR_FINAL_STATE = -2
+LC_ERR_ESCAPES = -3
+LC_ERR_WORDS_LEFT = -4
+LC_ERR_CODEBOOK = -5
+LC_ERR_BAD_STATE = -6
+LC_ERR_ZERO_FREQ = -7
+LC_ERR_OVERFLOW = -8
+
+#: status -> (error class, element, reason); ``at`` is relative to the start of lc_rans_words.
+ERRORS = {
+    LC_ERR_WORDS_TRUNCATED: (FormatError, "lc_rans_words", "rANS words end before the last level"),
+    LC_ERR_FINAL_STATE: (FormatError, "lc_rans_words", "rANS final state is not the initial state (corrupt payload)"),
+    LC_ERR_ESCAPES: (FormatError, "lc_rans_words", "escape count does not match the escape symbols"),
+    LC_ERR_WORDS_LEFT: (FormatError, "lc_rans_words", "rANS words left over after the last level"),
+    LC_ERR_CODEBOOK: (FormatError, "lc_rans_words", "codebook index out of range"),
+    LC_ERR_BAD_STATE: (FormatError, "lc_rans_state[{}]", "rANS initial state below 2^16"),
+    LC_ERR_ZERO_FREQ: (FormatError, "lc_rans_words", "symbol with zero frequency"),
+    LC_ERR_OVERFLOW: (FormatError, "lc_rans_words", "rANS output buffer too small"),
+}
+
+
+def symbols(q, rows: int, cols: int):
+    """Return (E, sym, row_counts): the escape limit min(127, max |level|), the symbol of each level
+    (level + E, or the escape symbol 2E + 1) and each row's symbol counts (spec 7.1)."""
+    q = np.asarray(q, dtype=np.int64).reshape(-1)
+    n = q.size
+    top = max(int(q.max()), -int(q.min())) if n else 0
+    E = min(127, top)
+    alphabet = 2 * E + 2
+    escaped = (q > E) | (q < -E)  # not np.abs: abs(-2^63) overflows
+    sym = np.where(escaped, 2 * E + 1, q + E).astype(np.uint8) if n else np.zeros(0, np.uint8)
+    counts = np.zeros((rows, alphabet), dtype=np.int64)
+    if n:
+        rid = np.repeat(np.arange(rows, dtype=np.int64), cols) * alphabet
+        counts = np.bincount(rid + sym, minlength=rows * alphabet).reshape(rows, alphabet)
+    return E, sym, counts
+
+
+def build_tables(freqs) -> tuple[np.ndarray, np.ndarray]:
+    """Decoding tables (spec 7.3): fc[k, s] = freq | cum << 16 per symbol, sy[k, slot] = the symbol
+    of a slot (all zero for an empty class)."""
+    f = np.asarray(freqs, dtype=np.uint32)
+    K, alphabet = f.shape
+    cum = np.zeros_like(f)
+    if alphabet:
+        cum[:, 1:] = np.cumsum(f, axis=1)[:, :-1]
+    fc = f | (cum << 16)
+    sy = np.zeros((K, LC_PROB_SCALE), dtype=np.uint8)
+    for k in range(K):
+        if f[k].sum():
+            sy[k] = np.repeat(np.arange(alphabet, dtype=np.uint8), f[k])
+    return fc, sy
+
+
+def encode(sym, row_class, cols: int, freq, cum, capacity: int = -1):
+    """Encode symbols (uint8, C order over rows x cols) with per-row-class tables (K x alphabet).
+
+    Returns (status, states, words): the LC_STATES final states and the little-endian 16-bit words
+    in decoder order. ``capacity`` is a buffer-size hint of the compiled twin (which retries with
+    the worst case when it is too small); the reference has no fixed buffer.
+    """
+    sym = np.asarray(sym).reshape(-1).tolist()
+    row_class = np.asarray(row_class).reshape(-1).tolist()
+    freq = np.asarray(freq).tolist()
+    cum = np.asarray(cum).tolist()
+    st = [LC_RANS_L] * LC_STATES
+    out: list[int] = []
+    for i in range(len(sym) - 1, -1, -1):
+        cls = row_class[i // cols] if cols else 0
+        f = freq[cls][sym[i]]
+        if f == 0:
+            return LC_ERR_ZERO_FREQ, None, None
+        x = st[i % LC_STATES]
+        if x >= f << (32 - LC_PROB_BITS):
+            out.append(x & 0xFFFF)
+            x >>= 16
+        st[i % LC_STATES] = ((x // f) << LC_PROB_BITS) + (x % f) + cum[cls][sym[i]]
+    out.reverse()
+    return LC_OK, st, np.array(out, dtype="<u2").tobytes()
+
+
+def decode(words, states, fc, sy, row_class, rows: int, cols: int, E: int, escapes, out_kind: int, out,
+           scale=None, zero_point=None, codebook=None):
+    """Decode rows x cols levels into ``out`` (flat int64, int32 or float32 by ``out_kind``).
+
+    Returns (status, at, out); on an error ``at`` is relative to the start of ``words`` (negative
+    for a bad lc_rans_state, which precedes them) and the last item the state's number.
+    """
+    words = np.frombuffer(memoryview(words).cast("B")[: len(words) // 2 * 2], dtype="<u2").tolist()
+    st = [int(x) for x in states]
+    for j, x in enumerate(st):
+        if x < LC_RANS_L:
+            return LC_ERR_BAD_STATE, -4 * (LC_STATES - j), j
+    fc = np.asarray(fc).tolist()
+    sy = np.asarray(sy).tolist()
+    esc_sym = 2 * E + 1
+    wp = ep = 0
+    i = 0
+    mask = LC_PROB_SCALE - 1
+    f32 = np.float32
+    for r in range(rows):
+        cls = int(row_class[r])
+        tfc = fc[cls]
+        tsy = sy[cls]
+        for _ in range(cols):
+            x = st[i % LC_STATES]
+            slot = x & mask
+            s = tsy[slot]
+            e = tfc[s]
+            x = (e & 0xFFFF) * (x >> LC_PROB_BITS) + slot - (e >> 16)
+            if x < LC_RANS_L:
+                if wp >= len(words):
+                    return LC_ERR_WORDS_TRUNCATED, 0, 0
+                x = (x << 16) | words[wp]
+                wp += 1
+            st[i % LC_STATES] = x & 0xFFFFFFFF
+            if s == esc_sym:
+                if ep >= len(escapes):
+                    return LC_ERR_ESCAPES, 0, 0
+                level = escapes[ep]
+                ep += 1
+            else:
+                level = s - E
+            if out_kind in (LC_OUT_I64, LC_OUT_I32):
+                out[i] = level
+            elif out_kind == LC_OUT_AFFINE:
+                out[i] = f32(level - int(zero_point[r])) * f32(scale[r])
+            else:
+                if not 0 <= level < len(codebook):
+                    return LC_ERR_CODEBOOK, 0, 0
+                out[i] = codebook[level]
+            i += 1
+    if ep != len(escapes):
+        return LC_ERR_ESCAPES, 0, 0
+    if wp != len(words):
+        return LC_ERR_WORDS_LEFT, 0, 0
+    if any(x != LC_RANS_L for x in st):
+        return LC_ERR_FINAL_STATE, 0, 0
+    return LC_OK, 0, out

@@ -1,0 +1,69 @@
+"""Coding mode ``entropy`` (spec 6.3): integer or bool tensors, lossless, as levels through the
+level coder (spec 7)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtypes import INTEGER_DTYPES, storage_dtype, user_array
+from ..errors import EncodeError, FormatError
+from ..format.constants import CodingMode, DType
+from ..levels import LC_MAX_CLASSES, decode_levels, encode_levels, level_grid, levels_summary, trace_levels_payload
+from .base import Mode, Param, Plan, register_mode
+
+#: The level coder's row-class bound, shared by the level-coded modes.
+MAX_CLASSES = Param("max_classes", (int,), "most row classes the level coder may use (each has its own table)",
+                    default=LC_MAX_CLASSES, range=(1, LC_MAX_CLASSES))
+
+
+@register_mode
+class EntropyMode(Mode):
+    """``coding_mode`` 2: integer and bool tensors, lossless, through the level coder."""
+
+    name = "entropy"
+    mode_id = CodingMode.ENTROPY
+    since_minor = 1
+    dtypes = INTEGER_DTYPES
+    params = (MAX_CLASSES,)
+
+    def plan(self, array, dtype, params, *, global_qp=None):
+        self.check_dtype(dtype)
+        if dtype == DType.UINT64 and array.size and int(array.max()) >= 1 << 63:
+            raise EncodeError("mode 'entropy' needs uint64 values below 2^63")
+        return Plan(b"", params.get("max_classes", LC_MAX_CLASSES))
+
+    def write(self, plan, array, dtype, sink):
+        rows, cols = level_grid(array.shape)
+        sink.write(encode_levels(np.asarray(array).astype(np.int64), rows, cols, max_classes=plan.state))
+
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
+        self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
+        storage = storage_dtype(header)
+        rows, cols = level_grid(header.layer_shape)
+        flat = decode_levels(payload, rows, cols, path=header.payload_path, base_offset=header.payload_offset)
+        info = np.iinfo(storage) if storage.kind in "iu" else None
+        lo, hi = (0, 1) if header.layer_dtype == DType.BOOL else (info.min, info.max)
+        if flat.size and (flat.min() < lo or flat.max() > hi):
+            raise FormatError(f"decoded value outside the range of {header.dtype_name}",
+                              path=header.payload_path, bit_offset=header.payload_offset * 8)
+        return user_array(header, flat.astype(storage))
+
+    def summarize(self, header, payload, *, global_qp=None):
+        rows, cols = level_grid(header.layer_shape)
+        return levels_summary(payload, rows, cols, path=header.payload_path,
+                              base_offset=header.payload_offset)
+
+    def summary_text(self, summary):
+        return levels_text(summary)
+
+    def trace(self, header, payload, trace, *, global_qp=None):
+        self.params_of(header, trace=trace)
+        rows, cols = level_grid(header.layer_shape)
+        trace_levels_payload(payload, rows, cols, path=header.payload_path,
+                             base_offset=header.payload_offset, trace=trace)
+
+
+def levels_text(summary: dict) -> str:
+    """The dump's short form of :func:`codec.levels.levels_summary`."""
+    text = f"E={summary['escape_limit']} K={summary['row_classes']}"
+    return text + (f" esc={summary['escapes']}" if summary["escapes"] else "")

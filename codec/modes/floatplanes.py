@@ -1,0 +1,202 @@
+"""Coding mode ``floatplanes`` (spec 6.5): float tensors, lossless, by planes.
+
+Each element's bits are split into the exponent field and the rest (sign and mantissa). The
+exponents of trained weights take few values with a skewed, row-dependent distribution: they go
+through the level coder (rANS with per-row classes). Sign and mantissa bits are nearly random:
+they are stored as byte planes, each plane raw or zstd-compressed, whichever is smaller.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+import zstandard
+
+from ..dtypes import FLOAT_DTYPES
+from ..errors import FormatError
+from ..format.constants import STORAGE_DTYPE, CodingMode, DType
+from ..levels import LC_OUT_I32, decode_levels, encode_levels, level_grid, trace_levels_payload
+from .base import Mode, Plan, payload_reader, register_mode
+from .zstd import LEVEL
+
+__all__ = ["FloatPlanesMode", "LAYOUT", "PlaneMode", "encode_planes", "decode_planes"]
+
+#: dtype -> (storage uint dtype, exponent bits EB, mantissa bits MB, exponent centre, rest planes P)
+LAYOUT = {
+    DType.FLOAT64: (np.dtype("<u8"), 11, 52, 1023, 7),
+    DType.FLOAT32: (np.dtype("<u4"), 8, 23, 127, 3),
+    DType.FLOAT16: (np.dtype("<u2"), 5, 10, 15, 2),
+    DType.BFLOAT16: (np.dtype("<u2"), 8, 7, 127, 1),
+}
+
+
+class PlaneMode(enum.IntEnum):
+    """``fp_plane_mode``."""
+
+    RAW = 0
+    ZSTD = 1
+
+
+#: Elements per chunk when splitting fields: temporaries stay ~chunk-sized, not layer-sized.
+CHUNK = 1 << 20
+#: Bytes of a plane tried with zstd before compressing the whole plane.
+SAMPLE = 1 << 20
+
+
+def encode_planes(bits: np.ndarray, dtype: DType, rows: int, cols: int, *, level: int = 3, write=None):
+    """Write ``float_planes_payload()`` for the raw bit patterns ``bits`` (flat, unsigned) through
+    ``write`` as its parts are made; without ``write``, return the payload as bytes.
+
+    Memory: the exponents as int8 or int16 (1-2 bytes per element) and one byte plane at a time.
+    """
+    if write is None:
+        parts = []
+        encode_planes(bits, dtype, rows, cols, level=level, write=lambda b: parts.append(bytes(b)))
+        return b"".join(parts)
+    storage, ebits, mbits, centre, nrest = LAYOUT[dtype]
+    wide = storage.newbyteorder("=").type
+    u = np.ascontiguousarray(bits).view(storage.newbyteorder("=")).reshape(-1)
+    n = u.size
+    emask, mmask = wide((1 << ebits) - 1), wide((1 << mbits) - 1)
+    # int8 exponents when they fit (no inf/NaN in float32/bfloat16; always for float16), else int16
+    # (8-bit fields span -127..128 around their centre: int8 unless the top value, inf/NaN, occurs)
+    small = ebits <= 5 or (ebits == 8 and (n == 0 or int((u & (emask << wide(mbits))).max() >> wide(mbits)) < 255))
+    exponent = np.empty(n, dtype=np.int8 if small else np.int16)
+    for start in range(0, n, CHUNK):
+        chunk = u[start : start + CHUNK]
+        exponent[start : start + CHUNK] = (((chunk >> wide(mbits)) & emask).astype(np.int16) - centre).astype(
+            exponent.dtype)
+    exp_payload = encode_levels(exponent, rows, cols)
+    del exponent
+    write(len(exp_payload).to_bytes(4, "little"))
+    write(exp_payload)
+    del exp_payload
+    cctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    plane = np.empty(n, dtype=np.uint8)
+    for p in range(nrest):
+        for start in range(0, n, CHUNK):
+            chunk = u[start : start + CHUNK]
+            rest = (chunk & mmask) | ((chunk >> wide(mbits + ebits)) << wide(mbits))  # sign above the mantissa
+            plane[start : start + CHUNK] = (rest >> wide(8 * p)) & wide(0xFF)
+        raw = memoryview(plane)
+        # low mantissa planes are noise: if a 1 MiB sample does not shrink by 1%, keep the plane raw
+        # (no layer-sized compression buffer, and no time spent)
+        sample = raw[:SAMPLE]
+        worth = n > 0 and len(cctx.compress(sample)) < 0.99 * len(sample)
+        packed = cctx.compress(raw) if worth else b""
+        mode, data = (PlaneMode.ZSTD, packed) if worth and len(packed) < n else (PlaneMode.RAW, raw)
+        write(bytes([mode]) + len(data).to_bytes(4, "little"))
+        write(data)
+        del packed, data
+
+
+def read_float_planes_payload(r, dtype: DType, rows: int, cols: int):
+    """Read ``float_planes_payload()`` (spec 6.5): (exponents payload and its file offset, [(mode, data, offset)])."""
+    nrest = LAYOUT[dtype][4]
+    exp_size = r.u32le("fp_exponent_size")
+    exp_at = r.base_offset + r.pos // 8
+    exponents = r.view(exp_size, "fp_exponents")
+    planes = []
+    for p in range(nrest):
+        mode = r.u8(f"fp_plane[{p}].fp_plane_mode", enum=PlaneMode)
+        if mode not in (PlaneMode.RAW, PlaneMode.ZSTD):
+            raise r.error(f"unknown fp_plane_mode {mode}", f"fp_plane[{p}].fp_plane_mode", at=r.pos - 8)
+        size = r.u32le(f"fp_plane[{p}].fp_plane_size")
+        at = r.base_offset + r.pos // 8
+        planes.append((mode, r.view(size, f"fp_plane[{p}].fp_plane_data"), at))
+    if r.bits_left():
+        raise r.error(f"{r.bits_left() // 8} bytes after the last plane")
+    return (exponents, exp_at), planes
+
+
+def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, base_offset: int) -> np.ndarray:
+    """Decode ``float_planes_payload()`` into the flat bit patterns (storage uint dtype)."""
+    storage, ebits, mbits, centre, nrest = LAYOUT[dtype]
+    n = rows * cols
+    (exponents, exp_at), planes = read_float_planes_payload(payload_reader(payload, base_offset, path), dtype, rows,
+                                                            cols)
+    exponent = decode_levels(exponents, rows, cols, out_kind=LC_OUT_I32, path=f"{path}.fp_exponents",
+                             base_offset=exp_at)
+    exponent += centre
+    if n and (exponent.min() < 0 or exponent.max() >= (1 << ebits)):
+        raise FormatError("decoded exponent outside its field", path=f"{path}.fp_exponents", bit_offset=exp_at * 8)
+    wide = np.uint64 if storage.itemsize == 8 else np.uint32
+    result = exponent.astype(wide) << wide(mbits)
+    dctx = zstandard.ZstdDecompressor()
+    for p, (mode, data, at) in enumerate(planes):
+        where = dict(path=f"{path}.fp_plane[{p}].fp_plane_data", bit_offset=at * 8)
+        if mode == PlaneMode.ZSTD:
+            try:
+                if zstandard.frame_content_size(data) != n:
+                    raise FormatError(f"the plane's frame does not hold {n} bytes", **where)
+                plane = np.frombuffer(dctx.decompress(data, max_output_size=n), dtype=np.uint8)
+            except zstandard.ZstdError as exc:
+                raise FormatError(f"zstd frame is corrupt: {exc}", **where) from None
+        else:
+            plane = np.frombuffer(data, dtype=np.uint8)
+        if plane.size != n:
+            raise FormatError(f"the plane holds {plane.size} bytes, expected {n}", **where)
+        shift = 8 * p
+        if shift < mbits:
+            result |= (plane.astype(wide) << wide(shift)) & wide((1 << mbits) - 1)
+        if shift <= mbits < shift + 8:  # the plane holding the sign bit
+            result |= ((plane.astype(wide) >> wide(mbits - shift)) & wide(1)) << wide(mbits + ebits)
+    return result.astype(storage)
+
+
+@register_mode
+class FloatPlanesMode(Mode):
+    """``coding_mode`` 4: float tensors, lossless; exponents through the level coder, sign and
+    mantissa as byte planes, each raw or zstd."""
+
+    name = "floatplanes"
+    mode_id = CodingMode.FLOATPLANES
+    since_minor = 1
+    dtypes = FLOAT_DTYPES
+    params = (LEVEL,)
+    enums = {"fp_plane_mode": PlaneMode}
+
+    def plan(self, array, dtype, params, *, global_qp=None):
+        self.check_dtype(dtype)
+        return Plan(b"", params.get("level", LEVEL.default))
+
+    def write(self, plan, array, dtype, sink):
+        a = np.asarray(array)
+        if a.dtype.name == "bfloat16":
+            a = a.view(np.uint16)
+        if dtype != DType.BFLOAT16:  # native byte order, so the bit fields are read correctly
+            a = np.ascontiguousarray(a, dtype=STORAGE_DTYPE[dtype].newbyteorder("="))
+        bits = np.ascontiguousarray(a).view(LAYOUT[dtype][0].newbyteorder("=")).reshape(-1)
+        rows, cols = level_grid(array.shape)
+        encode_planes(bits, dtype, rows, cols, level=plan.state, write=sink.write)
+
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
+        from ..dtypes import storage_dtype, user_array
+
+        self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
+        rows, cols = level_grid(header.layer_shape)
+        bits = decode_planes(payload, DType(header.layer_dtype), rows, cols, path=header.payload_path,
+                             base_offset=header.payload_offset)
+        storage = storage_dtype(header)
+        return user_array(header, bits.view(storage) if header.layer_dtype != DType.BFLOAT16 else bits)
+
+    def summarize(self, header, payload, *, global_qp=None):
+        dtype = DType(header.layer_dtype)
+        rows, cols = level_grid(header.layer_shape)
+        r = payload_reader(payload, header.payload_offset, header.payload_path)
+        (exponents, _), planes = read_float_planes_payload(r, dtype, rows, cols)
+        return {"exponent_bytes": len(exponents),
+                "planes": [{"mode": PlaneMode(mode).name.lower(), "bytes": len(data)} for mode, data, _ in planes]}
+
+    def summary_text(self, summary):
+        return "exp {:,}B planes {}".format(summary["exponent_bytes"],
+                                             "/".join(p["mode"] for p in summary["planes"]))
+
+    def trace(self, header, payload, trace, *, global_qp=None):
+        self.params_of(header, trace=trace)
+        path = header.payload_path
+        rows, cols = level_grid(header.layer_shape)
+        r = payload_reader(payload, header.payload_offset, path, trace)
+        (exponents, exp_at), _ = read_float_planes_payload(r, DType(header.layer_dtype), rows, cols)
+        trace_levels_payload(exponents, rows, cols, path=f"{path}.fp_exponents", base_offset=exp_at, trace=trace)

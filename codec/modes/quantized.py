@@ -1,0 +1,144 @@
+"""Coding mode ``quantized`` (spec 6.4): float tensors as levels through the level coder (spec 7),
+turned back into values by the layer's effective quantization parameters (spec 8)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import quant
+from ..dtypes import FLOAT_DTYPES, as_float, float_output
+from ..errors import CodecError
+from ..format.constants import CodingMode
+from ..levels import LC_MAX_CLASSES, LC_OUT_AFFINE, LC_OUT_CODEBOOK, decode_levels, encode_levels, level_grid, \
+    levels_summary, trace_levels_payload
+from .base import Mode, Param, Plan, register_mode
+from .entropy import MAX_CLASSES, levels_text
+
+
+def _positive_finite(value) -> str | None:
+    return None if value > 0 and math.isfinite(value) else "must be a positive finite number"
+
+
+@register_mode
+class QuantizedMode(Mode):
+    """``coding_mode`` 3: float tensors, lossy. Parameters not given come from the writer's global
+    quantization parameters (``Writer(quantization=...)``), then from the defaults."""
+
+    name = "quantized"
+    mode_id = CodingMode.QUANTIZED
+    since_minor = 1
+    dtypes = FLOAT_DTYPES
+    has_levels = True
+    params = (
+        Param("bits", (int,), "bits per level: bounds the levels, and sets the step when no step is given",
+              range=(1, 16)),
+        Param("step", (float,), "step size (rounded to the qp grid of qp_density)", check=_positive_finite),
+        Param("method", (str,), "quantizer", choices=quant.METHODS),
+        Param("granularity", (str,), "one step (and zero point) per tensor or per channel",
+              choices=quant.GRANULARITIES),
+        Param("axis", (int,), "channel axis of per-channel quantization", range=(0, 7)),
+        Param("qp_density", (int,), "density d of the step grid: 2^d steps per octave", range=(0, quant.MAX_DENSITY)),
+        Param("rdo_lambda", (float,), "rate-distortion weight of the per-weight rounding choice (0: round to nearest)",
+              range=(0.0, math.inf)),
+        MAX_CLASSES,
+    )
+
+    def plan(self, array, dtype, params, *, global_qp=None):
+        self.check_dtype(dtype)
+        params = dict(params)
+        max_classes = params.pop("max_classes", LC_MAX_CLASSES)
+        g = global_qp or quant.QuantParams()
+        kwargs = {
+            "method": params.get("method", g.method or "uniform"),
+            "bits": params.get("bits", g.bits),
+            "granularity": params.get("granularity", g.granularity or "tensor"),
+            "axis": params.get("axis", g.axis or 0),
+            "qp_density": params.get("qp_density",
+                                     g.qp_density if g.qp_density is not None else quant.DEFAULT_DENSITY),
+            "rdo_lambda": params.get("rdo_lambda"),
+        }
+        step = params.get("step")
+        if step is None and g.qps is not None and len(g.qps) == 1 and "bits" not in params:
+            step = quant.step_of_qp(g.qps[0], g.qp_density)
+            kwargs["qp_density"] = g.qp_density
+        levels, full = quant.quantize(as_float(array, dtype), step=step, **kwargs)
+        local = full.without(g)
+        return Plan(b"", (levels, max_classes), quant.write_qp_set_data(local) if not local.is_empty() else None)
+
+    def write(self, plan, array, dtype, sink):
+        levels, max_classes = plan.state
+        rows, cols = level_grid(levels.shape)
+        sink.write(encode_levels(levels, rows, cols, max_classes=max_classes))
+
+    def effective(self, header, global_qp) -> quant.Effective:
+        """The layer's effective quantization parameters (spec 8.3)."""
+        path = header.qp_path
+        local = quant.read_qp_set_data(header.local_qp_set or b"", path=f"{path}.qp_set_data",
+                                       base_offset=header.local_qp_set_offset)
+        return quant.resolve(local, global_qp or quant.QuantParams(), header.layer_shape, path=path)
+
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
+        self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
+        rows, cols = level_grid(header.layer_shape)
+        eff = self.effective(header, global_qp)
+        where = dict(path=header.payload_path, base_offset=header.payload_offset)
+        if levels:
+            return decode_levels(payload, rows, cols, **where).reshape(header.layer_shape), eff
+        if eff.method == "codebook":
+            flat = decode_levels(payload, rows, cols, out_kind=LC_OUT_CODEBOOK, codebook=eff.codebook, **where)
+            return float_output(header, flat)
+        # the kernel applies one step and zero point per row of the level grid: fused when each is
+        # shared or the channels are those rows (axis 0 of a tensor of rank >= 2)
+        per_row = eff.granularity == "channel" and eff.axis == 0 and len(header.layer_shape) >= 2
+        if all(a.size == 1 or per_row for a in (eff.steps, eff.zero_points)):
+            scale = np.broadcast_to(eff.steps, (rows,))
+            zps = np.broadcast_to(eff.zero_points, (rows,))
+            flat = decode_levels(payload, rows, cols, out_kind=LC_OUT_AFFINE, scale=scale, zero_point=zps, **where)
+        else:
+            flat = decode_levels(payload, rows, cols, **where)
+            flat = quant.dequantize(flat.reshape(header.layer_shape), eff).reshape(-1)
+        return float_output(header, flat)
+
+    def summarize(self, header, payload, *, global_qp=None):
+        try:
+            eff = self.effective(header, global_qp)
+            local = quant.read_qp_set_data(header.local_qp_set or b"")
+        except CodecError as exc:
+            return {"error": str(exc)}
+        out = {"method": eff.method, "bits": eff.bits, "granularity": eff.granularity, "axis": eff.axis,
+               "local_fields": [k for k, v in vars(local).items() if v is not None]}
+        if eff.method == "codebook":
+            out["codebook_size"] = int(eff.codebook.size)
+        else:
+            out.update(qp_density=eff.qp_density, qps=list(eff.qps), step_min=float(eff.steps.min()),
+                       step_max=float(eff.steps.max()))
+            if eff.method == "uniform_zp":
+                out["zero_points"] = eff.zero_points.tolist()
+        rows, cols = level_grid(header.layer_shape)
+        try:
+            out["levels"] = levels_summary(payload, rows, cols, path=header.payload_path,
+                                           base_offset=header.payload_offset)
+        except CodecError as exc:
+            out["levels"] = {"error": str(exc)}
+        return out
+
+    def summary_text(self, q):
+        if "error" in q:
+            return "invalid"
+        text = f"{q['method']} {q['bits']}b"
+        if q["method"] == "codebook":
+            return text + f" cb{q['codebook_size']}"
+        text += f" ch{q['axis']}" if q["granularity"] == "channel" else ""
+        if q["step_min"] == q["step_max"]:
+            text += f" step 2^{math.log2(q['step_min']):.2f}"
+        else:
+            text += f" steps 2^{math.log2(q['step_min']):.1f}..2^{math.log2(q['step_max']):.1f}"
+        return text if "error" in q["levels"] else f"{text} {levels_text(q['levels'])}"
+
+    def trace(self, header, payload, trace, *, global_qp=None):
+        self.params_of(header, trace=trace)
+        rows, cols = level_grid(header.layer_shape)
+        trace_levels_payload(payload, rows, cols, path=header.payload_path,
+                             base_offset=header.payload_offset, trace=trace)

@@ -1,0 +1,47 @@
+"""Coding mode ``raw`` (spec 6.1): the elements' little-endian bytes in C order.
+
+The payload starts at a multiple of 64 in the file, so a raw layer can be memory-mapped in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import parallel
+from ..dtypes import allocate, iter_le_chunks, storage_dtype, user_array
+from ..errors import FormatError
+from ..format.constants import STORAGE_DTYPE, CodingMode
+from .base import Mode, Plan, payload_checksum_error, register_mode
+
+
+@register_mode
+class RawMode(Mode):
+    """``coding_mode`` 0: every dtype, no parameters; memory-mappable."""
+
+    name = "raw"
+    mode_id = CodingMode.RAW
+
+    def plan(self, array, dtype, params, *, global_qp=None):
+        return Plan(b"")
+
+    def write(self, plan, array, dtype, sink):
+        for chunk in iter_le_chunks(array, STORAGE_DTYPE[dtype]):
+            sink.write(chunk)
+
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
+        self.check_decode_options(header, levels, format)
+        self.params_of(header)
+        storage = storage_dtype(header)
+        nbytes = header.num_elements * storage.itemsize
+        if header.payload_size != nbytes:
+            raise FormatError(f"raw payload holds {header.payload_size} bytes, shape and dtype need {nbytes}",
+                              path=f"{header.path}.unit_payload_size")
+        out = allocate(header, storage)
+        dst = out.view(np.uint8)
+        if verify:
+            actual = parallel.crc32c_copy(dst, payload)
+            if actual != header.payload_crc32c:
+                raise payload_checksum_error(header, actual)
+        elif nbytes:
+            dst[:] = np.frombuffer(payload, dtype=np.uint8)
+        return user_array(header, out)

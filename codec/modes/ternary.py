@@ -1,0 +1,308 @@
+"""Coding mode ``ternary`` (spec 6.6): trits in {-1, 0, +1} times a scale alpha.
+
+Three payload schemes, all lossless for the trits:
+
+* ``flag`` (flag-plus-nonzero): two trits form a 4-bit item (trit codes 0 -> 00, +1 -> 01,
+  -1 -> 11; the first trit in the high bits); a flag string has one bit per item (0 for the
+  all-zero item 0000); each non-zero item becomes a 3-bit code. Optional levels compress the flag
+  string the same way, in 4-bit groups of flags.
+* ``base3``: five trits per byte, ``sum (t_k + 1) * 3^(4-k)`` (1.6 bits per trit).
+* ``entropy``: the trits as levels through the level coder (spec 7), whose per-row-class tables
+  reach the order-0 entropy or go below it.
+
+The kernels are the pair ``codec.kernels.ternary`` / ``codec._fast.ternary``. For users with float
+weights: :func:`ternarize` (TWN rule) and :func:`split_ternary` (exact pass-through of already
+ternary arrays), also importable as ``codec.ternary``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from .. import _backend
+from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES, as_float, float_output, storage_dtype, user_array
+from ..errors import EncodeError, FormatError
+from ..format.constants import CodingMode, DType
+from ..kernels import raise_status
+from ..kernels import ternary as kernel_reference
+from ..levels import LC_OUT_I32, decode_levels, encode_levels, level_grid, trace_levels_payload
+from .base import Mode, Param, Plan, payload_reader, register_mode
+
+__all__ = ["TernaryMode", "TernaryScheme", "ternarize", "split_ternary", "encode_payload", "decode_payload",
+           "NONZERO_ITEMS"]
+
+NONZERO_ITEMS = kernel_reference.NONZERO_ITEMS
+#: ``tn_axis`` of a layer with one alpha.
+ONE_ALPHA = 255
+
+
+class TernaryScheme(enum.IntEnum):
+    """``tn_scheme``."""
+
+    FLAG = 0
+    BASE3 = 1
+    ENTROPY = 2
+
+
+SCHEMES = tuple(s.name.lower() for s in TernaryScheme)
+#: Float layers decode to t * alpha; integer layers to the trits (bool cannot hold -1).
+TERNARY_DTYPES = FLOAT_DTYPES | (INTEGER_DTYPES - {DType.BOOL})
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers for users
+# ---------------------------------------------------------------------------------------------
+def ternarize(w, *, axis: int | None = None, threshold: float = 0.7) -> np.ndarray:
+    """Return the TWN ternarization of ``w`` as a float array with values in {-alpha, 0, +alpha}.
+
+    Threshold ``delta = threshold * mean|w|`` (per tensor, or per slice along ``axis``);
+    ``alpha`` = mean |w| over the weights above the threshold (the least-squares optimum for that
+    support). Returns the same dtype as ``w`` (float32 for integer input).
+    """
+    a = np.asarray(w)
+    dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float32)
+    x = a.astype(np.float64)
+    if axis is None:
+        red, keep = None, False
+    else:
+        if not -x.ndim <= axis < x.ndim:
+            raise EncodeError(f"axis {axis} does not exist in a tensor of rank {x.ndim}")
+        red, keep = tuple(i for i in range(x.ndim) if i != axis % x.ndim), True
+    mag = np.abs(x)
+    delta = threshold * (mag.mean(axis=red, keepdims=keep) if x.size else 0.0)
+    support = mag > delta
+    count = support.sum(axis=red, keepdims=keep)
+    alpha = np.where(count > 0, (mag * support).sum(axis=red, keepdims=keep) / np.maximum(count, 1), 0.0)
+    return (np.sign(x) * support * alpha).astype(dtype)
+
+
+def split_ternary(w, *, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (int8 trits, float64 alphas) of an array whose values are in {-alpha, 0, +alpha}.
+
+    One alpha per tensor, or per slice along ``axis``. Integer input must already be trits
+    (alpha 1). Raises EncodeError if the values are not ternary that way (nothing is rounded).
+    """
+    a = np.asarray(w)
+    if a.dtype.name == "bfloat16":
+        a = a.astype(np.float32)
+    if a.dtype.kind in "iub":
+        t = a.astype(np.int64)
+        if t.size and (t.min() < -1 or t.max() > 1):
+            raise EncodeError("integer ternary input must hold only -1, 0 and 1")
+        return t.astype(np.int8), np.ones(1)
+    if a.dtype.kind != "f":
+        raise EncodeError(f"ternary input must be float or integer trits, got {a.dtype}")
+    x = a.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise EncodeError("ternary input holds NaN or infinity")
+    if axis is None:
+        slices = x.reshape(1, -1)
+    else:
+        if not -x.ndim <= axis < x.ndim:
+            raise EncodeError(f"axis {axis} does not exist in a tensor of rank {x.ndim}")
+        slices = np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
+    mag = np.abs(slices)
+    alphas = mag.max(axis=1) if slices.size else np.zeros(slices.shape[0])
+    bad = (mag != 0) & (mag != alphas[:, None])
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        where = f" (channel {row})" if axis is not None else ""
+        raise EncodeError(f"values are not ternary{where}: {slices[row, col]!r} is neither 0 nor +-{alphas[row]!r}; "
+                          "use codec.ternary.ternarize() first")
+    trits = np.sign(slices).astype(np.int8)
+    if axis is not None:
+        moved = list(x.shape)
+        moved.insert(0, moved.pop(axis % x.ndim))
+        trits = np.moveaxis(trits.reshape(moved), 0, axis % x.ndim)
+    return trits.reshape(x.shape), alphas
+
+
+# ---------------------------------------------------------------------------------------------
+# ternary_payload() = tn_scheme u8 + the scheme's data (spec 6.6)
+# ---------------------------------------------------------------------------------------------
+def encode_payload(trits: np.ndarray, rows: int, cols: int, scheme: str = "auto") -> bytes:
+    """Return ``ternary_payload()``; ``auto`` keeps the smallest scheme (flag, base3, entropy order on ties)."""
+    t = np.ascontiguousarray(trits, dtype=np.int8).reshape(-1)
+    kernels = _backend.ternary
+    candidates = {}
+    if scheme in ("auto", "flag"):
+        candidates["flag"] = kernels.flag_encode(t)
+    if scheme in ("auto", "base3"):
+        candidates["base3"] = kernels.base3_encode(t)
+    if scheme in ("auto", "entropy"):
+        candidates["entropy"] = encode_levels(t, rows, cols)
+    if not candidates:
+        raise EncodeError(f"scheme must be one of auto, {', '.join(SCHEMES)}; got {scheme!r}")
+    name = min(candidates, key=lambda k: (len(candidates[k]), SCHEMES.index(k)))
+    return bytes([SCHEMES.index(name)]) + candidates[name]
+
+
+def decode_payload(payload, rows: int, cols: int, *, path: str, base_offset: int) -> np.ndarray:
+    """Decode ``ternary_payload()`` into flat int8 trits."""
+    r = payload_reader(payload, base_offset, path)
+    scheme = r.u8("tn_scheme", enum=TernaryScheme)
+    body = memoryview(payload).cast("B")[1:]
+    n = rows * cols
+    if scheme == TernaryScheme.ENTROPY:
+        levels = decode_levels(body, rows, cols, out_kind=LC_OUT_I32, path=path, base_offset=base_offset + 1)
+        if levels.size and (levels.min() < -1 or levels.max() > 1):
+            raise FormatError("an entropy-coded trit is outside -1..1", path=f"{path}.lc_rans_words",
+                              bit_offset=(base_offset + 1) * 8)
+        return levels.astype(np.int8)
+    if scheme == TernaryScheme.FLAG:
+        status, at, value = _backend.ternary.flag_decode(body, n)
+    elif scheme == TernaryScheme.BASE3:
+        status, at, value = _backend.ternary.base3_decode(body, n)
+    else:
+        raise r.error(f"unknown tn_scheme {scheme}", "tn_scheme", at=0)
+    if status:
+        raise_status(kernel_reference.ERRORS, status, at, value, path=path, base_offset=base_offset + 1)
+    return value
+
+
+def _trace_payload(payload, trits, rows: int, cols: int, *, path: str, base_offset: int, trace: list) -> None:
+    r = payload_reader(payload, base_offset, path, trace)
+    scheme = r.u8("tn_scheme", enum=TernaryScheme)
+    if scheme == TernaryScheme.ENTROPY:
+        trace_levels_payload(memoryview(payload).cast("B")[1:], rows, cols, path=path, base_offset=base_offset + 1,
+                             trace=trace)
+    elif scheme == TernaryScheme.BASE3:
+        r.view(r.bits_left() // 8, "tn_base3_digits")
+    else:
+        # the strings' lengths follow from the trits: rebuild the flags the encoder made
+        levels = r.u8("tn_flag_levels")
+        pairs = np.concatenate([trits, np.zeros(trits.size % 2, trits.dtype)]).reshape(-1, 2)
+        top = (pairs != 0).any(axis=1)  # flags[0]: one per non-zero item
+        counts = [int(top.sum())]
+        for _ in range(levels):
+            top = np.concatenate([top, np.zeros(-top.size % 4, bool)]).reshape(-1, 4).any(axis=1)
+            counts.append(int(top.sum()))
+        r.view((top.size + 7) // 8, f"tn_flags[{levels}]")
+        for level in range(levels, 0, -1):
+            r.view((4 * counts[level] + 7) // 8, f"tn_flag_items[{level}]")
+        r.view((3 * counts[0] + 7) // 8, "tn_codes")
+
+
+# ---------------------------------------------------------------------------------------------
+# the mode
+# ---------------------------------------------------------------------------------------------
+def _axis_ok(value) -> str | None:
+    return None if value is None or -8 <= value < 8 else "must be an axis of the tensor (-8..7)"
+
+
+@register_mode
+class TernaryMode(Mode):
+    """``coding_mode`` 5: a float array with values in {-alpha, 0, +alpha} (alpha per tensor, or per
+    slice along ``axis``), or an integer array of trits."""
+
+    name = "ternary"
+    mode_id = CodingMode.TERNARY
+    since_minor = 1
+    dtypes = TERNARY_DTYPES
+    has_levels = True
+    enums = {"tn_scheme": TernaryScheme}
+    params = (
+        Param("scheme", (str,), "payload scheme; auto keeps the smallest", default="auto", choices=("auto",) + SCHEMES),
+        Param("axis", (int, type(None)), "axis of per-slice alphas (float input); none: one alpha", check=_axis_ok),
+        Param("ternarize", (bool,), "first ternarize float weights with the TWN rule (per slice along axis)",
+              default=False, prepare=True),
+    )
+
+    def prepare(self, array, params):
+        array, rest = super().prepare(array, params)
+        if params.get("ternarize"):
+            array = ternarize(array, axis=params.get("axis"))
+        return array, rest
+
+    def plan(self, array, dtype, params, *, global_qp=None):
+        self.check_dtype(dtype)
+        scheme = params.get("scheme", "auto")
+        axis = params.get("axis")
+        a = as_float(array, dtype) if dtype in FLOAT_DTYPES else np.asarray(array)
+        if axis is not None:
+            if dtype not in FLOAT_DTYPES:
+                raise EncodeError("integer trits have no alpha: axis= applies to float input")
+            if not -a.ndim <= axis < a.ndim or a.ndim == 0:
+                raise EncodeError(f"axis {axis} does not exist in a tensor of rank {a.ndim}")
+            axis %= a.ndim
+        trits, alphas = split_ternary(a, axis=axis)
+        w = _backend.BitWriter()
+        w.u8(ONE_ALPHA if axis is None else axis)
+        w.u32le(len(alphas))
+        for value in alphas.tolist():
+            w.f64le(value)
+        return Plan(w.getvalue(), (trits, scheme))
+
+    def write(self, plan, array, dtype, sink):
+        trits, scheme = plan.state
+        rows, cols = level_grid(trits.shape)
+        sink.write(encode_payload(trits, rows, cols, scheme))
+
+    def read_params(self, r, header):
+        """``ternary_params()``: (tn_axis, float64 alphas)."""
+        axis = r.u8("tn_axis")
+        count = r.u32le("tn_alpha_count")
+        if count * 64 != r.bits_left():
+            raise r.error(f"{count} alphas do not fill the {r.bits_left() // 8} bytes of mode_params",
+                          "tn_alpha_count", at=r.pos - 32)
+        alphas = np.array([r.f64le(f"tn_alpha[{c}]") for c in range(count)], dtype=np.float64)
+        shape = header.layer_shape
+        if axis == ONE_ALPHA:
+            if count != 1:
+                raise r.error(f"a layer with one alpha (tn_axis 255) has tn_alpha_count {count}", "tn_alpha_count",
+                              at=8)
+        elif axis >= len(shape) or count != shape[axis]:
+            raise r.error(f"tn_axis {axis} with {count} alphas does not fit shape {shape}", "tn_axis", at=0)
+        if header.layer_dtype in INTEGER_DTYPES and (axis != ONE_ALPHA or alphas[0] != 1.0):
+            raise r.error("an integer ternary layer has one alpha of 1.0", "tn_alpha[0]", at=40)
+        return axis, alphas
+
+    def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
+        axis, alphas = self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
+        shape = header.layer_shape
+        rows, cols = level_grid(shape)
+        trits = decode_payload(payload, rows, cols, path=header.payload_path,
+                               base_offset=header.payload_offset)
+        if levels:
+            return trits.reshape(shape), alphas
+        if header.layer_dtype in INTEGER_DTYPES:
+            storage = storage_dtype(header)
+            if storage.kind == "u" and trits.size and trits.min() < 0:
+                raise FormatError(f"a trit -1 in a {header.dtype_name} layer", path=header.payload_path,
+                                  bit_offset=header.payload_offset * 8)
+            return user_array(header, trits.astype(storage))
+        if axis != ONE_ALPHA:
+            bshape = [1] * len(shape)
+            bshape[axis] = -1
+            alphas = alphas.reshape(bshape)
+        # float(t) * alpha in binary64, zeros as +0.0 whatever alpha's sign
+        values = np.where(trits.reshape(shape) == 0, 0.0, trits.reshape(shape) * alphas)
+        if header.layer_dtype == DType.FLOAT64:
+            return values
+        # one rounding to binary32, then (float16, bfloat16) the conversions of spec 8.4
+        return float_output(header, values.astype(np.float32).reshape(-1))
+
+    def summarize(self, header, payload, *, global_qp=None):
+        axis, alphas = self.params_of(header)
+        body = memoryview(payload).cast("B")
+        scheme = TernaryScheme(body[0]).name.lower() if len(body) and body[0] < len(SCHEMES) else "invalid"
+        n = header.num_elements
+        return {"scheme": scheme, "alpha_axis": None if axis == ONE_ALPHA else axis, "alphas": int(alphas.size),
+                "alpha_min": float(alphas.min()) if alphas.size else None,
+                "alpha_max": float(alphas.max()) if alphas.size else None,
+                "bits_per_trit": 8 * len(body) / n if n else None}
+
+    def summary_text(self, s):
+        alpha = "a=1" if s["alphas"] == 1 and s["alpha_min"] == 1.0 else \
+            (f"a={s['alpha_min']:.3g}" if s["alphas"] == 1 else f"{s['alphas']} a on axis {s['alpha_axis']}")
+        bpt = f" {s['bits_per_trit']:.3f}b/trit" if s["bits_per_trit"] is not None else ""
+        return f"{s['scheme']} {alpha}{bpt}"
+
+    def trace(self, header, payload, trace, *, global_qp=None):
+        self.params_of(header, trace=trace)
+        rows, cols = level_grid(header.layer_shape)
+        path = header.payload_path
+        trits = decode_payload(payload, rows, cols, path=path, base_offset=header.payload_offset)
+        _trace_payload(payload, trits, rows, cols, path=path, base_offset=header.payload_offset, trace=trace)

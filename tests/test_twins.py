@@ -1,0 +1,208 @@
+"""Every kernel pair (codec.kernels.<stem> and codec._fast.<stem>) has the same functions with the
+same signatures, and gives the same results and errors on valid and damaged input (tests/twins.py).
+
+The per-kernel test modules (test_levels, test_ternary, test_masks, test_bitio, test_crc32c,
+test_index_twin) run their properties through the same helper; this module holds a fixed set of
+valid and damaged cases for every public function, and fails when a function has none.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+
+from codec.format import IndexEntry, write_index_payload
+from codec.levels import codes_from_counts, freqs_from_codes
+from tests.twins import CHECKED, FAST, PURE, check, check_calls
+
+
+def public_callables(module) -> dict[str, object]:
+    """Functions and classes a kernel module defines (not the names it imports)."""
+    return {name: obj for name, obj in vars(module).items()
+            if not name.startswith("_") and callable(obj) and getattr(obj, "__module__", None) == module.__name__}
+
+
+def _params(fn) -> list[tuple]:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+@pytest.mark.skipif(FAST is None, reason="compiled core not built")
+@pytest.mark.parametrize("stem", sorted(PURE))
+def test_twin_has_every_function_with_the_same_signature(stem):
+    for name, ref in public_callables(PURE[stem]).items():
+        twin = getattr(FAST[stem], name, None)
+        assert twin is not None, f"codec._fast.{stem} lacks {name}"
+        if inspect.isclass(ref):
+            for attr, method in vars(ref).items():
+                if attr.startswith("_") or not callable(method):
+                    continue
+                assert callable(getattr(twin, attr, None)), f"{stem}.{name} lacks {attr}"
+                assert _params(method) == _params(getattr(twin, attr)), f"{stem}.{name}.{attr}"
+        else:
+            assert _params(ref) == _params(twin), f"{stem}.{name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# cases: valid and damaged input for every public function
+# ---------------------------------------------------------------------------------------------
+def _bitio():
+    data = bytes([0b10110010, 0x4F, 0xFF, 0x00]) + (7).to_bytes(2, "little") + "héllo!".encode()[:6] + bytes(24)
+    check_calls("bitio", "BitReader", (data,), {"base_offset": 10}, [
+        ("u", (3, "a"), {}), ("ue", (0, "b"), {}), ("se", (1, "c"), {}), ("byte_alignment", (), {}),
+        ("u8", ("d",), {}), ("u16le", ("e",), {}), ("b", (1, "f"), {}), ("view", (1, "g"), {}),
+        ("st", ("h",), {}), ("u32le", (), {}), ("u64le", (), {}), ("i64le", (), {}), ("f32le", (), {}),
+        ("f64le", (), {}), ("bits_left", (), {}), ("is_byte_aligned", (), {}), ("where", ("x",), {}),
+        ("u_array", (3, 4, "arr"), {}), ("ue_array", (0, 2, "arr2"), {}), ("error", ("why", "x"), {}),
+    ])
+    # damaged: truncation, non-zero alignment bits, an endless Exp-Golomb prefix, limits, bad UTF-8
+    check_calls("bitio", "BitReader", (b"\x01",), {}, [("u", (9, "x"), {})])
+    check_calls("bitio", "BitReader", (b"\xff",), {}, [("u", (1, "x"), {}), ("byte_alignment", (), {})])
+    check_calls("bitio", "BitReader", (bytes(9),), {}, [("ue", (0, "x"), {})])
+    check_calls("bitio", "BitReader", (b"\x05\x00abcde",), {}, [("st", ("s",), {"max_bytes": 4})])
+    check_calls("bitio", "BitReader", (b"\x02\x00\xff\xfe",), {}, [("st", ("s",), {})])
+    check_calls("bitio", "BitReader", (b"\x01\x02",), {}, [("u", (4, "x"), {}), ("u8", ("y",), {})])
+    check_calls("bitio", "BitReader", (b"\x01",), {}, [("u_array", (4, 3, "x"), {})])
+    check_calls("bitio", "BitReader", (b"\x01",), {}, [("ue_array", (0, 9, "x"), {})])
+    check_calls("bitio", "BitReader", (b"\x01",), {}, [("view", (2, "x"), {})])
+    check_calls("bitio", "BitWriter", (), {}, [
+        ("u", (3, 5), {}), ("ue", (0, 9), {}), ("se", (2, -7), {}), ("byte_alignment", (), {}), ("u8", (255,), {}),
+        ("u16le", (65535,), {}), ("u32le", (1,), {}), ("u64le", (2,), {}), ("i64le", (-3,), {}),
+        ("f32le", (1.5,), {}), ("f64le", (-0.0,), {}), ("b", (b"xyz",), {}), ("st", ("héllo",), {}),
+        ("u_array", (5, np.arange(7)), {}), ("ue_array", (1, [0, 3, 200]), {}), ("is_byte_aligned", (), {}),
+    ])
+    for call in [("u", (3, 8), {}), ("ue", (0, -1), {}), ("se", (0, 1 << 64), {}), ("u8", (256,), {}),
+                 ("i64le", (1 << 63,), {}), ("u_array", (2, [1, 4]), {}), ("ue_array", (0, [-1]), {}),
+                 ("st", ("x" * 10,), {"max_bytes": 3})]:
+        check_calls("bitio", "BitWriter", (), {}, [call])
+    check_calls("bitio", "BitWriter", (), {}, [("u", (3, 1), {}), ("u8", (1,), {})])
+
+
+def _crc32c():
+    data = bytes(range(256)) * 300
+    check("crc32c", "crc32c", data)
+    check("crc32c", "crc32c", data[:7], 0x12345678)
+    check("crc32c", "crc32c", b"")
+    check("crc32c", "crc32c_combine", 0xE3069283, 0x1234, 77)
+    check("crc32c", "crc32c_combine", 1, 2, 0)
+    check("crc32c", "crc32c_copy", bytearray(len(data)), data)
+    with pytest.raises(ValueError):
+        check("crc32c", "crc32c_copy", bytearray(3), b"abcd")
+
+
+def _index():
+    entries = [IndexEntry("a", 100, 40), IndexEntry("ü", 140, 30), IndexEntry("", 200, 24)]
+    good = write_index_payload(entries)
+    assert check("index", "read_index_entries", good, 3, 100, 100, 400, IndexEntry)[2] == entries
+    bad = [good[:-1], good + b"\x00", good[:20],
+           good.replace("ü".encode(), b"\xff\xfe"),
+           write_index_payload([IndexEntry("a", 100, 40), IndexEntry("a", 140, 30), IndexEntry("b", 200, 24)]),
+           write_index_payload([IndexEntry("a", 100, 40), IndexEntry("b", 120, 30), IndexEntry("c", 200, 24)]),
+           write_index_payload([IndexEntry("a", 100, 4), IndexEntry("b", 140, 30), IndexEntry("c", 200, 24)]),
+           write_index_payload([IndexEntry("a" * 200, 100, 40), IndexEntry("b", 140, 30), IndexEntry("c", 200, 24)])]
+    for data in bad:
+        assert check("index", "read_index_entries", data, 3, 100, 100, 400, IndexEntry)[0] < 0
+
+
+def _rans():
+    rng = np.random.default_rng(1)
+    q = np.clip(np.rint(rng.laplace(0, 3, (6, 50))), -20, 20).astype(np.int64)
+    q[2, 3] = 1000  # an escape
+    E, sym, counts = check("rans", "symbols", q, 6, 50)
+    check("rans", "symbols", np.zeros(0, np.int16), 0, 0)
+    check("rans", "symbols", np.array([-(2**63), 2**63 - 1, 5], np.int64), 1, 3)
+    row_class = (np.arange(6) % 2).astype(np.uint8)
+    freq = np.array([freqs_from_codes(codes_from_counts(counts[row_class == k].sum(axis=0))) for k in range(2)],
+                    dtype=np.uint32)
+    cum = np.zeros_like(freq)
+    cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
+    status, states, words = check("rans", "encode", sym, row_class, 50, freq, cum)
+    assert status == 0
+    check("rans", "encode", sym, row_class, 50, freq, cum, 3)  # capacity too small: retried
+    zero = freq.copy()
+    zero[:, sym[0]] = 0
+    check("rans", "encode", sym, row_class, 50, zero, cum)
+    fc, sy = check("rans", "build_tables", freq)
+    check("rans", "build_tables", np.zeros((2, 4), np.uint32))
+    escapes = q.reshape(-1)[sym == 2 * E + 1].tolist()
+    args = (fc, sy, row_class, 6, 50, E, escapes)
+    check("rans", "decode", words, states, *args, 0, np.empty(300, np.int64))
+    check("rans", "decode", words, states, *args, 3, np.empty(300, np.int32))
+    scale, zp = np.full(6, 0.5, np.float32), np.arange(6, dtype=np.int64)
+    check("rans", "decode", words, states, *args, 1, np.empty(300, np.float32), scale, zp)
+    # damaged: a cut word stream, extra words, a bad state, a wrong escape list, codebook range
+    check("rans", "decode", words[:-2], states, *args, 0, np.empty(300, np.int64))
+    check("rans", "decode", words + b"\x01\x00", states, *args, 0, np.empty(300, np.int64))
+    check("rans", "decode", words, [5] + states[1:], *args, 0, np.empty(300, np.int64))
+    check("rans", "decode", words, states, *args[:-1], escapes + [7], 0, np.empty(300, np.int64))
+    check("rans", "decode", words, states, *args, 2, np.empty(300, np.float32), None, None, np.zeros(3, np.float32))
+    flipped = bytearray(words)
+    flipped[len(flipped) // 2] ^= 0x40
+    check("rans", "decode", bytes(flipped), states, *args, 0, np.empty(300, np.int64))
+
+
+def _ternary():
+    rng = np.random.default_rng(2)
+    for n in (0, 1, 7, 16, 301):
+        t = np.where(rng.random(n) < 0.6, 0, rng.choice([-1, 1], n)).astype(np.int8)
+        for levels in (None, 0, 1, 2):
+            payload = check("ternary", "flag_encode", t, levels)
+            check("ternary", "flag_decode", payload, n)
+        check("ternary", "base3_decode", check("ternary", "base3_encode", t), n)
+        check("ternary", "flag_level_sizes", n, 3)
+    with pytest.raises(Exception):
+        check("ternary", "flag_encode", np.zeros(4, np.int8), 16)
+    sparse = np.zeros(400, np.int8)
+    sparse[::37] = 1
+    deep = check("ternary", "flag_encode", sparse, 2)
+    damaged = [b"", b"\x10", b"\x00", b"\x00\x01", deep[:-1], deep + b"\x00", deep[:3] + b"\x00" + deep[4:],
+               bytes([2, 0xFF]) + deep[2:], b"\x00\x80\x00", b"\x00\x80\xff", b"\x00\x00\x00"]
+    for payload in damaged:
+        for n in (7, 400):
+            check("ternary", "flag_decode", payload, n)
+    for payload, n in [(b"\xf3", 5), (b"\x79", 4), (b"\x00\x00", 5), (b"", 0)]:
+        check("ternary", "base3_decode", payload, n)
+    for _ in range(200):
+        check("ternary", "flag_decode", rng.integers(0, 256, rng.integers(0, 12), dtype=np.uint8).tobytes(),
+              int(rng.integers(0, 40)))
+
+
+def _masks():
+    rng = np.random.default_rng(3)
+    for n, m in [(1, 2), (2, 4), (5, 16)]:
+        c = math.comb(m, n)
+        idx = rng.integers(0, c, 50)
+        data = check("masks", "uniform_encode", idx, c)
+        check("masks", "uniform_decode", data, 50, c)
+        check("masks", "uniform_capacity", (len(data) - 8) // 2, c)
+        for damaged, count in [(data[:-2], 50), (data + b"\x00\x00", 50), (data[:7], 50), (data[:9], 50),
+                               (b"\xff" * 8 + data[8:], 50), (data, 49), (data, 10**9), (data, 51)]:
+            check("masks", "uniform_decode", damaged, count, c)
+        check("masks", "expand_patterns", idx, np.arange(c, dtype=np.uint32), m)
+        check("masks", "expand_patterns", np.array([c]), np.arange(c, dtype=np.uint32), m)
+    levels = rng.integers(-8, 8, (3, 2)).astype(np.int32)
+    check("masks", "nibbles_to_mask", levels, 3, 8)
+    check("masks", "nibbles_to_mask", levels, 3, 6)  # padding bits may be set: an error when they are
+    check("masks", "nibbles_to_mask", levels - 9, 3, 8)
+    with pytest.raises(ValueError):
+        check("masks", "uniform_decode", b"", 0, 1)
+
+
+CASES = {"bitio": _bitio, "crc32c": _crc32c, "index": _index, "rans": _rans, "ternary": _ternary, "masks": _masks}
+
+
+@pytest.mark.parametrize("stem", sorted(CASES))
+def test_twins_agree(stem):
+    CASES[stem]()
+    pure = public_callables(PURE[stem])
+    ran = {name.split(".")[0] for s, name, _ in CHECKED if s == stem}
+    assert set(pure) <= ran, f"{stem}: no case for {sorted(set(pure) - ran)}"
+    decoders = {name for name, fn in pure.items() if name.endswith("decode") or name == "read_index_entries"}
+    rejected = {name for s, name, kind in CHECKED if s == stem and kind == "error"}
+    assert decoders <= rejected, f"{stem}: no damaged input for {sorted(decoders - rejected)}"
+
+
+def test_every_kernel_stem_has_cases():
+    assert sorted(CASES) == sorted(PURE)
