@@ -6,9 +6,10 @@ The checksum of spec/bitstream.md: reflected polynomial 0x82F63B78, initial valu
 
 from __future__ import annotations
 
-__all__ = ["crc32c", "crc32c_copy", "crc32c_combine", "POLY"]
+__all__ = ["crc32c", "crc32c_copy", "crc32c_combine", "CRC32C_POLY"]
 
-POLY = 0x82F63B78
+#: The reflected Castagnoli polynomial (C: CRC32C_POLY in crc32c_impl.h).
+CRC32C_POLY = 0x82F63B78
 
 
 def _make_table() -> list[int]:
@@ -16,7 +17,7 @@ def _make_table() -> list[int]:
     for n in range(256):
         c = n
         for _ in range(8):
-            c = (c >> 1) ^ POLY if c & 1 else c >> 1
+            c = (c >> 1) ^ CRC32C_POLY if c & 1 else c >> 1
         table.append(c)
     return table
 
@@ -68,7 +69,7 @@ def crc32c_combine(crc1: int, crc2: int, len2: int) -> int:
         raise ValueError("len2 must be >= 0")
     if len2 == 0:
         return crc1
-    op = [POLY] + [1 << n for n in range(31)]  # one zero bit
+    op = [CRC32C_POLY] + [1 << n for n in range(31)]  # one zero bit
     op = _gf2_square(_gf2_square(op))  # four zero bits
     while len2:
         op = _gf2_square(op)  # 1, 2, 4, ... zero bytes
