@@ -123,16 +123,21 @@ def qp_for_step(step: float, density: int, *, at_least: bool = False) -> int:
     guess = e * (1 << density) + math.floor((2 * fraction - 1) * (1 << density))
     candidates = range(guess - 2, guess + 4)
     if at_least:
-        return min(q for q in candidates if step_of_qp(q, density) >= step)
-    return min(candidates, key=lambda q: (abs(math.log2(step_of_qp(q, density) / step)), q))
+        qp = min(q for q in candidates if step_of_qp(q, density) >= step)
+    else:
+        qp = min(candidates, key=lambda q: (abs(math.log2(step_of_qp(q, density) / step)), q))
+    if not qp_in_range(qp, density):
+        raise EncodeError(f"step {step:g} is outside the steps the format holds, [2^-126, 2^128)")
+    return qp
 
 
-def _check_step(qp: int, density: int, path: str):
-    # step = (2^d + qp mod 2^d) * 2^(floor(qp / 2^d) - d) lies in [2^e, 2^(e+1)) with e = floor(qp / 2^d):
-    # a normal binary32 (exact: at most d + 1 <= 8 significant bits) exactly when -126 <= e <= 127
-    if not -126 <= qp >> density <= 127:
-        raise FormatError(f"qp {qp} (density {density}) gives a step outside [2^-126, 2^128)", path=path)
-    return step_of_qp(qp, density)
+def qp_in_range(qp: int, density: int) -> bool:
+    """Whether the step of ``qp`` is a normal binary32 (spec 8.2).
+
+    step = (2^d + qp mod 2^d) * 2^(floor(qp / 2^d) - d) lies in [2^e, 2^(e+1)) with
+    e = floor(qp / 2^d): normal (and exact: at most d + 1 <= 8 significant bits) when -126 <= e <= 127.
+    """
+    return -126 <= qp >> density <= 127
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,14 +180,19 @@ def _write_deltas(w, values) -> None:
         prev = v
 
 
-def _read_deltas(r, prefix: str, what: str, max_count: int) -> tuple[int, ...]:
-    """``<prefix>_count_minus1`` and the ``<prefix>_delta`` list; values start from 0 (spec 8.1)."""
+def _read_deltas(r, prefix: str, what: str, max_count: int, density: int | None = None) -> tuple[int, ...]:
+    """``<prefix>_count_minus1`` and the ``<prefix>_delta`` list; values start from 0 (spec 8.1).
+    With a ``density`` the values are qps, checked against spec 8.2's range."""
     count = r.ue(0, f"{prefix}_count_minus1") + 1
     if count > max_count or count > r.bits_left():  # every delta takes at least one bit
         raise r.error(f"{count} {what} exceed the data or the limit", f"{prefix}_count_minus1")
     values, prev = [], 0
     for c in range(count):
+        at = r.pos
         prev += r.se(0, f"{prefix}_delta[{c}]")
+        if density is not None and not qp_in_range(prev, density):
+            raise r.error(f"qp {prev} (density {density}) gives a step outside [2^-126, 2^128)", f"{prefix}_delta[{c}]",
+                          at=at)
         values.append(prev)
     return tuple(values)
 
@@ -213,7 +223,7 @@ def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0,
         out["axis"] = r.u(3, "qp_axis")
     if flags & _F_STEP:
         out["qp_density"] = r.u(3, "qp_density")
-        out["qps"] = _read_deltas(r, "qp", "step sizes", max_channels)
+        out["qps"] = _read_deltas(r, "qp", "step sizes", max_channels, out["qp_density"])
     if flags & _F_ZERO_POINT:
         out["zero_points"] = _read_deltas(r, "zp", "zero points", max_channels)
     r.byte_alignment()
@@ -252,7 +262,7 @@ def resolve(local: QuantParams, global_: QuantParams, shape: tuple[int, ...], *,
         raise FormatError(f"{len(p.qps)} step sizes for {channels} channels", path=path)
     if p.qp_density is None or p.qp_density > MAX_DENSITY:
         raise FormatError(f"qp_density {p.qp_density} outside 0..{MAX_DENSITY}", path=path)
-    steps = np.array([_check_step(q, p.qp_density, path) for q in p.qps], dtype=np.float32)
+    steps = np.array([step_of_qp(q, p.qp_density) for q in p.qps], dtype=np.float32)
     zps = np.zeros(1, np.int64)
     if method == "uniform_zp":
         if p.zero_points is None or len(p.zero_points) not in (1, channels):

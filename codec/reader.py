@@ -43,7 +43,7 @@ __all__ = ["Reader", "iter_stream", "StreamReader", "iter_units"]
 
 def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits, global_qp: QuantParams,
                   levels: bool = False, format: str = "dense"):
-    mode = get_mode(header.coding_mode)
+    mode = get_mode(header.coding_mode, path=f"{header.path}.coding_mode")
     storage = storage_dtype(header)
     # levels come back as int64: bound by the larger of the two
     limits.check("max_decoded_bytes", header.num_elements * max(storage.itemsize, 8 if levels else 0),

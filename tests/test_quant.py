@@ -38,7 +38,22 @@ def test_step_formula_matches_nnr():
     for d in range(0, 8):
         for qp in range(-300, 300, 7):
             assert quant.step_of_qp(qp, d) < quant.step_of_qp(qp + 1, d)
-            assert quant.qp_for_step(quant.step_of_qp(qp, d), d) == qp
+            if quant.qp_in_range(qp, d):
+                assert quant.qp_for_step(quant.step_of_qp(qp, d), d) == qp
+
+
+def test_step_range_is_the_normal_binary32_range():
+    """spec 8.2: floor(qp / 2^d) in -126..127, i.e. steps in [2^-126, 2^128); 1.5 * 2^127 is valid."""
+    assert quant.step_of_qp(quant.qp_for_step(1.5 * 2.0 ** 127, 2), 2) == 1.5 * 2.0 ** 127
+    assert quant.step_of_qp(quant.qp_for_step(2.0 ** -126, 0), 0) == 2.0 ** -126
+    for step in (2.0 ** 128, 2.0 ** -127):
+        with pytest.raises(EncodeError, match="outside the steps the format holds"):
+            quant.qp_for_step(step, 2)
+    for qp, density in ((127 * 4 + 3, 2), (-126 * 4, 2)):
+        assert quant.read_qp_set_data(quant.write_qp_set_data(QuantParams(qp_density=density, qps=(qp,)))).qps == (qp,)
+    data = quant.write_qp_set_data(QuantParams(qp_density=2, qps=(0, 128 * 4)))
+    with pytest.raises(FormatError, match=r"^q\.qp_delta\[1\] at bit \d+: qp 512 \(density 2\) gives a step outside"):
+        quant.read_qp_set_data(data, path="q")
 
 
 qp_sets = st.builds(
@@ -63,7 +78,8 @@ def test_qp_set_data_roundtrip(base, gran, steps):
     if gran:
         p = dataclasses.replace(p, granularity=gran[0], axis=gran[1])
     if steps:
-        p = dataclasses.replace(p, qp_density=steps[0], qps=tuple(steps[1]))
+        qps = tuple(q for q in steps[1] if quant.qp_in_range(q, steps[0])) or (0,)
+        p = dataclasses.replace(p, qp_density=steps[0], qps=qps)
     assert quant.read_qp_set_data(quant.write_qp_set_data(p)) == p
 
 
@@ -292,3 +308,32 @@ def test_floatplanes_errors():
             get_mode("floatplanes").decode(h, bytes(data[h.payload_offset:h.payload_offset + h.payload_size - cut]),
                                            verify=False)
         bad.close()
+
+
+@pytest.mark.parametrize("shape, axis", [((6, 5), 1), ((6, 5), 0), ((7,), 0), ((2, 3, 4), 2), ((3, 4), 0)])
+@pytest.mark.parametrize("shared", ["step", "zero_point"])
+def test_shared_and_per_channel_fields_combine(shape, axis, shared):
+    """spec 8.3: step sizes and zero points number 1 or one per channel, independently. A shared
+    step with a zero point per channel used to decode with zero point 0 (or out of bounds)."""
+    from codec.levels import encode_levels, level_grid
+    from tests.helpers import assemble, layer_body
+
+    rng = np.random.default_rng(len(shape) * 10 + axis)
+    levels = rng.integers(0, 16, shape)
+    channels = shape[axis]
+    zps = tuple(int(z) for z in rng.integers(0, 16, channels))
+    qps = tuple(quant.qp_for_step(2.0 ** -k, 4) for k in rng.integers(2, 6, channels))
+    if shared == "step":
+        qps = qps[:1]
+    else:
+        zps = zps[:1]
+    local = QuantParams(method="uniform_zp", bits=4, granularity="channel", axis=axis, qp_density=4, qps=qps,
+                        zero_points=zps)
+    body = layer_body(shape=shape, dtype=2, mode=3, qp=quant.write_qp_set_data(local))
+    out = codec.decode(assemble([(1, body, encode_levels(levels, *level_grid(shape)), "w")]))["w"]
+    bshape = [1] * len(shape)
+    bshape[axis] = -1
+    steps = np.array([quant.step_of_qp(q, 4) for q in qps], np.float32).reshape(bshape if len(qps) > 1 else [1])
+    zero = np.array(zps, np.int64).reshape(bshape if len(zps) > 1 else [1])
+    expected = (levels - zero).astype(np.float32) * steps
+    assert out.dtype == np.float32 and out.tobytes() == expected.astype(np.float32).tobytes()

@@ -213,7 +213,7 @@ def test_not_ternary_is_an_error():
         T.split_ternary(np.array([[1.0, -1.0], [2.0, 3.0]]), axis=0)
     with pytest.raises(EncodeError, match="only -1, 0 and 1"):
         codec.encode({"w": np.array([2, 0], np.int8)}, mode="ternary")
-    with pytest.raises(EncodeError, match="parameter 'scheme' must be 'auto' | 'flag' | 'base3' | 'entropy'"):
+    with pytest.raises(EncodeError, match="parameter 'scheme' must be one of 'auto', 'flag', 'base3', 'entropy'"):
         codec.encode({"w": np.zeros(3)}, mode="ternary", scheme="huffman")
 
 

@@ -19,8 +19,10 @@ import numpy as np
 import zstandard
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
 
 import codec  # noqa: E402
+import codec.masks  # noqa: E402,F401
 from codec.dump import _json_value  # noqa: E402
 
 VECTOR_DIR = os.path.join(os.path.dirname(__file__), "..", "spec", "vectors")
@@ -105,6 +107,57 @@ def _ternary_vectors():
     ]
 
 
+def _floatplanes_vectors():
+    rng = np.random.default_rng(17)
+    rows = (rng.standard_normal((24, 40)) * np.exp(rng.normal(-3, 0.5, (24, 1)))).astype(np.float32)
+    special = np.array([[0.0, -0.0, np.inf, -np.inf], [np.nan, 1e-45, -3.4e38, 1.0]], np.float32)
+    smooth = np.repeat(np.linspace(-1, 1, 64, dtype=np.float32)[None], 64, axis=0)  # planes that zstd shrinks
+    yield "007-floatplanes", "format 1.1: floatplanes layers of every float dtype (int8 and int16 exponent paths, " \
+        "raw and zstd planes), empty and scalar", {}, [
+        ("f32.rows", rows, "floatplanes", "weight", None, {}),
+        ("f32.special", special, "floatplanes", "other", None, {}),
+        ("f32.smooth", smooth, "floatplanes", "weight", None, {"level": 19}),
+        ("f64", rows[:5].astype(np.float64), "floatplanes", "weight", None, {}),
+        ("f16", rows[:7].astype(np.float16), "floatplanes", "weight", None, {}),
+        ("bf16", _bf16_bits(rows[:6].reshape(-1)).reshape(6, 40), "floatplanes", "weight", "bfloat16", {}),
+        ("empty", np.zeros((3, 0), np.float32), "floatplanes", "other", None, {}),
+        ("scalar", np.array(-2.5, np.float16), "floatplanes", "other", None, {}),
+    ]
+
+
+def _sparse_vectors():
+    rng = np.random.default_rng(19)
+    w = rng.standard_normal((8, 32)).astype(np.float32)
+    keep = rng.random((8, 32)) < 0.3
+    bitmap = np.where(keep, w, 0).astype(np.float32)
+    nm = np.where(codec.masks.prune_nm(w, 2, 4), w, 0).astype(np.float32)
+    nm_axis0 = np.where(codec.masks.prune_nm(w, 1, 4, axis=0), w, 0).astype(np.float32)
+    groups = np.zeros((8, 8, 4), bool)  # hierarchical: 1 of 2 units of 4 kept, 2 of 4 in a kept unit
+    for r in range(8):
+        for b in range(4):
+            groups[r, 2 * b + rng.integers(0, 2), rng.choice(4, 2, replace=False)] = True
+    hier = np.where(groups.reshape(8, 32), w, 0).astype(np.float32)
+    ints = rng.integers(1, 500, (12, 16)).astype(np.int16) * rng.choice([-1, 1], (12, 16)).astype(np.int16)
+    hybrid_mask = np.ones((12, 16), bool)
+    hybrid_mask[4:8] = codec.masks.prune_nm(rng.standard_normal((4, 16)), 2, 4)
+    hybrid_mask[8:] = codec.masks.prune_nm(rng.standard_normal((4, 16)), 2, 4)
+    hybrid = np.where(hybrid_mask, ints, 0).astype(np.int16)
+    trits = np.where(keep, np.sign(w) * 0.25, 0).astype(np.float32)
+    yield "008-sparse", "format 1.1: sparse layers of every mask kind (bitmap, N:M along the last axis and axis 0, " \
+        "hierarchical, hybrid) and several value modes (raw, quantized with a local qp_set, entropy, floatplanes, " \
+        "ternary with its parameter block)", {}, [
+        ("bitmap.raw", bitmap, "sparse", "weight", None, {}),
+        ("nm.quantized", nm, "sparse", "weight", None, {"nm": [2, 4], "values_mode": "quantized", "bits": 6}),
+        ("nm.axis0.entropy", np.where(nm_axis0 != 0, 7, 0).astype(np.int8), "sparse", "weight", None,
+         {"nm": [1, 4], "axis": 0, "values_mode": "entropy"}),
+        ("hierarchical.floatplanes", hier, "sparse", "weight", None,
+         {"nm": [[1, 2], [2, 4]], "values_mode": "floatplanes"}),
+        ("hybrid.entropy", hybrid, "sparse", "weight", None, {"nm": [2, 4], "hybrid": 4, "values_mode": "entropy"}),
+        ("bitmap.ternary", trits, "sparse", "weight", None, {"values_mode": "ternary"}),
+        ("all.dropped", np.zeros((2, 5), np.float32), "sparse", "other", None, {}),
+    ]
+
+
 def describe(name, description, metadata, layers, data: bytes, quantization=None) -> dict:
     out = {
         "description": description,
@@ -141,6 +194,8 @@ def describe(name, description, metadata, layers, data: bytes, quantization=None
             with codec.open(data) as r:
                 levels, _ = r.get(layer, levels=True)
             entry["levels"] = levels.reshape(-1).tolist()
+        elif le_hex(array) != entry["data_hex"]:  # lossy values (a sparse layer's quantized values)
+            entry["input_hex"] = le_hex(array)
         out["layers"].append(entry)
     return out
 
@@ -157,7 +212,8 @@ def build(metadata, layers, quantization=None) -> bytes:
 
 def main() -> int:
     os.makedirs(VECTOR_DIR, exist_ok=True)
-    for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors(), *_ternary_vectors()]:
+    for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors(), *_ternary_vectors(),
+                                                        *_floatplanes_vectors(), *_sparse_vectors()]:
         quantization = rest[0] if rest else None
         bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")
         json_path = os.path.join(VECTOR_DIR, f"{name}.json")
@@ -172,6 +228,9 @@ def main() -> int:
                       ensure_ascii=True)
             f.write("\n")
         print(f"wrote   {name} ({len(data)} bytes)")
+    from hand_vectors import write_hand_built
+
+    write_hand_built(VECTOR_DIR)
     return 0
 
 

@@ -39,6 +39,6 @@ def finish_structure(r, version_minor: int, name: str) -> None:
     left = r.bits_left()
     if left:
         if version_minor > VERSION_MINOR:
-            r.pos += left
+            r.view(left // 8, "extension_bytes")
         else:
             raise r.error(f"{left // 8} unparsed bytes before the checksum", name)

@@ -65,9 +65,10 @@ class Param:
     def describe(self) -> str:
         """The value rule in words: choices, range, or the type."""
         if self.choices is not None:
-            return " | ".join(repr(c) if isinstance(c, str) else str(c) for c in self.choices)
+            return "one of " + ", ".join(repr(c) if isinstance(c, str) else str(c) for c in self.choices)
         if self.range is not None:
-            return f"{self.type_name()} in {self.range[0]}..{self.range[1]}"
+            lo, hi = self.range
+            return f"{self.type_name()} >= {lo}" if hi == float("inf") else f"{self.type_name()} in {lo}..{hi}"
         return self.type_name()
 
     def validate(self, value, mode: str):
@@ -295,8 +296,9 @@ def register_mode(cls: type[Mode]) -> type[Mode]:
     return cls
 
 
-def get_mode(mode: int | str) -> Mode:
-    """Return the registered mode for a ``coding_mode`` value or name."""
+def get_mode(mode: int | str, *, path: str | None = None) -> Mode:
+    """Return the registered mode for a ``coding_mode`` value or name (``path``: of the element
+    that holds the value, for the error a reader raises on an unknown one)."""
     if isinstance(mode, str):
         try:
             return _MODES_BY_NAME[mode]
@@ -305,7 +307,7 @@ def get_mode(mode: int | str) -> Mode:
     try:
         return _MODES[mode]
     except KeyError:
-        raise UnsupportedError(f"coding_mode {mode} is not supported by this reader") from None
+        raise UnsupportedError(f"coding_mode {mode} is not supported by this reader", path=path) from None
 
 
 def mode_name(mode_id: int) -> str:

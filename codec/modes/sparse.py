@@ -104,8 +104,8 @@ class SparseMode(Mode):
         Param("axis", (int,), "axis of the N:M groups", default=-1, range=(-8, 7)),
         Param("hybrid", (int,), "blocks of this many rows that are N:M (along the last axis) or dense",
               range=(1, (1 << 32) - 1)),
-        Param("values_mode", (str,), "coding mode of the kept values, with its parameters", default="raw",
-              check=_values_rule),
+        Param("values_mode", (str,), "coding mode of the kept values (any but sparse), with its parameters",
+              default="raw", check=_values_rule),
         Param("prune", (float,), "magnitude-prune this fraction first (with nm: N:M magnitude pruning instead)",
               range=(0.0, 1.0), prepare=True),
     )
@@ -189,7 +189,7 @@ class SparseMode(Mode):
         if sp.kept > header.num_elements:
             raise r.error(f"sp_kept_count {sp.kept} exceeds the layer's {header.num_elements} elements",
                           "sp_kept_count", at=0)
-        coding = get_mode(sp.values_mode)
+        coding = get_mode(sp.values_mode, path=f"{header.payload_path}.sp_values_mode")
         if isinstance(coding, SparseMode):
             raise r.error("the kept values cannot themselves be sparse", "sp_values_mode", at=8 * sp.mask_offset
                           + 8 * len(sp.mask_block))

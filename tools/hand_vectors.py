@@ -1,0 +1,234 @@
+"""Golden vectors built field by field, which the writer never produces (run through make_vectors.py):
+
+* ``009-extensions``: the extension points a reader must step over (section 11): a newer minor
+  version with fields appended to the network header and a layer header, a metadata value of an
+  unknown type, an ancillary unit, a reserved layer kind.
+* ``reject/rNNN-*``: files a reader must refuse. Each JSON names the rule, the error class and the
+  message of ``codec.load_file`` (and the class ``codec.iter_stream`` raises). Checksums are valid
+  unless the rule is about them, so each file reaches the rule it breaks.
+
+Like every vector, a file that exists is never rewritten.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import zstandard
+
+import codec
+import codec.masks  # noqa: F401
+from codec import _backend, quant
+from codec.format.constants import MAGIC, UnitType
+from codec.levels import encode_levels
+from codec.modes.ternary import encode_payload as ternary_payload
+from tests.helpers import assemble, layer_body, raw_layer
+
+
+def _bf_header(*, minor: int, metadata_body: bytes, layer_count: int, extension: bytes = b"") -> bytes:
+    w = _backend.BitWriter()
+    w.u32le(0)  # an empty global qp_set
+    w.b(metadata_body)
+    w.b(extension)
+    body = w.getvalue()
+    head = _backend.BitWriter()
+    head.b(MAGIC)
+    head.u8(1)
+    head.u8(minor)
+    head.u32le(20 + len(body) + 4)
+    head.u32le(layer_count)
+    head.u16le(0)
+    head.b(body)
+    data = head.getvalue()
+    return data + _backend.crc32c(data).to_bytes(4, "little")
+
+
+def extensions_vector() -> tuple[bytes, dict]:
+    meta = _backend.BitWriter()
+    meta.u32le(2)
+    meta.st("known")
+    meta.u8(3)
+    meta.u32le(3)
+    meta.b(b"yes")
+    meta.st("future")
+    meta.u8(77)  # a value_type of a later minor version: skipped, its key dropped
+    meta.u32le(3)
+    meta.b(b"\x01\x02\x03")
+    header = _bf_header(minor=2, metadata_body=meta.getvalue(), layer_count=2, extension=b"\xaa\xbb")
+    a = np.array([1.0, 2.0, 3.0], np.float32)
+    b = np.array([[-1, 0], [5, 127]], np.int8)
+    first = layer_body(index=0, name="reserved.kind", kind=9, shape=a.shape, dtype=2) + b"\x01\x02\x03"
+    units = [(UnitType.LAYER, first, a.tobytes(), "reserved.kind"),
+             (0x80, b"hello", b"ancillary payload"),
+             raw_layer(b, index=1, name="after.ancillary")]
+    data = assemble(units, header=header)
+    doc = {
+        "description": "hand-built: format 1.2 (a newer minor) with extension_bytes in the network header and "
+                       "a layer header, a metadata value of unknown value_type 77 (skipped, its key dropped), "
+                       "an ancillary unit 0x80 between the layers, and reserved layer_kind 9 (read as other)",
+        "hand_built": True,
+        "format_version": "1.2",
+        "zstd_version": zstandard.ZSTD_VERSION,
+        "file_bytes": len(data),
+        "metadata": {"known": {"type": "str", "value": "yes"}},
+        "layers": [
+            {"name": "reserved.kind", "kind": "other", "dtype": "float32", "shape": [3], "mode": "raw",
+             "data_hex": a.tobytes().hex()},
+            {"name": "after.ancillary", "kind": "weight", "dtype": "int8", "shape": [2, 2], "mode": "raw",
+             "data_hex": b.tobytes().hex()},
+        ],
+    }
+    return data, doc
+
+
+# ---------------------------------------------------------------------------------------------
+# reject vectors
+# ---------------------------------------------------------------------------------------------
+def _layer(data: bytes, name: str) -> tuple[bytes, bytearray]:
+    """The layer_header() body and the payload of a layer of a written file."""
+    with codec.open(data) as r:
+        h = r.header(name)
+    body = data[h.unit_offset + 20:h.unit_offset + h.unit_header_size - 4]
+    return body, bytearray(data[h.payload_offset:h.payload_offset + h.payload_size])
+
+
+def _one(body, payload, name="w") -> bytes:
+    return assemble([(UnitType.LAYER, body, bytes(payload), name)])
+
+
+def _mutated(data: bytes, name: str, change) -> bytes:
+    body, payload = _layer(data, name)
+    change(payload)
+    return _one(body, payload, name)
+
+
+def _base() -> bytes:
+    return assemble([raw_layer(np.arange(4, dtype=np.float32))])
+
+
+_ONE_ALPHA = bytes([255]) + (1).to_bytes(4, "little") + np.float64(1.0).tobytes()
+
+
+def _set(offset: int, value: int):
+    def change(payload):
+        payload[offset] = value
+    return change
+
+
+def reject_cases():
+    """(name, the rule broken, bitstream)."""
+    base = _base()
+    with codec.open(base) as r:
+        h = r.header("w")
+
+    def flip(data, at, value=None):
+        out = bytearray(data)
+        out[at] = out[at] ^ 1 if value is None else value
+        return bytes(out)
+
+    yield "r001-bad-magic", "4: nnc_magic must be 89 4E 4E 43 0D 0A 1A 0A", flip(base, 3, ord("X"))
+    yield "r002-unknown-major", "11: a reader rejects another version_major", flip(base, 8, 2)
+    yield "r003-network-header-crc", "3: network_header_crc32c covers the header", flip(base, 14)
+    yield "r004-reserved-critical-unit", "5.1: a reserved critical unit type is rejected, on the random-access " \
+        "path too", assemble([raw_layer(np.ones(2, np.float32), index=0, name="a"), (0x05, b"", b"xx"),
+                              raw_layer(np.ones(2, np.float32), index=1, name="b")])
+    yield "r005-nonzero-padding", "5: unit_padding bytes are zero", \
+        flip(base, h.unit_offset + h.unit_header_size, 1)
+    yield "r006-payload-crc", "3: unit_payload_crc32c covers the payload", flip(base, h.payload_offset)
+    yield "r007-bytes-after-trailer", "9: the trailer ends the bitstream", base + b"\x00"
+    yield "r008-bool-byte-2", "5.4: a bool element is 0 or 1", \
+        _one(layer_body(shape=(3,), dtype=13, mode=0), b"\x01\x02\x00")
+    yield "r009-zstd-content-size", "6.2: the frame's content size is N times the element size", \
+        _one(layer_body(shape=(4,), dtype=2, mode=1), zstandard.ZstdCompressor().compress(bytes(8)))
+    yield "r010-reserved-dtype", "5.4: a reserved dtype parses but does not decode (UnsupportedError)", \
+        _one(layer_body(shape=(4,), dtype=32, mode=0), bytes(4))
+    yield "r011-unknown-coding-mode", "5.6: an unknown coding_mode does not decode (UnsupportedError)", \
+        _one(layer_body(shape=(4,), dtype=2, mode=77), bytes(16))
+    trits = ternary_payload(np.array([1, -1], np.int8), 1, 2, "base3")
+    yield "r012-ternary-bool", "6.6: a ternary layer is not bool", \
+        _one(layer_body(shape=(2,), dtype=13, mode=5, mode_params=_ONE_ALPHA), trits)
+    yield "r013-ternary-minus-one-unsigned", "6.6: a trit -1 in an unsigned layer is rejected", \
+        _one(layer_body(shape=(2,), dtype=9, mode=5, mode_params=_ONE_ALPHA), trits)
+    two = bytes([255]) + (1).to_bytes(4, "little") + np.float64(2.0).tobytes()
+    yield "r014-ternary-integer-alpha", "6.6: an integer ternary layer has one alpha of 1.0", \
+        _one(layer_body(shape=(2,), dtype=5, mode=5, mode_params=two), trits)
+    zeros = encode_levels(np.zeros(4, np.int64), 1, 4)
+    big_step = quant.write_qp_set_data(quant.QuantParams(qp_density=4, qps=(128 * 16,)))
+    yield "r015-step-out-of-range", "8.2: floor(qp / 2^d) is in -126..127 (the step is below 2^128)", \
+        _one(layer_body(shape=(4,), dtype=2, mode=3, qp=big_step), zeros)
+    yield "r016-reserved-qp-flags", "8.1: qp_present_flags bits 0x02 and 0x01 are 0", \
+        _one(layer_body(shape=(4,), dtype=2, mode=3, qp=b"\x11" + big_step[1:]), zeros)
+    states_at = len(zeros) - 32
+    yield "r017-rans-state", "7.3: every lc_rans_state is >= 2^16", \
+        _one(layer_body(shape=(4,), dtype=5, mode=2), zeros[:states_at] + bytes(4) + zeros[states_at + 4:])
+    big_e = _backend.BitWriter()
+    big_e.ue(0, 200)
+    big_e.u(4, 0)
+    big_e.byte_alignment()
+    yield "r018-escape-limit", "7.2: lc_escape_limit is at most 127", \
+        _one(layer_body(shape=(1,), dtype=8, mode=2), big_e.getvalue())
+    w = np.random.default_rng(5).standard_normal((4, 8)).astype(np.float32)
+    nm = codec.encode({"w": np.where(codec.masks.prune_nm(w, 2, 4), w, 0)}, mode="sparse", nm=(2, 4))
+    yield "r019-nm-state", "6.7: us_state is in [C * 2^16, C * 2^32)", \
+        _mutated(nm, "w", lambda p: p.__setitem__(slice(16, 24), (1).to_bytes(8, "little")))
+    yield "r020-kept-count", "6.7: sp_kept_count is at most the element count", \
+        _mutated(nm, "w", lambda p: p.__setitem__(slice(0, 8), (33).to_bytes(8, "little")))
+    hybrid = (4).to_bytes(8, "little") + (1).to_bytes(4, "little") + b"\x03" + b"\x00" + bytes(4) + b"\x00" + bytes(16)
+    yield "r021-hybrid-rank-1", "6.7.4: a hybrid mask needs layer_rank >= 2", \
+        _one(layer_body(shape=(4,), dtype=2, mode=6), hybrid)
+    flag = codec.encode({"w": np.array([1, 0, -1, 0, 0, 1], np.int8)}, mode="ternary", scheme="flag")
+    yield "r022-flag-levels", "6.6.2: tn_flag_levels is at most 15", _mutated(flag, "w", _set(1, 16))
+    base3 = codec.encode({"w": np.array([1, 0, -1, 0, 0, 1], np.int8)}, mode="ternary", scheme="base3")
+    yield "r023-base3-digit", "6.6.3: a base-3 byte is at most 242", _mutated(base3, "w", _set(1, 250))
+    planes = codec.encode({"w": np.linspace(-1, 1, 64, dtype=np.float32)}, mode="floatplanes")
+    _, payload = _layer(planes, "w")
+    yield "r024-plane-mode", "6.5: fp_plane_mode is 0 or 1", \
+        _mutated(planes, "w", _set(4 + int.from_bytes(payload[:4], "little"), 7))
+    yield "r025-duplicate-names", "5.2: layer names are unique", \
+        assemble([raw_layer(np.ones(1, np.float32), index=0, name="w"), raw_layer(np.ones(1, np.float32), index=1,
+                                                                                name="w")])
+
+
+def reject_doc(name: str, rule: str, data: bytes) -> dict:
+    try:
+        codec.decode(data)
+    except codec.CodecError as exc:
+        error, message = type(exc).__name__, str(exc)
+    else:
+        raise AssertionError(f"{name}: the reader accepts it")
+    try:
+        for _ in codec.iter_stream(io.BytesIO(data)):
+            pass
+    except codec.CodecError as exc:
+        stream = type(exc).__name__
+    else:
+        raise AssertionError(f"{name}: the sequential reader accepts it")
+    return {"description": rule, "file_bytes": len(data), "error": error, "message": message, "stream_error": stream}
+
+
+def _write(path_stem: str, data: bytes, doc: dict) -> None:
+    if os.path.exists(path_stem + ".nnc") or os.path.exists(path_stem + ".json"):
+        print(f"keep    {os.path.basename(path_stem)} (exists; vectors are append-only)")
+        return
+    with open(path_stem + ".nnc", "wb") as f:
+        f.write(data)
+    with open(path_stem + ".json", "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=True)
+        f.write("\n")
+    print(f"wrote   {os.path.basename(path_stem)} ({len(data)} bytes)")
+
+
+def write_hand_built(vector_dir: str) -> None:
+    data, doc = extensions_vector()
+    _write(os.path.join(vector_dir, "009-extensions"), data, doc)
+    reject_dir = os.path.join(vector_dir, "reject")
+    os.makedirs(reject_dir, exist_ok=True)
+    for name, rule, data in reject_cases():
+        stem = os.path.join(reject_dir, name)
+        if os.path.exists(stem + ".nnc"):
+            print(f"keep    reject/{name} (exists; vectors are append-only)")
+        else:
+            _write(stem, data, reject_doc(name, rule, data))
