@@ -25,7 +25,7 @@ from .format import DEFAULT_LIMITS, GLOBAL_QP_SET_OFFSET, Limits, UnknownValue, 
     read_network_header, read_trailer, read_unit_header
 from .format.constants import TRAILER_SIZE
 from .kernels import Field
-from .modes import get_mode
+from .modes import get_mode, mode_name
 from .quant import read_qp_set_data
 from .reader import Reader, iter_units
 
@@ -99,7 +99,7 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
             "dtype": h.dtype_name,
             "shape": list(h.layer_shape),
             "elements": elements,
-            "mode": h.mode_name,
+            "mode": mode_name(h.coding_mode),
             "local_qp_set_bytes": None if h.local_qp_set is None else len(h.local_qp_set),
             "mode_params_bytes": len(h.mode_params),
             "unit_offset": h.unit_offset,

@@ -172,7 +172,8 @@ def write_qp_set_data(p: QuantParams) -> bytes:
 
 
 def _write_deltas(w, values) -> None:
-    """``<x>_count_minus1`` ue(0), then each value as the se(0) difference from the previous (spec 8.1)."""
+    """``qp_count_minus1`` / ``zp_count_minus1`` ue(0), then each ``qp_delta`` / ``zp_delta`` se(0):
+    the difference from the previous value, the first from 0 (spec 8.1)."""
     w.ue(0, len(values) - 1)
     prev = 0
     for v in values:
@@ -180,18 +181,20 @@ def _write_deltas(w, values) -> None:
         prev = v
 
 
-def _read_deltas(r, prefix: str, what: str, max_count: int, density: int | None = None) -> tuple[int, ...]:
-    """``<prefix>_count_minus1`` and the ``<prefix>_delta`` list; values start from 0 (spec 8.1).
-    With a ``density`` the values are qps, checked against spec 8.2's range."""
-    count = r.ue(0, f"{prefix}_count_minus1") + 1
+def _read_deltas(r, count_name: str, delta_name: str, what: str, max_count: int,
+                 density: int | None = None) -> tuple[int, ...]:
+    """A count (``qp_count_minus1`` or ``zp_count_minus1``) and its delta list (``qp_delta`` or
+    ``zp_delta``); values start from 0 (spec 8.1). With a ``density`` the values are qps, checked
+    against spec 8.2's range."""
+    count = r.ue(0, count_name) + 1
     if count > max_count or count > r.bits_left():  # every delta takes at least one bit
-        raise r.error(f"{count} {what} exceed the data or the limit", f"{prefix}_count_minus1")
+        raise r.error(f"{count} {what} exceed the data or the limit", count_name)
     values, prev = [], 0
     for c in range(count):
         at = r.pos
-        prev += r.se(0, f"{prefix}_delta[{c}]")
+        prev += r.se(0, f"{delta_name}[{c}]")
         if density is not None and not qp_in_range(prev, density):
-            raise r.error(f"qp {prev} (density {density}) gives a step outside [2^-126, 2^128)", f"{prefix}_delta[{c}]",
+            raise r.error(f"qp {prev} (density {density}) gives a step outside [2^-126, 2^128)", f"{delta_name}[{c}]",
                           at=at)
         values.append(prev)
     return tuple(values)
@@ -223,9 +226,9 @@ def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0,
         out["axis"] = r.u(3, "qp_axis")
     if flags & _F_STEP:
         out["qp_density"] = r.u(3, "qp_density")
-        out["qps"] = _read_deltas(r, "qp", "step sizes", max_channels, out["qp_density"])
+        out["qps"] = _read_deltas(r, "qp_count_minus1", "qp_delta", "step sizes", max_channels, out["qp_density"])
     if flags & _F_ZERO_POINT:
-        out["zero_points"] = _read_deltas(r, "zp", "zero points", max_channels)
+        out["zero_points"] = _read_deltas(r, "zp_count_minus1", "zp_delta", "zero points", max_channels)
     r.byte_alignment()
     if flags & _F_CODEBOOK:
         size = r.u32le("cb_size")

@@ -24,7 +24,7 @@ import numpy as np
 from .. import _backend
 from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES
 from ..errors import ChecksumError, EncodeError, FormatError, UnsupportedError
-from ..format.constants import DTYPE_NAMES, DType, coding_mode_name
+from ..format.constants import DTYPE_NAMES, CodingMode, DType, coding_mode_name
 
 __all__ = ["Param", "Plan", "Mode", "register_mode", "get_mode", "mode_name", "registered_modes",
            "check_payload_crc", "payload_reader", "FLOAT", "INTEGER", "ANY_DTYPE"]
@@ -278,11 +278,12 @@ _MODES_BY_NAME: dict[str, Mode] = {}
 def register_mode(cls: type[Mode]) -> type[Mode]:
     """Class decorator: add a coding mode to the registry (by ``mode_id`` and ``name``).
 
-    Its name must be the spec's (the lower-case name of its CodingMode value), and its docstring
-    gets the parameter list from the declarations.
+    A mode of a value table 5.6 assigns must carry the spec's name (the lower-case name of its
+    CodingMode); a value the table leaves unassigned (an experimental tool) may take any name not
+    in use. The class docstring gets the parameter list from the declarations.
     """
     mode = cls()
-    if coding_mode_name(mode.mode_id) != mode.name:
+    if mode.mode_id in set(CodingMode) and coding_mode_name(mode.mode_id) != mode.name:
         raise ValueError(f"mode {mode.name!r} must be named after coding_mode {mode.mode_id} "
                          f"({coding_mode_name(mode.mode_id)!r})")
     if mode.mode_id in _MODES or mode.name in _MODES_BY_NAME:
@@ -311,7 +312,8 @@ def get_mode(mode: int | str, *, path: str | None = None) -> Mode:
 
 
 def mode_name(mode_id: int) -> str:
-    return coding_mode_name(mode_id)
+    mode = _MODES.get(mode_id)
+    return mode.name if mode is not None else coding_mode_name(mode_id)
 
 
 def registered_modes() -> list[Mode]:
