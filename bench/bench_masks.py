@@ -26,7 +26,7 @@ import zstandard
 import codec
 from codec.modes import masks as M
 
-from _common import best_time, markdown_table as table, minilm_tensors  # noqa: E402
+from _common import best_time, markdown_table as table, minilm_tensors, add_output_args, emit  # noqa: E402
 
 
 def h(p: float) -> float:
@@ -102,6 +102,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--size", type=int, default=1 << 22, help="elements of each i.i.d. mask")
+    add_output_args(parser)
     args = parser.parse_args(argv)
     data = datasets(args.size)
     sizes = [size_row(name, kind, masks) for name, (kind, masks) in data.items()]
@@ -111,14 +112,18 @@ def main(argv=None) -> int:
         print(json.dumps({"bits_per_element": sizes, "throughput": speeds}, indent=2))
         return 0
     cols = ["density", "H(p)", "per-row bound", "ours", "ours / H(p)", "packbits+zstd-19", "constriction ANS"]
-    print("Bits per element")
-    table(["mask", "coding"] + cols,
-          [[r["mask"], r["kind"]] + ["-" if r[c] is None else (f"{r[c]:.4f}x" if c == "ours / H(p)" else f"{r[c]:.4f}")
-                                     for c in cols] for r in sizes])
-    print("\nThroughput, M elements/s, one core (largest mask of each set)")
-    table(["mask", "elements", "ours encode", "ours decode", "np.unpackbits", "zstd -3 decode of packbits"],
-          [[r["mask"], f"{r['elements']:,}", f"{r['ours_encode_Mel_s']:.0f}", f"{r['ours_decode_Mel_s']:.0f}",
-            f"{r['np_unpackbits_Mel_s']:.0f}", f"{r['zstd3_decode_packed_Mel_s']:.0f}"] for r in speeds])
+
+    def tables():
+        print("Bits per element")
+        table(["mask", "coding"] + cols,
+              [[r["mask"], r["kind"]] + ["-" if r[c] is None else (f"{r[c]:.4f}x" if c == "ours / H(p)" else
+                                                                 f"{r[c]:.4f}") for c in cols] for r in sizes])
+        print("\nThroughput, M elements/s, one core (largest mask of each set)")
+        table(["mask", "elements", "ours encode", "ours decode", "np.unpackbits", "zstd -3 decode of packbits"],
+              [[r["mask"], f"{r['elements']:,}", f"{r['ours_encode_Mel_s']:.0f}", f"{r['ours_decode_Mel_s']:.0f}",
+                f"{r['np_unpackbits_Mel_s']:.0f}", f"{r['zstd3_decode_packed_Mel_s']:.0f}"] for r in speeds])
+
+    emit("bench_masks.py", tables, args)
     return 0
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 import codec
 
-from _common import best_time as best, minilm_tensors  # noqa: E402
+from _common import best_time as best, minilm_tensors, add_output_args, emit  # noqa: E402
 MB = 1 << 20
 
 
@@ -113,6 +113,7 @@ def main(argv=None) -> int:
     parser.add_argument("--gb", type=float, default=4.0, help="size of the synthetic model (GB)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-rss", action="store_true")
+    add_output_args(parser)
     args = parser.parse_args(argv)
     rows = minilm_rows(args.repeat)
     rss = []
@@ -132,20 +133,23 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps({"cpus": os.cpu_count(), "minilm": rows, "encoder_rss": rss}, indent=2))
         return 0
-    print(f"MiniLM, {os.cpu_count()} CPUs (best of {args.repeat}); target speed-up >= 1.7x on 2 cores")
-    print("| policy | bytes | encode 1 worker s | encode 2 workers s | speed-up | decode 1 s | decode 2 s | speed-up |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['policy']} | {r['bytes']:,} | {r['encode_1_s']:.3f} | {r['encode_2_s']:.3f} | "
-              f"{r['encode_speedup']:.2f}x | {r['decode_1_s']:.3f} | {r['decode_2_s']:.3f} | {r['decode_speedup']:.2f}x |")
-    if rss:
-        print(f"\n`codec encode` of a {rss[0]['model_mb']:,.0f} MB safetensors file (largest layer "
-              f"{rss[0]['largest_layer_mb']:.0f} MB), peak RSS above the interpreter's baseline")
-        print("| policy | peak RSS growth MB | target MB | pass | seconds | output bytes |")
-        print("|---|---:|---:|---|---:|---:|")
-        for r in rss:
-            print(f"| {r['policy']} | {r['peak_growth_mb']:.1f} | {r['target_mb']:.0f} | {'yes' if r['pass'] else 'NO'} | "
-                  f"{r['seconds']:.1f} | {r['bytes']:,} |")
+    def tables():
+        print(f"MiniLM, {os.cpu_count()} CPUs (best of {args.repeat}); target speed-up >= 1.7x on 2 cores")
+        print("| policy | bytes | encode 1 worker s | encode 2 workers s | speed-up | decode 1 s | decode 2 s | speed-up |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['policy']} | {r['bytes']:,} | {r['encode_1_s']:.3f} | {r['encode_2_s']:.3f} | "
+                  f"{r['encode_speedup']:.2f}x | {r['decode_1_s']:.3f} | {r['decode_2_s']:.3f} | {r['decode_speedup']:.2f}x |")
+        if rss:
+            print(f"\n`codec encode` of a {rss[0]['model_mb']:,.0f} MB safetensors file (largest layer "
+                  f"{rss[0]['largest_layer_mb']:.0f} MB), peak RSS above the interpreter's baseline")
+            print("| policy | peak RSS growth MB | target MB | pass | seconds | output bytes |")
+            print("|---|---:|---:|---|---:|---:|")
+            for r in rss:
+                print(f"| {r['policy']} | {r['peak_growth_mb']:.1f} | {r['target_mb']:.0f} | {'yes' if r['pass'] else 'NO'} | "
+                      f"{r['seconds']:.1f} | {r['bytes']:,} |")
+
+    emit("bench_parallel.py", tables, args)
     return 0
 
 

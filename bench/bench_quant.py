@@ -46,7 +46,7 @@ import zstandard
 from codec import levels as lc
 from codec import quant
 
-from _common import best_time, markdown_table as _table, minilm_tensors  # noqa: E402
+from _common import best_time, markdown_table as _table, minilm_tensors, add_output_args, emit  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +226,23 @@ def lossless_float(repeat: int) -> list[dict]:
 
 
 def print_tables(eq_rows, rd_rows, float_rows=()):
+    if eq_rows:
+        print_equal_levels(eq_rows)
+    if float_rows:
+        print("\nLossless floats (all MiniLM float tensors; ZipNN, measured elsewhere: 1.221 float32, 1.504 bfloat16)")
+        _table(["dtype", "floatplanes ratio", "zstd -3 ratio", "floatplanes encode GB/s", "floatplanes decode GB/s",
+                "zstd -3 decode GB/s"],
+               [[r["dtype"], f"{r['floatplanes_ratio']:.3f}", f"{r['zstd3_ratio']:.3f}",
+                 f"{r['floatplanes_encode_GB_s']:.3f}", f"{r['floatplanes_decode_GB_s']:.2f}",
+                 f"{r['zstd3_decode_GB_s']:.2f}"] for r in float_rows])
+    if rd_rows:
+        print("\nRate-distortion (bits/weight vs relative RMSE of the 2-D weights; qp at density 2)")
+        _table(["qp", "step", "coder", "bits/weight", "rel. RMSE"],
+               [[str(r["qp"]), f"{r['step']:.6g}", r["coder"], f"{r['bits_per_weight']:.4f}", f"{r['rel_rmse']:.4f}"]
+                for r in rd_rows])
+
+
+def print_equal_levels(eq_rows):
     print("Equal levels (all-MiniLM-L6-v2 2-D weights, round to nearest), one core")
     head = ["step", "coder", "bytes", "bits/weight", "vs NNCodec", "vs H0", "encode Mw/s", "decode Mw/s",
             "decode vs NNCodec", "encode vs NNCodec"]
@@ -250,18 +267,6 @@ def print_tables(eq_rows, rd_rows, float_rows=()):
                 f"{enc / r['nncodec_encode_Mw_s']:.1f}x" if enc and nb else "-",
             ])
     _table(head, lines)
-    if float_rows:
-        print("\nLossless floats (all MiniLM float tensors; ZipNN, measured elsewhere: 1.221 float32, 1.504 bfloat16)")
-        _table(["dtype", "floatplanes ratio", "zstd -3 ratio", "floatplanes encode GB/s", "floatplanes decode GB/s",
-                "zstd -3 decode GB/s"],
-               [[r["dtype"], f"{r['floatplanes_ratio']:.3f}", f"{r['zstd3_ratio']:.3f}",
-                 f"{r['floatplanes_encode_GB_s']:.3f}", f"{r['floatplanes_decode_GB_s']:.2f}",
-                 f"{r['zstd3_decode_GB_s']:.2f}"] for r in float_rows])
-    if rd_rows:
-        print("\nRate-distortion (bits/weight vs relative RMSE of the 2-D weights; qp at density 2)")
-        _table(["qp", "step", "coder", "bits/weight", "rel. RMSE"],
-               [[str(r["qp"]), f"{r['step']:.6g}", r["coder"], f"{r['bits_per_weight']:.4f}", f"{r['rel_rmse']:.4f}"]
-                for r in rd_rows])
 
 
 def plot(rd_rows, path):
@@ -295,6 +300,7 @@ def main(argv=None) -> int:
     parser.add_argument("--qps", default="-36,-32,-28,-24,-20,-16", help="qp values of the RD sweep")
     parser.add_argument("--plot", help="write the RD curves to this PNG (needs matplotlib)")
     parser.add_argument("--float-only", action="store_true", help="only the lossless float comparison")
+    add_output_args(parser)
     args = parser.parse_args(argv)
     weights = load_weights()
     nnc = import_nncodec()
@@ -310,9 +316,12 @@ def main(argv=None) -> int:
         print(json.dumps({"nncodec": nnc is not None, "equal_levels": eq_rows, "rate_distortion": rd_rows,
                           "lossless_float": float_rows}, indent=2))
     else:
-        print_tables(eq_rows, rd_rows, float_rows)
-        if nnc is None:
-            print("(NNCodec not installed: its columns are empty; see the setup in this script's docstring)")
+        def tables():
+            print_tables(eq_rows, rd_rows, float_rows)
+            if nnc is None:
+                print("(NNCodec not installed: its columns are empty; see the setup in this script's docstring)")
+
+        emit("bench_quant.py", tables, args)
     return 0
 
 

@@ -27,7 +27,7 @@ from codec import _backend
 from codec import levels as lc
 from codec.modes import ternary as T
 
-from _common import best_time, markdown_table as table, minilm_tensors  # noqa: E402
+from _common import best_time, markdown_table as table, minilm_tensors, add_output_args, emit  # noqa: E402
 
 
 def h0_bits(t: np.ndarray) -> float:
@@ -157,6 +157,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--size", type=int, default=1 << 22, help="trits per synthetic distribution")
+    add_output_args(parser)
     args = parser.parse_args(argv)
     dists = distributions(args.size)
     size_rows = [sizes_row(name, layers) for name, layers in dists.items()]
@@ -164,17 +165,20 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps({"bits_per_trit": size_rows, "throughput": speeds}, indent=2))
         return 0
-    cols = ["zero_fraction", "H0", "auto", "flag", "flag L=0", "base3", "entropy", "TQ1_0", "TQ2_0", "zstd-19 2-bit"]
-    print("Bits per trit (payload bytes included; TQ1_0/TQ2_0 include their fp16 block scales)")
-    rows = []
-    for r in size_rows:
-        rows.append([r["distribution"]] + [("-" if r[c] is None else f"{r[c]:.4f}") for c in cols] +
-                    [f"{r['auto'] / r['H0']:.4f}x" if r["H0"] else "-"])
-    table(["distribution"] + cols + ["auto / H0"], rows)
-    for name, rs in speeds.items():
-        print(f"\nThroughput on {name} ({dists[name][0].size:,} trits, one core), M trits/s")
-        table(["coder", "encode", "decode"], [[r["coder"], "-" if r["encode_Mtrits_s"] is None else f"{r['encode_Mtrits_s']:.0f}",
-                                              f"{r['decode_Mtrits_s']:.0f}"] for r in rs])
+    def tables():
+        cols = ["zero_fraction", "H0", "auto", "flag", "flag L=0", "base3", "entropy", "TQ1_0", "TQ2_0", "zstd-19 2-bit"]
+        print("Bits per trit (payload bytes included; TQ1_0/TQ2_0 include their fp16 block scales)")
+        rows = []
+        for r in size_rows:
+            rows.append([r["distribution"]] + [("-" if r[c] is None else f"{r[c]:.4f}") for c in cols] +
+                        [f"{r['auto'] / r['H0']:.4f}x" if r["H0"] else "-"])
+        table(["distribution"] + cols + ["auto / H0"], rows)
+        for name, rs in speeds.items():
+            print(f"\nThroughput on {name} ({dists[name][0].size:,} trits, one core), M trits/s")
+            table(["coder", "encode", "decode"], [[r["coder"], "-" if r["encode_Mtrits_s"] is None else f"{r['encode_Mtrits_s']:.0f}",
+                                                  f"{r['decode_Mtrits_s']:.0f}"] for r in rs])
+
+    emit("bench_ternary.py", tables, args)
     return 0
 
 

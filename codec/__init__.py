@@ -9,6 +9,7 @@ Public API::
     codec.open(path) -> Reader        # lazy: keys(), metadata, header(name), get(name), verify()
     codec.Writer(path, *, metadata=None).add_layer(name, array, *, mode=..., **mode_params)
     codec.iter_stream(binary_stream)  # sequential, works on pipes
+    codec.masks, codec.ternary        # helpers that prepare tensors (pruning, ternarization)
 
 The format is specified in spec/bitstream.md. ``codec.backend`` is ``"fast"`` when the Cython
 core is in use and ``"pure"`` otherwise (``CODEC_PUREPYTHON=1`` forces it).
@@ -16,7 +17,7 @@ core is in use and ``"pure"`` otherwise (``CODEC_PUREPYTHON=1`` forces it).
 
 from __future__ import annotations
 
-from . import errors
+from . import errors, masks, ternary
 from ._backend import BACKEND as backend
 from .api import decode, encode, load_file, open, save_file
 from .format import VERSION_MAJOR, VERSION_MINOR, CodingMode, DType, LayerHeader, LayerKind, Limits, NetworkHeader
@@ -40,6 +41,8 @@ __all__ = [
     "FORMAT_VERSION",
     "backend",
     "errors",
+    "masks",
+    "ternary",
     "save_file",
     "load_file",
     "encode",
