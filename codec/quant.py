@@ -23,6 +23,7 @@ import numpy as np
 from . import _backend
 from .errors import EncodeError, FormatError
 from .kernels.bitio import BitReader as TracingBitReader
+from .params import Param
 
 __all__ = ["QuantParams", "Effective", "METHODS", "step_of_qp", "qp_for_step", "write_qp_set_data",
            "read_qp_set_data", "resolve", "quantize", "dequantize"]
@@ -439,29 +440,38 @@ def _rdo(x: np.ndarray, levels: np.ndarray, zp: np.ndarray, lam: float, lo, hi) 
     return current
 
 
+def _positive_finite(value) -> str | None:
+    return None if value > 0 and math.isfinite(value) else "must be a positive finite number"
+
+
+#: The quantization parameters, declared once: the ``quantized`` mode's parameters and the keys of
+#: a writer's global set (``Writer(quantization=...)``).
+QUANT_PARAMS = (
+    Param("bits", (int,), "bits per level: bounds the levels, and sets the step when no step is given",
+          range=(1, 16)),
+    Param("step", (float,), "step size (rounded to the qp grid of qp_density)", check=_positive_finite),
+    Param("method", (str,), "quantizer", choices=METHODS),
+    Param("granularity", (str,), "one step (and zero point) per tensor or per channel", choices=GRANULARITIES),
+    Param("axis", (int,), "channel axis of per-channel quantization", range=(0, 7)),
+    Param("qp_density", (int,), "density d of the step grid: 2^d steps per octave", range=(0, MAX_DENSITY)),
+)
+
+
 def global_quantization(spec) -> QuantParams:
     """Return the global QuantParams from a Writer's ``quantization=`` mapping (or QuantParams, or None)."""
     if spec is None:
         return QuantParams()
     if isinstance(spec, QuantParams):
         return spec
-    spec = dict(spec)
-    unknown = sorted(set(spec) - {"method", "bits", "step", "granularity", "axis", "qp_density"})
-    if unknown:
-        raise EncodeError(f"unknown quantization key {unknown[0]!r}")
-    method = spec.get("method")
-    if method is not None and method not in METHODS:
-        raise EncodeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    granularity = spec.get("granularity")
-    if granularity is not None and granularity not in GRANULARITIES:
-        raise EncodeError(f"granularity must be 'tensor' or 'channel', got {granularity!r}")
-    bits = spec.get("bits")
-    if bits is not None and not 1 <= bits <= 16:
-        raise EncodeError(f"bits must be in 1..16, got {bits}")
-    density = spec.get("qp_density", DEFAULT_DENSITY if "step" in spec else None)
-    if density is not None and not 0 <= density <= MAX_DENSITY:
-        raise EncodeError(f"qp_density must be in 0..{MAX_DENSITY}")
-    qps = (qp_for_step(spec["step"], density),) if "step" in spec else None
-    return QuantParams(method=method, bits=bits, granularity=granularity,
-                       axis=spec.get("axis", 0) if granularity is not None else None,
+    declared = {p.name: p for p in QUANT_PARAMS}
+    checked = {}
+    for key, value in dict(spec).items():
+        if key not in declared:
+            raise EncodeError(f"unknown quantization key {key!r} (keys: {', '.join(declared)})")
+        checked[key] = declared[key].validate(value, "quantized")
+    granularity = checked.get("granularity")
+    density = checked.get("qp_density", DEFAULT_DENSITY if "step" in checked else None)
+    qps = (qp_for_step(checked["step"], density),) if "step" in checked else None
+    return QuantParams(method=checked.get("method"), bits=checked.get("bits"), granularity=granularity,
+                       axis=checked.get("axis", 0) if granularity is not None else None,
                        qp_density=density if qps is not None else None, qps=qps)

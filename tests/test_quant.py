@@ -235,7 +235,8 @@ def test_mode_errors():
         codec.encode({"x": np.ones(3)}, mode="quantized", bits=1)
     with pytest.raises(EncodeError, match="unknown quantization key 'bitz'"):
         codec.Writer(io.BytesIO(), quantization={"bitz": 3})
-    with pytest.raises(ValueError, match="has no levels"):
+    with pytest.raises(ValueError, match=r"\(raw\) has no levels to return apart from its values: levels=True is "
+                                         r"for quantized, ternary, sparse layers"):
         codec.open(codec.encode({"x": np.ones(3)}, mode="raw")).get("x", levels=True)
 
 

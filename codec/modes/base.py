@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from .. import _backend
 from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES
 from ..errors import ChecksumError, EncodeError, FormatError, UnsupportedError
 from ..format.constants import DTYPE_NAMES, CodingMode, DType, coding_mode_name
+from ..params import Param
 
 __all__ = ["Param", "Plan", "Mode", "register_mode", "get_mode", "mode_name", "registered_modes",
            "check_payload_crc", "payload_reader", "FLOAT", "INTEGER", "ANY_DTYPE"]
@@ -32,65 +33,6 @@ __all__ = ["Param", "Plan", "Mode", "register_mode", "get_mode", "mode_name", "r
 FLOAT = FLOAT_DTYPES
 INTEGER = INTEGER_DTYPES
 ANY_DTYPE = FLOAT_DTYPES | INTEGER_DTYPES
-
-_NO_DEFAULT = object()
-
-
-@dataclasses.dataclass(frozen=True)
-class Param:
-    """One parameter of a coding mode, as users pass it (``mode_params`` keywords, policy keys).
-
-    ``type`` is a tuple of accepted Python types (bool is never an int here); ``choices`` or
-    ``range`` (inclusive bounds) constrain the value; ``check`` is a further rule returning an error
-    message or None. ``default`` None means "not given" (the mode decides). ``prepare`` marks a
-    parameter consumed by :meth:`Mode.prepare` (it changes the tensor before coding, e.g. pruning);
-    ``policy=False`` one that a policy file cannot hold (an array).
-    """
-
-    name: str
-    type: tuple
-    doc: str
-    default: Any = None
-    choices: tuple | None = None
-    range: tuple | None = None
-    check: Callable[[Any], str | None] | None = None
-    prepare: bool = False
-    policy: bool = True
-
-    def type_name(self) -> str:
-        names = {int: "int", float: "float", str: "str", bool: "bool", tuple: "list", list: "list",
-                 np.ndarray: "array", type(None): "none"}
-        return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in self.type))
-
-    def describe(self) -> str:
-        """The value rule in words: choices, range, or the type."""
-        if self.choices is not None:
-            return "one of " + ", ".join(repr(c) if isinstance(c, str) else str(c) for c in self.choices)
-        if self.range is not None:
-            lo, hi = self.range
-            return f"{self.type_name()} >= {lo}" if hi == float("inf") else f"{self.type_name()} in {lo}..{hi}"
-        return self.type_name()
-
-    def validate(self, value, mode: str):
-        """Return ``value`` (ints for integral floats are not accepted) or raise EncodeError naming the rule."""
-        if np.ndarray in self.type:
-            value = np.asarray(value)
-        elif isinstance(value, np.generic):
-            value = value.item()
-        ok = isinstance(value, self.type) and not (isinstance(value, bool) and bool not in self.type)
-        if float in self.type and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise EncodeError(f"mode {mode!r} parameter {self.name!r} must be {self.describe()}, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            raise EncodeError(f"mode {mode!r} parameter {self.name!r} must be {self.describe()}, got {value!r}")
-        if self.range is not None and isinstance(value, (int, float)) and not self.range[0] <= value <= self.range[1]:
-            raise EncodeError(f"mode {mode!r} parameter {self.name!r} must be {self.describe()}, got {value!r}")
-        problem = self.check(value) if self.check is not None else None
-        if problem:
-            raise EncodeError(f"mode {mode!r} parameter {self.name!r}: {problem}")
-        return value
-
 
 @dataclasses.dataclass
 class Plan:
@@ -184,8 +126,9 @@ class Mode:
     def check_decode_options(self, header, levels: bool, format: str) -> None:
         """Reject ``levels=`` or ``format=`` this mode does not offer (a usage error: ValueError)."""
         if levels and not self.has_levels:
-            raise ValueError(f"layer {header.layer_name!r} ({self.name}) has no levels: levels=True needs a "
-                             f"level-coded lossy mode")
+            offered = ", ".join(m.name for m in registered_modes() if m.has_levels)
+            raise ValueError(f"layer {header.layer_name!r} ({self.name}) has no levels to return apart from its "
+                             f"values: levels=True is for {offered} layers")
         if format != "dense" and format not in self.formats:
             offered = ", ".join(("dense",) + self.formats)
             raise ValueError(f"format={format!r} is not offered by layer {header.layer_name!r} ({self.name}); "

@@ -17,10 +17,6 @@ from .base import Mode, Param, Plan, register_mode
 from .entropy import MAX_CLASSES, levels_text
 
 
-def _positive_finite(value) -> str | None:
-    return None if value > 0 and math.isfinite(value) else "must be a positive finite number"
-
-
 @register_mode
 class QuantizedMode(Mode):
     """``coding_mode`` 3: float tensors, lossy. Parameters not given come from the writer's global
@@ -31,15 +27,7 @@ class QuantizedMode(Mode):
     since_minor = 1
     dtypes = FLOAT_DTYPES
     has_levels = True
-    params = (
-        Param("bits", (int,), "bits per level: bounds the levels, and sets the step when no step is given",
-              range=(1, 16)),
-        Param("step", (float,), "step size (rounded to the qp grid of qp_density)", check=_positive_finite),
-        Param("method", (str,), "quantizer", choices=quant.METHODS),
-        Param("granularity", (str,), "one step (and zero point) per tensor or per channel",
-              choices=quant.GRANULARITIES),
-        Param("axis", (int,), "channel axis of per-channel quantization", range=(0, 7)),
-        Param("qp_density", (int,), "density d of the step grid: 2^d steps per octave", range=(0, quant.MAX_DENSITY)),
+    params = quant.QUANT_PARAMS + (
         Param("rdo_lambda", (float,), "rate-distortion weight of the per-weight rounding choice (0: round to nearest)",
               range=(0.0, math.inf)),
         MAX_CLASSES,
