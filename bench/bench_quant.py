@@ -205,6 +205,7 @@ def lossless_float(repeat: int) -> list[dict]:
             try:
                 import ml_dtypes
             except ImportError:
+                print("(the bfloat16 row needs ml_dtypes: pip install -e \".[bench]\")", file=sys.stderr)
                 continue
             tensors = {k: v.astype(ml_dtypes.bfloat16) for k, v in model.items() if v.dtype.kind == "f"}
         else:

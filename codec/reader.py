@@ -142,14 +142,15 @@ class Reader:
         """Units between the indexed layer units may only be ancillary (section 5.1): a reserved
         critical unit there makes the file unreadable, on this path as on the sequential one."""
         start = first_unit
-        for position, end in enumerate([e.unit_offset for e in entries] + [index_offset]):
+        for position in range(len(entries) + 1):
+            end = entries[position].unit_offset if position < len(entries) else index_offset
             if end > start:
                 for unit in iter_units(self._buf, self.network_header, self.limits, start=start, end=end):
                     if unit.unit_type == UnitType.LAYER:
                         raise FormatError("a layer unit the index does not list", path=f"layers[{position}]",
                                           bit_offset=unit.unit_offset * 8)
             if position < len(entries):
-                start = entries[position].unit_offset + entries[position].unit_size
+                start = end + entries[position].unit_size
 
     # -- mapping interface -------------------------------------------------------------------
     def keys(self) -> list[str]:

@@ -16,7 +16,6 @@ elements of ``mode_params`` and the payload for ``codec-dump --fields``.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import Any
 
 import numpy as np
@@ -25,14 +24,14 @@ from .. import _backend
 from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES
 from ..errors import ChecksumError, EncodeError, FormatError, UnsupportedError
 from ..format.constants import DTYPE_NAMES, CodingMode, DType, coding_mode_name
+from ..kernels.bitio import BitReader as TracingBitReader
 from ..params import Param
 
 __all__ = ["Param", "Plan", "Mode", "register_mode", "get_mode", "mode_name", "registered_modes",
-           "check_payload_crc", "payload_reader", "FLOAT", "INTEGER", "ANY_DTYPE"]
+           "check_payload_crc", "payload_reader", "ANY_DTYPE"]
 
-FLOAT = FLOAT_DTYPES
-INTEGER = INTEGER_DTYPES
 ANY_DTYPE = FLOAT_DTYPES | INTEGER_DTYPES
+
 
 @dataclasses.dataclass
 class Plan:
@@ -62,8 +61,6 @@ class Mode:
     has_levels: bool = False
     #: a mode whose parameters include those of another mode named by this parameter (sparse values)
     nested_mode_param: str | None = None
-    #: enums of the mode's syntax elements, for ``codec-dump --fields`` (element name -> IntEnum)
-    enums: dict[str, type[enum.IntEnum]] = {}
 
     # -- declarations --------------------------------------------------------------------------
     def param(self, name: str) -> Param | None:
@@ -145,8 +142,7 @@ class Mode:
         return params
 
     def check_header(self, header) -> None:
-        """The rules on a layer header every decode checks: a dtype the mode holds, no mode_params
-        unless the mode has a block (a mode with one overrides :meth:`read_params`)."""
+        """The rule on a layer header every decode checks: a dtype the mode holds."""
         if header.layer_dtype not in self.dtypes:
             raise FormatError(f"mode {self.name} cannot hold dtype {header.dtype_name}",
                               path=f"{header.path}.layer_dtype")
@@ -159,6 +155,8 @@ class Mode:
 
     def params_of(self, header, *, trace=None):
         """Parse and check ``header.mode_params`` (traced when ``trace`` is a list)."""
+        if not header.mode_params and trace is None and type(self).read_params is Mode.read_params:
+            return None  # no block, none expected: skip making a reader (per-layer cost on small layers)
         return self.read_params(payload_reader(header.mode_params, header.mode_params_offset,
                                                header.params_path, trace), header)
 
@@ -189,8 +187,6 @@ def _dtype_classes(dtypes) -> str:
 def payload_reader(data, base_offset: int, path: str, trace=None):
     """A bit reader over a payload (or a parameter block) at its file offset; the tracing pure one
     when ``trace`` is a list."""
-    from ..kernels.bitio import BitReader as TracingBitReader
-
     if trace is not None:
         r = TracingBitReader(data, base_offset=base_offset, trace=trace)
     else:

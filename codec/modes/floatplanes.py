@@ -155,7 +155,6 @@ class FloatPlanesMode(Mode):
     since_minor = 1
     dtypes = FLOAT_DTYPES
     params = (LEVEL,)
-    enums = {"fp_plane_mode": PlaneMode}
 
     def plan(self, array, dtype, params, *, global_qp=None):
         self.check_dtype(dtype)

@@ -95,7 +95,6 @@ class SparseMode(Mode):
     has_levels = True
     formats = ("bitmap", "nm")
     nested_mode_param = "values_mode"
-    enums = {"sp_mask_kind": masks.MaskKind, "sp_values_mode": CodingMode}
     params = (
         Param("mask", (np.ndarray,), "bool array of the tensor's shape, True = kept (default: the non-zeros)",
               policy=False),

@@ -202,7 +202,6 @@ class TernaryMode(Mode):
     since_minor = 1
     dtypes = TERNARY_DTYPES
     has_levels = True
-    enums = {"tn_scheme": TernaryScheme}
     params = (
         Param("scheme", (str,), "payload scheme; auto keeps the smallest", default="auto", choices=("auto",) + SCHEMES),
         Param("axis", (int, type(None)), "axis of per-slice alphas (float input); none: one alpha", check=_axis_ok),
