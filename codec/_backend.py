@@ -15,6 +15,7 @@ import logging
 import os
 
 from .kernels import KERNELS
+from .kernels import bitio as reference_bitio
 
 _log = logging.getLogger("codec")
 
@@ -48,5 +49,18 @@ crc32c = crc.crc32c
 crc32c_copy = crc.crc32c_copy
 crc32c_combine = crc.crc32c_combine
 
-__all__ = ["BACKEND", "modules", "bitio", "crc", "index", "rans", "ternary", "masks", "BitReader", "BitWriter",
+
+
+def bit_reader(data, base_offset: int, path: str, trace: list | None = None):
+    """A bit reader over ``data`` (which starts at file offset ``base_offset``) naming elements under
+    ``path``: the backend's, or the pure reference when ``trace`` is a list (only it traces)."""
+    if trace is not None:
+        r = reference_bitio.BitReader(data, base_offset=base_offset, trace=trace)
+    else:
+        r = BitReader(data, base_offset=base_offset)
+    r.path = path
+    return r
+
+
+__all__ = ["BACKEND", "bit_reader", "modules", "bitio", "crc", "index", "rans", "ternary", "masks", "BitReader", "BitWriter",
            "crc32c", "crc32c_copy", "crc32c_combine"]

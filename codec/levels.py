@@ -281,9 +281,7 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
     """Decode ``levels_payload()`` into a flat int64 (LC_OUT_I64) or int32 (LC_OUT_I32) array of
     levels, or float32 values: (level - zero_point[row]) * scale[row] (LC_OUT_AFFINE) or
     codebook[level] (LC_OUT_CODEBOOK)."""
-    r = _backend.BitReader(payload, base_offset=base_offset)
-    r.path = path
-    p = read_levels_payload(r, rows, cols)
+    p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols)
     n = rows * cols
     if out_kind == LC_OUT_I64:
         out = np.empty(n, dtype=np.int64)
@@ -304,16 +302,10 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
 
 def trace_levels_payload(payload, rows: int, cols: int, *, path: str, base_offset: int, trace: list) -> None:
     """Record the syntax elements of ``levels_payload()`` in ``trace`` (``codec-dump --fields``)."""
-    from .kernels.bitio import BitReader
-
-    r = BitReader(payload, base_offset=base_offset, trace=trace)
-    r.path = path
-    read_levels_payload(r, rows, cols)
+    read_levels_payload(_backend.bit_reader(payload, base_offset, path, trace), rows, cols)
 
 
 def levels_summary(payload, rows: int, cols: int, *, path: str, base_offset: int) -> dict:
     """What ``codec-dump`` shows of a ``levels_payload()``: escape limit, row classes, escapes."""
-    r = _backend.BitReader(payload, base_offset=base_offset)
-    r.path = path
-    p = read_levels_payload(r, rows, cols)
+    p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols)
     return {"escape_limit": p.escape_limit, "row_classes": int(p.freqs.shape[0]), "escapes": len(p.escapes)}

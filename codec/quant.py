@@ -22,7 +22,6 @@ import numpy as np
 
 from . import _backend
 from .errors import EncodeError, FormatError
-from .kernels.bitio import BitReader as TracingBitReader
 from .params import Param
 
 __all__ = ["QuantParams", "Effective", "METHODS", "step_of_qp", "qp_for_step", "write_qp_set_data",
@@ -206,11 +205,7 @@ def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0,
     """Parse ``qp_set_data()``; an empty buffer is an empty set. ``trace`` collects the elements."""
     if not data:
         return QuantParams()
-    if trace is not None:
-        r = TracingBitReader(data, base_offset=base_offset, trace=trace)
-    else:
-        r = _backend.BitReader(data, base_offset=base_offset)
-    r.path = path
+    r = _backend.bit_reader(data, base_offset, path, trace)
     flags = r.u(8, "qp_present_flags")
     if flags & 0x03:
         raise r.error("reserved qp_present_flags bits are set", "qp_present_flags", at=0)

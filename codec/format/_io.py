@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from .. import _backend
 from ..errors import ChecksumError, TruncatedError
-from ..kernels.bitio import BitReader as TracingBitReader
 from .constants import VERSION_MINOR
-
-
-def reader(buf, base_offset: int, trace, path: str = ""):
-    """A bit reader over ``buf`` (at file offset ``base_offset``); the pure one when tracing."""
-    if trace is not None:
-        r = TracingBitReader(buf, base_offset=base_offset, trace=trace)
-    else:
-        r = _backend.BitReader(buf, base_offset=base_offset)
-    r.path = path
-    return r
 
 
 def check_crc(buf, start: int, end: int, stored: int, *, path: str, base_offset: int) -> None:

@@ -9,7 +9,7 @@ from ..errors import FormatError, TruncatedError
 from ..kernels import index as index_reference
 from ..kernels import raise_status
 from ..kernels import Field
-from ._io import check_crc, reader, take
+from ._io import check_crc, take
 from .constants import CRC_SIZE, INDEX_ENTRY_FIXED_SIZE, TRAILER_MAGIC, TRAILER_SIZE
 from .limits import Limits
 
@@ -37,7 +37,7 @@ def write_index_payload(entries: list[IndexEntry]) -> bytes:
 def read_index_payload(buf, base_offset: int, limits: Limits, *, layer_count: int, first_unit_offset: int,
                        index_unit_offset: int, trace=None) -> list[IndexEntry]:
     """Read ``index_payload()`` and check it describes non-overlapping units in file order."""
-    r = reader(buf, base_offset, trace, "index")
+    r = _backend.bit_reader(buf, base_offset, "index", trace)
     count = r.u32le("index_entry_count")
     if count != layer_count:
         raise r.error(f"index_entry_count {count} does not match layer_count {layer_count}", "index_entry_count",
@@ -85,7 +85,7 @@ def read_trailer(buf, base_offset: int, *, trace=None) -> tuple[int, int]:
                           path="trailer.trailer_magic", bit_offset=(base_offset + 16) * 8)
     stored = int.from_bytes(data[12:16], "little")
     check_crc(data, 0, 12, stored, path="trailer.trailer_crc32c", base_offset=base_offset)
-    r = reader(data, base_offset, trace, "trailer")
+    r = _backend.bit_reader(data, base_offset, "trailer", trace)
     index_unit_offset = r.u64le("index_unit_offset")
     layer_count = r.u32le("trailer_layer_count")
     r.u32le("trailer_crc32c")

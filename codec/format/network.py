@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import _backend
 from ..errors import FormatError, UnsupportedError
-from ._io import check_crc, finish_structure, reader, take
+from ._io import check_crc, finish_structure, take
 from .constants import CRC_SIZE, MAGIC, NETWORK_PREFIX_SIZE, VERSION_MAJOR, VERSION_MINOR
 from .limits import Limits
 from .metadata import read_metadata, write_metadata
@@ -65,7 +65,8 @@ def write_network_header(*, layer_count: int, metadata: dict[str, Any], global_q
 
 def network_header_size(prefix) -> int:
     """Return ``network_header_size`` from the first 20 bytes, after checking magic and version."""
-    r = reader(take(prefix, NETWORK_PREFIX_SIZE, path="network_header", base_offset=0), 0, None, "network_header")
+    r = _backend.bit_reader(take(prefix, NETWORK_PREFIX_SIZE, path="network_header", base_offset=0), 0,
+                            "network_header")
     magic = r.b(8, "nnc_magic")
     if magic != MAGIC:
         raise FormatError(f"not a codec bitstream: magic {magic!r}", path="network_header.nnc_magic", bit_offset=0)
@@ -88,7 +89,7 @@ def read_network_header(buf, limits: Limits, *, trace=None) -> NetworkHeader:
     data = take(buf, size, path="network_header", base_offset=0)
     stored = int.from_bytes(data[size - CRC_SIZE : size], "little")
     check_crc(data, 0, size - CRC_SIZE, stored, path="network_header.network_header_crc32c", base_offset=0)
-    r = reader(data[: size - CRC_SIZE], 0, trace, "network_header")
+    r = _backend.bit_reader(data[: size - CRC_SIZE], 0, "network_header", trace)
     r.b(8, "nnc_magic")
     version_major = r.u8("version_major")
     version_minor = r.u8("version_minor")
@@ -99,7 +100,7 @@ def read_network_header(buf, limits: Limits, *, trace=None) -> NetworkHeader:
     global_qp = read_qp_set(r, "global_qp_set")
     metadata = read_metadata(r, limits)
     finish_structure(r, version_minor, "network_header")
-    tail = reader(data, 0, trace, "network_header")
+    tail = _backend.bit_reader(data, 0, "network_header", trace)
     tail.pos = (size - CRC_SIZE) * 8
     tail.u32le("network_header_crc32c")
     return NetworkHeader(version_major, version_minor, size, layer_count, network_flags, global_qp, metadata)

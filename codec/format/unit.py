@@ -12,7 +12,7 @@ import math
 from .. import _backend
 from ..errors import EncodeError, FormatError, LimitError, UnsupportedError
 from ..kernels import Field
-from ._io import check_crc, finish_structure, reader, take
+from ._io import check_crc, finish_structure, take
 from .constants import (
     CRC_SIZE,
     DTYPE_NAMES,
@@ -180,7 +180,7 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version_minor: in
     """
     path = "unit" if layer_position is None else f"layers[{layer_position}]"
     prefix = take(buf, UNIT_PREFIX_SIZE, path=path, base_offset=unit_offset)
-    r = reader(prefix, unit_offset, trace, path)
+    r = _backend.bit_reader(prefix, unit_offset, path, trace)
     start_code = r.b(3, "unit_start_code")
     if start_code != UNIT_START_CODE:
         raise FormatError(f"bad unit_start_code {start_code!r}", path=f"{path}.unit_start_code",
@@ -199,7 +199,7 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version_minor: in
     pad = padding_size(unit_offset + header_size)
     payload_offset = unit_offset + header_size + pad
     layer = None
-    body = reader(header[: header_size - CRC_SIZE], unit_offset, trace, path)
+    body = _backend.bit_reader(header[: header_size - CRC_SIZE], unit_offset, path, trace)
     body.pos = UNIT_PREFIX_SIZE * 8
     if unit_type == UnitType.LAYER:
         layer = read_layer_header(body, limits, layer_position)
@@ -214,7 +214,7 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version_minor: in
     else:
         raise UnsupportedError(f"unknown critical unit_type 0x{unit_type:02x}", path=f"{path}.unit_type",
                                bit_offset=(unit_offset + 3) * 8)
-    tail = reader(header, unit_offset, trace, path)
+    tail = _backend.bit_reader(header, unit_offset, path, trace)
     tail.pos = (header_size - CRC_SIZE) * 8
     tail.u32le("unit_header_crc32c")
     padding = take(buf[header_size:], pad, path=f"{path}.unit_padding", base_offset=unit_offset + header_size)

@@ -24,11 +24,10 @@ from .. import _backend
 from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES
 from ..errors import ChecksumError, EncodeError, FormatError, UnsupportedError
 from ..format.constants import DTYPE_NAMES, CodingMode, DType, coding_mode_name
-from ..kernels.bitio import BitReader as TracingBitReader
 from ..params import Param
 
 __all__ = ["Param", "Plan", "Mode", "register_mode", "get_mode", "mode_name", "registered_modes",
-           "check_payload_crc", "payload_reader", "ANY_DTYPE"]
+           "check_payload_crc", "ANY_DTYPE"]
 
 ANY_DTYPE = FLOAT_DTYPES | INTEGER_DTYPES
 
@@ -157,8 +156,8 @@ class Mode:
         """Parse and check ``header.mode_params`` (traced when ``trace`` is a list)."""
         if not header.mode_params and trace is None and type(self).read_params is Mode.read_params:
             return None  # no block, none expected: skip making a reader (per-layer cost on small layers)
-        return self.read_params(payload_reader(header.mode_params, header.mode_params_offset,
-                                               header.params_path, trace), header)
+        return self.read_params(_backend.bit_reader(header.mode_params, header.mode_params_offset,
+                                                    header.params_path, trace), header)
 
     # -- inspection ----------------------------------------------------------------------------
     def summarize(self, header, payload, *, global_qp=None) -> dict[str, Any] | None:
@@ -182,17 +181,6 @@ def _dtype_classes(dtypes) -> str:
     classes = [name for name, group in (("float", FLOAT_DTYPES), ("integer", INTEGER_DTYPES - {DType.BOOL}),
                                         ("bool", {DType.BOOL})) if group <= dtypes]
     return " or ".join([", ".join(classes[:-1]), classes[-1]] if len(classes) > 2 else classes)
-
-
-def payload_reader(data, base_offset: int, path: str, trace=None):
-    """A bit reader over a payload (or a parameter block) at its file offset; the tracing pure one
-    when ``trace`` is a list."""
-    if trace is not None:
-        r = TracingBitReader(data, base_offset=base_offset, trace=trace)
-    else:
-        r = _backend.BitReader(data, base_offset=base_offset)
-    r.path = path
-    return r
 
 
 def check_payload_crc(header, payload) -> None:

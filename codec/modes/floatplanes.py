@@ -13,11 +13,12 @@ import enum
 import numpy as np
 import zstandard
 
+from .. import _backend
 from ..dtypes import FLOAT_DTYPES
 from ..errors import FormatError
 from ..format.constants import STORAGE_DTYPE, CodingMode, DType
 from ..levels import LC_OUT_I32, decode_levels, encode_levels, level_grid, trace_levels_payload
-from .base import Mode, Plan, payload_reader, register_mode
+from .base import Mode, Plan, register_mode
 from .zstd import LEVEL
 
 __all__ = ["FloatPlanesMode", "LAYOUT", "PlaneMode", "encode_planes", "decode_planes"]
@@ -114,7 +115,7 @@ def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, bas
     """Decode ``float_planes_payload()`` into the flat bit patterns (storage uint dtype)."""
     storage, ebits, mbits, centre, nrest = LAYOUT[dtype]
     n = rows * cols
-    (exponents, exp_at), planes = read_float_planes_payload(payload_reader(payload, base_offset, path), dtype, rows,
+    (exponents, exp_at), planes = read_float_planes_payload(_backend.bit_reader(payload, base_offset, path), dtype, rows,
                                                             cols)
     exponent = decode_levels(exponents, rows, cols, out_kind=LC_OUT_I32, path=f"{path}.fp_exponents",
                              base_offset=exp_at)
@@ -183,7 +184,7 @@ class FloatPlanesMode(Mode):
     def summarize(self, header, payload, *, global_qp=None):
         dtype = DType(header.layer_dtype)
         rows, cols = level_grid(header.layer_shape)
-        r = payload_reader(payload, header.payload_offset, header.payload_path)
+        r = _backend.bit_reader(payload, header.payload_offset, header.payload_path)
         (exponents, _), planes = read_float_planes_payload(r, dtype, rows, cols)
         return {"exponent_bytes": len(exponents),
                 "planes": [{"mode": PlaneMode(mode).name.lower(), "bytes": len(data)} for mode, data, _ in planes]}
@@ -196,6 +197,6 @@ class FloatPlanesMode(Mode):
         self.params_of(header, trace=trace)
         path = header.payload_path
         rows, cols = level_grid(header.layer_shape)
-        r = payload_reader(payload, header.payload_offset, path, trace)
+        r = _backend.bit_reader(payload, header.payload_offset, path, trace)
         (exponents, exp_at), _ = read_float_planes_payload(r, DType(header.layer_dtype), rows, cols)
         trace_levels_payload(exponents, rows, cols, path=f"{path}.fp_exponents", base_offset=exp_at, trace=trace)

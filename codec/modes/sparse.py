@@ -12,7 +12,7 @@ from .. import _backend, quant
 from ..errors import CodecError, EncodeError, FormatError
 from ..format.constants import CodingMode
 from . import masks
-from .base import ANY_DTYPE, Mode, Param, Plan, get_mode, payload_reader, register_mode
+from .base import ANY_DTYPE, Mode, Param, Plan, get_mode, register_mode
 
 
 class _ListSink:
@@ -183,7 +183,7 @@ class SparseMode(Mode):
     # -- decoding ------------------------------------------------------------------------------
     def _parse(self, header, payload, trace=None):
         """(SparsePayload, the values' mode, the values' header)."""
-        r = payload_reader(payload, header.payload_offset, header.payload_path, trace)
+        r = _backend.bit_reader(payload, header.payload_offset, header.payload_path, trace)
         sp = read_sparse_payload(r, payload)
         if sp.kept > header.num_elements:
             raise r.error(f"sp_kept_count {sp.kept} exceeds the layer's {header.num_elements} elements",
@@ -202,7 +202,7 @@ class SparseMode(Mode):
         return sp, coding, values_header
 
     def _mask(self, header, sp, trace=None):
-        r = payload_reader(sp.mask_block, header.payload_offset + sp.mask_offset, f"{header.payload_path}.mask_block",
+        r = _backend.bit_reader(sp.mask_block, header.payload_offset + sp.mask_offset, f"{header.payload_path}.mask_block",
                            trace)
         kind, mask = masks.read_mask_block(sp.mask_block, r, header.layer_shape)
         if int(mask.sum()) != sp.kept:

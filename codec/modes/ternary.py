@@ -28,7 +28,7 @@ from ..format.constants import CodingMode, DType
 from ..kernels import raise_status
 from ..kernels import ternary as kernel_reference
 from ..levels import LC_OUT_I32, decode_levels, encode_levels, level_grid, trace_levels_payload
-from .base import Mode, Param, Plan, payload_reader, register_mode
+from .base import Mode, Param, Plan, register_mode
 
 __all__ = ["TernaryMode", "TernaryScheme", "ternarize", "split_ternary", "encode_payload", "decode_payload",
            "NONZERO_ITEMS"]
@@ -141,7 +141,7 @@ def encode_payload(trits: np.ndarray, rows: int, cols: int, scheme: str = "auto"
 
 def decode_payload(payload, rows: int, cols: int, *, path: str, base_offset: int) -> np.ndarray:
     """Decode ``ternary_payload()`` into flat int8 trits."""
-    r = payload_reader(payload, base_offset, path)
+    r = _backend.bit_reader(payload, base_offset, path)
     scheme = r.u8("tn_scheme", enum=TernaryScheme)
     body = memoryview(payload).cast("B")[1:]
     n = rows * cols
@@ -163,7 +163,7 @@ def decode_payload(payload, rows: int, cols: int, *, path: str, base_offset: int
 
 
 def _trace_payload(payload, trits, rows: int, cols: int, *, path: str, base_offset: int, trace: list) -> None:
-    r = payload_reader(payload, base_offset, path, trace)
+    r = _backend.bit_reader(payload, base_offset, path, trace)
     scheme = r.u8("tn_scheme", enum=TernaryScheme)
     if scheme == TernaryScheme.ENTROPY:
         trace_levels_payload(memoryview(payload).cast("B")[1:], rows, cols, path=path, base_offset=base_offset + 1,
