@@ -2,8 +2,8 @@
 
 Every error raised while reading or writing a bitstream is a :class:`CodecError`, itself a
 :class:`ValueError`, so callers can catch one type. Errors that come from the bytes of a file
-carry the syntax path of the element being read (``layers[3].shape``) and its position, and
-their message starts with both: ``layers[3].shape at byte 1234: rank 12 exceeds 8``.
+carry the syntax path of the element being read (``layers[3].layer_rank``) and its position, and
+their message starts with both: ``layers[3].layer_rank at bit 1234: rank 12 exceeds 8``.
 
 Errors about *input data* (catch these): FormatError and its subclasses, LimitError,
 UnsupportedError. Errors about *encoder input* (fix the call): EncodeError.
@@ -30,7 +30,7 @@ class CodecError(ValueError):
     reason : str
         The message without the position prefix.
     path : str or None
-        Syntax path of the element, e.g. ``layers[3].shape``.
+        Syntax path of the element, e.g. ``layers[3].unit_payload.tn_codes``.
     bit_offset : int or None
         Absolute bit offset in the file where the element starts.
     """

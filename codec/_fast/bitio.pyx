@@ -33,7 +33,7 @@ cdef class BitReader:
 
     def __init__(self, data, *, Py_ssize_t bit_offset=0, Py_ssize_t base_offset=0, trace=None):
         if trace is not None:
-            raise ValueError("tracing needs the pure reader codec.bitio.BitReader")
+            raise ValueError("tracing needs the pure reader codec.kernels.bitio.BitReader")
         self._data = memoryview(data).cast("B")
         self._buf = self._data
         self._nbits = self._buf.shape[0] * 8
