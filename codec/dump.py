@@ -23,11 +23,11 @@ from .dtypes import storage_dtype
 from .errors import CodecError
 from .format import DEFAULT_LIMITS, GLOBAL_QP_SET_OFFSET, Limits, UnknownValue, read_index_payload, \
     read_network_header, read_trailer, read_unit_header
-from .format.constants import TRAILER_SIZE
+from .format.constants import STORAGE_DTYPE, TRAILER_SIZE
 from .kernels import Field
 from .modes import get_mode, mode_name
 from .quant import read_qp_set_data
-from .reader import Reader, iter_units
+from .reader import Reader, iter_units, memory_for
 
 __all__ = ["main", "summarize", "walk", "escape"]
 
@@ -164,7 +164,11 @@ def walk(buf, *, limits: Limits = DEFAULT_LIMITS) -> list[Field]:
                 if h.local_qp_set is not None:
                     read_qp_set_data(h.local_qp_set, path=f"{h.qp_path}.qp_set_data", base_offset=h.local_qp_set_offset,
                                      trace=trace)
-                get_mode(h.coding_mode).trace(h, payload, trace, global_qp=global_qp)
+                # walking a payload may decode it (flag strings, masks): bounded like a decode
+                nbytes = h.num_elements * (storage_dtype(h).itemsize if h.layer_dtype in STORAGE_DTYPE else 1)
+                limits.check("max_decoded_bytes", nbytes, path=f"{h.path}.layer_dim")
+                with memory_for(h, nbytes):
+                    get_mode(h.coding_mode).trace(h, payload, trace, global_qp=global_qp)
             except CodecError as exc:
                 trace.append(Field(path, unit.payload_offset * 8, 0, "error", str(exc)))
         position += h is not None

@@ -245,10 +245,10 @@ def read_levels_payload(r, rows: int, cols: int) -> LevelsPayload:
         if rows and int(row_class.max()) >= K:
             raise r.error(f"row class {int(row_class.max())} >= {K}", "lc_row_class")
     else:
-        row_class = np.zeros(rows, dtype=np.uint8)
+        row_class = np.zeros(rows if cols else 0, dtype=np.uint8)  # an empty layer may declare 2^40 rows
     n = rows * cols
     if n:
-        used = np.unique(row_class)
+        used = [0] if K == 1 else np.flatnonzero(np.bincount(row_class, minlength=K))
         empty = [int(k) for k in used if freqs[k].sum() == 0]
         if empty:
             raise r.error(f"row class {empty[0]} is used but its table is empty", "lc_row_class")

@@ -9,6 +9,7 @@ the index; at the end it checks the index against what it read.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import mmap
 import os
 from typing import Any, BinaryIO, Iterator
@@ -46,9 +47,32 @@ def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits,
     mode = get_mode(header.coding_mode, path=f"{header.path}.coding_mode")
     storage = storage_dtype(header)
     # levels come back as int64: bound by the larger of the two
-    limits.check("max_decoded_bytes", header.num_elements * max(storage.itemsize, 8 if levels else 0),
-                 path=f"{header.path}.layer_dim")
-    return mode.decode(header, payload, verify=verify, global_qp=global_qp, levels=levels, format=format)
+    nbytes = header.num_elements * max(storage.itemsize, 8 if levels else 0)
+    limits.check("max_decoded_bytes", nbytes, path=f"{header.path}.layer_dim")
+    with memory_for(header, nbytes):
+        return mode.decode(header, payload, verify=verify, global_qp=global_qp, levels=levels, format=format)
+
+
+#: Outputs above this size are reserved before decoding (below it the probe costs more than it saves).
+_PROBE_BYTES = 64 << 20
+
+
+@contextlib.contextmanager
+def memory_for(header: LayerHeader, nbytes: int):
+    """Decode a layer of ``nbytes`` output inside this: a MemoryError becomes a LimitError naming the
+    layer. The output's size is reserved (not touched) first, so a declared shape this machine
+    cannot hold fails at once, before a mode builds its working buffers."""
+    try:
+        if nbytes > _PROBE_BYTES:
+            try:  # an anonymous mapping: the kernel's own answer, no page touched
+                mmap.mmap(-1, nbytes).close()
+            except (OSError, OverflowError, ValueError):
+                raise MemoryError from None
+        yield
+    except MemoryError:
+        raise LimitError(f"not enough memory to decode {header.num_elements} elements ({nbytes} bytes and "
+                         "working buffers); lower Limits.max_decoded_bytes to refuse such layers up front",
+                         path=f"{header.path}.layer_dim") from None
 
 
 def _global_qp(network_header: NetworkHeader) -> QuantParams:
@@ -331,20 +355,19 @@ class _Stream:
         self.offset += n
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def readinto(self, view: memoryview, path: str) -> None:
-        filled = 0
-        while filled < len(view):
-            got = self._stream.readinto(view[filled:]) if hasattr(self._stream, "readinto") else None
-            if got is None:
-                data = self._stream.read(len(view) - filled)
-                got = len(data)
-                view[filled : filled + got] = data
-            if not got:
-                raise TruncatedError(f"stream ended: need {len(view)} bytes, got {filled}", path=path,
-                                     bit_offset=(self.offset + filled) * 8, bits_needed=len(view) * 8,
-                                     bits_available=filled * 8)
-            filled += got
-        self.offset += len(view)
+    def read_grown(self, n: int, path: str) -> bytearray:
+        """``n`` bytes in a buffer that grows as they arrive: a claimed size allocates nothing by
+        itself, so a hostile size costs only the bytes the stream really holds."""
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self._stream.read(min(n - len(buf), 1 << 24))
+            if not chunk:
+                raise TruncatedError(f"stream ended: need {n} bytes, got {len(buf)}", path=path,
+                                     bit_offset=(self.offset + len(buf)) * 8, bits_needed=n * 8,
+                                     bits_available=len(buf) * 8)
+            buf += chunk
+        self.offset += n
+        return buf
 
 
 class StreamReader:
@@ -397,8 +420,7 @@ class StreamReader:
             decoded += header.num_elements * storage.itemsize
             self.limits.check("max_decoded_bytes", decoded, path=f"layers[{position}].layer_dim")
             self.limits.check("max_decoded_bytes", header.payload_size, path=f"layers[{position}].unit_payload_size")
-            payload = bytearray(header.payload_size)
-            self._in.readinto(memoryview(payload), f"layers[{position}].unit_payload")
+            payload = self._in.read_grown(header.payload_size, f"layers[{position}].unit_payload")
             array = _decode_layer(header, payload, verify=self.verify_payloads, limits=self.limits,
                                   global_qp=self.global_qp)
             seen.append(IndexEntry(header.layer_name, unit_offset, header.unit_size))

@@ -114,6 +114,7 @@ def nibbles_to_mask(levels, Py_ssize_t rows, Py_ssize_t cols):
     """int32 levels (nibble - 8) of a bitmap mask -> (status, at, bool mask (rows, cols) | 0)."""
     cdef const int[::1] lv = np.ascontiguousarray(levels, dtype=np.int32).reshape(-1)
     cdef Py_ssize_t ncols = (cols + 3) // 4, r, j, k, c, n = lv.shape[0], i
+    cdef Py_ssize_t filled_rows = rows if ncols else 0  # no nibbles: however many rows, nothing to expand
     cdef int nib
     cdef int status = 0
     with nogil:
@@ -126,7 +127,7 @@ def nibbles_to_mask(levels, Py_ssize_t rows, Py_ssize_t cols):
     out = np.empty((rows, cols), dtype=np.uint8)
     cdef uint8_t[:, ::1] o = out
     with nogil:
-        for r in range(rows):
+        for r in range(filled_rows):
             for j in range(ncols):
                 nib = lv[r * ncols + j] + 8
                 for k in range(4):

@@ -31,6 +31,7 @@ enum {
     LC_ERR_BAD_STATE = -6,
     LC_ERR_ZERO_FREQ = -7,
     LC_ERR_OVERFLOW = -8,
+    LC_ERR_AFFINE_RANGE = -9,
 };
 
 /* Encode n symbols. freq/cum: LC_STATES-independent per-class tables of `alphabet` entries each.
@@ -85,7 +86,9 @@ static inline int lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t
     } else if (out_kind == LC_OUT_I32) {
         ((int32_t *)out_i64)[i] = (int32_t)level;
     } else if (out_kind == LC_OUT_AFFINE) {
-        out_f32[i] = (float)(level - z_r) * s_r;
+        int64_t d;
+        if (__builtin_sub_overflow(level, z_r, &d)) return LC_ERR_AFFINE_RANGE;
+        out_f32[i] = (float)d * s_r;
     } else {
         if (level < 0 || (uint64_t)level >= codebook_size) return LC_ERR_CODEBOOK;
         out_f32[i] = codebook[level];
@@ -108,6 +111,7 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
         st[j] = states_in[j];
         if (st[j] < LC_RANS_L) return LC_ERR_BAD_STATE;
     }
+    if (cols == 0) rows = 0; /* no elements: the rows hold nothing to decode, however many */
     size_t i = 0;
     for (size_t r = 0; r < rows; r++) {
         const uint32_t *tfc = fc + (size_t)row_class[r] * alphabet;

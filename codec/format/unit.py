@@ -245,7 +245,12 @@ def read_layer_header(r, limits: Limits, layer_position) -> LayerHeader:
                       cls=LimitError)
     shape = []
     for i in range(layer_rank):
-        shape.append(r.ue(0, f"layer_dim[{i}]"))
+        at = r.pos
+        dim = r.ue(0, f"layer_dim[{i}]")
+        if dim > limits.max_elements_per_layer:  # an empty tensor's other dimensions too
+            raise r.error(f"{dim} exceeds max_elements_per_layer={limits.max_elements_per_layer}", f"layer_dim[{i}]",
+                          at=at, cls=LimitError)
+        shape.append(dim)
     elements = math.prod(shape)
     if elements > limits.max_elements_per_layer:
         raise r.error(f"{elements} elements exceed max_elements_per_layer={limits.max_elements_per_layer}",

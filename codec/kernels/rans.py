@@ -34,6 +34,7 @@ LC_ERR_CODEBOOK = -5
 LC_ERR_BAD_STATE = -6
 LC_ERR_ZERO_FREQ = -7
 LC_ERR_OVERFLOW = -8
+LC_ERR_AFFINE_RANGE = -9
 
 #: status -> (error class, element, reason); ``at`` is relative to the start of lc_rans_words.
 ERRORS = {
@@ -45,6 +46,7 @@ ERRORS = {
     LC_ERR_BAD_STATE: (FormatError, "lc_rans_state[{}]", "rANS initial state below 2^16"),
     LC_ERR_ZERO_FREQ: (FormatError, "lc_rans_words", "symbol with zero frequency"),
     LC_ERR_OVERFLOW: (FormatError, "lc_rans_words", "rANS output buffer too small"),
+    LC_ERR_AFFINE_RANGE: (FormatError, "lc_rans_words", "a level minus its zero point does not fit int64"),
 }
 
 
@@ -63,6 +65,22 @@ def symbols(q, rows: int, cols: int):
         rid = np.repeat(np.arange(rows, dtype=np.int64), cols) * alphabet
         counts = np.bincount(rid + sym, minlength=rows * alphabet).reshape(rows, alphabet)
     return E, sym, counts
+
+
+def _emit_row(level: int, out_kind: int, out, i: int, count: int, r: int, scale, zero_point, codebook) -> int:
+    """Write ``count`` elements of value ``level`` from element i (row r) in the output's form."""
+    if out_kind in (LC_OUT_I64, LC_OUT_I32):
+        out[i:i + count] = level
+    elif out_kind == LC_OUT_AFFINE:
+        d = level - int(zero_point[r])
+        if not -(1 << 63) <= d < 1 << 63:
+            return LC_ERR_AFFINE_RANGE
+        out[i:i + count] = np.float32(np.int64(d)) * np.float32(scale[r])  # one rounding, as C's (float)d
+    else:
+        if not 0 <= level < len(codebook):
+            return LC_ERR_CODEBOOK
+        out[i:i + count] = codebook[level]
+    return LC_OK
 
 
 def build_tables(freqs) -> tuple[np.ndarray, np.ndarray]:
@@ -122,15 +140,24 @@ def decode(words, states, fc, sy, row_class, rows: int, cols: int, E: int, escap
             return LC_ERR_BAD_STATE, -4 * (LC_STATES - j), j
     fc = np.asarray(fc).tolist()
     sy = np.asarray(sy).tolist()
+    # a class whose table is one symbol of frequency 2^14 leaves the states as they are and reads no
+    # word: its rows are that symbol throughout (an all-zero layer decodes in one step per row)
+    single = [next((s for s, e in enumerate(t) if e & 0xFFFF == LC_PROB_SCALE), None) for t in fc]
     esc_sym = 2 * E + 1
     wp = ep = 0
     i = 0
     mask = LC_PROB_SCALE - 1
-    f32 = np.float32
-    for r in range(rows):
+    f32, i64 = np.float32, np.int64
+    for r in range(rows if cols else 0):
         cls = int(row_class[r])
         tfc = fc[cls]
         tsy = sy[cls]
+        if single[cls] is not None and single[cls] != esc_sym:
+            status = _emit_row(single[cls] - E, out_kind, out, i, cols, r, scale, zero_point, codebook)
+            if status:
+                return status, 0, 0
+            i += cols
+            continue
         for _ in range(cols):
             x = st[i % LC_STATES]
             slot = x & mask
@@ -153,7 +180,10 @@ def decode(words, states, fc, sy, row_class, rows: int, cols: int, E: int, escap
             if out_kind in (LC_OUT_I64, LC_OUT_I32):
                 out[i] = level
             elif out_kind == LC_OUT_AFFINE:
-                out[i] = f32(level - int(zero_point[r])) * f32(scale[r])
+                d = level - int(zero_point[r])
+                if not -(1 << 63) <= d < 1 << 63:
+                    return LC_ERR_AFFINE_RANGE, 0, 0
+                out[i] = f32(i64(d)) * f32(scale[r])  # one rounding of d, as C's (float)d
             else:
                 if not 0 <= level < len(codebook):
                     return LC_ERR_CODEBOOK, 0, 0
