@@ -340,6 +340,9 @@ def quantize(array, *, method: str = "uniform", bits: int | None = None, step: f
         raise EncodeError(f"qp_density must be in 0..{MAX_DENSITY}")
     if bits is not None and not 1 <= bits <= 16:
         raise EncodeError(f"bits must be in 1..16, got {bits}")
+    if granularity == "channel" and (w.ndim < 2 or w.size == 0):
+        # a vector's channels would be its elements (a step per element); an empty tensor has none
+        granularity = "tensor"
     if granularity == "channel" and not 0 <= axis < max(w.ndim, 1):
         raise EncodeError(f"axis {axis} does not exist in a tensor of rank {w.ndim}")
     if granularity == "channel" and axis > 7:
@@ -356,10 +359,6 @@ def quantize(array, *, method: str = "uniform", bits: int | None = None, step: f
         raise EncodeError("bits=1 leaves only level 0 with method='uniform'; use 'uniform_zp' or 'codebook'")
     if bits is None and step is None:
         bits = 8
-    if granularity == "channel" and (w.ndim == 0 or w.size == 0):
-        if w.ndim == 0:
-            raise EncodeError("per-channel quantization needs a tensor of rank >= 1")
-        granularity = "tensor"  # an empty tensor has no channel to give a step
     ch = _channel_view(w, granularity, axis)
     if method == "uniform":
         top = (1 << (bits - 1)) - 1 if bits else None
@@ -446,7 +445,8 @@ QUANT_PARAMS = (
           range=(1, 16)),
     Param("step", (float,), "step size (rounded to the qp grid of qp_density)", check=_positive_finite),
     Param("method", (str,), "quantizer", choices=METHODS),
-    Param("granularity", (str,), "one step (and zero point) per tensor or per channel", choices=GRANULARITIES),
+    Param("granularity", (str,), "one step (and zero point) per tensor, or per channel along axis (a tensor of "
+          "rank < 2 is quantized per tensor)", choices=GRANULARITIES),
     Param("axis", (int,), "channel axis of per-channel quantization", range=(0, 7)),
     Param("qp_density", (int,), "density d of the step grid: 2^d steps per octave", range=(0, MAX_DENSITY)),
 )

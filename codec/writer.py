@@ -34,7 +34,9 @@ from .format import (
     write_trailer,
     write_unit_header,
 )
-from .format.constants import MAX_RANK, PAYLOAD_ALIGNMENT, TRAILER_SIZE
+from .format import DEFAULT_LIMITS
+from .format.constants import MAX_RANK, PAYLOAD_ALIGNMENT, STORAGE_DTYPE, TRAILER_SIZE
+from .format.unit import MIN_UNIT_HEADER_SIZE
 from .modes import get_mode, registered_modes
 from .quant import global_quantization, write_qp_set_data
 
@@ -137,11 +139,32 @@ def _plan_layer(index: int, name: str, array, params: dict, global_qp):
     if layer_kind is None:
         layer_kind = guess_kind(name, array)
     coding = get_mode(mode)
+    _check_readable(index, name, array, dtype_code)
     plan = coding.plan(array, dtype_code, coding.validate(params), global_qp=global_qp)
     body = write_layer_header(layer_index=index, layer_name=name, layer_kind=layer_kind, layer_shape=array.shape,
                               layer_dtype=dtype_code, coding_mode=coding.mode_id, local_qp_set=plan.local_qp_set,
                               mode_params=plan.mode_params)
+    header_size = MIN_UNIT_HEADER_SIZE + len(body)
+    if header_size > DEFAULT_LIMITS.max_header_bytes:
+        raise EncodeError(f"its layer header would be {header_size} bytes (parameter blocks of {len(body)} bytes); "
+                          f"readers refuse more than max_header_bytes={DEFAULT_LIMITS.max_header_bytes} by default: "
+                          "use fewer channels or per-tensor parameters", path=f"layers[{index}] ({name!r})")
     return array, dtype_code, coding, plan, body
+
+
+def _check_readable(index: int, name: str, array: np.ndarray, dtype_code) -> None:
+    """The writer never writes a layer that a reader with the default Limits refuses."""
+    limits, where = DEFAULT_LIMITS, f"layers[{index}] ({name!r})"
+    if len(name.encode("utf-8", "surrogatepass")) > limits.max_name_bytes:
+        raise EncodeError(f"a name of more than max_name_bytes={limits.max_name_bytes} UTF-8 bytes is refused by "
+                          "readers by default", path=where)
+    if array.size > limits.max_elements_per_layer or any(d > limits.max_elements_per_layer for d in array.shape):
+        raise EncodeError(f"shape {array.shape} exceeds max_elements_per_layer={limits.max_elements_per_layer}, "
+                          "which readers apply by default", path=where)
+    nbytes = array.size * STORAGE_DTYPE[dtype_code].itemsize if dtype_code in STORAGE_DTYPE else 0
+    if nbytes > limits.max_decoded_bytes:
+        raise EncodeError(f"{nbytes} bytes exceed max_decoded_bytes={limits.max_decoded_bytes}, which readers apply "
+                          "by default", path=where)
 
 
 def _prepare_layer(index: int, name: str, array, params: dict, global_qp) -> _Prepared:
@@ -185,6 +208,14 @@ class Writer:
         # version_minor: the lowest that has every feature used (1.0 files stay 1.0)
         self._minor = 1 if self._global_qp_bytes else 0
         self._header = self._network_header(0)
+        too_long = next((k for k in self._metadata if len(k.encode("utf-8")) > DEFAULT_LIMITS.max_name_bytes), None)
+        if too_long is not None:
+            raise EncodeError(f"metadata key of more than max_name_bytes={DEFAULT_LIMITS.max_name_bytes} UTF-8 bytes "
+                              "is refused by readers by default", path=f"metadata[{too_long[:40]!r}...]")
+        if len(self._header) > DEFAULT_LIMITS.max_metadata_bytes:
+            raise EncodeError(f"a network header of {len(self._header)} bytes exceeds max_metadata_bytes="
+                              f"{DEFAULT_LIMITS.max_metadata_bytes}, which readers apply by default",
+                              path="network_header")
         self._entries: list[IndexEntry] = []
         self._names: set[str] = set()
         self._closed = False
@@ -255,7 +286,7 @@ class Writer:
             raise EncodeError(f"layer name must be a str, got {type(name).__name__}")
         if name in self._names:
             raise EncodeError(f"duplicate layer name {name!r}")
-        index = len(self._entries)
+        index = self._next_index(0)
         array, dtype_code, coding, plan, body = _plan_layer(
             index, name, array, {"mode": mode, "kind": kind, "dtype": dtype, **mode_params}, self._global_qp)
         unit_offset = self._pos
@@ -316,7 +347,7 @@ class Writer:
                     raise EncodeError(f"layer name must be a str, got {type(name).__name__}")
                 if name in self._names or any(p[0] == name for p in pending):
                     raise EncodeError(f"duplicate layer name {name!r}")
-                index = len(self._entries) + len(pending)
+                index = self._next_index(len(pending))
                 pending.append((name, pool.submit(_prepare_layer, index, name, array, params, self._global_qp)))
                 while len(pending) >= window:
                     self._commit(pending.popleft()[1].result(), progress)
@@ -327,6 +358,13 @@ class Writer:
                 future.cancel()
             if own:
                 pool.shutdown(wait=True)
+
+    def _next_index(self, pending: int) -> int:
+        index = len(self._entries) + pending
+        if index >= DEFAULT_LIMITS.max_layers:
+            raise EncodeError(f"more than max_layers={DEFAULT_LIMITS.max_layers} layers are refused by readers by "
+                              "default")
+        return index
 
     def _commit(self, prep: _Prepared, progress=None) -> None:
         unit_offset = self._pos

@@ -87,7 +87,7 @@ def test_failed_layer_leaves_writer_usable(monkeypatch):
     (lambda w: w.add_layer("a", np.ones(2), dtype="float8"), "dtype= only accepts 'bfloat16'"),
     (lambda w: w.add_layer("a", np.ones(2, np.float32), dtype="bfloat16"), "needs an array of 2-byte integers"),
     (lambda w: w.add_layer("\ud800", np.ones(2)), "lone surrogate"),
-    (lambda w: w.add_layer("x" * 70000, np.ones(2)), "exceeds 65535"),
+    (lambda w: w.add_layer("x" * 70000, np.ones(2)), "more than max_name_bytes=4096 UTF-8 bytes is refused by readers"),
     (lambda w: w.add_layer(3, np.ones(2)), "layer name must be a str"),
 ])
 def test_encode_errors(bad, match):
