@@ -25,6 +25,7 @@ from .errors import (
     ChecksumError,
     CodecError,
     EncodeError,
+    FileChangedError,
     FormatError,
     LimitError,
     TruncatedError,
@@ -65,4 +66,5 @@ __all__ = [
     "UnsupportedError",
     "LimitError",
     "EncodeError",
+    "FileChangedError",
 ]

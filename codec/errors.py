@@ -19,6 +19,7 @@ __all__ = [
     "UnsupportedError",
     "LimitError",
     "EncodeError",
+    "FileChangedError",
 ]
 
 
@@ -92,6 +93,10 @@ class UnsupportedError(CodecError):
 
 class LimitError(CodecError):
     """A size announced by the file (or given to the encoder) exceeds a configured :class:`codec.Limits`."""
+
+
+class FileChangedError(CodecError):
+    """The file an open :class:`codec.Reader` maps was truncated or rewritten since it was opened."""
 
 
 class EncodeError(CodecError):

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _backend
 from .dtypes import storage_dtype
-from .errors import ChecksumError, FormatError, LimitError, TruncatedError
+from .errors import ChecksumError, FileChangedError, FormatError, LimitError, TruncatedError
 from .format import (
     DEFAULT_LIMITS,
     GLOBAL_QP_SET_OFFSET,
@@ -34,7 +34,8 @@ from .format import (
     read_trailer,
     read_unit_header,
 )
-from .format.constants import INDEX_ENTRY_FIXED_SIZE, NETWORK_PREFIX_SIZE, TRAILER_SIZE, UNIT_PREFIX_SIZE, UnitType
+from .format.constants import INDEX_ENTRY_FIXED_SIZE, NETWORK_PREFIX_SIZE, TRAILER_SIZE, UNIT_PREFIX_SIZE, CodingMode, \
+    UnitType
 from .format.unit import MIN_UNIT_HEADER_SIZE
 from .modes import get_mode
 from .quant import QuantParams, read_qp_set_data
@@ -55,6 +56,12 @@ def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits,
 
 #: Outputs above this size are reserved before decoding (below it the probe costs more than it saves).
 _PROBE_BYTES = 64 << 20
+#: verify() reads payloads in chunks of this size.
+_VERIFY_CHUNK = 16 << 20
+
+
+def _identity(st) -> tuple:
+    return st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns
 
 
 @contextlib.contextmanager
@@ -95,6 +102,14 @@ class Reader:
     verify : bool
         Check each payload's CRC32C when it is decoded (default True). Headers, the index and the
         trailer are always checked.
+
+    A file that changes under an open reader: every call first checks that the file still has the
+    size, inode and modification time it had when it was mapped, and raises
+    :class:`~codec.FileChangedError` if not. Compressed payloads are read into buffers of their own.
+    One race remains: a raw layer is copied straight from the map, and a file truncated by another
+    process during that copy (after the check) kills the process with SIGBUS; so does using a
+    ``payload()`` view after such a truncation. Replace files by renaming a new one over them (as
+    codec's writer does), not by rewriting them in place, and this cannot happen.
     """
 
     def __init__(self, source, /, *, limits: Limits | None = None, verify: bool = True):
@@ -102,11 +117,15 @@ class Reader:
         self.verify_payloads = verify
         self._mmap = None
         self._file = None
+        self._closed = False
+        self.path = None
         if isinstance(source, (str, os.PathLike)):
+            self.path = os.fspath(source)
             self._file = builtins.open(source, "rb")
             try:
-                size = os.fstat(self._file.fileno()).st_size
-                if size == 0:
+                st = os.fstat(self._file.fileno())
+                self._identity = _identity(st)
+                if st.st_size == 0:
                     raise TruncatedError("file is empty", path="network_header", bit_offset=0)
                 self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             except BaseException:
@@ -214,8 +233,43 @@ class Reader:
         except KeyError:
             raise KeyError(name) from None
 
+    def _check_file(self) -> None:
+        """Before touching mapped pages: the reader is open and its file is as it was mapped. A file
+        truncated or rewritten under the map would otherwise kill the process (SIGBUS) when a page
+        beyond its new end is read."""
+        if self._closed:
+            raise ValueError("the reader is closed")
+        if self._file is not None and _identity(os.fstat(self._file.fileno())) != self._identity:
+            raise FileChangedError(f"{self.path!r} changed while it was open (size, inode or mtime differ from "
+                                   "when it was mapped); open it again")
+
+    def _payload(self, header: LayerHeader, *, mapped: bool):
+        """The payload of ``header``: a view of the map for raw layers (zero-copy; see the race in
+        :class:`Reader`), else the bytes read into a buffer of its own, so that decoding never
+        touches mapped pages a concurrent truncation could take away."""
+        self._check_file()
+        start, size = header.payload_offset, header.payload_size
+        if mapped or self._file is None:
+            return self._buf[start:start + size]
+        data = os.pread(self._file.fileno(), size, start)
+        if len(data) != size:
+            raise FileChangedError(f"{self.path!r} ends before the payload of {header.layer_name!r} "
+                                   "(truncated while open)")
+        return data
+
+    def _release(self, header: LayerHeader) -> None:
+        """Drop this layer's mapped pages from the process (they stay in the page cache): reading a
+        whole file keeps the resident memory at about one layer."""
+        if self._mmap is not None and hasattr(self._mmap, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            page = mmap.PAGESIZE
+            start = header.payload_offset - header.payload_offset % page
+            end = min(len(self._mmap), header.payload_offset + header.payload_size)
+            if end > start:
+                self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
+
     def header(self, name: str) -> LayerHeader:
         """Return the parsed header of layer ``name`` without decoding its payload."""
+        self._check_file()
         cached = self._headers.get(name)
         if cached is not None:
             return cached
@@ -249,23 +303,27 @@ class Reader:
         declares the options it offers (``Mode.has_levels``, ``Mode.formats``).
         """
         header = self.header(name)
-        payload = self._buf[header.payload_offset : header.payload_offset + header.payload_size]
-        return _decode_layer(header, payload, verify=self.verify_payloads if verify is None else verify,
-                             limits=self.limits, global_qp=self.global_qp, levels=levels, format=format)
+        payload = self._payload(header, mapped=header.coding_mode == CodingMode.RAW)
+        try:
+            return _decode_layer(header, payload, verify=self.verify_payloads if verify is None else verify,
+                                 limits=self.limits, global_qp=self.global_qp, levels=levels, format=format)
+        finally:
+            del payload
+            self._release(header)
 
     def payload(self, name: str) -> memoryview:
         """Return the payload bytes of layer ``name`` (a view into the file; valid until close)."""
-        header = self.header(name)
-        return self._buf[header.payload_offset : header.payload_offset + header.payload_size]
+        return self._payload(self.header(name), mapped=True)
 
     def verify(self) -> None:
-        """Check every unit, checksum and padding of the file in order; raise the first problem found."""
+        """Check every unit, checksum and padding of the file in order; raise the first problem found.
+        Payloads are read in chunks, so the resident memory stays small whatever the file's size."""
+        self._check_file()
         expected = [(e.unit_offset, name) for name, (_, e) in sorted(self._entries.items(), key=lambda kv: kv[1][0])]
         seen = []
         for unit in iter_units(self._buf, self.network_header, self.limits, end=self._index_offset):
             path = f"layers[{len(seen)}]" if unit.layer is not None else "unit"
-            payload = self._buf[unit.payload_offset : unit.payload_offset + unit.unit_payload_size]
-            actual = _backend.crc32c(payload)
+            actual = self._crc32c_of(unit.payload_offset, unit.unit_payload_size)
             if actual != unit.unit_payload_crc32c:
                 raise ChecksumError(f"payload crc32c mismatch: stored 0x{unit.unit_payload_crc32c:08x}, "
                                     f"computed 0x{actual:08x}", path=f"{path}.unit_payload",
@@ -276,9 +334,22 @@ class Reader:
             raise FormatError("the index does not list the layer units of the file", path="index",
                               bit_offset=self._index_offset * 8)
 
+    def _crc32c_of(self, start: int, size: int) -> int:
+        if self._file is None:
+            return _backend.crc32c(self._buf[start:start + size])
+        crc, done, fd = 0, 0, self._file.fileno()
+        while done < size:
+            chunk = os.pread(fd, min(size - done, _VERIFY_CHUNK), start + done)
+            if not chunk:
+                raise FileChangedError(f"{self.path!r} ends before offset {start + size} (truncated while open)")
+            crc = _backend.crc32c(chunk, crc)
+            done += len(chunk)
+        return crc
+
     # -- lifetime ----------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the memory map and the file."""
+        """Release the memory map and the file; later calls that read raise ValueError."""
+        self._closed = True
         self._buf = memoryview(b"")
         if self._mmap is not None:
             try:
