@@ -15,6 +15,7 @@ import numpy as np
 
 from . import __version__, dump
 from ._backend import BACKEND
+from .atomic import remove_temporary_files
 from .errors import CodecError, EncodeError
 
 EPILOG = """examples:
@@ -26,7 +27,8 @@ EPILOG = """examples:
   codec info model.nnc             one-line summary
   codec verify model.nnc           check all checksums; exit 0 if the file is intact
 
-exit status: 0 ok, 1 usage error or failed demo, 2 bad or unreadable file"""
+exit status: 0 ok, 1 usage error (bad arguments, an output that exists without -f, an output that is an
+input) or failed demo, 2 bad or unreadable file, 128+N killed by signal N (the output is left as it was)"""
 
 
 def _cmd_demo(args) -> int:
@@ -136,9 +138,33 @@ class _Progress:
             print(file=sys.stderr)
 
 
+class UsageError(Exception):
+    """A command line the CLI refuses before doing any work (exit status 1)."""
+
+
+def _check_output(output: str, inputs: list[str], force: bool) -> None:
+    """Refuse to write onto an input (same path or same file, through links too), into a
+    directory, into a folder that does not exist, or over an existing file without --force."""
+    if os.path.isdir(output):
+        raise UsageError(f"{output} is a directory: give the path of the file to write")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot write {output}: the folder {parent} does not exist")
+    for path in inputs:
+        same = os.path.abspath(path) == os.path.abspath(output)
+        if not same and os.path.exists(output) and os.path.exists(path):
+            same = os.path.samefile(path, output)
+        if same:
+            raise UsageError(f"refusing to write onto the input {path}: choose another output")
+    if os.path.lexists(output) and not force:
+        raise UsageError(f"{output} exists: use -f/--force to replace it")
+
+
 def _cmd_encode(args) -> int:
     from . import formats, policy as policies
     from .writer import Writer, guess_kind
+
+    _check_output(args.output, [args.input] + ([args.policy] if args.policy else []), args.force)
 
     policy = policies.load_policy(args.policy) if args.policy else policies.DEFAULT_POLICY
     tensors = formats.read_tensors(args.input)
@@ -189,6 +215,8 @@ def _cmd_decode(args) -> int:
     from . import formats
     from .api import _read_all
     from .reader import Reader
+
+    _check_output(args.output, [args.input], args.force)
 
     if formats._format_of(args.output) == ".onnx":  # fail before decoding anything
         raise EncodeError("cannot write .onnx files: decode to .safetensors, .npz or .pt")
@@ -276,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="bitstream to write (atomically)")
     p.add_argument("--policy", help="policy file (.toml or .json)")
     p.add_argument("--workers", type=int, default=1, help="encode layers on this many threads (same bytes)")
+    p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never an input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_encode)
 
@@ -287,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True, help=".safetensors, .npz or .pt file to write (atomically)")
     p.add_argument("--workers", type=int, default=1, help="decode layers on this many threads")
+    p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never the input)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_decode)
 
@@ -300,16 +330,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM or SIGHUP, so that the writer removes its temporary
+    file on the way out (as it does for KeyboardInterrupt)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import signal
+
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, _on_signal)
     try:
         return args.func(args)
+    except UsageError as exc:
+        print(f"codec {args.command}: error: {dump.escape(str(exc))}", file=sys.stderr)
+        return 1
     except (CodecError, OSError) as exc:
         print(f"codec {args.command}: error: {dump.escape(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        remove_temporary_files()
         print(f"codec {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        remove_temporary_files()
+        print(f"codec {args.command}: terminated by signal {exc.signum}", file=sys.stderr)
+        return 128 + exc.signum
 
 
 if __name__ == "__main__":  # pragma: no cover

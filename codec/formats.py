@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from .atomic import AtomicFile
 from .errors import EncodeError, FormatError
 
 __all__ = ["read_tensors", "write_tensors", "FORMATS"]
@@ -183,20 +183,13 @@ def read_tensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
 # writers (atomic: temporary file in the target directory, renamed on success)
 # ---------------------------------------------------------------------------------------------
 def _atomic(path, write):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    out = AtomicFile(path, mode="wb")
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write(out.file)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        out.abort()
         raise
+    out.commit()
 
 
 def _le_bytes(array: np.ndarray) -> bytes:

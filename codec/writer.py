@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import _backend
+from .atomic import AtomicFile
 from .dtypes import dtype_code_of
 from .errors import EncodeError
 from .format import (
@@ -219,14 +219,10 @@ class Writer:
         self._entries: list[IndexEntry] = []
         self._names: set[str] = set()
         self._closed = False
-        self._tmp_path = None
-        self._path = None
+        self._atomic = None
         if isinstance(target, (str, os.PathLike)):
-            self._path = os.fspath(target)
-            directory = os.path.dirname(os.path.abspath(self._path))
-            fd, self._tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(self._path)}.",
-                                                  suffix=".tmp")
-            self._file = os.fdopen(fd, "w+b")
+            self._atomic = AtomicFile(target)
+            self._file = self._atomic.file
             self._origin = 0
         else:
             self._file = target
@@ -255,7 +251,7 @@ class Writer:
             self.abort()
 
     def __del__(self):
-        if not getattr(self, "_closed", True) and getattr(self, "_tmp_path", None):
+        if not getattr(self, "_closed", True) and getattr(self, "_atomic", None):
             try:
                 self.abort()
             except Exception:  # pragma: no cover - interpreter shutdown
@@ -413,12 +409,9 @@ class Writer:
             self._seek(0)
             self._file.write(self._network_header(len(self._entries)))
             self._seek(end)
-            if self._tmp_path is not None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
-                os.replace(self._tmp_path, self._path)
-                self._tmp_path = None
+            if self._atomic is not None:
+                self._atomic.commit()
+                self._atomic = None
         except BaseException:
             self.abort()
             raise
@@ -427,15 +420,9 @@ class Writer:
     def abort(self) -> None:
         """Stop writing and remove the temporary file; the target path is left as it was."""
         self._closed = True
-        if self._tmp_path is not None:
-            try:
-                self._file.close()
-            finally:
-                try:
-                    os.unlink(self._tmp_path)
-                except FileNotFoundError:
-                    pass
-                self._tmp_path = None
+        if self._atomic is not None:
+            self._atomic.abort()
+            self._atomic = None
 
     @property
     def layer_count(self) -> int:
