@@ -164,10 +164,9 @@ def _cmd_encode(args) -> int:
     from . import formats, policy as policies
     from .writer import Writer, guess_kind
 
-    _check_output(args.output, [args.input] + ([args.policy] if args.policy else []), args.force)
-
     policy = policies.load_policy(args.policy) if args.policy else policies.DEFAULT_POLICY
-    tensors = formats.read_tensors(args.input)
+    tensors = formats.read_tensors(args.input)  # a missing or unknown input is reported first
+    _check_output(args.output, [args.input] + ([args.policy] if args.policy else []), args.force)
     total = None
     if args.input.endswith(".safetensors"):
         import json
@@ -216,11 +215,10 @@ def _cmd_decode(args) -> int:
     from .api import _read_all
     from .reader import Reader
 
-    _check_output(args.output, [args.input], args.force)
-
     if formats._format_of(args.output) == ".onnx":  # fail before decoding anything
         raise EncodeError("cannot write .onnx files: decode to .safetensors, .npz or .pt")
     with Reader(args.input) as r:
+        _check_output(args.output, [args.input], args.force)
         progress = _Progress(len(r), "decoding", args.quiet)
         try:
             arrays = _read_all(r, args.workers, progress=progress)
