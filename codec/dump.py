@@ -73,9 +73,10 @@ def _coding_summary(reader: Reader, h) -> tuple[dict[str, Any] | None, str]:
     """The layer's mode's summary (JSON) and its short text; errors become {"error": message}."""
     try:
         mode = get_mode(h.coding_mode)
+        mode.check_header(h)
         summary = mode.summarize(h, reader.payload(h.layer_name), global_qp=reader.global_qp)
         return summary, ("-" if summary is None else mode.summary_text(summary))
-    except (CodecError, ValueError) as exc:
+    except CodecError as exc:
         return {"error": str(exc)}, "invalid"
 
 
@@ -167,8 +168,10 @@ def walk(buf, *, limits: Limits = DEFAULT_LIMITS) -> list[Field]:
                 # walking a payload may decode it (flag strings, masks): bounded like a decode
                 nbytes = h.num_elements * (storage_dtype(h).itemsize if h.layer_dtype in STORAGE_DTYPE else 1)
                 limits.check("max_decoded_bytes", nbytes, path=f"{h.path}.layer_dim")
+                mode = get_mode(h.coding_mode)
+                mode.check_header(h)  # the dtype rule every decode checks first
                 with memory_for(h, nbytes):
-                    get_mode(h.coding_mode).trace(h, payload, trace, global_qp=global_qp)
+                    mode.trace(h, payload, trace, global_qp=global_qp)
             except CodecError as exc:
                 trace.append(Field(path, unit.payload_offset * 8, 0, "error", str(exc)))
         position += h is not None

@@ -22,6 +22,10 @@ FILES = sorted(glob.glob(os.path.join(HERE, "*.nnc")))
 #: The outcome of codec.decode with max_decoded_bytes = 1 GiB (deterministic on any machine; with the
 #: default limits some of these become a LimitError of the machine's memory instead).
 EXPECTED = {
+    'dump-floatplanes-integer-dtype-keyerror':
+        ('FormatError', 'layers[4].layer_dtype: mode floatplanes cannot hold dtype uint32'),
+    'dump-sparse-values-dtype-keyerror':
+        ('FormatError', 'layers[0].layer_dtype: mode floatplanes cannot hold dtype int64'),
     'empty-bigdim0-rows-hang':
         'ok',
     'exception-BufferError-codec-dump-py-344-run':

@@ -199,6 +199,7 @@ class SparseMode(Mode):
             mode_params_offset=sp.values_params_offset,
             paths=(f"{header.payload_path}.sp_values_params", f"{header.payload_path}.qp_set",
                    f"{header.payload_path}.sp_values_payload"))
+        coding.check_header(values_header)
         return sp, coding, values_header
 
     def _mask(self, header, sp, trace=None):
