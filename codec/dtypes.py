@@ -12,7 +12,7 @@ from .errors import EncodeError, FormatError, LimitError, UnsupportedError
 from .format.constants import DTYPE_NAMES, STORAGE_DTYPE, UNSUPPORTED_DTYPES, DType
 
 __all__ = ["FLOAT_DTYPES", "INTEGER_DTYPES", "CHUNK_BYTES", "dtype_code_of", "storage_dtype", "bfloat16_dtype",
-           "user_array", "iter_le_chunks", "allocate", "float_output", "as_float"]
+           "user_array", "iter_le_chunks", "allocate", "float_output", "as_float", "is_bf16_bits"]
 
 INTEGER_DTYPES = frozenset({DType.INT8, DType.INT16, DType.INT32, DType.INT64, DType.UINT8, DType.UINT16,
                             DType.UINT32, DType.UINT64, DType.BOOL})
@@ -66,6 +66,11 @@ def bfloat16_dtype():
     except ImportError:
         return None
     return np.dtype(ml_dtypes.bfloat16)
+
+
+def is_bf16_bits(array: np.ndarray, dtype: DType) -> bool:
+    """Whether a bfloat16 layer's array holds the raw bits as 16-bit integers."""
+    return dtype == DType.BFLOAT16 and np.asarray(array).dtype.kind in "ui"
 
 
 def as_float(array: np.ndarray, dtype: DType) -> np.ndarray:

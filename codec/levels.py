@@ -15,6 +15,7 @@ are the kernel pair ``codec.kernels.rans`` / ``codec._fast.rans``.
 
 from __future__ import annotations
 
+import io
 import math
 from typing import NamedTuple
 
@@ -24,9 +25,18 @@ from . import _backend
 from .errors import EncodeError, FormatError, TruncatedError
 from .kernels import raise_status
 from .kernels import rans as rans_reference
-from .kernels.rans import LC_OUT_AFFINE, LC_OUT_CODEBOOK, LC_OUT_I32, LC_OUT_I64, LC_PROB_BITS, LC_PROB_SCALE, LC_STATES
+from .kernels.rans import (
+    LC_OUT_AFFINE,
+    LC_OUT_CODEBOOK,
+    LC_OUT_I32,
+    LC_OUT_I64,
+    LC_PROB_BITS,
+    LC_PROB_SCALE,
+    LC_STATES,
+)
+from .spool import Spool
 
-__all__ = ["encode_levels", "decode_levels", "read_levels_payload", "level_grid", "order0_entropy_bits",
+__all__ = ["encode_levels", "write_levels", "code_levels", "LevelSource", "ArrayLevels", "decode_levels", "read_levels_payload", "level_grid", "order0_entropy_bits",
            "LC_MAX_ESCAPE_LIMIT", "LC_MAX_CLASSES", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "LC_OUT_I64", "LC_OUT_AFFINE",
            "LC_OUT_CODEBOOK", "LC_OUT_I32"]
 
@@ -146,22 +156,89 @@ def _coding_bits(counts: np.ndarray, freqs: list[int]) -> float:
 # ---------------------------------------------------------------------------------------------
 # encoder
 # ---------------------------------------------------------------------------------------------
-def _plan_classes(row_counts: np.ndarray, E: int, max_classes: int):
-    """Choose the number of row classes and each row's class; return (K, row_class, codes, bits)."""
-    rows, alphabet = row_counts.shape
-    magnitude = np.abs(np.arange(alphabet) - E)
-    magnitude[-1] = E + 1
-    scale = (row_counts * magnitude).sum(axis=1) / np.maximum(row_counts.sum(axis=1), 1)
-    order = np.argsort(scale, kind="stable")
+#: Elements per piece: the encoder's working memory is a few bytes per element of one piece.
+PIECE_ELEMENTS = 1 << 18
+#: Row groups of the class planner: each K in 1, 2, 4, 8, 16 merges whole groups.
+_GROUPS = 16
+
+
+class LevelSource:
+    """The integer levels of a (rows x cols) level grid, made in *pieces*: consecutive element
+    ranges in C order. The encoder asks for each piece up to three times (statistics, counts,
+    coding), so a layer is coded in memory proportional to one piece, not to the layer; a source
+    may compute its levels on demand (quantization) instead of holding them."""
+
+    def __init__(self, rows: int, cols: int):
+        self.rows, self.cols = rows, cols
+
+    def pieces(self) -> list[tuple[int, int]]:
+        """(start, stop) element ranges covering 0..rows*cols in order (default: PIECE_ELEMENTS)."""
+        n = self.rows * self.cols
+        return [(a, min(n, a + PIECE_ELEMENTS)) for a in range(0, n, PIECE_ELEMENTS)]
+
+    def levels(self, start: int, stop: int) -> np.ndarray:
+        """The levels of elements start..stop-1 (any integer dtype)."""
+        raise NotImplementedError
+
+
+class ArrayLevels(LevelSource):
+    """Levels held in an array (any shape of rows * cols elements)."""
+
+    def __init__(self, levels, rows: int, cols: int):
+        super().__init__(rows, cols)
+        self.q = np.asarray(levels).reshape(-1)
+        if self.q.size != rows * cols:
+            raise EncodeError(f"{self.q.size} levels do not fill {rows} x {cols}")
+
+    def levels(self, start: int, stop: int) -> np.ndarray:
+        return self.q[start:stop]
+
+
+def _as_levels(q: np.ndarray) -> np.ndarray:
+    """A piece's levels in a signed type that holds +-128 (for the clipping below)."""
+    if q.dtype in (np.int16, np.int32, np.int64):
+        return q
+    if q.dtype == np.int8:
+        return q.astype(np.int16)
+    if q.dtype.kind == "u" and q.size and int(q.max()) >= 1 << 63:
+        raise EncodeError("levels must fit int64")
+    if q.dtype.kind not in "uib":
+        raise EncodeError(f"levels must be integers, got {q.dtype}")
+    return q.astype(np.int64)
+
+
+def _symbols(q: np.ndarray, E: int) -> np.ndarray:
+    """Each level's symbol: level + E, or the escape symbol 2E + 1 (spec 7.1)."""
+    s = np.clip(q, -(E + 1), E + 1) + E
+    s[s < 0] = 2 * E + 1
+    return s.astype(np.uint8)
+
+
+def _row_spans(start: int, stop: int, cols: int) -> tuple[int, np.ndarray]:
+    """The first row a piece touches and how many of its elements lie in each row it touches."""
+    r0, r1 = start // cols, (stop - 1) // cols
+    edges = np.arange(r0, r1 + 2, dtype=np.int64) * cols
+    edges[0], edges[-1] = start, stop
+    return r0, np.diff(edges)
+
+
+def _plan_classes(group: np.ndarray, hist: np.ndarray, E: int, max_classes: int):
+    """Choose the number of row classes and each row's class (spec 7.1: rows sorted by the mean
+    magnitude of their levels, cut into K equal parts); return (K, row_class, codes, bits).
+
+    ``group`` is each row's part for K = 16 and ``hist`` each part's symbol counts: the parts of
+    K = 1, 2, 4 and 8 are unions of those (floor(p * K / rows) = floor(p * 16 / rows) // (16 / K)).
+    """
+    rows = group.size
     best = None
     k = 1
     while k <= min(max_classes, max(1, rows)):
-        row_class = np.empty(rows, dtype=np.uint8)
-        row_class[order] = (np.arange(rows) * k // max(rows, 1)).astype(np.uint8)
+        merge = _GROUPS // k
+        row_class = (group // merge).astype(np.uint8)
         bits = rows * (k - 1).bit_length()
         all_codes = []
         for c in range(k):
-            counts = row_counts[row_class == c].sum(axis=0)
+            counts = hist[c * merge:(c + 1) * merge].sum(axis=0)
             codes = codes_from_counts(counts)
             bits += _table_bits(codes) + _coding_bits(counts, freqs_from_codes(codes))
             all_codes.append(codes)
@@ -171,30 +248,94 @@ def _plan_classes(row_counts: np.ndarray, E: int, max_classes: int):
     return best[1], best[2], best[3], best[0]
 
 
-def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int = LC_MAX_CLASSES) -> bytes:
-    """Return ``levels_payload()`` for integer levels (any int dtype, rows * cols elements)."""
-    q = np.asarray(levels).reshape(-1)
-    if q.size != rows * cols:
-        raise EncodeError(f"{q.size} levels do not fill {rows} x {cols}")
-    if q.dtype.kind == "u" and q.size and int(q.max()) >= 1 << 63:
-        raise EncodeError("levels must fit int64")
-    if q.dtype not in (np.int8, np.int16, np.int32, np.int64):  # small signed types are read as they are
-        q = q.astype(np.int64)
-    n = q.size
-    E, sym, row_counts = _backend.rans.symbols(q, rows, cols)
+class LevelsPayloadParts(NamedTuple):
+    """A coded ``levels_payload()`` waiting to be written: its size is known before its bytes."""
+
+    head: bytes  # up to and including lc_rans_state
+    words: Spool  # lc_rans_words, last piece first
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + self.words.size
+
+    def write_to(self, sink) -> None:
+        sink.write(self.head)
+        self.words.write_to(sink, reverse=True)
+
+
+def write_levels(source: LevelSource, sink, *, max_classes: int = LC_MAX_CLASSES) -> int:
+    """Write ``levels_payload()`` of the source's levels to ``sink`` (anything with ``write``);
+    return its size."""
+    parts = code_levels(source, max_classes=max_classes)
+    parts.write_to(sink)
+    return parts.size
+
+
+def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES) -> LevelsPayloadParts:
+    """Code the source's levels. Three passes over the pieces: escape limit, row magnitudes and
+    escapes; the symbol counts of the row groups; then rANS coding, last piece first."""
+    rows, cols = source.rows, source.cols
+    n = rows * cols
+    pieces = source.pieces() if n else []
+    if pieces and ([a for a, _ in pieces] != [0] + [b for _, b in pieces[:-1]] or pieces[-1][1] != n
+                   or any(b <= a for a, b in pieces)):
+        raise EncodeError("the pieces of a level source must cover its elements in order")
+    one = {}
+
+    def piece(k):
+        if len(pieces) == 1:  # a small layer: made once
+            if not one:
+                one[0] = _as_levels(np.asarray(source.levels(*pieces[0])).reshape(-1))
+            return one[0]
+        return _as_levels(np.asarray(source.levels(*pieces[k])).reshape(-1))
+
+    # pass 1: the escape limit, each row's magnitude (min(|level|, E + 1), E + 1 <= 128) and the escapes
+    top = 0
+    magnitude = np.zeros(rows, dtype=np.int64)
+    escapes = []
+    for k, (a, b) in enumerate(pieces):
+        q = piece(k)
+        if q.size != b - a:
+            raise EncodeError(f"a level source gave {q.size} levels for elements {a}..{b - 1}")
+        hi, lo = int(q.max()), int(q.min())
+        top = max(top, hi, -lo)
+        r0, span = _row_spans(a, b, cols)
+        starts = np.concatenate(([0], np.cumsum(span)[:-1]))
+        magnitude[r0:r0 + span.size] += np.add.reduceat(np.abs(np.clip(q, -128, 128)), starts, dtype=np.int64)
+        if hi > LC_MAX_ESCAPE_LIMIT or lo < -LC_MAX_ESCAPE_LIMIT:
+            escapes.append(q[(q > LC_MAX_ESCAPE_LIMIT) | (q < -LC_MAX_ESCAPE_LIMIT)].astype(np.int64))
+    E = min(LC_MAX_ESCAPE_LIMIT, top)
     alphabet = 2 * E + 2
     if n:
-        K, row_class, all_codes, est_bits = _plan_classes(row_counts, E, max_classes)
+        # pass 2: symbol counts of the 16 row groups (rows in order of mean magnitude)
+        order = np.argsort(magnitude / cols, kind="stable")
+        group = np.empty(rows, dtype=np.uint8)
+        group[order] = (np.arange(rows, dtype=np.int64) * _GROUPS // rows).astype(np.uint8)
+        hist = np.zeros((_GROUPS, alphabet), dtype=np.int64)
+        for k, (a, b) in enumerate(pieces):
+            s = _symbols(piece(k), E)
+            r0, span = _row_spans(a, b, cols)
+            if span.size == 1:
+                hist[group[r0]] += np.bincount(s, minlength=alphabet)
+            else:
+                g = np.repeat(group[r0:r0 + span.size].astype(np.int32), span)
+                hist += np.bincount(g * alphabet + s, minlength=_GROUPS * alphabet).reshape(_GROUPS, alphabet)
+        K, row_class, all_codes, _ = _plan_classes(group, hist, E, max_classes)
     else:
-        K, row_class, all_codes, est_bits = 1, np.zeros(rows, np.uint8), [[0] * alphabet], 0
+        K, row_class, all_codes = 1, np.zeros(rows, np.uint8), [[0] * alphabet]
     freq = np.array([freqs_from_codes(c) for c in all_codes], dtype=np.uint32).reshape(K, alphabet)
     cum = np.zeros_like(freq)
     cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
-    # buffer for the words sized from the planned cost (+2%); the kernel retries if it overflows
-    capacity = int(est_bits / 16 * 1.02) + 64
-    status, states, words = _backend.rans.encode(sym, row_class, cols, freq, cum, capacity)
-    if status:
-        raise EncodeError(f"rANS encoder failed: {rans_reference.ERRORS[status][2]}")
+    # pass 3: rANS runs backwards: the last piece first, each piece starting from the states the
+    # next one left
+    states = [rans_reference.LC_RANS_L] * LC_STATES
+    spool = Spool()
+    for k in range(len(pieces) - 1, -1, -1):
+        status, states, words = _backend.rans.encode(_symbols(piece(k), E), row_class, cols, freq, cum, -1, states,
+                                                     pieces[k][0])
+        if status:
+            raise EncodeError(f"rANS encoder failed: {rans_reference.ERRORS[status][2]}")
+        spool.add(words)
     w = _backend.BitWriter()
     w.ue(0, E)
     w.u(4, K - 1)
@@ -202,17 +343,22 @@ def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int 
         write_table(w, codes)
     if K > 1:
         w.u_array((K - 1).bit_length(), row_class)
-    # the histogram says whether there is any escape: skip the layer-sized comparison if not
-    escapes = q[sym == 2 * E + 1].astype(np.int64) if n and row_counts[:, -1].any() else np.zeros(0, np.int64)
-    w.ue(0, escapes.size)
-    for v in escapes.tolist():
+    count = sum(e.size for e in escapes)
+    w.ue(0, count)
+    for v in (v for e in escapes for v in e.tolist()):
         w.u(1, 1 if v < 0 else 0)
         w.ue(0, abs(v) - E - 1)
     w.byte_alignment()
-    for s in states:
-        w.u32le(s)
-    w.b(words)
-    return w.getvalue()
+    for st in states:
+        w.u32le(st)
+    return LevelsPayloadParts(w.getvalue(), spool)
+
+
+def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int = LC_MAX_CLASSES) -> bytes:
+    """Return ``levels_payload()`` for integer levels (any int dtype, rows * cols elements)."""
+    out = io.BytesIO()
+    write_levels(ArrayLevels(levels, rows, cols), out, max_classes=max_classes)
+    return out.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,10 +22,11 @@ import numpy as np
 
 from . import _backend
 from .errors import EncodeError, FormatError
+from .levels import PIECE_ELEMENTS, ArrayLevels, LevelSource, level_grid
 from .params import Param
 
 __all__ = ["QuantParams", "Effective", "METHODS", "step_of_qp", "qp_for_step", "write_qp_set_data",
-           "read_qp_set_data", "resolve", "quantize", "dequantize"]
+           "read_qp_set_data", "resolve", "quantize", "quantize_source", "UniformLevels", "dequantize"]
 
 class QpMethod(enum.IntEnum):
     """``qp_method`` (spec 8.1); 3 is reserved."""
@@ -314,24 +315,96 @@ def _lloyd(values: np.ndarray, k: int, iterations: int = 40) -> np.ndarray:
     return np.unique(centers.astype(np.float32))
 
 
-def quantize(array, *, method: str = "uniform", bits: int | None = None, step: float | None = None,
-             granularity: str = "tensor", axis: int = 0, qp_density: int = DEFAULT_DENSITY,
-             rdo_lambda: float | None = None) -> tuple[np.ndarray, QuantParams]:
-    """Quantize a float array; return (int64 levels of the same shape, complete local QuantParams).
+def _box_pieces(outer: int, channels: int, inner: int, budget: int) -> list[tuple[int, int, int, int, int]]:
+    """Cut a tensor seen as (outer, channels, inner) into consecutive element ranges that are boxes
+    of at most ``budget`` elements: (start, o, c0, c, i) for flat[start:start + o*c*i] viewed as
+    (o, c, i) with channels c0..c0+c-1."""
+    block = channels * inner
+    out = []
+    if outer * block == 0:
+        return out
+    if block <= budget:
+        per = max(1, budget // max(block, 1))
+        for o0 in range(0, outer, per):
+            out.append((o0 * block, min(per, outer - o0), 0, channels, inner))
+    elif inner <= budget:
+        per = budget // inner
+        for o0 in range(outer):
+            for c0 in range(0, channels, per):
+                out.append((o0 * block + c0 * inner, 1, c0, min(per, channels - c0), inner))
+    else:
+        for o0 in range(outer):
+            for c0 in range(channels):
+                for i0 in range(0, inner, budget):
+                    out.append((o0 * block + c0 * inner + i0, 1, c0, 1, min(budget, inner - i0)))
+    return out
+
+
+class UniformLevels(LevelSource):
+    """The levels of a uniform (or uniform_zp) quantizer, computed piece by piece from the float
+    tensor when the level coder asks (no layer-sized level or float64 copy).
+
+    Each level is ``clip(rint(float64(x) / step) + zero_point, lo, hi)`` with the step and zero
+    point of the element's channel."""
+
+    def __init__(self, w: np.ndarray, layout: tuple[int, int, int], boxes, steps: np.ndarray, zps: np.ndarray,
+                 lo, hi, to_float):
+        rows, cols = level_grid(w.shape)
+        super().__init__(rows, cols)
+        self.flat, self.layout, self.boxes = w.reshape(-1), layout, boxes
+        self.steps, self.zps, self.lo, self.hi, self.to_float = steps, zps, lo, hi, to_float
+
+    def pieces(self) -> list[tuple[int, int]]:
+        return [(a, a + o * c * i) for a, o, c, i in ((b[0], b[1], b[3], b[4]) for b in self.boxes)]
+
+    def box(self, k: int):
+        a, o, c0, c, i = self.boxes[k]
+        x = self.to_float(self.flat[a:a + o * c * i]).astype(np.float64).reshape(o, c, i)
+        return x, slice(c0, c0 + c)
+
+    def levels(self, start: int, stop: int) -> np.ndarray:
+        k = self._index.get(start) if hasattr(self, "_index") else None
+        if k is None:
+            self._index = {b[0]: j for j, b in enumerate(self.boxes)}
+            k = self._index[start]
+        x, chans = self.box(k)
+        np.divide(x, self.steps[chans].reshape(1, -1, 1), out=x)
+        np.rint(x, out=x)
+        q = x.astype(np.int64)
+        del x
+        q += self.zps[chans].reshape(1, -1, 1)
+        if self.lo is not None:
+            np.clip(q, self.lo, self.hi, out=q)
+        return q.reshape(-1)
+
+
+def _to_float(w: np.ndarray, bf16_bits: bool):
+    """The conversion of a piece to a numpy float type (bfloat16 as float32)."""
+    if bf16_bits:
+        return lambda p: (p.astype(np.uint32) << 16).view(np.float32)
+    if w.dtype.name == "bfloat16":
+        return lambda p: p.astype(np.float32)
+    if w.dtype.kind != "f":
+        raise EncodeError(f"quantization needs a float array, got {w.dtype}")
+    return lambda p: p
+
+
+def quantize_source(array, *, method: str = "uniform", bits: int | None = None, step: float | None = None,
+                    granularity: str = "tensor", axis: int = 0, qp_density: int = DEFAULT_DENSITY,
+                    rdo_lambda: float | None = None, bf16_bits: bool = False,
+                    piece_elements: int | None = None) -> tuple[LevelSource, QuantParams]:
+    """Plan the quantization of a float array; return (its levels as a LevelSource, the complete
+    local QuantParams). Uniform quantizers read the array in pieces (bounded memory); codebook and
+    rate-distortion rounding need the whole layer and hold its levels.
 
     ``bits`` bounds the levels (uniform: |level| <= 2^(bits-1) - 1; uniform_zp: 0..2^bits - 1;
     codebook: 2^bits entries). ``step`` fixes the step size (rounded to the qp grid); otherwise it
     is the smallest grid step that covers the range in ``bits``. ``rdo_lambda`` > 0 chooses, per
     weight, between the two nearest levels by squared error / step^2 + lambda * estimated bits.
+    ``bf16_bits``: the array holds bfloat16 bit patterns as 16-bit integers.
     """
     w = np.asarray(array)
-    if w.dtype.name == "bfloat16":
-        w = w.astype(np.float32)
-    if w.dtype.kind != "f":
-        raise EncodeError(f"quantization needs a float array, got {w.dtype}")
-    w = w.astype(np.float64)
-    if not np.isfinite(w).all():
-        raise EncodeError("cannot quantize NaN or infinite values")
+    to_float = _to_float(w, bf16_bits)
     if method not in METHODS:
         raise EncodeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if granularity not in GRANULARITIES:
@@ -347,6 +420,95 @@ def quantize(array, *, method: str = "uniform", bits: int | None = None, step: f
         raise EncodeError(f"axis {axis} does not exist in a tensor of rank {w.ndim}")
     if granularity == "channel" and axis > 7:
         raise EncodeError("the channel axis must be < 8")
+    if method == "uniform" and bits == 1:
+        raise EncodeError("bits=1 leaves only level 0 with method='uniform'; use 'uniform_zp' or 'codebook'")
+    if method == "codebook" or rdo_lambda:
+        levels, params = _quantize_whole(to_float(w), method=method, bits=bits, step=step, granularity=granularity,
+                                         axis=axis, qp_density=qp_density, rdo_lambda=rdo_lambda)
+        return ArrayLevels(levels, *level_grid(w.shape)), params
+    if bits is None and step is None:
+        bits = 8
+    if method == "uniform_zp" and bits is None:
+        raise EncodeError("uniform_zp needs bits=")
+    if granularity == "channel":
+        layout = (math.prod(w.shape[:axis]), w.shape[axis], math.prod(w.shape[axis + 1:]))
+    else:
+        layout = (1, 1, w.size)
+    boxes = _box_pieces(*layout, piece_elements or PIECE_ELEMENTS)
+    flat = w.reshape(-1)
+    channels = layout[1]
+    # the statistics of each channel, piece by piece (max and min are exact in the input's type)
+    lo_ch = np.full(channels, np.inf)
+    hi_ch = np.full(channels, -np.inf)
+    for a, o, c0, c, i in boxes:
+        x = to_float(flat[a:a + o * c * i]).reshape(o, c, i)
+        if not np.isfinite(x).all():
+            raise EncodeError("cannot quantize NaN or infinite values")
+        sl = slice(c0, c0 + c)
+        lo_ch[sl] = np.minimum(lo_ch[sl], x.min(axis=(0, 2)).astype(np.float64))
+        hi_ch[sl] = np.maximum(hi_ch[sl], x.max(axis=(0, 2)).astype(np.float64))
+    if w.size == 0:
+        lo_ch[:], hi_ch[:] = 0.0, 0.0
+    if method == "uniform":
+        top = (1 << (bits - 1)) - 1 if bits else None
+        amax = np.maximum(np.abs(lo_ch), np.abs(hi_ch))
+        if step is not None:
+            qps = [qp_for_step(step, qp_density)] * channels
+        else:
+            qps = [qp_for_step(a / top if a > 0 else 1.0, qp_density, at_least=True) for a in amax]
+        zps = [0] * channels
+        lo = -top if top else None
+        hi = top
+    else:
+        top = (1 << bits) - 1
+        mn = np.minimum(lo_ch, 0)
+        mx = np.maximum(hi_ch, 0)
+        if step is not None:
+            qps = [qp_for_step(step, qp_density)] * channels
+        else:
+            qps = [qp_for_step((b - a) / top if b > a else 1.0, qp_density, at_least=True) for a, b in zip(mn, mx)]
+        zps = [int(min(top, max(0, round(-a / step_of_qp(q, qp_density))))) for a, q in zip(mn, qps)]
+        lo, hi = 0, top
+    steps = np.array([step_of_qp(q, qp_density) for q in qps])
+    if lo is None:
+        # step given, bits not: record the width the levels need (informative for uniform);
+        # max |rint(x / step)| = rint(max |x| / step): division and rint are monotonic
+        if w.size:
+            need = int(np.rint(float(amax.max()) / steps[0])).bit_length() + 1
+            if need > 16:
+                raise EncodeError(f"step {step} gives levels of {need} bits; the limit is 16 (use a larger step)")
+            bits = max(2, need)
+        else:
+            bits = 2
+    per_channel = granularity == "channel"
+    params = QuantParams(method=method, bits=bits, granularity=granularity, axis=axis if per_channel else 0,
+                         qp_density=qp_density, qps=tuple(qps) if per_channel else (qps[0],),
+                         zero_points=(tuple(zps) if per_channel else (zps[0],)) if method == "uniform_zp" else None)
+    source = UniformLevels(w, layout, boxes, steps, np.array(zps, dtype=np.int64), lo, hi, to_float)
+    return source, params
+
+
+def quantize(array, *, method: str = "uniform", bits: int | None = None, step: float | None = None,
+             granularity: str = "tensor", axis: int = 0, qp_density: int = DEFAULT_DENSITY,
+             rdo_lambda: float | None = None) -> tuple[np.ndarray, QuantParams]:
+    """Quantize a float array; return (int64 levels of the same shape, complete local QuantParams).
+    The parameters are those of :func:`quantize_source`."""
+    w = np.asarray(array)
+    source, params = quantize_source(w, method=method, bits=bits, step=step, granularity=granularity, axis=axis,
+                                     qp_density=qp_density, rdo_lambda=rdo_lambda)
+    if isinstance(source, ArrayLevels):
+        return source.q.reshape(w.shape), params
+    levels = np.empty(w.size, dtype=np.int64)
+    for a, b in source.pieces():
+        levels[a:b] = source.levels(a, b)
+    return levels.reshape(w.shape), params
+
+
+def _quantize_whole(w: np.ndarray, *, method, bits, step, granularity, axis, qp_density, rdo_lambda):
+    """The codebook quantizer and rate-distortion rounding: the whole layer at once."""
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all():
+        raise EncodeError("cannot quantize NaN or infinite values")
     if method == "codebook":
         if granularity != "tensor":
             raise EncodeError("codebook quantization is per tensor")
@@ -355,8 +517,6 @@ def quantize(array, *, method: str = "uniform", bits: int | None = None, step: f
         levels = np.searchsorted(edges, w.reshape(-1)).reshape(w.shape).astype(np.int64)
         return levels, QuantParams(method="codebook", bits=bits or 8, granularity="tensor", axis=0,
                                    codebook=tuple(float(c) for c in centers))
-    if method == "uniform" and bits == 1:
-        raise EncodeError("bits=1 leaves only level 0 with method='uniform'; use 'uniform_zp' or 'codebook'")
     if bits is None and step is None:
         bits = 8
     ch = _channel_view(w, granularity, axis)
@@ -393,7 +553,6 @@ def quantize(array, *, method: str = "uniform", bits: int | None = None, step: f
     if lo is not None:
         levels = np.clip(levels, lo, hi)
     elif levels.size:
-        # step given, bits not: record the width the levels need (informative for uniform)
         need = int(np.abs(levels).max()).bit_length() + 1
         if need > 16:
             raise EncodeError(f"step {step} gives levels of {need} bits; the limit is 16 (use a larger step)")

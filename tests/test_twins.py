@@ -121,6 +121,18 @@ def _rans():
     status, states, words = check("rans", "encode", sym, row_class, 50, freq, cum)
     assert status == 0
     check("rans", "encode", sym, row_class, 50, freq, cum, 3)  # capacity too small: retried
+    # in pieces, last first, each starting where the next left the states: the same words
+    for cuts in ([0, 137, 300], [0, 1, 50, 299, 300], [0, 100, 200, 300]):
+        pieces, carried = [], None
+        for a, b in reversed(list(zip(cuts, cuts[1:]))):
+            status_p, carried, piece = check("rans", "encode", sym[a:b], row_class, 50, freq, cum, -1, carried, a)
+            assert status_p == 0
+            pieces.insert(0, piece)
+        assert (carried, b"".join(pieces)) == (states, words)
+    with pytest.raises(ValueError, match="states must be 8"):
+        check("rans", "encode", sym[:10], row_class, 50, freq, cum, -1, [1 << 16] * 7, 0)
+    with pytest.raises(ValueError, match="fewer rows"):
+        check("rans", "encode", sym[:10], row_class, 50, freq, cum, -1, None, 295)
     zero = freq.copy()
     zero[:, sym[0]] = 0
     check("rans", "encode", sym, row_class, 50, zero, cum)

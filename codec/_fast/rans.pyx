@@ -20,7 +20,8 @@ cdef extern from "rans_impl.h" nogil:
         LC_ERR_OVERFLOW
     int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
                   const uint32_t *freq, const uint32_t *cum, size_t alphabet, uint16_t *out_begin,
-                  uint16_t *out_end, uint16_t **out_start, uint32_t *states_out)
+                  uint16_t *out_end, uint16_t **out_start, const uint32_t *states_in, size_t first,
+                  uint32_t *states_out)
     void lc_build_tables(const uint32_t *freq, size_t K, size_t alphabet, uint32_t *fc, uint8_t *sy)
     int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
                   const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
@@ -30,16 +31,19 @@ cdef extern from "rans_impl.h" nogil:
                   size_t codebook_size)
 
 
-def encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity=-1):
-    """Encode; ``capacity`` (words) bounds the output buffer, retried at the worst case if too small."""
+def encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity=-1, states=None, Py_ssize_t first=0):
+    """Encode; ``capacity`` (words) bounds the output buffer, retried at the worst case if too small.
+    ``states`` and ``first`` code a piece of a layer (see the reference)."""
+    if states is not None and len(states) != LC_STATES or first < 0:
+        raise ValueError(f"states must be {LC_STATES} integers and first >= 0")
     if capacity >= 0:
-        result = _encode(sym, row_class, cols, freq, cum, capacity)
+        result = _encode(sym, row_class, cols, freq, cum, capacity, states, first)
         if result[0] != LC_ERR_OVERFLOW:
             return result
-    return _encode(sym, row_class, cols, freq, cum, -1)
+    return _encode(sym, row_class, cols, freq, cum, -1, states, first)
 
 
-def _encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity):
+def _encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity, states_in, Py_ssize_t first):
     cdef const uint8_t[::1] s = np.ascontiguousarray(sym, dtype=np.uint8).reshape(-1)
     cdef const uint8_t[::1] rc = np.ascontiguousarray(row_class, dtype=np.uint8).reshape(-1)
     cdef const uint32_t[:, ::1] f = np.ascontiguousarray(freq, dtype=np.uint32)
@@ -47,16 +51,27 @@ def _encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity):
     cdef size_t n = s.shape[0]
     cdef size_t alphabet = f.shape[1]
     cdef uint32_t states[LC_STATES]
+    cdef uint32_t initial[LC_STATES]
+    cdef const uint32_t *initial_ptr = NULL
     cdef Py_ssize_t words_max = n + 1 if capacity < 0 or capacity > n + 1 else capacity
-    cdef uint16_t *buf = <uint16_t *>malloc((words_max if words_max else 1) * sizeof(uint16_t))
+    cdef uint16_t *buf
     cdef uint16_t *start = NULL
     cdef int rc_code
+    cdef size_t at = first
+    if states_in is not None:
+        for j in range(LC_STATES):
+            initial[j] = states_in[j]
+        initial_ptr = initial
+    if n and cols and (first + n - 1) // cols >= <size_t>rc.shape[0]:
+        raise ValueError("row_class has fewer rows than the symbols need")
+    buf = <uint16_t *>malloc((words_max if words_max else 1) * sizeof(uint16_t))
     if buf == NULL:
         raise MemoryError()
     try:
         with nogil:
             rc_code = lc_encode(&s[0] if n else NULL, n, &rc[0] if rc.shape[0] else NULL, cols,
-                                &f[0, 0], &c[0, 0], alphabet, buf, buf + words_max, &start, states)
+                                &f[0, 0], &c[0, 0], alphabet, buf, buf + words_max, &start, initial_ptr, at,
+                                states)
         if rc_code:
             return rc_code, None, None
         nwords = (buf + words_max) - start

@@ -39,15 +39,18 @@ enum {
  * first word written; states_out holds the final states (the decoder's initial states). */
 static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
                      const uint32_t *freq, const uint32_t *cum, size_t alphabet, uint16_t *out_begin,
-                     uint16_t *out_end, uint16_t **out_start, uint32_t *states_out) {
+                     uint16_t *out_end, uint16_t **out_start, const uint32_t *states_in, size_t first,
+                     uint32_t *states_out) {
+    /* sym[j] is element first + j of the layer: its row class and its state are that element's */
     uint32_t st[LC_STATES];
     uint16_t *ptr = out_end;
-    for (int j = 0; j < LC_STATES; j++) st[j] = LC_RANS_L;
-    size_t i = n;
-    while (i > 0) {
-        i--;
+    for (int j = 0; j < LC_STATES; j++) st[j] = states_in ? states_in[j] : LC_RANS_L;
+    size_t j = n;
+    while (j > 0) {
+        j--;
+        size_t i = first + j;
         size_t cls = cols ? row_class[i / cols] : 0;
-        size_t k = cls * alphabet + sym[i];
+        size_t k = cls * alphabet + sym[j];
         uint32_t f = freq[k];
         if (f == 0) return LC_ERR_ZERO_FREQ;
         uint32_t x = st[i % LC_STATES];
@@ -59,7 +62,7 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
         }
         st[i % LC_STATES] = ((x / f) << LC_PROB_BITS) + (x % f) + cum[k];
     }
-    for (int j = 0; j < LC_STATES; j++) states_out[j] = st[j];
+    for (int k = 0; k < LC_STATES; k++) states_out[k] = st[k];
     *out_start = ptr;
     return LC_OK;
 }

@@ -99,29 +99,39 @@ def build_tables(freqs) -> tuple[np.ndarray, np.ndarray]:
     return fc, sy
 
 
-def encode(sym, row_class, cols: int, freq, cum, capacity: int = -1):
+def encode(sym, row_class, cols: int, freq, cum, capacity: int = -1, states=None, first: int = 0):
     """Encode symbols (uint8, C order over rows x cols) with per-row-class tables (K x alphabet).
 
     Returns (status, states, words): the LC_STATES final states and the little-endian 16-bit words
     in decoder order. ``capacity`` is a buffer-size hint of the compiled twin (which retries with
     the worst case when it is too small); the reference has no fixed buffer.
+
+    A layer can be coded in pieces, last piece first: ``first`` is the element index of ``sym[0]``
+    in the layer (its row is ``first // cols`` of ``row_class``, its state ``first % LC_STATES``)
+    and ``states`` the states the following piece left (default: the initial states). The words
+    of the pieces, in layer order, are the layer's words.
     """
     sym = np.asarray(sym).reshape(-1).tolist()
     row_class = np.asarray(row_class).reshape(-1).tolist()
     freq = np.asarray(freq).tolist()
     cum = np.asarray(cum).tolist()
-    st = [LC_RANS_L] * LC_STATES
+    st = [LC_RANS_L] * LC_STATES if states is None else [int(x) for x in states]
+    if len(st) != LC_STATES or first < 0:
+        raise ValueError(f"states must be {LC_STATES} integers and first >= 0")
+    if sym and cols and (first + len(sym) - 1) // cols >= len(row_class):
+        raise ValueError("row_class has fewer rows than the symbols need")
     out: list[int] = []
-    for i in range(len(sym) - 1, -1, -1):
+    for j in range(len(sym) - 1, -1, -1):
+        i = first + j
         cls = row_class[i // cols] if cols else 0
-        f = freq[cls][sym[i]]
+        f = freq[cls][sym[j]]
         if f == 0:
             return LC_ERR_ZERO_FREQ, None, None
         x = st[i % LC_STATES]
         if x >= f << (32 - LC_PROB_BITS):
             out.append(x & 0xFFFF)
             x >>= 16
-        st[i % LC_STATES] = ((x // f) << LC_PROB_BITS) + (x % f) + cum[cls][sym[i]]
+        st[i % LC_STATES] = ((x // f) << LC_PROB_BITS) + (x % f) + cum[cls][sym[j]]
     out.reverse()
     return LC_OK, st, np.array(out, dtype="<u2").tobytes()
 

@@ -8,7 +8,8 @@ import numpy as np
 from ..dtypes import INTEGER_DTYPES, storage_dtype, user_array
 from ..errors import EncodeError, FormatError
 from ..format.constants import CodingMode, DType
-from ..levels import LC_MAX_CLASSES, decode_levels, encode_levels, level_grid, levels_summary, trace_levels_payload
+from ..levels import LC_MAX_CLASSES, ArrayLevels, decode_levels, level_grid, levels_summary, trace_levels_payload, \
+    write_levels
 from .base import Mode, Param, Plan, register_mode
 
 #: The level coder's row-class bound, shared by the level-coded modes.
@@ -34,7 +35,7 @@ class EntropyMode(Mode):
 
     def write(self, plan, array, dtype, sink):
         rows, cols = level_grid(array.shape)
-        sink.write(encode_levels(np.asarray(array).astype(np.int64), rows, cols, max_classes=plan.state))
+        write_levels(ArrayLevels(array, rows, cols), sink, max_classes=plan.state)
 
     def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
         self.begin_decode(header, payload, verify=verify, levels=levels, format=format)

@@ -17,7 +17,8 @@ from .. import _backend
 from ..dtypes import FLOAT_DTYPES
 from ..errors import FormatError
 from ..format.constants import STORAGE_DTYPE, CodingMode, DType
-from ..levels import LC_OUT_I32, decode_levels, encode_levels, level_grid, trace_levels_payload
+from ..levels import LC_OUT_I32, LevelSource, code_levels, decode_levels, level_grid, trace_levels_payload
+from ..spool import Spool
 from .base import Mode, Plan, register_mode
 from .zstd import LEVEL
 
@@ -45,11 +46,26 @@ CHUNK = 1 << 20
 SAMPLE = 1 << 20
 
 
+class _Exponents(LevelSource):
+    """The exponent fields minus their centre, read from the bit patterns piece by piece."""
+
+    def __init__(self, u: np.ndarray, rows: int, cols: int, ebits: int, mbits: int, centre: int):
+        super().__init__(rows, cols)
+        self.u, self.centre = u, centre
+        wide = u.dtype.type
+        self.shift, self.mask = wide(mbits), wide((1 << ebits) - 1)
+
+    def levels(self, start: int, stop: int) -> np.ndarray:
+        field = (self.u[start:stop] >> self.shift) & self.mask
+        return field.astype(np.int16) - np.int16(self.centre)
+
+
 def encode_planes(bits: np.ndarray, dtype: DType, rows: int, cols: int, *, level: int = 3, write=None):
     """Write ``float_planes_payload()`` for the raw bit patterns ``bits`` (flat, unsigned) through
     ``write`` as its parts are made; without ``write``, return the payload as bytes.
 
-    Memory: the exponents as int8 or int16 (1-2 bytes per element) and one byte plane at a time.
+    Memory: a few bytes per element of one CHUNK, and the coded exponents and one compressed plane
+    (whose sizes precede them) in a Spool.
     """
     if write is None:
         parts = []
@@ -59,37 +75,51 @@ def encode_planes(bits: np.ndarray, dtype: DType, rows: int, cols: int, *, level
     wide = storage.newbyteorder("=").type
     u = np.ascontiguousarray(bits).view(storage.newbyteorder("=")).reshape(-1)
     n = u.size
-    emask, mmask = wide((1 << ebits) - 1), wide((1 << mbits) - 1)
-    # int8 exponents when they fit (no inf/NaN in float32/bfloat16; always for float16), else int16
-    # (8-bit fields span -127..128 around their centre: int8 unless the top value, inf/NaN, occurs)
-    small = ebits <= 5 or (ebits == 8 and (n == 0 or int((u & (emask << wide(mbits))).max() >> wide(mbits)) < 255))
-    exponent = np.empty(n, dtype=np.int8 if small else np.int16)
-    for start in range(0, n, CHUNK):
-        chunk = u[start : start + CHUNK]
-        exponent[start : start + CHUNK] = (((chunk >> wide(mbits)) & emask).astype(np.int16) - centre).astype(
-            exponent.dtype)
-    exp_payload = encode_levels(exponent, rows, cols)
-    del exponent
-    write(len(exp_payload).to_bytes(4, "little"))
-    write(exp_payload)
-    del exp_payload
+    mmask = wide((1 << mbits) - 1)
+    exponents = code_levels(_Exponents(u, rows, cols, ebits, mbits, centre))
+    write(exponents.size.to_bytes(4, "little"))
+    exponents.write_to(_Writer(write))
+    del exponents
     cctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
-    plane = np.empty(n, dtype=np.uint8)
-    for p in range(nrest):
+
+    def plane_chunks(p):
         for start in range(0, n, CHUNK):
             chunk = u[start : start + CHUNK]
             rest = (chunk & mmask) | ((chunk >> wide(mbits + ebits)) << wide(mbits))  # sign above the mantissa
-            plane[start : start + CHUNK] = (rest >> wide(8 * p)) & wide(0xFF)
-        raw = memoryview(plane)
+            yield ((rest >> wide(8 * p)) & wide(0xFF)).astype(np.uint8)
+
+    for p in range(nrest):
+        first = next(plane_chunks(p), np.zeros(0, np.uint8))
         # low mantissa planes are noise: if a 1 MiB sample does not shrink by 1%, keep the plane raw
-        # (no layer-sized compression buffer, and no time spent)
-        sample = raw[:SAMPLE]
-        worth = n > 0 and len(cctx.compress(sample)) < 0.99 * len(sample)
-        packed = cctx.compress(raw) if worth else b""
-        mode, data = (PlaneMode.ZSTD, packed) if worth and len(packed) < n else (PlaneMode.RAW, raw)
-        write(bytes([mode]) + len(data).to_bytes(4, "little"))
-        write(data)
-        del packed, data
+        # (no compression buffer, and no time spent)
+        sample = memoryview(first)[:SAMPLE]
+        packed = None
+        if n > 0 and len(cctx.compress(sample)) < 0.99 * len(sample):
+            packed = Spool()
+            if n <= CHUNK:
+                packed.add(cctx.compress(first))
+            else:  # streamed: the frame records the plane's size
+                stream = cctx.compressobj(size=n)
+                for chunk in plane_chunks(p):
+                    packed.add(stream.compress(chunk))
+                packed.add(stream.flush())
+            if packed.size >= n:
+                packed.close()
+                packed = None
+        if packed is not None:
+            write(bytes([PlaneMode.ZSTD]) + packed.size.to_bytes(4, "little"))
+            packed.write_to(_Writer(write))
+        else:
+            write(bytes([PlaneMode.RAW]) + n.to_bytes(4, "little"))
+            for chunk in plane_chunks(p):
+                write(chunk)
+
+
+class _Writer:
+    """A ``write`` function as a sink."""
+
+    def __init__(self, write):
+        self.write = write
 
 
 def read_float_planes_payload(r, dtype: DType, rows: int, cols: int):

@@ -8,10 +8,10 @@ import math
 import numpy as np
 
 from .. import quant
-from ..dtypes import FLOAT_DTYPES, as_float, float_output
+from ..dtypes import FLOAT_DTYPES, float_output, is_bf16_bits
 from ..errors import CodecError
 from ..format.constants import CodingMode
-from ..levels import LC_MAX_CLASSES, LC_OUT_AFFINE, LC_OUT_CODEBOOK, decode_levels, encode_levels, level_grid, \
+from ..levels import LC_MAX_CLASSES, LC_OUT_AFFINE, LC_OUT_CODEBOOK, decode_levels, level_grid, write_levels, \
     levels_summary, trace_levels_payload
 from .base import Mode, Param, Plan, register_mode
 from .entropy import MAX_CLASSES, levels_text
@@ -51,14 +51,14 @@ class QuantizedMode(Mode):
         if step is None and g.qps is not None and len(g.qps) == 1 and "bits" not in params:
             step = quant.step_of_qp(g.qps[0], g.qp_density)
             kwargs["qp_density"] = g.qp_density
-        levels, full = quant.quantize(as_float(array, dtype), step=step, **kwargs)
+        # the levels are made piece by piece while they are coded (memory: the layer and one piece)
+        source, full = quant.quantize_source(array, step=step, bf16_bits=is_bf16_bits(array, dtype), **kwargs)
         local = full.without(g)
-        return Plan(b"", (levels, max_classes), quant.write_qp_set_data(local) if not local.is_empty() else None)
+        return Plan(b"", (source, max_classes), quant.write_qp_set_data(local) if not local.is_empty() else None)
 
     def write(self, plan, array, dtype, sink):
-        levels, max_classes = plan.state
-        rows, cols = level_grid(levels.shape)
-        sink.write(encode_levels(levels, rows, cols, max_classes=max_classes))
+        source, max_classes = plan.state
+        write_levels(source, sink, max_classes=max_classes)
 
     def effective(self, header, global_qp) -> quant.Effective:
         """The layer's effective quantization parameters (spec 8.3)."""

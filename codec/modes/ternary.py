@@ -18,19 +18,23 @@ ternary arrays), also importable as ``codec.ternary``.
 from __future__ import annotations
 
 import enum
+import io
+import math
 
 import numpy as np
 
 from .. import _backend
-from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES, as_float, float_output, storage_dtype, user_array
+from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES, as_float, float_output, is_bf16_bits, storage_dtype, user_array
 from ..errors import EncodeError, FormatError
 from ..format.constants import CodingMode, DType
 from ..kernels import raise_status
 from ..kernels import ternary as kernel_reference
-from ..levels import LC_OUT_I32, decode_levels, encode_levels, level_grid, trace_levels_payload
+from ..levels import LC_OUT_I32, PIECE_ELEMENTS, ArrayLevels, code_levels, decode_levels, level_grid, \
+    trace_levels_payload
+from ..quant import _box_pieces
 from .base import Mode, Param, Plan, register_mode
 
-__all__ = ["TernaryMode", "TernaryScheme", "ternarize", "split_ternary", "encode_payload", "decode_payload",
+__all__ = ["TernaryMode", "TernaryScheme", "ternarize", "split_ternary", "encode_payload", "write_payload", "decode_payload",
            "NONZERO_ITEMS"]
 
 NONZERO_ITEMS = kernel_reference.NONZERO_ITEMS
@@ -85,38 +89,42 @@ def split_ternary(w, *, axis: int | None = None) -> tuple[np.ndarray, np.ndarray
     (alpha 1). Raises EncodeError if the values are not ternary that way (nothing is rounded).
     """
     a = np.asarray(w)
-    if a.dtype.name == "bfloat16":
-        a = a.astype(np.float32)
     if a.dtype.kind in "iub":
-        t = a.astype(np.int64)
-        if t.size and (t.min() < -1 or t.max() > 1):
+        if a.size and (int(a.min()) < -1 or int(a.max()) > 1):
             raise EncodeError("integer ternary input must hold only -1, 0 and 1")
-        return t.astype(np.int8), np.ones(1)
-    if a.dtype.kind != "f":
+        return np.asarray(a, dtype=np.int8), np.ones(1)
+    to_float = (lambda p: p.astype(np.float32)) if a.dtype.name == "bfloat16" else (lambda p: p)
+    if a.dtype.name != "bfloat16" and a.dtype.kind != "f":
         raise EncodeError(f"ternary input must be float or integer trits, got {a.dtype}")
-    x = a.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise EncodeError("ternary input holds NaN or infinity")
-    if axis is None:
-        slices = x.reshape(1, -1)
-    else:
-        if not -x.ndim <= axis < x.ndim:
-            raise EncodeError(f"axis {axis} does not exist in a tensor of rank {x.ndim}")
-        slices = np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
-    mag = np.abs(slices)
-    alphas = mag.max(axis=1) if slices.size else np.zeros(slices.shape[0])
-    bad = (mag != 0) & (mag != alphas[:, None])
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        where = f" (channel {row})" if axis is not None else ""
-        raise EncodeError(f"values are not ternary{where}: {slices[row, col]!r} is neither 0 nor +-{alphas[row]!r}; "
-                          "use codec.ternary.ternarize() first")
-    trits = np.sign(slices).astype(np.int8)
     if axis is not None:
-        moved = list(x.shape)
-        moved.insert(0, moved.pop(axis % x.ndim))
-        trits = np.moveaxis(trits.reshape(moved), 0, axis % x.ndim)
-    return trits.reshape(x.shape), alphas
+        if not -a.ndim <= axis < a.ndim:
+            raise EncodeError(f"axis {axis} does not exist in a tensor of rank {a.ndim}")
+        axis %= a.ndim
+        layout = (math.prod(a.shape[:axis]), a.shape[axis], math.prod(a.shape[axis + 1:]))
+    else:
+        layout = (1, 1, a.size)
+    # piece by piece (no float64 copy): |x| is exact in the input's type, and alpha is one of them
+    boxes = _box_pieces(*layout, PIECE_ELEMENTS)
+    flat = a.reshape(-1)
+    alphas = np.zeros(layout[1])
+    for start, o, c0, c, i in boxes:
+        x = to_float(flat[start:start + o * c * i]).reshape(o, c, i)
+        if not np.isfinite(x).all():
+            raise EncodeError("ternary input holds NaN or infinity")
+        alphas[c0:c0 + c] = np.maximum(alphas[c0:c0 + c], np.abs(x).max(axis=(0, 2)))
+    trits = np.empty(a.size, dtype=np.int8)
+    for start, o, c0, c, i in boxes:
+        x = to_float(flat[start:start + o * c * i]).reshape(o, c, i)
+        mag = np.abs(x)
+        bad = (mag != 0) & (mag != alphas[c0:c0 + c].astype(mag.dtype).reshape(1, -1, 1))
+        if bad.any():
+            _, ch, _ = (int(v) for v in np.argwhere(bad)[0])
+            value = x[tuple(np.argwhere(bad)[0])]
+            where = f" (channel {c0 + ch})" if axis is not None else ""
+            raise EncodeError(f"values are not ternary{where}: {np.float64(value)!r} is neither 0 nor "
+                              f"+-{np.float64(alphas[c0 + ch])!r}; use codec.ternary.ternarize() first")
+        trits[start:start + x.size] = np.sign(x).reshape(-1)
+    return trits.reshape(a.shape), alphas
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,19 +132,39 @@ def split_ternary(w, *, axis: int | None = None) -> tuple[np.ndarray, np.ndarray
 # ---------------------------------------------------------------------------------------------
 def encode_payload(trits: np.ndarray, rows: int, cols: int, scheme: str = "auto") -> bytes:
     """Return ``ternary_payload()``; ``auto`` keeps the smallest scheme (flag, base3, entropy order on ties)."""
+    out = io.BytesIO()
+    write_payload(trits, rows, cols, out, scheme)
+    return out.getvalue()
+
+
+def write_payload(trits: np.ndarray, rows: int, cols: int, sink, scheme: str = "auto") -> None:
+    """Write ``ternary_payload()`` to ``sink``. The candidates' sizes are compared before any is
+    written: base3's is known (a byte per five trits), the entropy payload waits in a Spool."""
+    if scheme not in ("auto",) + SCHEMES:
+        raise EncodeError(f"scheme must be one of auto, {', '.join(SCHEMES)}; got {scheme!r}")
     t = np.ascontiguousarray(trits, dtype=np.int8).reshape(-1)
     kernels = _backend.ternary
-    candidates = {}
+    sizes, flag, entropy = {}, None, None
     if scheme in ("auto", "flag"):
-        candidates["flag"] = kernels.flag_encode(t)
+        flag = kernels.flag_encode(t)
+        sizes["flag"] = len(flag)
     if scheme in ("auto", "base3"):
-        candidates["base3"] = kernels.base3_encode(t)
+        sizes["base3"] = (t.size + 4) // 5
     if scheme in ("auto", "entropy"):
-        candidates["entropy"] = encode_levels(t, rows, cols)
-    if not candidates:
-        raise EncodeError(f"scheme must be one of auto, {', '.join(SCHEMES)}; got {scheme!r}")
-    name = min(candidates, key=lambda k: (len(candidates[k]), SCHEMES.index(k)))
-    return bytes([SCHEMES.index(name)]) + candidates[name]
+        entropy = code_levels(ArrayLevels(t, rows, cols))
+        sizes["entropy"] = entropy.size
+    name = min(sizes, key=lambda k: (sizes[k], SCHEMES.index(k)))
+    sink.write(bytes([SCHEMES.index(name)]))
+    if name == "flag":
+        sink.write(flag)
+    elif name == "base3":
+        step = 5 * PIECE_ELEMENTS  # whole groups of five: the pieces' bytes are the layer's
+        for start in range(0, t.size, step):
+            sink.write(kernels.base3_encode(t[start:start + step]))
+    else:
+        entropy.write_to(sink)
+    if entropy is not None and name != "entropy":
+        entropy.words.close()
 
 
 def decode_payload(payload, rows: int, cols: int, *, path: str, base_offset: int) -> np.ndarray:
@@ -219,7 +247,7 @@ class TernaryMode(Mode):
         self.check_dtype(dtype)
         scheme = params.get("scheme", "auto")
         axis = params.get("axis")
-        a = as_float(array, dtype) if dtype in FLOAT_DTYPES else np.asarray(array)
+        a = as_float(array, dtype) if is_bf16_bits(array, dtype) else np.asarray(array)
         if axis is not None:
             if dtype not in FLOAT_DTYPES:
                 raise EncodeError("integer trits have no alpha: axis= applies to float input")
@@ -237,7 +265,7 @@ class TernaryMode(Mode):
     def write(self, plan, array, dtype, sink):
         trits, scheme = plan.state
         rows, cols = level_grid(trits.shape)
-        sink.write(encode_payload(trits, rows, cols, scheme))
+        write_payload(trits, rows, cols, sink, scheme)
 
     def read_params(self, r, header):
         """``ternary_params()``: (tn_axis, float64 alphas)."""

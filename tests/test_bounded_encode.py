@@ -1,0 +1,156 @@
+"""Encoders that work piece by piece (bounded memory) give the bytes of the whole-layer encoders:
+the level coder in pieces (carried rANS states, words spooled to a temporary file), quantizers
+computing levels on demand, float planes streamed through zstd, ternary payloads chosen by size.
+Piece sizes are made tiny here so that small arrays cross many piece boundaries."""
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import codec
+from codec import dump, levels, quant, spool
+from codec.modes import floatplanes, ternary
+
+
+def _whole_levels(q, rows, cols, max_classes=16):
+    """The level coder with one piece (the reference: no carried states, nothing spooled)."""
+    old = levels.PIECE_ELEMENTS
+    levels.PIECE_ELEMENTS = max(1, rows * cols)
+    try:
+        return levels.encode_levels(q, rows, cols, max_classes=max_classes)
+    finally:
+        levels.PIECE_ELEMENTS = old
+
+
+@pytest.fixture
+def tiny_pieces(monkeypatch):
+    monkeypatch.setattr(levels, "PIECE_ELEMENTS", 37)
+    monkeypatch.setattr(spool, "SPOOL_MEMORY", 64)  # spill the rANS words to a file almost at once
+    monkeypatch.setattr(floatplanes, "CHUNK", 50)
+    monkeypatch.setattr(floatplanes, "SAMPLE", 50)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(0, 9), cols=st.integers(0, 90), scale=st.sampled_from([0, 0.5, 3, 60, 1e4]),
+       max_classes=st.sampled_from([1, 3, 16]), seed=st.integers(0, 2**32 - 1),
+       dtype=st.sampled_from([np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint32]))
+def test_levels_in_pieces_are_the_whole_layer(rows, cols, scale, max_classes, seed, dtype):
+    rng = np.random.default_rng(seed)
+    q = np.rint(rng.laplace(0, scale, (rows, cols)) * (1 + np.arange(rows)[:, None] % 3))
+    info = np.iinfo(dtype)
+    q = np.clip(q, info.min, info.max).astype(dtype)
+    whole = _whole_levels(q, rows, cols, max_classes)
+    old = levels.PIECE_ELEMENTS, spool.SPOOL_MEMORY
+    levels.PIECE_ELEMENTS, spool.SPOOL_MEMORY = 7, 16
+    try:
+        pieces = levels.encode_levels(q, rows, cols, max_classes=max_classes)
+    finally:
+        levels.PIECE_ELEMENTS, spool.SPOOL_MEMORY = old
+    assert pieces == whole
+    if q.size:
+        assert np.array_equal(levels.decode_levels(pieces, rows, cols), q.reshape(-1).astype(np.int64))
+
+
+def test_levels_source_must_cover_the_layer():
+    class Gappy(levels.LevelSource):
+        def pieces(self):
+            return [(0, 3), (4, 10)]
+
+        def levels(self, start, stop):
+            return np.zeros(stop - start, np.int64)
+
+    with pytest.raises(codec.EncodeError, match="cover its elements"):
+        levels.write_levels(Gappy(2, 5), io.BytesIO())
+
+
+@pytest.mark.parametrize("params", [dict(bits=8), dict(bits=4, granularity="channel"),
+                                    dict(bits=5, granularity="channel", axis=1),
+                                    dict(bits=3, granularity="channel", axis=2),
+                                    dict(method="uniform_zp", bits=4, granularity="channel", axis=1),
+                                    dict(method="uniform_zp", bits=6), dict(step=0.01),
+                                    dict(method="codebook", bits=3), dict(bits=8, rdo_lambda=0.1)])
+def test_quantizer_pieces_are_the_levels(params):
+    w = (np.random.default_rng(3).standard_normal((6, 11, 13)) * 0.1).astype(np.float32)
+    levels_whole, p_whole = quant._quantize_whole(w, method=params.get("method", "uniform"),
+                                                  bits=params.get("bits"), step=params.get("step"),
+                                                  granularity=params.get("granularity", "tensor"),
+                                                  axis=params.get("axis", 0), qp_density=quant.DEFAULT_DENSITY,
+                                                  rdo_lambda=params.get("rdo_lambda"))
+    for piece_elements in (1, 5, 13, 100, 10**6):
+        source, p = quant.quantize_source(w, piece_elements=piece_elements, **params)
+        assert p == p_whole
+        got = np.concatenate([source.levels(a, b) for a, b in source.pieces()])
+        assert np.array_equal(got, levels_whole.reshape(-1))
+
+
+def test_step_without_bits_reports_the_width_from_the_maximum():
+    w = np.array([[0.5, -3.0], [1e-3, 2.0]], np.float32)
+    _, p = quant.quantize_source(w, step=0.01)
+    assert p.bits == int(np.rint(3.0 / quant.step_of_qp(p.qps[0], p.qp_density))).bit_length() + 1
+    with pytest.raises(codec.EncodeError, match="limit is 16"):
+        quant.quantize_source(w * 1e6, step=0.01)
+
+
+@pytest.mark.parametrize("mode,params,make", [
+    ("quantized", dict(bits=6, granularity="channel"), lambda r: r.standard_normal((9, 40)).astype(np.float32)),
+    ("quantized", dict(method="uniform_zp", bits=4, granularity="channel", axis=1),
+     lambda r: r.standard_normal((9, 40)).astype(np.float32)),
+    ("entropy", {}, lambda r: np.rint(r.laplace(0, 30, (9, 40))).astype(np.int16)),
+    ("entropy", {}, lambda r: np.rint(r.laplace(0, 300, 333)).astype(np.int64)),
+    ("floatplanes", {}, lambda r: (r.standard_normal((9, 40)) * 0.01).astype(np.float32)),
+    ("floatplanes", {}, lambda r: np.round(r.standard_normal(500), 1).astype(np.float64)),
+    ("ternary", dict(scheme="entropy"), lambda r: r.integers(-1, 2, (9, 40)).astype(np.int8)),
+    ("ternary", dict(scheme="base3"), lambda r: r.integers(-1, 2, 1003).astype(np.int8)),
+    ("ternary", {}, lambda r: (r.integers(-1, 2, (9, 40)) * 0.25).astype(np.float32)),
+])
+def test_modes_in_pieces_write_the_same_file(tiny_pieces, monkeypatch, mode, params, make):
+    array = make(np.random.default_rng(11))
+    small = codec.encode({"w": array}, mode=mode, **params)
+    monkeypatch.undo()  # the same layer with the default (large) pieces
+    if mode != "floatplanes":  # a zstd stream fed in chunks may cut its blocks elsewhere than one call
+        assert codec.encode({"w": array}, mode=mode, **params) == small
+    out = codec.decode(small)["w"]
+    if mode == "quantized":
+        assert out.shape == array.shape and np.abs(out - array).max() < 0.5
+    else:
+        assert out.tobytes() == array.tobytes()
+
+
+def test_floatplanes_streamed_planes_round_trip(tiny_pieces, monkeypatch):
+    # planes longer than CHUNK are compressed as a stream (the frame still records their size)
+    monkeypatch.setattr(floatplanes, "CHUNK", 1000)
+    w = np.random.default_rng(2).choice(np.float32([0.5, -0.25, 1.75, 3.0, 0.1]), 4321)
+    data = codec.encode({"w": w}, mode="floatplanes")
+    with codec.Reader(data) as r:
+        planes = dump.summarize(r)["layers"][0]["coding"]["planes"]
+    assert "zstd" in {p["mode"] for p in planes}
+    assert codec.decode(data)["w"].tobytes() == w.tobytes()
+
+
+def test_ternary_auto_keeps_the_smallest_scheme():
+    rng = np.random.default_rng(5)
+    for t in (rng.integers(-1, 2, 5000), rng.choice([-1, 0, 0, 0, 0, 0, 0, 1], 5000), np.zeros(5000)):
+        t = t.astype(np.int8)
+        sizes = {s: len(ternary.encode_payload(t, 1, t.size, s)) for s in ternary.SCHEMES}
+        auto = ternary.encode_payload(t, 1, t.size)
+        best = min(sizes, key=lambda s: (sizes[s], ternary.SCHEMES.index(s)))
+        assert auto == ternary.encode_payload(t, 1, t.size, best)
+    assert sizes["base3"] == 1 + (t.size + 4) // 5
+
+
+def test_spool_orders_and_spills(tmp_path):
+    s = spool.Spool(memory=5)
+    for block in (b"ab", b"cde", b"fgh", b"", b"ij"):
+        s.add(block)
+    assert s.file is not None and s.size == 10
+    out = io.BytesIO()
+    s.write_to(out, reverse=True)
+    assert out.getvalue() == b"ijfghcdeab" and s.file is None
+    s = spool.Spool()
+    s.add(b"xy")
+    out = io.BytesIO()
+    s.write_to(out)
+    assert out.getvalue() == b"xy" and s.file is None
