@@ -212,7 +212,6 @@ def _cmd_encode(args) -> int:
 
 def _cmd_decode(args) -> int:
     from . import formats
-    from .api import _read_all
     from .reader import Reader
 
     if formats._format_of(args.output) == ".onnx":  # fail before decoding anything
@@ -220,16 +219,57 @@ def _cmd_decode(args) -> int:
     with Reader(args.input) as r:
         _check_output(args.output, [args.input], args.force)
         progress = _Progress(len(r), "decoding", args.quiet)
-        try:
-            arrays = _read_all(r, args.workers, progress=progress)
-        finally:
-            progress.close()
-        items = [(name, arrays[name], r.header(name).dtype_name) for name in r]
+        # the output's header comes from the layer headers; each layer is decoded when its bytes
+        # are written (``workers`` ahead at most), so memory holds a layer or a few, not the model
+        prefetch = _Prefetch(r, args.workers, progress)
+        items = [formats.LazyTensor(name, r.header(name).shape, r.header(name).dtype_name,
+                                    lambda name=name: prefetch.get(name)) for name in r]
         metadata = {k: v for k, v in r.metadata.items() if isinstance(v, (str, int, float, bool))}
-    formats.write_tensors(args.output, items, metadata=metadata)
+        try:
+            formats.write_tensors(args.output, items, metadata=metadata)
+        finally:
+            prefetch.close()
+            progress.close()
     if not args.quiet:
         print(f"{dump.escape(args.output)}: {len(items)} tensors, {os.path.getsize(args.output):,} bytes")
     return 0
+
+
+class _Prefetch:
+    """Layers decoded in file order on ``workers`` threads, at most ``workers`` ahead of the writer."""
+
+    def __init__(self, reader, workers: int, progress):
+        self.reader, self.workers, self.progress = reader, max(1, workers or 1), progress
+        self.names = list(reader)
+        self.position = {name: i for i, name in enumerate(self.names)}
+        self.pending: dict = {}
+        self.total = 0
+        self.pool = None
+        if self.workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=self.workers)
+
+    def get(self, name: str):
+        if self.pool is None:
+            array = self.reader.get(name)
+        else:
+            i = self.position[name]
+            for ahead in self.names[i:i + self.workers]:
+                if ahead not in self.pending:
+                    self.pending[ahead] = self.pool.submit(self.reader.get, ahead)
+            array = self.pending.pop(name).result()
+        # the decoded bytes of the whole file are bounded like those of load_file
+        self.total += array.nbytes
+        self.reader.limits.check("max_decoded_bytes", self.total, path=f"layers[{self.position[name]}]")
+        self.progress(name)
+        return array
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for future in self.pending.values():
+                future.cancel()
+            self.pool.shutdown(wait=True)
 
 
 def _cmd_dump(args) -> int:

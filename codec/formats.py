@@ -2,7 +2,8 @@
 
 Readers yield ``(name, array, dtype_hint)`` one tensor at a time (safetensors and npz lazily);
 ``dtype_hint`` is ``"bfloat16"`` when the array holds bfloat16 raw bits as uint16 (no ml_dtypes),
-else None. Writers take ``(name, array, dtype_name)`` items and write atomically.
+else None. Writers take ``(name, array, dtype_name)`` items or :class:`LazyTensor` items (loaded one
+at a time while writing) and write atomically.
 
 safetensors is read and written here directly (its format is an 8-byte little-endian header
 length, a JSON header, and the tensors' little-endian bytes), so bfloat16 works without torch.
@@ -11,16 +12,17 @@ length, a JSON header, and the tensors' little-endian bytes), so bfloat16 works 
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
 from .atomic import AtomicFile
 from .errors import EncodeError, FormatError
 
-__all__ = ["read_tensors", "write_tensors", "FORMATS"]
+__all__ = ["read_tensors", "write_tensors", "LazyTensor", "FORMATS"]
 
 FORMATS = (".safetensors", ".npz", ".pt", ".pth", ".bin", ".onnx")
 
@@ -180,8 +182,28 @@ def read_tensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# writers (atomic: temporary file in the target directory, renamed on success)
+# writers (atomic: temporary file in the target directory, renamed on success), streaming: each
+# tensor is asked for (``load()``) when its bytes are written and dropped after, so writing a
+# decoded model holds one tensor, not the model
 # ---------------------------------------------------------------------------------------------
+class LazyTensor(NamedTuple):
+    """A tensor to write: what the file's header needs now, its values when ``load()`` is called."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # a dtype name: float32, bfloat16, ...
+    load: Callable[[], np.ndarray]
+
+
+def _lazy(items) -> Iterator[LazyTensor]:
+    for item in items:
+        if isinstance(item, LazyTensor):
+            yield item
+        else:
+            name, array, dtype = item
+            yield LazyTensor(name, tuple(np.shape(array)), dtype, lambda array=array: array)
+
+
 def _atomic(path, write):
     out = AtomicFile(path, mode="wb")
     try:
@@ -192,21 +214,33 @@ def _atomic(path, write):
     out.commit()
 
 
-def _le_bytes(array: np.ndarray) -> bytes:
+def _itemsize(dtype: str) -> int:
+    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+
+
+def _le_view(array: np.ndarray, item: LazyTensor) -> memoryview:
+    """The tensor's bytes, little-endian, C order (a view when it already is)."""
     a = np.asarray(array)
-    if a.dtype.name == "bfloat16":
+    if tuple(a.shape) != tuple(item.shape):
+        raise EncodeError(f"{item.name!r}: got shape {a.shape}, the header says {item.shape}")
+    if a.dtype.name == "bfloat16" or item.dtype == "bfloat16":
         a = a.view(np.uint16)
-    return np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+    a = np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False))
+    if a.nbytes != math.prod(item.shape) * _itemsize(item.dtype):
+        raise EncodeError(f"{item.name!r}: {a.nbytes} bytes for dtype {item.dtype} and shape {item.shape}")
+    return memoryview(a.reshape(-1)).cast("B")
 
 
-def write_safetensors(path, items: Iterable[tuple[str, np.ndarray, str]], metadata: dict | None = None) -> None:
-    items = list(items)
+def write_safetensors(path, items: Iterable, metadata: dict | None = None) -> None:
+    """Write a safetensors file; its header comes from the shapes and dtypes, before any tensor is loaded."""
+    items = list(_lazy(items))
     header, offset = {}, 0
-    for name, array, dtype in items:
-        if dtype not in _ST_NAMES:
-            raise EncodeError(f"{name!r}: dtype {dtype} cannot be stored in safetensors")
-        size = np.asarray(array).size * (2 if dtype == "bfloat16" else np.asarray(array).dtype.itemsize)
-        header[name] = {"dtype": _ST_NAMES[dtype], "shape": list(np.shape(array)), "data_offsets": [offset, offset + size]}
+    for item in items:
+        if item.dtype not in _ST_NAMES:
+            raise EncodeError(f"{item.name!r}: dtype {item.dtype} cannot be stored in safetensors")
+        size = math.prod(item.shape) * _itemsize(item.dtype)
+        header[item.name] = {"dtype": _ST_NAMES[item.dtype], "shape": list(item.shape),
+                             "data_offsets": [offset, offset + size]}
         offset += size
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
@@ -216,35 +250,39 @@ def write_safetensors(path, items: Iterable[tuple[str, np.ndarray, str]], metada
     def write(f):
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
-        for _, array, _ in items:
-            f.write(_le_bytes(array))
+        for item in items:
+            f.write(_le_view(item.load(), item))
 
     _atomic(path, write)
 
 
-def write_npz(path, items):
-    arrays, dtypes = {}, {}
-    for name, array, dtype in items:
-        a = np.asarray(array)
-        if dtype == "bfloat16":
-            a = a.view(np.uint16)
-            dtypes[name] = "bfloat16"
-        arrays[name] = a
-    if dtypes:
-        arrays["__codec_dtypes__"] = np.array(json.dumps(dtypes))
-    _atomic(path, lambda f: np.savez(f, **arrays))
+def write_npz(path, items: Iterable) -> None:
+    """Write an npz archive (what ``np.savez`` writes), one member at a time."""
+    import zipfile
+
+    def write(f):
+        dtypes = {}
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for item in _lazy(items):
+                a = np.asarray(item.load())
+                if item.dtype == "bfloat16":
+                    a = a.view(np.uint16)
+                    dtypes[item.name] = "bfloat16"
+                with zf.open(item.name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(a), allow_pickle=False)
+                del a
+            if dtypes:
+                with zf.open("__codec_dtypes__.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.array(json.dumps(dtypes)), allow_pickle=False)
+
+    _atomic(path, write)
 
 
-def write_torch(path, items):
-    torch = _torch()
-    sd = {}
-    for name, array, dtype in items:
-        a = np.array(array, order="C", copy=True)  # keeps 0-d shapes (ascontiguousarray does not)
-        if dtype == "bfloat16":
-            sd[name] = torch.from_numpy(a.view(np.uint16).view(np.int16)).view(torch.bfloat16)
-        else:
-            sd[name] = torch.from_numpy(a)
-    _atomic(path, lambda f: torch.save(sd, f))
+def write_torch(path, items: Iterable) -> None:
+    """Write a PyTorch checkpoint (a state dict, as ``torch.save`` writes it) without torch."""
+    from . import torchfile
+
+    _atomic(path, lambda f: torchfile.write_state_dict(f, _lazy(items), _le_view))
 
 
 def write_tensors(path, items: Iterable[tuple[str, np.ndarray, str]], *, metadata: dict | None = None) -> None:
