@@ -28,6 +28,7 @@ from .kernels import rans as rans_reference
 from .kernels.rans import (
     LC_OUT_AFFINE,
     LC_OUT_CODEBOOK,
+    LC_OUT_I16,
     LC_OUT_I32,
     LC_OUT_I64,
     LC_PROB_BITS,
@@ -38,7 +39,7 @@ from .spool import Spool
 
 __all__ = ["encode_levels", "write_levels", "code_levels", "LevelSource", "ArrayLevels", "decode_levels", "read_levels_payload", "level_grid", "order0_entropy_bits",
            "LC_MAX_ESCAPE_LIMIT", "LC_MAX_CLASSES", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "LC_OUT_I64", "LC_OUT_AFFINE",
-           "LC_OUT_CODEBOOK", "LC_OUT_I32"]
+           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16"]
 
 #: Largest lc_escape_limit E.
 LC_MAX_ESCAPE_LIMIT = 127
@@ -422,22 +423,28 @@ def read_levels_payload(r, rows: int, cols: int) -> LevelsPayload:
     return LevelsPayload(E, freqs, row_class, escapes, states, words, words_offset)
 
 
+_OUT_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16, LC_OUT_AFFINE: np.float32,
+               LC_OUT_CODEBOOK: np.float32}
+
+
 def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, scale=None, zero_point=None,
-                  codebook=None, path: str = "unit_payload", base_offset: int = 0) -> np.ndarray:
-    """Decode ``levels_payload()`` into a flat int64 (LC_OUT_I64) or int32 (LC_OUT_I32) array of
-    levels, or float32 values: (level - zero_point[row]) * scale[row] (LC_OUT_AFFINE) or
-    codebook[level] (LC_OUT_CODEBOOK)."""
+                  codebook=None, path: str = "unit_payload", base_offset: int = 0, out=None) -> np.ndarray:
+    """Decode ``levels_payload()`` into a flat int64 (LC_OUT_I64), int32 (LC_OUT_I32) or int16
+    (LC_OUT_I16) array of levels, or float32 values: (level - zero_point[row]) * scale[row]
+    (LC_OUT_AFFINE) or codebook[level] (LC_OUT_CODEBOOK). ``out``: the array to decode into (of
+    that dtype and rows * cols elements), e.g. a view of the caller's output buffer."""
     p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols)
     n = rows * cols
-    if out_kind == LC_OUT_I64:
-        out = np.empty(n, dtype=np.int64)
-    elif out_kind == LC_OUT_I32:
+    dtype = _OUT_DTYPES[out_kind]
+    if out_kind in (LC_OUT_I32, LC_OUT_I16):
         # only for callers whose levels fit (E <= 127 and the escapes checked here)
-        if any(not -(1 << 31) <= v < (1 << 31) for v in p.escapes):
-            raise FormatError("level does not fit int32", path=f"{path}.lc_esc_magnitude")
-        out = np.empty(n, dtype=np.int32)
-    else:
-        out = np.empty(n, dtype=np.float32)
+        info = np.iinfo(dtype)
+        if any(not info.min <= v <= info.max for v in p.escapes):
+            raise FormatError(f"level does not fit {np.dtype(dtype).name}", path=f"{path}.lc_esc_magnitude")
+    if out is None:
+        out = np.empty(n, dtype=dtype)
+    elif out.dtype != dtype or out.shape != (n,) or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"out must be a writable contiguous {np.dtype(dtype).name} array of {n} elements")
     fc, sy = _backend.rans.build_tables(p.freqs)
     status, at, value = _backend.rans.decode(p.words, p.states, fc, sy, p.row_class, rows, cols, p.escape_limit,
                                              p.escapes, out_kind, out, scale, zero_point, codebook)

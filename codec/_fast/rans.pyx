@@ -16,6 +16,7 @@ cdef extern from "rans_impl.h" nogil:
         LC_OUT_AFFINE
         LC_OUT_CODEBOOK
         LC_OUT_I32
+        LC_OUT_I16
         LC_ERR_BAD_STATE
         LC_ERR_OVERFLOW
     int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
@@ -115,12 +116,16 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
     cdef size_t nwords = w.shape[0] // 2
     cdef int result
     cdef int[::1] o32i
+    cdef int16_t[::1] o16i
     if out_kind == LC_OUT_I64:
         o64 = out
         p64 = &o64[0] if o64.shape[0] else NULL
     elif out_kind == LC_OUT_I32:
         o32i = out
         p64 = <int64_t *>&o32i[0] if o32i.shape[0] else NULL
+    elif out_kind == LC_OUT_I16:
+        o16i = out
+        p64 = <int64_t *>&o16i[0] if o16i.shape[0] else NULL
     else:
         o32 = out
         p32 = &o32[0] if o32.shape[0] else NULL

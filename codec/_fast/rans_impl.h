@@ -72,6 +72,7 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
 #define LC_OUT_AFFINE 1   /* float32: (level - zero_point[row]) * scale[row] */
 #define LC_OUT_CODEBOOK 2 /* float32: codebook[level] */
 #define LC_OUT_I32 3      /* levels as int32 (the caller guarantees they fit) */
+#define LC_OUT_I16 4      /* levels as int16 (the caller guarantees they fit) */
 
 /* Turn a decoded symbol into element i of the output (level, escape, dequantized value). */
 static inline int lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep,
@@ -88,6 +89,8 @@ static inline int lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t
         out_i64[i] = level;
     } else if (out_kind == LC_OUT_I32) {
         ((int32_t *)out_i64)[i] = (int32_t)level;
+    } else if (out_kind == LC_OUT_I16) {
+        ((int16_t *)out_i64)[i] = (int16_t)level;
     } else if (out_kind == LC_OUT_AFFINE) {
         int64_t d;
         if (__builtin_sub_overflow(level, z_r, &d)) return LC_ERR_AFFINE_RANGE;

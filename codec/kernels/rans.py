@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import FormatError
 
 __all__ = ["LC_STATES", "LC_PROB_BITS", "LC_PROB_SCALE", "LC_RANS_L", "LC_OUT_I64", "LC_OUT_AFFINE",
-           "LC_OUT_CODEBOOK", "LC_OUT_I32", "ERRORS", "symbols", "build_tables", "encode", "decode"]
+           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "ERRORS", "symbols", "build_tables", "encode", "decode"]
 
 #: Number of interleaved 32-bit states (element i uses state i mod LC_STATES): lc_rans_state[].
 LC_STATES = 8
@@ -23,7 +23,7 @@ LC_RANS_L = 1 << 16
 
 #: Output kinds of :func:`decode`: int64 levels, float32 (level - zero_point[row]) * scale[row],
 #: float32 codebook[level], int32 levels (the caller guarantees they fit).
-LC_OUT_I64, LC_OUT_AFFINE, LC_OUT_CODEBOOK, LC_OUT_I32 = 0, 1, 2, 3
+LC_OUT_I64, LC_OUT_AFFINE, LC_OUT_CODEBOOK, LC_OUT_I32, LC_OUT_I16 = 0, 1, 2, 3, 4
 
 LC_OK = 0
 LC_ERR_WORDS_TRUNCATED = -1
@@ -69,7 +69,7 @@ def symbols(q, rows: int, cols: int):
 
 def _emit_row(level: int, out_kind: int, out, i: int, count: int, r: int, scale, zero_point, codebook) -> int:
     """Write ``count`` elements of value ``level`` from element i (row r) in the output's form."""
-    if out_kind in (LC_OUT_I64, LC_OUT_I32):
+    if out_kind in (LC_OUT_I64, LC_OUT_I32, LC_OUT_I16):
         out[i:i + count] = level
     elif out_kind == LC_OUT_AFFINE:
         d = level - int(zero_point[r])
@@ -187,7 +187,7 @@ def decode(words, states, fc, sy, row_class, rows: int, cols: int, E: int, escap
                 ep += 1
             else:
                 level = s - E
-            if out_kind in (LC_OUT_I64, LC_OUT_I32):
+            if out_kind in (LC_OUT_I64, LC_OUT_I32, LC_OUT_I16):
                 out[i] = level
             elif out_kind == LC_OUT_AFFINE:
                 d = level - int(zero_point[r])

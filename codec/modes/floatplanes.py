@@ -17,7 +17,7 @@ from .. import _backend
 from ..dtypes import FLOAT_DTYPES
 from ..errors import FormatError
 from ..format.constants import STORAGE_DTYPE, CodingMode, DType
-from ..levels import LC_OUT_I32, LevelSource, code_levels, decode_levels, level_grid, trace_levels_payload
+from ..levels import LC_OUT_I16, LC_OUT_I32, LC_OUT_I64, LevelSource, code_levels, decode_levels, level_grid, trace_levels_payload
 from ..spool import Spool
 from .base import Mode, Plan, register_mode
 from .zstd import LEVEL
@@ -142,18 +142,28 @@ def read_float_planes_payload(r, dtype: DType, rows: int, cols: int):
 
 
 def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, base_offset: int) -> np.ndarray:
-    """Decode ``float_planes_payload()`` into the flat bit patterns (storage uint dtype)."""
+    """Decode ``float_planes_payload()`` into the flat bit patterns (storage uint dtype).
+
+    Memory: the output and CHUNK-sized temporaries. The exponents are decoded into the output
+    itself (as signed integers of its width) and shifted in place; each plane is decompressed in
+    CHUNK-sized pieces and merged as it comes.
+    """
     storage, ebits, mbits, centre, nrest = LAYOUT[dtype]
     n = rows * cols
     (exponents, exp_at), planes = read_float_planes_payload(_backend.bit_reader(payload, base_offset, path), dtype, rows,
                                                             cols)
-    exponent = decode_levels(exponents, rows, cols, out_kind=LC_OUT_I32, path=f"{path}.fp_exponents",
-                             base_offset=exp_at)
-    exponent += centre
-    if n and (exponent.min() < 0 or exponent.max() >= (1 << ebits)):
+    native = storage.newbyteorder("=")
+    result = np.empty(n, dtype=native)
+    signed = result.view(f"=i{storage.itemsize}")
+    out_kind = {8: LC_OUT_I64, 4: LC_OUT_I32, 2: LC_OUT_I16}[storage.itemsize]
+    decode_levels(exponents, rows, cols, out_kind=out_kind, path=f"{path}.fp_exponents", base_offset=exp_at,
+                  out=signed)
+    # exponent fields are at most 11 bits: level + centre cannot overflow the signed view
+    if n and (int(signed.min()) < -centre or int(signed.max()) >= (1 << ebits) - centre):
         raise FormatError("decoded exponent outside its field", path=f"{path}.fp_exponents", bit_offset=exp_at * 8)
-    wide = np.uint64 if storage.itemsize == 8 else np.uint32
-    result = exponent.astype(wide) << wide(mbits)
+    signed += signed.dtype.type(centre)
+    wide = native.type
+    result <<= wide(mbits)
     dctx = zstandard.ZstdDecompressor()
     for p, (mode, data, at) in enumerate(planes):
         where = dict(path=f"{path}.fp_plane[{p}].fp_plane_data", bit_offset=at * 8)
@@ -161,19 +171,37 @@ def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, bas
             try:
                 if zstandard.frame_content_size(data) != n:
                     raise FormatError(f"the plane's frame does not hold {n} bytes", **where)
-                plane = np.frombuffer(dctx.decompress(data, max_output_size=n), dtype=np.uint8)
             except zstandard.ZstdError as exc:
                 raise FormatError(f"zstd frame is corrupt: {exc}", **where) from None
+            pieces = _decompressed(dctx, data, n, where)
         else:
-            plane = np.frombuffer(data, dtype=np.uint8)
-        if plane.size != n:
-            raise FormatError(f"the plane holds {plane.size} bytes, expected {n}", **where)
+            if len(data) != n:
+                raise FormatError(f"the plane holds {len(data)} bytes, expected {n}", **where)
+            pieces = ((start, np.frombuffer(data, np.uint8, min(CHUNK, n - start), start))
+                      for start in range(0, n, CHUNK))
         shift = 8 * p
-        if shift < mbits:
-            result |= (plane.astype(wide) << wide(shift)) & wide((1 << mbits) - 1)
-        if shift <= mbits < shift + 8:  # the plane holding the sign bit
-            result |= ((plane.astype(wide) >> wide(mbits - shift)) & wide(1)) << wide(mbits + ebits)
-    return result.astype(storage)
+        for start, plane in pieces:
+            part = result[start:start + plane.size]
+            if shift < mbits:
+                part |= (plane.astype(wide) << wide(shift)) & wide((1 << mbits) - 1)
+            if shift <= mbits < shift + 8:  # the plane holding the sign bit
+                part |= ((plane.astype(wide) >> wide(mbits - shift)) & wide(1)) << wide(mbits + ebits)
+    return result.astype(storage, copy=False)
+
+
+def _decompressed(dctx, data, n: int, where: dict):
+    """(start, bytes as uint8) pieces of a zstd plane of n bytes, CHUNK bytes at a time."""
+    start = 0
+    try:
+        for chunk in dctx.read_to_iter(data, read_size=CHUNK, write_size=CHUNK):
+            if start + len(chunk) > n:
+                raise FormatError(f"the plane holds more than {n} bytes", **where)
+            yield start, np.frombuffer(chunk, dtype=np.uint8)
+            start += len(chunk)
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"zstd frame is corrupt: {exc}", **where) from None
+    if start != n:
+        raise FormatError(f"the plane holds {start} bytes, expected {n}", **where)
 
 
 @register_mode
