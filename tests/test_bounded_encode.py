@@ -154,3 +154,17 @@ def test_spool_orders_and_spills(tmp_path):
     out = io.BytesIO()
     s.write_to(out)
     assert out.getvalue() == b"xy" and s.file is None
+
+
+def test_decode_levels_into_a_given_buffer():
+    q = np.array([[3, -2, 100, 0], [1, 1, -127, 5]], np.int64)
+    payload = levels.encode_levels(q, 2, 4)
+    out = np.full(8, 77, np.int16)
+    got = levels.decode_levels(payload, 2, 4, out_kind=levels.LC_OUT_I16, out=out)
+    assert got is out and out.tolist() == q.reshape(-1).tolist()
+    with pytest.raises(ValueError, match="out must be"):
+        levels.decode_levels(payload, 2, 4, out_kind=levels.LC_OUT_I16, out=np.empty(8, np.int32))
+    wide = levels.encode_levels(np.array([1, 40000, -3], np.int64), 1, 3)
+    with pytest.raises(codec.FormatError, match="does not fit int16"):
+        levels.decode_levels(wide, 1, 3, out_kind=levels.LC_OUT_I16)
+    assert levels.decode_levels(wide, 1, 3, out_kind=levels.LC_OUT_I32).tolist() == [1, 40000, -3]

@@ -142,6 +142,7 @@ def _rans():
     args = (fc, sy, row_class, 6, 50, E, escapes)
     check("rans", "decode", words, states, *args, 0, np.empty(300, np.int64))
     check("rans", "decode", words, states, *args, 3, np.empty(300, np.int32))
+    check("rans", "decode", words, states, *args, 4, np.empty(300, np.int16))
     scale, zp = np.full(6, 0.5, np.float32), np.arange(6, dtype=np.int64)
     check("rans", "decode", words, states, *args, 1, np.empty(300, np.float32), scale, zp)
     # damaged: a cut word stream, extra words, a bad state, a wrong escape list, codebook range
