@@ -525,7 +525,11 @@ class StreamReader:
             raise FormatError("index does not describe the layer units that precede it", path="index",
                               bit_offset=unit.payload_offset * 8)
         trailer_offset = self._in.offset
-        index_unit_offset, _ = read_trailer(self._in.read(TRAILER_SIZE, "trailer"), trailer_offset)
+        index_unit_offset, trailer_count = read_trailer(self._in.read(TRAILER_SIZE, "trailer"), trailer_offset)
+        if trailer_count != self.network_header.layer_count:  # the rule Reader applies
+            raise FormatError(f"trailer_layer_count {trailer_count} differs from layer_count "
+                              f"{self.network_header.layer_count}", path="trailer.trailer_layer_count",
+                              bit_offset=(trailer_offset + 8) * 8)
         if index_unit_offset != index_offset:
             raise FormatError(f"index_unit_offset {index_unit_offset} differs from the index unit at {index_offset}",
                               path="trailer.index_unit_offset", bit_offset=trailer_offset * 8)

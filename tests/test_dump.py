@@ -205,3 +205,17 @@ def test_sparse_columns_and_json(tmp_path):
     s0, s1 = doc["layers"][0]["coding"], doc["layers"][1]["coding"]
     assert s0["nm"] == [2, 4] and s0["kept"] == 1024 and abs(s0["mask_bits_per_element"] - 0.65) < 0.05
     assert s1["mask_kind"] == "bitmap" and abs(s1["density"] - 0.1) < 1e-3 and s1["values_mode"] == "zstd"
+
+
+def test_ratio_vs_raw_of_a_compressed_layer(tmp_path):
+    from codec import dump
+
+    data = codec.encode({"zeros": np.zeros((64, 64), np.float32), "noise": np.random.default_rng(0).integers(
+        0, 255, 4096, dtype=np.uint8)}, mode="zstd")
+    with codec.Reader(data) as r:
+        layers = {layer["name"]: layer for layer in dump.summarize(r)["layers"]}
+    zeros = layers["zeros"]
+    assert zeros["raw_bytes"] == 64 * 64 * 4 and zeros["payload_bytes"] < 100
+    assert zeros["ratio_vs_raw"] == pytest.approx(zeros["raw_bytes"] / zeros["payload_bytes"], rel=1e-3)
+    assert zeros["ratio_vs_raw"] > 100 and zeros["bits_per_element"] < 0.2
+    assert layers["noise"]["ratio_vs_raw"] < 1.0  # incompressible: the frame is a little larger

@@ -62,3 +62,13 @@ def test_error_messages_name_the_entry():
         read_index_payload(write_index_payload([IndexEntry("abc", 100, 40)]), 0, Limits(max_name_bytes=2),
                            layer_count=1, first_unit_offset=100, index_unit_offset=400)
     assert str(info.value) == "index.entry[0].entry_name at byte 20: a name of 3 bytes exceeds max_name_bytes=2"
+
+
+@pytest.mark.parametrize("size,ok", [(23, False), (24, True)])
+def test_unit_size_minimum(size, ok):
+    # MIN_UNIT_SIZE (24) is the smallest unit: both twins accept it and refuse one less
+    from codec.format import IndexEntry, write_index_payload
+
+    data = write_index_payload([IndexEntry("a", 100, size), IndexEntry("b", 200, 30)])
+    status = check("index", "read_index_entries", data, 2, 10, 100, 400, IndexEntry)[0]
+    assert (status == 0) == ok

@@ -145,3 +145,36 @@ def test_writer_to_file_object_at_offset():
     with codec.Writer(buf) as w:
         w.add_layer("a", np.arange(3))
     assert codec.decode(buf.getvalue()[6:])["a"].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("write", ["writer", "safetensors", "npz", "pt"])
+def test_durable_writes_fsync_then_rename(tmp_path, monkeypatch, write):
+    # the bytes reach the disk before the rename makes them visible, and the rename itself is
+    # made durable (fsync of the directory) before the writer returns
+    import stat
+
+    from codec import formats
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        kind = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        events.append(("fsync", kind))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        assert os.path.getsize(src) > 0 and not os.path.exists(dst)
+        events.append(("replace", os.path.basename(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / f"out.{'nnc' if write == 'writer' else write}"
+    if write == "writer":
+        with codec.Writer(target) as w:
+            w.add_layer("w", np.ones(4, np.float32))
+    else:
+        formats.write_tensors(target, [("w", np.ones(4, np.float32), "float32")])
+    assert events == [("fsync", "file"), ("replace", target.name), ("fsync", "dir")]
+    assert sorted(os.listdir(tmp_path)) == [target.name]
