@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Hand-made mutants of the decode, limit and writer paths (Python and C), and whether the test
+suite kills each: a small, scripted mutation test (the C kernels are out of mutmut's reach).
+
+Each mutant replaces one exact snippet in one file of a scratch copy of the repository (a git
+worktree of HEAD), rebuilds the compiled core when a .pyx/.h file changed, and runs the suite with
+``pytest -x`` (with CODEC_PUREPYTHON=1 for mutants of the pure kernels, which the fast backend
+only meets in the twin tests). A mutant is *killed* when the suite fails.
+
+    python tools/mutants.py [--only ID ...] [--json] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+#: (id, file, original snippet (must occur once), mutated snippet, what it breaks)
+MUTANTS = [
+    # -- the level coder: pure reference and C twin
+    ("rans-final-state-py", "codec/kernels/rans.py", "if any(x != LC_RANS_L for x in st):",
+     "if any(x != LC_RANS_L for x in st[1:]):", "final-state check skips state 0 (pure)"),
+    ("rans-final-state-c", "codec/_fast/rans_impl.h", "for (int j = 0; j < LC_STATES; j++)\n        if (st[j] != LC_RANS_L)",
+     "for (int j = 1; j < LC_STATES; j++)\n        if (st[j] != LC_RANS_L)", "final-state check skips state 0 (C)"),
+    ("rans-words-left-c", "codec/_fast/rans_impl.h", "if (wp != nwords) return LC_ERR_WORDS_LEFT;", "",
+     "words left over accepted (C)"),
+    ("rans-escape-count-c", "codec/_fast/rans_impl.h", "if (ep != nesc) return LC_ERR_ESCAPES;", "",
+     "unused escapes accepted (C)"),
+    ("rans-escape-range-c", "codec/_fast/rans_impl.h", "if (*ep >= nesc) return LC_ERR_ESCAPES;",
+     "if (*ep > nesc) return LC_ERR_ESCAPES;", "reads one escape past the list (C)"),
+    ("rans-affine-overflow-c", "codec/_fast/rans_impl.h",
+     "if (__builtin_sub_overflow(level, z_r, &d)) return LC_ERR_AFFINE_RANGE;", "d = level - z_r;",
+     "level - zero point overflow unchecked (C)"),
+    ("escape-limit-128", "codec/levels.py", "if E > LC_MAX_ESCAPE_LIMIT:", "if E > LC_MAX_ESCAPE_LIMIT + 1:",
+     "lc_escape_limit 128 accepted"),
+    ("escape-count-bound", "codec/levels.py", "if count > n or count * 2 > r.bits_left():",
+     "if count > n + 1 or count * 2 > r.bits_left() + 2:", "escape count bound loosened"),
+    ("words-bound", "codec/levels.py", "if nbytes // 2 > n:", "if nbytes // 2 > n + 1:",
+     "more rANS words than levels accepted"),
+    # -- payload checksums, per mode
+    ("crc-ternary", "codec/modes/ternary.py",
+     "axis, alphas = self.begin_decode(header, payload, verify=verify,",
+     "axis, alphas = self.begin_decode(header, payload, verify=False,", "ternary payload CRC not checked"),
+    ("crc-entropy", "codec/modes/entropy.py", "self.begin_decode(header, payload, verify=verify,",
+     "self.begin_decode(header, payload, verify=False,", "entropy payload CRC not checked"),
+    ("crc-quantized", "codec/modes/quantized.py", "self.begin_decode(header, payload, verify=verify,",
+     "self.begin_decode(header, payload, verify=False,", "quantized payload CRC not checked"),
+    ("crc-floatplanes", "codec/modes/floatplanes.py", "self.begin_decode(header, payload, verify=verify,",
+     "self.begin_decode(header, payload, verify=False,", "floatplanes payload CRC not checked"),
+    ("crc-sparse", "codec/modes/sparse.py", "self.begin_decode(header, payload, verify=verify,",
+     "self.begin_decode(header, payload, verify=False,", "sparse payload CRC not checked"),
+    ("crc-raw", "codec/modes/raw.py", "            if actual != header.payload_crc32c:\n                raise",
+     "            if False:\n                raise", "raw payload CRC not checked"),
+    ("crc-zstd", "codec/modes/zstd.py", "            check_payload_crc(header, payload)", "            pass",
+     "zstd payload CRC not checked"),
+    ("crc-headers", "codec/format/_io.py", "    if actual != stored:", "    if False:",
+     "header and trailer CRCs not checked"),
+    ("verify-false-verifies", "codec/reader.py", "verify=self.verify_payloads if verify is None else verify",
+     "verify=True", "get(verify=False) still verifies"),
+    # -- limits and header rules
+    ("limit-at-value", "codec/format/limits.py", "if value > limit:", "if value >= limit:",
+     "a value equal to its limit refused"),
+    ("limit-one-past", "codec/format/limits.py", "if value > limit:", "if value > limit + 1:",
+     "one past the limit accepted"),
+    ("rank-9-limit", "codec/format/unit.py", "    if layer_rank > MAX_RANK:\n        raise r.error(",
+     "    if layer_rank > MAX_RANK + 8:\n        raise r.error(", "rank 9 reported as a LimitError"),
+    ("dim-limit", "codec/format/unit.py", "if dim > limits.max_elements_per_layer:",
+     "if False:", "a dimension of an empty tensor unbounded"),
+    ("elements-limit", "codec/format/unit.py", "if elements > limits.max_elements_per_layer:",
+     "if elements > limits.max_elements_per_layer * 2:", "a layer's element count checked loosely"),
+    ("sparse-kept-bound", "codec/modes/sparse.py", "if sp.kept > header.num_elements:",
+     "if sp.kept > header.num_elements + 1:", "kept count above the layer accepted"),
+    ("sparse-mask-count", "codec/modes/sparse.py", "if int(mask.sum()) != sp.kept:", "if False:",
+     "mask and kept count may disagree"),
+    ("floatplanes-exponent-range", "codec/modes/floatplanes.py",
+     "if n and (int(signed.min()) < -centre", "if False and (int(signed.min()) < -centre",
+     "exponents outside their field accepted"),
+    ("ternary-trit-range", "codec/modes/ternary.py", "if levels.size and (levels.min() < -1 or levels.max() > 1):",
+     "if False:", "entropy-coded trits outside -1..1 accepted"),
+    ("index-unit-size-c", "codec/_fast/index.pyx", "or size < MIN_UNIT_SIZE:", "or size < MIN_UNIT_SIZE - 1:",
+     "index unit size 23 accepted (C)"),
+    ("index-unit-size-py", "codec/kernels/index.py", "or size < MIN_UNIT_SIZE:", "or size < MIN_UNIT_SIZE - 1:",
+     "index unit size 23 accepted (pure)"),
+    ("ternary-trailing-c", "codec/_fast/ternary.pyx", "    if pos + nbytes != size:\n        return TN_ERR_TRAILING",
+     "    if False:\n        return TN_ERR_TRAILING", "bytes after a flag payload accepted (C)"),
+    # -- the stream reader
+    ("stream-index-units", "codec/reader.py", "        if entries != seen:", "        if False:",
+     "stream reader does not check the index against the units"),
+    ("stream-trailer-count", "codec/reader.py",
+     "        if trailer_count != self.network_header.layer_count:  # the rule Reader applies",
+     "        if False:", "stream reader does not check trailer_layer_count"),
+    ("stream-trailer-offset", "codec/reader.py", "        if index_unit_offset != index_offset:",
+     "        if False:", "stream reader does not check index_unit_offset"),
+    ("stream-claimed-alloc", "codec/reader.py", "        buf = bytearray()\n        while len(buf) < n:",
+     "        buf = bytearray(n)\n        del buf[:]\n        while len(buf) < n:",
+     "stream reader allocates the claimed payload size"),
+    # -- writers and the dump
+    ("no-fsync", "codec/atomic.py", "            os.fsync(self.file.fileno())\n", "",
+     "written file not fsynced"),
+    ("no-rename", "codec/atomic.py", "            os.replace(self.tmp_path, self.path)",
+     "            shutil_copy(self.tmp_path, self.path)", "output written in place, not renamed"),
+    ("no-dir-fsync", "codec/atomic.py", "            os.fsync(dir_fd)", "            pass",
+     "directory not fsynced after the rename"),
+    ("writer-header-limit", "codec/writer.py", "if header_size > DEFAULT_LIMITS.max_header_bytes:",
+     "if header_size > DEFAULT_LIMITS.max_header_bytes * 2:", "writer writes headers readers refuse"),
+    ("writer-shape-limit", "codec/writer.py", "if array.size > limits.max_elements_per_layer or",
+     "if array.size > limits.max_elements_per_layer * 2 or", "writer writes shapes readers refuse"),
+    ("dump-ratio", "codec/dump.py", "(raw_bytes / h.payload_size)", "(h.payload_size / raw_bytes)",
+     "the dump's compression ratio inverted"),
+]
+
+SHUTIL_SHIM = "\n\ndef shutil_copy(src, dst):\n    import shutil\n    shutil.copyfile(src, dst)\n    os.unlink(src)\n"
+
+
+def sh(cmd, cwd, env=None, timeout=1800):
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", help="mutant ids")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch worktree")
+    args = parser.parse_args(argv)
+    work = tempfile.mkdtemp(prefix="codec-mutants-")
+    tree = os.path.join(work, "tree")
+    sh(["git", "worktree", "add", "--detach", tree, "HEAD"], ROOT)
+    results = []
+    try:
+        build = sh([sys.executable, "setup.py", "build_ext", "--inplace"], tree)
+        if build.returncode:
+            raise SystemExit(build.stderr[-2000:])
+        built = {f: open(os.path.join(tree, "codec", "_fast", f), "rb").read()
+                 for f in os.listdir(os.path.join(tree, "codec", "_fast")) if f.endswith(".so")}
+        env = dict(os.environ, PYTHONPATH=tree, PYTHONDONTWRITEBYTECODE="1")
+        for mid, rel, old, new, what in MUTANTS:
+            if args.only and mid not in args.only:
+                continue
+            path = os.path.join(tree, rel)
+            source = open(path, encoding="utf-8").read()
+            if source.count(old) != 1:
+                results.append({"id": mid, "what": what, "outcome": f"snippet found {source.count(old)} times"})
+                continue
+            mutated = source.replace(old, new)
+            if "shutil_copy(" in new:
+                mutated += SHUTIL_SHIM
+            compiled = rel.endswith((".pyx", ".h"))
+            start = time.time()
+            try:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(mutated)
+                if compiled:
+                    b = sh([sys.executable, "setup.py", "build_ext", "--inplace", "--force"], tree)
+                    if b.returncode:
+                        results.append({"id": mid, "what": what, "outcome": "does not build (killed)",
+                                        "killed": True})
+                        continue
+                run_env = dict(env, CODEC_PUREPYTHON="1") if rel.startswith("codec/kernels/") else env
+                proc = sh([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "tests"], tree,
+                          env=run_env)
+                failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+                killed = proc.returncode != 0
+                results.append({"id": mid, "what": what, "killed": killed, "seconds": round(time.time() - start),
+                                "by": failed[0][:160] if failed else ("" if killed else proc.stdout[-200:])})
+            finally:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(source)
+                if compiled:
+                    for name, data in built.items():
+                        with open(os.path.join(tree, "codec", "_fast", name), "wb") as f:
+                            f.write(data)
+            r = results[-1]
+            print(f"{mid}: {'killed' if r.get('killed') else 'SURVIVED'} ({r.get('seconds', 0)} s) {r.get('by', '')}",
+                  file=sys.stderr, flush=True)
+    finally:
+        if not args.keep:
+            sh(["git", "worktree", "remove", "--force", tree], ROOT)
+            shutil.rmtree(work, ignore_errors=True)
+    killed = sum(1 for r in results if r.get("killed"))
+    summary = {"mutants": len(results), "killed": killed, "score": round(killed / max(len(results), 1), 3),
+               "survivors": [r["id"] for r in results if not r.get("killed")], "results": results}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{killed} of {len(results)} mutants killed ({100 * summary['score']:.0f}%); "
+              f"survivors: {', '.join(summary['survivors']) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
