@@ -6,8 +6,12 @@
 2. Peak RSS of `codec encode` on a synthetic safetensors file of --gb GB (default 4), in a fresh
    process, above the interpreter's baseline after imports, against the largest layer (target
    <= largest layer + 64 MB), for the zstd policy and the default lossless policy.
+3. Scale-out by reference: `codec.encode_file` of a --scale-gb GB (default 1) safetensors file with
+   `workers=1`, a `ProcessPoolExecutor(2)` and a dask `LocalCluster(n_workers=2)` executor (tasks
+   carry a reference to their tensor, not the array): time, speed-up over `workers=1` (target
+   >= 1.3x for the cluster), identical bytes, and the writer process's peak RSS.
 
-    python bench/bench_parallel.py [--json] [--gb 4] [--skip-rss]
+    python bench/bench_parallel.py [--json] [--gb 4] [--skip-rss] [--scale-gb 1] [--skip-scale]
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def minilm_rows(repeat: int) -> list[dict]:
     return rows
 
 
-def make_synthetic(path: str, gb: float) -> float:
+def make_synthetic(path: str, gb: float, distinct: bool = False) -> float:
     """Write a safetensors file of ~gb GB (64 MB float32 layers, weight-like values); return the largest layer MB."""
     from codec import formats
 
@@ -61,7 +65,11 @@ def make_synthetic(path: str, gb: float) -> float:
 
     def items():
         for i in range(count):
-            yield f"layers.{i}.weight", np.tile(row * (1 + i % 7), (layer // 4096, 1)), "float32"
+            if distinct:  # every row its own values (compresses like weights, not like a repeated row)
+                yield (f"layers.{i}.weight", (rng.standard_normal((layer // 4096, 4096), dtype=np.float32)
+                                              * np.float32(0.02 * (1 + i % 7))), "float32")
+            else:
+                yield f"layers.{i}.weight", np.tile(row * (1 + i % 7), (layer // 4096, 1)), "float32"
 
     # write streaming so the generator holds one layer: safetensors needs the header first
     import struct
@@ -107,12 +115,74 @@ print(json.dumps({{"rc": rc, "base_mb": base, "peak_growth_mb": hwm() - base, "b
     return result
 
 
+SCALE = r"""
+import json, os, sys, time
+import codec
+def hwm():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+src, out, how, policy = sys.argv[1:5]
+executor = cluster = client = None
+if how == "processes":
+    from concurrent.futures import ProcessPoolExecutor
+    executor = ProcessPoolExecutor(2)
+elif how == "dask":
+    from dask.distributed import Client, LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    executor = client.get_executor()
+base = hwm()
+start = time.perf_counter()
+codec.encode_file(src, out, policy=policy, executor=executor)
+seconds = time.perf_counter() - start
+peak = hwm()
+if client is not None:
+    client.close(); cluster.close()
+elif executor is not None:
+    executor.shutdown()
+print(json.dumps({"seconds": seconds, "writer_peak_mb": peak, "writer_growth_mb": peak - base}))
+"""
+
+
+def scale_rows(src: str, policy_path: str, label: str) -> list[dict]:
+    import hashlib
+
+    rows = []
+    for how in ("workers=1", "processes", "dask"):
+        if how == "dask":
+            try:
+                import dask.distributed  # noqa: F401
+            except ImportError:
+                rows.append({"policy": label, "executor": "dask LocalCluster(n_workers=2)", "skipped": "dask not installed"})
+                continue
+        out = os.path.join(os.path.dirname(src), f"scale-{how}.nnc")
+        proc = subprocess.run([sys.executable, "-c", SCALE, src, out, how, policy_path], capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(proc.stderr[-3000:])
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        with open(out, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        os.unlink(out)
+        rows.append({"policy": label, "executor": {"workers=1": "workers=1", "processes": "ProcessPoolExecutor(2)",
+                                                   "dask": "dask LocalCluster(n_workers=2)"}[how], "sha256": digest, **r})
+    first = rows[0]
+    for r in rows:
+        if "seconds" in r:
+            r["speedup"] = first["seconds"] / r["seconds"]
+            r["identical"] = r["sha256"] == first["sha256"]
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--gb", type=float, default=4.0, help="size of the synthetic model (GB)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--scale-gb", type=float, default=1.0, help="size of the scale-out model (GB)")
+    parser.add_argument("--skip-scale", action="store_true")
     add_output_args(parser)
     args = parser.parse_args(argv)
     rows = minilm_rows(args.repeat)
@@ -130,8 +200,19 @@ def main(argv=None) -> int:
                 r = encode_rss(src, policy)
                 rss.append({"policy": label, "model_mb": total, "largest_layer_mb": largest, **r,
                             "target_mb": largest + 64, "pass": r["peak_growth_mb"] <= largest + 64})
+    scale = []
+    if not args.skip_scale:
+        with tempfile.TemporaryDirectory(prefix="codec-scale-") as tmp:
+            src = os.path.join(tmp, "synthetic.safetensors")
+            make_synthetic(src, args.scale_gb, distinct=True)
+            for label, text in (("8-bit per channel", '[defaults]\nmode = "quantized"\nbits = 8\ngranularity = "channel"\n'),
+                                ("default lossless (floatplanes)", '[defaults]\nmode = "floatplanes"\n')):
+                policy_path = os.path.join(tmp, "policy.toml")
+                with open(policy_path, "w") as f:
+                    f.write(text)
+                scale += scale_rows(src, policy_path, label)
     if args.json:
-        print(json.dumps({"cpus": os.cpu_count(), "minilm": rows, "encoder_rss": rss}, indent=2))
+        print(json.dumps({"cpus": os.cpu_count(), "minilm": rows, "encoder_rss": rss, "scale_out": scale}, indent=2))
         return 0
     def tables():
         print(f"MiniLM, {os.cpu_count()} CPUs (best of {args.repeat}); target speed-up >= 1.7x on 2 cores")
@@ -148,6 +229,18 @@ def main(argv=None) -> int:
             for r in rss:
                 print(f"| {r['policy']} | {r['peak_growth_mb']:.1f} | {r['target_mb']:.0f} | {'yes' if r['pass'] else 'NO'} | "
                       f"{r['seconds']:.1f} | {r['bytes']:,} |")
+
+        if scale:
+            print(f"\n`codec.encode_file` of a {args.scale_gb:g} GB safetensors file (64 MB float32 layers) by "
+                  "reference; target: dask LocalCluster(n_workers=2) >= 1.3x workers=1, identical bytes")
+            print("| policy | executor | seconds | speed-up | identical bytes | writer peak RSS MB |")
+            print("|---|---|---:|---:|---|---:|")
+            for r in scale:
+                if "skipped" in r:
+                    print(f"| {r['policy']} | {r['executor']} | - | - | - | {r['skipped']} |")
+                    continue
+                print(f"| {r['policy']} | {r['executor']} | {r['seconds']:.2f} | {r['speedup']:.2f}x | "
+                      f"{'yes' if r['identical'] else 'NO'} | {r['writer_peak_mb']:.0f} |")
 
     emit("bench_parallel.py", tables, args)
     return 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from . import errors, masks, ternary
 from ._backend import BACKEND as backend
-from .api import decode, encode, load_file, open, save_file
+from .api import decode, encode, encode_file, load_file, open, save_file
 from .format import VERSION_MAJOR, VERSION_MINOR, CodingMode, DType, LayerHeader, LayerKind, Limits, NetworkHeader
 from .errors import (
     ChecksumError,
@@ -45,6 +45,7 @@ __all__ = [
     "masks",
     "ternary",
     "save_file",
+    "encode_file",
     "load_file",
     "encode",
     "decode",

@@ -10,9 +10,9 @@ import numpy as np
 
 from .format import DEFAULT_LIMITS, Limits
 from .reader import Reader
-from .writer import Writer
+from .writer import LayerTask, Writer
 
-__all__ = ["save_file", "load_file", "encode", "decode", "open"]
+__all__ = ["save_file", "load_file", "encode", "decode", "open", "encode_file", "EncodeSummary"]
 
 
 def _write_all(writer: Writer, tensors: Mapping[str, Any], mode: str, mode_params: dict, workers, executor) -> None:
@@ -39,6 +39,61 @@ def encode(tensors: Mapping[str, Any], /, *, metadata: Mapping[str, Any] | None 
     _write_all(writer, tensors, mode, mode_params, workers, executor)
     writer.close()
     return buf.getvalue()
+
+
+class EncodeSummary(dict):
+    """What :func:`encode_file` did: ``layers``, ``raw_bytes`` (of the input tensors), ``chosen``
+    (how many layers each policy choice coded, e.g. ``{"floatplanes": 3, "quantized (rule 0)": 2}``)."""
+
+
+def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: Mapping[str, Any] | None = None,
+                workers: int | None = None, executor=None, progress=None) -> EncodeSummary:
+    """Encode the tensors of a safetensors, npz, PyTorch or ONNX file into a bitstream at
+    ``target`` (a path, written atomically, or a binary file object), layer by layer.
+
+    ``policy``: a :class:`codec.policy.Policy`, a policy file path or text, or None for the
+    default lossless policy; it is stored in the metadata (``codec.policy``). ``workers`` > 1
+    encodes on threads; ``executor`` (any ``concurrent.futures.Executor``: threads, processes,
+    ``dask.distributed.Client.get_executor()``) runs the layers' tasks there. From a safetensors
+    file each task carries a reference to its tensor (path, offset, shape, dtype) and the policy
+    action, reads the tensor in the worker and sends back only the encoded layer. The bytes are
+    the same whatever the workers or executor.
+    """
+    from . import formats
+    from . import policy as policies
+    from .writer import guess_kind
+
+    if policy is None:
+        policy = policies.DEFAULT_POLICY
+    elif not isinstance(policy, policies.Policy):
+        policy = policies.load_policy(policy)
+    path = os.fspath(source)
+    summary = EncodeSummary(layers=0, raw_bytes=0, chosen={})
+    by_reference = path.lower().endswith(".safetensors")
+    tensors = ((ref.name, ref, ref.hint) for ref in formats.safetensors_refs(path)) if by_reference \
+        else formats.read_tensors(path)
+
+    def items():
+        for name, array, hint in tensors:
+            kind = guess_kind(name, array).name.lower()
+            action, rule = policy.choose(name, array, kind)
+            label = f"{action['mode']}" + ("" if rule is None else f" (rule {rule})")
+            summary["chosen"][label] = summary["chosen"].get(label, 0) + 1
+            summary["raw_bytes"] += array.nbytes
+            if by_reference:
+                yield name, LayerTask(array, dict(action), hint), None
+            else:
+                array, params = policies.apply(action, array)
+                if hint:
+                    params["dtype"] = hint
+                yield name, array, params
+            del array  # one layer in memory at a time
+
+    meta = {"codec.policy": policy.to_json(), "codec.source": os.path.basename(path), **(metadata or {})}
+    with Writer(target, metadata=meta) as writer:
+        writer.add_layers(items(), workers=workers, executor=executor, progress=progress)
+        summary["layers"] = writer.layer_count
+    return summary
 
 
 def _read_all(reader: Reader, workers: int | None = None, executor=None, progress=None) -> dict[str, np.ndarray]:

@@ -162,49 +162,26 @@ def _check_output(output: str, inputs: list[str], force: bool) -> None:
 
 def _cmd_encode(args) -> int:
     from . import formats, policy as policies
-    from .writer import Writer, guess_kind
+    from .api import encode_file
 
     policy = policies.load_policy(args.policy) if args.policy else policies.DEFAULT_POLICY
     tensors = formats.read_tensors(args.input)  # a missing or unknown input is reported first
     _check_output(args.output, [args.input] + ([args.policy] if args.policy else []), args.force)
     total = None
     if args.input.endswith(".safetensors"):
-        import json
-        import struct
-
-        with open(args.input, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            total = len([k for k in json.loads(f.read(n)) if k != "__metadata__"])
-    chosen: dict[str, int] = {}
-    raw_bytes = 0
-
-    def items():
-        nonlocal raw_bytes
-        for name, array, hint in tensors:
-            kind = guess_kind(name, array).name.lower()
-            action, rule = policy.choose(name, array, kind)
-            array, params = policies.apply(action, array)
-            if hint:
-                params["dtype"] = hint
-            label = f"{params['mode']}" + ("" if rule is None else f" (rule {rule})")
-            chosen[label] = chosen.get(label, 0) + 1
-            raw_bytes += array.nbytes
-            yield name, array, params
-            del array, params  # one layer in memory at a time
-
-    metadata = {"codec.policy": policy.to_json(), "codec.source": os.path.basename(args.input)}
+        total = len(formats.safetensors_refs(args.input))
+    del tensors
     progress = _Progress(total, "encoding", args.quiet)
     start = time.perf_counter()
     try:
-        with Writer(args.output, metadata=metadata) as writer:
-            writer.add_layers(items(), workers=args.workers, progress=progress)
-            count = writer.layer_count
+        summary = encode_file(args.input, args.output, policy=policy, workers=args.workers, progress=progress)
     finally:
         progress.close()
     if not args.quiet:
         size = os.path.getsize(args.output)
-        how = ", ".join(f"{n} x {label}" for label, n in chosen.items()) or "no layers"
-        print(f"{dump.escape(args.output)}: {count} layers, {size:,} bytes from {raw_bytes:,} "
+        raw_bytes = summary["raw_bytes"]
+        how = ", ".join(f"{n} x {label}" for label, n in summary["chosen"].items()) or "no layers"
+        print(f"{dump.escape(args.output)}: {summary['layers']} layers, {size:,} bytes from {raw_bytes:,} "
               f"({raw_bytes / max(size, 1):.3f}x) in {time.perf_counter() - start:.2f} s; "
               f"{'policy ' + dump.escape(args.policy) if args.policy else 'default policy (lossless)'}: {how}")
     return 0

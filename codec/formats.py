@@ -22,7 +22,7 @@ import numpy as np
 from .atomic import AtomicFile
 from .errors import EncodeError, FormatError
 
-__all__ = ["read_tensors", "write_tensors", "LazyTensor", "FORMATS"]
+__all__ = ["read_tensors", "write_tensors", "LazyTensor", "TensorRef", "safetensors_refs", "FORMATS"]
 
 FORMATS = (".safetensors", ".npz", ".pt", ".pth", ".bin", ".onnx")
 
@@ -54,6 +54,55 @@ def _bf16(bits: np.ndarray):
 # ---------------------------------------------------------------------------------------------
 def read_safetensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
     """Yield the tensors one at a time; each is read with one readinto, so memory holds one tensor."""
+    for ref in safetensors_refs(path):
+        array = ref.load()
+        yield ref.name, array, ("bfloat16" if ref.hint and array.dtype.name != "bfloat16" else None)
+        del array  # before the next tensor is allocated: one tensor in memory at a time
+
+
+class TensorRef(NamedTuple):
+    """A tensor of a safetensors file by reference: what a task sent to another process carries
+    instead of the array (a few hundred bytes), to read the tensor there with :meth:`load`."""
+
+    path: str
+    name: str
+    offset: int  # of the first byte, in the file
+    shape: tuple[int, ...]
+    dtype_str: str  # numpy dtype string, little-endian
+    hint: str | None  # "bfloat16" when the bytes are bfloat16 (kept as uint16 without ml_dtypes)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.dtype_str) if self.hint != "bfloat16" else _bf16(np.zeros(0, "<u2"))[0].dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(self.dtype_str).itemsize
+
+    def load(self) -> np.ndarray:
+        """Read the tensor (one read into a new array); bfloat16 as ``ml_dtypes.bfloat16`` if installed."""
+        array = np.empty(self.size, dtype=self.dtype_str)
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            if array.size and f.readinto(memoryview(array.view(np.uint8))) != self.nbytes:
+                raise FormatError(f"{self.path}: tensor {self.name!r}: file ends early")
+        array = array.reshape(self.shape)
+        if self.hint == "bfloat16":
+            array, _ = _bf16(array)
+        return array
+
+
+def safetensors_refs(path) -> list[TensorRef]:
+    """References to the tensors of a safetensors file, in file order (nothing but the header read)."""
+    refs = []
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size < 8:
@@ -65,31 +114,25 @@ def read_safetensors(path) -> Iterator[tuple[str, np.ndarray, str | None]]:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise FormatError(f"{path}: safetensors header is not JSON: {exc}") from None
-        if not isinstance(header, dict):
-            raise FormatError(f"{path}: safetensors header is not an object")
-        base = 8 + n
-        entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
-                         key=lambda kv: kv[1].get("data_offsets", [0])[0] if isinstance(kv[1], dict) else 0)
-        for name, info in entries:
-            try:
-                dtype = _ST_DTYPES[info["dtype"]]
-                shape = tuple(int(d) for d in info["shape"])
-                begin, end = (int(x) for x in info["data_offsets"])
-            except (KeyError, TypeError, ValueError):
-                raise FormatError(f"{path}: tensor {name!r}: unsupported or malformed entry {info!r}") from None
-            count = int(np.prod(shape)) if shape else 1
-            if not 0 <= begin <= end <= size - base or end - begin != count * np.dtype(dtype).itemsize:
-                raise FormatError(f"{path}: tensor {name!r}: data_offsets {begin}..{end} do not fit")
-            array = np.empty(count, dtype=dtype)
-            f.seek(base + begin)
-            if count and f.readinto(memoryview(array.view(np.uint8))) != end - begin:
-                raise FormatError(f"{path}: tensor {name!r}: file ends early")
-            array = array.reshape(shape)
-            hint = None
-            if info["dtype"] == "BF16":
-                array, hint = _bf16(array)
-            yield name, array, hint
-            del array  # before the next tensor is allocated: one tensor in memory at a time
+    if not isinstance(header, dict):
+        raise FormatError(f"{path}: safetensors header is not an object")
+    base = 8 + n
+    entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
+                     key=lambda kv: kv[1].get("data_offsets", [0])[0] if isinstance(kv[1], dict) else 0)
+    for name, info in entries:
+        try:
+            dtype = _ST_DTYPES[info["dtype"]]
+            shape = tuple(int(d) for d in info["shape"])
+            begin, end = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise FormatError(f"{path}: tensor {name!r}: unsupported or malformed entry {info!r}") from None
+        count = math.prod(shape)
+        if any(d < 0 for d in shape) or not 0 <= begin <= end <= size - base \
+                or end - begin != count * np.dtype(dtype).itemsize:
+            raise FormatError(f"{path}: tensor {name!r}: data_offsets {begin}..{end} do not fit")
+        refs.append(TensorRef(os.path.abspath(path), name, base + begin, shape, dtype,
+                              "bfloat16" if info["dtype"] == "BF16" else None))
+    return refs
 
 
 def read_npz(path):

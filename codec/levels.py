@@ -304,7 +304,7 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES) -> Le
         starts = np.concatenate(([0], np.cumsum(span)[:-1]))
         magnitude[r0:r0 + span.size] += np.add.reduceat(np.abs(np.clip(q, -128, 128)), starts, dtype=np.int64)
         if hi > LC_MAX_ESCAPE_LIMIT or lo < -LC_MAX_ESCAPE_LIMIT:
-            escapes.append(q[(q > LC_MAX_ESCAPE_LIMIT) | (q < -LC_MAX_ESCAPE_LIMIT)].astype(np.int64))
+            escapes.append(q[(q > LC_MAX_ESCAPE_LIMIT) | (q < -LC_MAX_ESCAPE_LIMIT)])  # in their own width
     E = min(LC_MAX_ESCAPE_LIMIT, top)
     alphabet = 2 * E + 2
     if n:

@@ -58,6 +58,33 @@ def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits,
 _PROBE_BYTES = 64 << 20
 #: verify() reads payloads in chunks of this size.
 _VERIFY_CHUNK = 16 << 20
+#: Payloads above this size are read in pieces by the modes that can (``Mode.reads_in_pieces``).
+_PIECES_BYTES = 16 << 20
+
+
+class _FilePayload:
+    """A layer's payload in the file, read in pieces (``os.pread``) by modes that decode as they
+    read; each read checks that the file is still the one mapped."""
+
+    def __init__(self, reader: "Reader", header: LayerHeader):
+        self.reader, self.header = reader, header
+
+    def __len__(self) -> int:
+        return self.header.payload_size
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        if offset < 0 or size < 0 or offset + size > self.header.payload_size:
+            raise ValueError(f"bytes {offset}..{offset + size} are outside the payload")
+        self.reader._check_file()
+        data = os.pread(self.reader._file.fileno(), size, self.header.payload_offset + offset)
+        if len(data) != size:
+            raise FileChangedError(f"{self.reader.path!r} ends before the payload of {self.header.layer_name!r} "
+                                   "(truncated while open)")
+        return data
+
+    def crc32c(self) -> int:
+        self.reader._check_file()
+        return self.reader._crc32c_of(self.header.payload_offset, self.header.payload_size)
 
 
 def _identity(st) -> tuple:
@@ -303,7 +330,11 @@ class Reader:
         declares the options it offers (``Mode.has_levels``, ``Mode.formats``).
         """
         header = self.header(name)
-        payload = self._payload(header, mapped=header.coding_mode == CodingMode.RAW)
+        mode = get_mode(header.coding_mode, path=f"{header.path}.coding_mode")
+        if getattr(mode, "reads_in_pieces", False) and self._file is not None and header.payload_size > _PIECES_BYTES:
+            payload = _FilePayload(self, header)  # read as it is decoded: memory holds the output, not both
+        else:
+            payload = self._payload(header, mapped=header.coding_mode == CodingMode.RAW)
         try:
             return _decode_layer(header, payload, verify=self.verify_payloads if verify is None else verify,
                                  limits=self.limits, global_qp=self.global_qp, levels=levels, format=format)

@@ -42,7 +42,7 @@ from .quant import global_quantization, write_qp_set_data
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["Writer", "guess_kind"]
+__all__ = ["Writer", "LayerTask", "guess_kind"]
 
 _ZEROS = bytes(PAYLOAD_ALIGNMENT)
 
@@ -167,8 +167,29 @@ def _check_readable(index: int, name: str, array: np.ndarray, dtype_code) -> Non
                           "by default", path=where)
 
 
+class LayerTask(NamedTuple):
+    """A layer to encode *by reference*, given to :meth:`Writer.add_layers` in place of an array:
+    the worker (a thread, a process, a cluster node) reads the tensor itself (``source.load()``)
+    and applies the policy ``action`` (a mode and its parameters, ``prepare`` ones included), so a
+    task pickles to a few hundred bytes and only the encoded layer travels back."""
+
+    source: Any  # anything with load() -> array, e.g. formats.TensorRef
+    action: dict
+    hint: str | None = None  # dtype= for add_layer ("bfloat16" for raw bits)
+
+    def resolve(self) -> tuple[np.ndarray, dict]:
+        from .policy import apply
+
+        array, params = apply(self.action, self.source.load())
+        if self.hint:
+            params["dtype"] = self.hint
+        return array, params
+
+
 def _prepare_layer(index: int, name: str, array, params: dict, global_qp) -> _Prepared:
     """Encode one layer in memory (module-level so that process pools can run it)."""
+    if isinstance(array, LayerTask):
+        array, params = array.resolve()
     array, dtype_code, coding, plan, body = _plan_layer(index, name, array, params, global_qp)
     sink = _MemorySink()
     coding.write(plan, array, dtype_code, sink)
@@ -311,9 +332,11 @@ class Writer:
         """Encode many layers, on several threads or any ``concurrent.futures.Executor``.
 
         ``items`` yields ``(name, array, params)`` with ``params`` the keyword arguments of
-        :meth:`add_layer` (``mode``, ``kind``, ``dtype``, mode parameters). Layers are encoded in
-        parallel and appended in order, so the bytes do not depend on the number of workers; at
-        most ``2 * workers`` encoded layers wait in memory. ``progress`` is called with each name.
+        :meth:`add_layer` (``mode``, ``kind``, ``dtype``, mode parameters), or ``(name, task, None)``
+        with a :class:`LayerTask` that the worker resolves (by reference: for process and cluster
+        executors, whose tasks are pickled). Layers are encoded in parallel and appended in order,
+        so the bytes do not depend on the number of workers or the executor; at most
+        ``2 * workers`` encoded layers wait in memory. ``progress`` is called with each name.
         """
         if executor is None and (workers is None or workers <= 1):
             iterator = iter(items)
@@ -323,6 +346,8 @@ class Writer:
                     return
                 name, array, params = item
                 del item
+                if isinstance(array, LayerTask):
+                    array, params = array.resolve()
                 self.add_layer(name, array, **params)
                 # drop this layer before the iterator produces the next: memory stays at one layer
                 del array, params

@@ -168,3 +168,65 @@ def test_decode_levels_into_a_given_buffer():
     with pytest.raises(codec.FormatError, match="does not fit int16"):
         levels.decode_levels(wide, 1, 3, out_kind=levels.LC_OUT_I16)
     assert levels.decode_levels(wide, 1, 3, out_kind=levels.LC_OUT_I32).tolist() == [1, 40000, -3]
+
+
+@pytest.fixture
+def pieces_from_file(monkeypatch):
+    from codec import reader
+
+    monkeypatch.setattr(reader, "_PIECES_BYTES", 0)  # every float-planes payload read in pieces
+    monkeypatch.setattr(floatplanes, "CHUNK", 64)
+
+
+def _floatplanes_file(tmp_path):
+    rng = np.random.default_rng(12)
+    layers = {"f32": np.round(rng.standard_normal((9, 70)), 1).astype(np.float32),
+              "f16": rng.standard_normal(333).astype(np.float16),
+              "f64": rng.choice([0.5, 1.5, -2.0], 200).astype(np.float64),
+              "noise": rng.standard_normal(500).astype(np.float32), "empty": np.zeros((0, 3), np.float32)}
+    path = tmp_path / "fp.nnc"
+    codec.save_file(layers, path, mode="floatplanes")
+    return path, layers
+
+
+def test_floatplanes_read_in_pieces_from_a_file(tmp_path, pieces_from_file):
+    path, layers = _floatplanes_file(tmp_path)
+    with codec.Reader(path) as r:
+        for name, array in layers.items():
+            assert r.get(name).tobytes() == array.tobytes(), name
+    data = path.read_bytes()
+    with codec.Reader(data) as r:  # not a file: the whole payload, as before
+        assert r.get("f32").tobytes() == layers["f32"].tobytes()
+
+
+def test_floatplanes_in_pieces_fail_as_the_whole_payload_does(tmp_path, pieces_from_file):
+    # without checksums, a damaged payload gives the same error (or the same values) either way
+    path, _ = _floatplanes_file(tmp_path)
+    data = path.read_bytes()
+    with codec.Reader(data) as r:
+        headers = [r.header(n) for n in ("f32", "f16")]
+    damaged_path = tmp_path / "damaged.nnc"
+    for h in headers:
+        for bit in range(0, h.payload_size * 8, 3):
+            damaged = bytearray(data)
+            damaged[h.payload_offset + bit // 8] ^= 0x80 >> (bit % 8)
+            damaged_path.write_bytes(bytes(damaged))
+            outcomes = []
+            for source in (bytes(damaged), damaged_path):
+                with codec.Reader(source, verify=False) as r:
+                    try:
+                        outcomes.append(r.get(h.layer_name).tobytes())
+                    except codec.CodecError as exc:
+                        outcomes.append(f"{type(exc).__name__}: {exc}")
+            assert outcomes[0] == outcomes[1], (h.layer_name, bit, outcomes)
+            with codec.Reader(damaged_path) as r, pytest.raises(codec.ChecksumError):
+                r.get(h.layer_name)
+
+
+def test_floatplanes_in_pieces_see_a_truncated_file(tmp_path, pieces_from_file):
+    path, _ = _floatplanes_file(tmp_path)
+    with codec.Reader(path) as r:
+        with open(path, "r+b") as f:
+            f.truncate(r.header("f32").payload_offset + 10)
+        with pytest.raises(codec.FileChangedError):
+            r.get("f32")

@@ -117,6 +117,10 @@ MUTANTS = [
      "the dump's compression ratio inverted"),
 ]
 
+FIRST = ["tests/test_twins.py", "tests/test_index_twin.py", "tests/test_levels.py", "tests/test_vectors.py",
+         "tests/test_limits.py", "tests/test_malformed.py", "tests/test_reader.py", "tests/test_reader_safety.py",
+         "tests/test_writer.py", "tests/test_dump.py", "tests/test_hostile.py", "tests/test_damage.py"]
+
 SHUTIL_SHIM = "\n\ndef shutil_copy(src, dst):\n    import shutil\n    shutil.copyfile(src, dst)\n    os.unlink(src)\n"
 
 
@@ -164,8 +168,9 @@ def main(argv=None) -> int:
                                         "killed": True})
                         continue
                 run_env = dict(env, CODEC_PUREPYTHON="1") if rel.startswith("codec/kernels/") else env
-                proc = sh([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "tests"], tree,
-                          env=run_env)
+                # the quick, focused files first (-x stops at the first failure), then the rest
+                proc = sh([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *FIRST, "tests"],
+                          tree, env=run_env)
                 failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
                 killed = proc.returncode != 0
                 results.append({"id": mid, "what": what, "killed": killed, "seconds": round(time.time() - start),

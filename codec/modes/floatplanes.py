@@ -19,7 +19,7 @@ from ..errors import FormatError
 from ..format.constants import STORAGE_DTYPE, CodingMode, DType
 from ..levels import LC_OUT_I16, LC_OUT_I32, LC_OUT_I64, LevelSource, code_levels, decode_levels, level_grid, trace_levels_payload
 from ..spool import Spool
-from .base import Mode, Plan, register_mode
+from .base import Mode, Plan, payload_checksum_error, register_mode
 from .zstd import LEVEL
 
 __all__ = ["FloatPlanesMode", "LAYOUT", "PlaneMode", "encode_planes", "decode_planes"]
@@ -148,10 +148,68 @@ def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, bas
     itself (as signed integers of its width) and shifted in place; each plane is decompressed in
     CHUNK-sized pieces and merged as it comes.
     """
-    storage, ebits, mbits, centre, nrest = LAYOUT[dtype]
-    n = rows * cols
     (exponents, exp_at), planes = read_float_planes_payload(_backend.bit_reader(payload, base_offset, path), dtype, rows,
                                                             cols)
+    return _assemble(exponents, exp_at, [(mode, _ViewReader(data), len(data), at) for mode, data, at in planes],
+                     dtype, rows, cols, path=path)
+
+
+def decode_planes_from(payload, dtype: DType, rows: int, cols: int, *, path: str, base_offset: int):
+    """:func:`decode_planes` for a payload read in pieces (``payload.read_at(offset, size)``, e.g. a
+    large payload of a file): the planes never wait in memory whole. Returns None, having read only
+    their sizes, when the payload's layout is not sound: the caller then decodes the whole payload
+    with :func:`decode_planes`, whose errors name what is wrong."""
+    nrest = LAYOUT[dtype][4]
+    size = len(payload)
+    if size < 4:
+        return None
+    pos = 4 + int.from_bytes(payload.read_at(0, 4), "little")
+    exp_end = pos
+    planes = []
+    for _ in range(nrest):
+        if pos + 5 > size:
+            return None
+        head = payload.read_at(pos, 5)
+        mode, plane_size = head[0], int.from_bytes(head[1:5], "little")
+        if mode not in (PlaneMode.RAW, PlaneMode.ZSTD) or pos + 5 + plane_size > size:
+            return None
+        planes.append((PlaneMode(mode), _PieceReader(payload, pos + 5, plane_size), plane_size,
+                       base_offset + pos + 5))
+        pos += 5 + plane_size
+    if pos != size:
+        return None
+    return _assemble(payload.read_at(4, exp_end - 4), base_offset + 4, planes, dtype, rows, cols, path=path)
+
+
+class _ViewReader:
+    """A file-like reader of a buffer, without copying it."""
+
+    def __init__(self, data):
+        self.data, self.pos = memoryview(data).cast("B"), 0
+
+    def read(self, n: int = -1):
+        end = len(self.data) if n is None or n < 0 else min(len(self.data), self.pos + n)
+        chunk, self.pos = bytes(self.data[self.pos:end]), end  # a CHUNK at most
+        return chunk
+
+
+class _PieceReader:
+    """A file-like reader of bytes start..start+size of a payload read in pieces."""
+
+    def __init__(self, payload, start: int, size: int):
+        self.payload, self.start, self.size, self.pos = payload, start, size, 0
+
+    def read(self, n: int = -1):
+        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
+        chunk = self.payload.read_at(self.start + self.pos, end - self.pos) if end > self.pos else b""
+        self.pos = end
+        return chunk
+
+
+def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int, *, path: str) -> np.ndarray:
+    """The bit patterns from the exponent payload and the planes, (mode, reader, size, file offset)."""
+    storage, ebits, mbits, centre, nrest = LAYOUT[dtype]
+    n = rows * cols
     native = storage.newbyteorder("=")
     result = np.empty(n, dtype=native)
     signed = result.view(f"=i{storage.itemsize}")
@@ -165,19 +223,20 @@ def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, bas
     wide = native.type
     result <<= wide(mbits)
     dctx = zstandard.ZstdDecompressor()
-    for p, (mode, data, at) in enumerate(planes):
+    for p, (mode, reader, size, at) in enumerate(planes):
         where = dict(path=f"{path}.fp_plane[{p}].fp_plane_data", bit_offset=at * 8)
         if mode == PlaneMode.ZSTD:
+            head = bytes(reader.read(18))  # a frame header is at most 18 bytes
             try:
-                if zstandard.frame_content_size(data) != n:
+                if zstandard.frame_content_size(head) != n:
                     raise FormatError(f"the plane's frame does not hold {n} bytes", **where)
             except zstandard.ZstdError as exc:
                 raise FormatError(f"zstd frame is corrupt: {exc}", **where) from None
-            pieces = _decompressed(dctx, data, n, where)
+            pieces = _decompressed(dctx, _Prefixed(head, reader), n, where)
         else:
-            if len(data) != n:
-                raise FormatError(f"the plane holds {len(data)} bytes, expected {n}", **where)
-            pieces = ((start, np.frombuffer(data, np.uint8, min(CHUNK, n - start), start))
+            if size != n:
+                raise FormatError(f"the plane holds {size} bytes, expected {n}", **where)
+            pieces = ((start, np.frombuffer(reader.read(min(CHUNK, n - start)), np.uint8))
                       for start in range(0, n, CHUNK))
         shift = 8 * p
         for start, plane in pieces:
@@ -187,6 +246,20 @@ def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, bas
             if shift <= mbits < shift + 8:  # the plane holding the sign bit
                 part |= ((plane.astype(wide) >> wide(mbits - shift)) & wide(1)) << wide(mbits + ebits)
     return result.astype(storage, copy=False)
+
+
+class _Prefixed:
+    """A reader that gives ``head`` back before the rest of ``reader``."""
+
+    def __init__(self, head: bytes, reader):
+        self.head, self.reader = head, reader
+
+    def read(self, n: int = -1):
+        if self.head:
+            chunk = self.head if n is None or n < 0 or n >= len(self.head) else self.head[:n]
+            self.head = self.head[len(chunk):]
+            return chunk
+        return self.reader.read(n)
 
 
 def _decompressed(dctx, data, n: int, where: dict):
@@ -229,13 +302,27 @@ class FloatPlanesMode(Mode):
         rows, cols = level_grid(array.shape)
         encode_planes(bits, dtype, rows, cols, level=plan.state, write=sink.write)
 
+    #: the reader may give a large payload as an object read in pieces (``read_at``, ``crc32c``)
+    reads_in_pieces = True
+
     def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
         from ..dtypes import storage_dtype, user_array
 
-        self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
         rows, cols = level_grid(header.layer_shape)
-        bits = decode_planes(payload, DType(header.layer_dtype), rows, cols, path=header.payload_path,
-                             base_offset=header.payload_offset)
+        where = dict(path=header.payload_path, base_offset=header.payload_offset)
+        bits = None
+        if hasattr(payload, "read_at"):  # a large payload of a file, read in pieces
+            self.check_decode_options(header, levels, format)
+            self.check_header(header)
+            self.params_of(header)
+            if verify and (actual := payload.crc32c()) != header.payload_crc32c:
+                raise payload_checksum_error(header, actual)
+            bits = decode_planes_from(payload, DType(header.layer_dtype), rows, cols, **where)
+            if bits is None:  # an unsound layout: the whole payload, whose reader names the fault
+                payload, verify = payload.read_at(0, len(payload)), False
+        if bits is None:
+            self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
+            bits = decode_planes(payload, DType(header.layer_dtype), rows, cols, **where)
         storage = storage_dtype(header)
         return user_array(header, bits.view(storage) if header.layer_dtype != DType.BFLOAT16 else bits)
 
