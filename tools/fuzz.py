@@ -29,7 +29,9 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
@@ -284,6 +286,30 @@ def run_all(data: bytes, limits) -> str:
         for _, array in codec.iter_stream(io.BytesIO(data), limits=limits):
             absorb(array)
 
+    def layers_of(source):
+        """Each layer's outcome through a Reader of ``source`` (bytes, or a file path)."""
+        out = []
+        with codec.Reader(source, limits=limits) as r:
+            for name in r:
+                try:
+                    a = r.get(name)
+                    out.append((name, a.dtype.str, a.shape, np.ascontiguousarray(a).view(np.uint8).tobytes()))
+                except codec.CodecError as exc:
+                    out.append((name, f"{type(exc).__name__}: {exc}"))
+        return out
+
+    def from_file():
+        # a file-backed reader (pread, and payloads read in pieces) must agree with one of bytes
+        from codec import reader
+
+        reader._PIECES_BYTES = 0
+        with tempfile.NamedTemporaryFile(suffix=".nnc") as f:
+            f.write(data)
+            f.flush()
+            got = layers_of(f.name)
+        if got != layers_of(data):
+            raise AssertionError("a Reader of the file and a Reader of its bytes disagree")
+
     def walk():
         fields = dump.walk(data, limits=limits)
         digest.update(dump.render_fields(fields).encode("utf-8", "replace"))
@@ -295,6 +321,7 @@ def run_all(data: bytes, limits) -> str:
     step("decode", lambda: absorb(list(codec.decode(data, limits=limits).values())))
     step("open", random_access)
     step("stream", stream)
+    step("file", from_file)
     step("walk", walk)
     step("summary", summary)
     return " | ".join(outcome) + " | " + digest.hexdigest()[:16]
@@ -435,6 +462,7 @@ def main(argv=None) -> int:
     p.add_argument("file")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # skipped unknown metadata etc. are logged: not findings
+    warnings.simplefilter("error", RuntimeWarning)  # numpy overflow or invalid value: a finding
     return {"isolated": isolated, "inprocess": inprocess, "_child": _child, "replay": replay}[args.command](args)
 
 

@@ -308,8 +308,10 @@ class TernaryMode(Mode):
         values = np.where(trits.reshape(shape) == 0, 0.0, trits.reshape(shape) * alphas)
         if header.layer_dtype == DType.FLOAT64:
             return values
-        # one rounding to binary32, then (float16, bfloat16) the conversions of spec 8.4
-        return float_output(header, values.astype(np.float32).reshape(-1))
+        # one rounding to binary32 (an alpha beyond its range gives +-inf, as IEEE rounding does),
+        # then (float16, bfloat16) the conversions of spec 8.4
+        with np.errstate(over="ignore"):
+            return float_output(header, values.astype(np.float32).reshape(-1))
 
     def summarize(self, header, payload, *, global_qp=None):
         axis, alphas = self.params_of(header)
