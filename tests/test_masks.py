@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import codec
@@ -260,3 +260,54 @@ def test_expansion_kernels_match_reference(rows, cols, seed):
         assert status != 0
     else:
         assert np.array_equal(out, ((table[idx][:, None] >> np.arange(4)) & 1).astype(bool))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_prune_nm_is_the_stable_descending_sort(data):
+    # the reference: per group, argsort of -|w| (stable; NaN last), keep the first N
+    m = data.draw(st.sampled_from([2, 4, 8, 16]))
+    n = data.draw(st.integers(1, m - 1))
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    shape[axis] = m * data.draw(st.integers(1, 3))
+    w = np.array(data.draw(st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, float("nan"), 0.3, -7.0]),
+                                    min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))),
+                 np.float32).reshape(shape)
+    a = np.abs(w.astype(np.float64))
+    groups = np.moveaxis(a, axis, -1).reshape(-1, m)
+    order = np.argsort(-groups, axis=1, kind="stable")[:, :n]
+    kept = np.zeros(groups.shape, bool)
+    np.put_along_axis(kept, order, True, axis=1)
+    expected = np.moveaxis(kept.reshape(np.moveaxis(a, axis, -1).shape), -1, axis)
+    assert np.array_equal(M.prune_nm(w, n, m, axis=axis), expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_prune_magnitude_is_the_stable_descending_sort(data):
+    dtype = data.draw(st.sampled_from([np.float32, np.float64, np.float16]))
+    values = data.draw(st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, float("nan"), 0.3, -7.0, 1e-30,
+                                                 float("inf")]) | st.floats(-10, 10, width=16),
+                                min_size=0, max_size=60))
+    w = np.array(values, dtype=dtype).reshape(-1)
+    fraction = data.draw(st.floats(0, 1))
+    per_row = data.draw(st.booleans()) and w.size % 3 == 0 and w.size > 0
+    if per_row:
+        w = w.reshape(3, -1)
+    a = np.abs(w.astype(np.float64))
+    rows = a.reshape(a.shape[0], -1) if per_row else a.reshape(1, -1)
+    keep = rows.shape[1] - int(round(fraction * rows.shape[1]))
+    expected = np.zeros(rows.shape, bool)
+    if keep > 0:
+        np.put_along_axis(expected, np.argsort(-rows, axis=1, kind="stable")[:, :keep], True, axis=1)
+    for piece in (None, 3):
+        if piece:
+            import codec.modes.masks as MMod
+            old, MMod.PIECE_ELEMENTS = MMod.PIECE_ELEMENTS, piece
+        try:
+            got = M.prune_magnitude(w, fraction, per_row=per_row)
+        finally:
+            if piece:
+                MMod.PIECE_ELEMENTS = old
+        assert np.array_equal(got, expected.reshape(w.shape))

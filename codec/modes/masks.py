@@ -26,7 +26,7 @@ from .. import _backend
 from ..errors import EncodeError
 from ..kernels import masks as kernel_reference
 from ..kernels import raise_status
-from ..levels import LC_OUT_I32, decode_levels, encode_levels, level_grid, trace_levels_payload
+from ..levels import LC_OUT_I32, PIECE_ELEMENTS, decode_levels, encode_levels, level_grid, trace_levels_payload
 
 __all__ = ["MaskKind", "patterns", "pattern_index", "nm_check", "group_view", "prune_magnitude", "prune_nm",
            "nm_layout", "encode_bitmap", "encode_nm", "encode_hierarchical", "encode_hybrid", "read_mask_block"]
@@ -71,19 +71,31 @@ def group_view(mask: np.ndarray, axis: int, m: int) -> np.ndarray:
 
 
 def group_masks(groups: np.ndarray) -> np.ndarray:
-    """The pattern of each group: element k is the bit of value 2^k."""
-    weights = 1 << np.arange(groups.shape[1], dtype=np.int64)
-    return (groups.astype(np.int64) * weights).sum(axis=1)
+    """The pattern of each group: element k is the bit of value 2^k (computed a piece at a time:
+    no int64 copy of a layer's mask)."""
+    m = groups.shape[1]
+    out = np.empty(groups.shape[0], dtype=np.int64)
+    weights = (1 << np.arange(m, dtype=np.int64)).astype(np.int32 if m < 31 else np.int64)
+    step = max(1, PIECE_ELEMENTS // max(m, 1))
+    for g in range(0, groups.shape[0], step):
+        out[g:g + step] = groups[g:g + step].astype(weights.dtype) @ weights
+    return out
 
 
 def nm_check(mask: np.ndarray, n: int, m: int, axis: int) -> np.ndarray:
-    """Return the pattern index of every group; EncodeError naming the first group that is not N:M."""
+    """Return the pattern index of every group; EncodeError naming the first group that is not N:M.
+    (A piece of groups at a time; the indices in the narrowest type that holds C(M, N).)"""
     groups = group_view(mask, axis, m)
-    idx = pattern_index(n, m)[group_masks(groups)]
-    bad = np.flatnonzero(idx < 0)
-    if bad.size:
-        g = int(bad[0])
-        raise EncodeError(f"mask is not {n}:{m} along axis {axis}: group {g} keeps {int(groups[g].sum())} of {m}")
+    table = pattern_index(n, m)
+    idx = np.empty(groups.shape[0], dtype=np.int16 if math.comb(m, n) < 1 << 15 else np.int32)
+    step = max(1, PIECE_ELEMENTS // max(m, 1))
+    for start in range(0, groups.shape[0], step):
+        piece = table[group_masks(groups[start:start + step])]
+        bad = np.flatnonzero(piece < 0)
+        if bad.size:
+            g = start + int(bad[0])
+            raise EncodeError(f"mask is not {n}:{m} along axis {axis}: group {g} keeps {int(groups[g].sum())} of {m}")
+        idx[start:start + step] = piece
     return idx
 
 
@@ -92,28 +104,87 @@ def nm_check(mask: np.ndarray, n: int, m: int, axis: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 def prune_magnitude(w, fraction: float, *, per_row: bool = False) -> np.ndarray:
     """Return the mask (True = kept) keeping the largest-magnitude ``1 - fraction`` of ``w``
-    (per tensor, or per row of the first axis). Ties are broken by position (stable)."""
-    a = np.abs(np.asarray(w, dtype=np.float64))
+    (per tensor, or per row of the first axis). Ties are broken by position (the earlier is kept);
+    NaN magnitudes count as the smallest."""
     if not 0.0 <= fraction <= 1.0:
         raise EncodeError(f"fraction must be in [0, 1], got {fraction}")
-    rows = a.reshape(a.shape[0], -1) if (per_row and a.ndim >= 1 and a.shape[0]) else a.reshape(1, -1)
-    keep = rows.shape[1] - int(round(fraction * rows.shape[1]))
-    mask = np.zeros(rows.shape, dtype=bool)
-    if keep > 0:
-        order = np.argsort(-rows, axis=1, kind="stable")[:, :keep]
-        np.put_along_axis(mask, order, True, axis=1)
-    return mask.reshape(a.shape)
+    a = np.asarray(w)
+    if per_row and a.ndim >= 1 and a.shape[0]:
+        return np.stack([_keep_largest(r.reshape(-1), r.size - int(round(fraction * r.size))).reshape(r.shape)
+                         for r in a]) if a.shape[0] else np.zeros(a.shape, bool)
+    return _keep_largest(a.reshape(-1), a.size - int(round(fraction * a.size))).reshape(a.shape)
+
+
+def _magnitude_keys(x: np.ndarray) -> np.ndarray:
+    """Unsigned keys ordered as |x| with NaN below everything (bit patterns of non-negative floats
+    order as their values)."""
+    if x.dtype.name == "bfloat16" or x.dtype.kind != "f":
+        x = x.astype(np.float32 if x.dtype.itemsize <= 4 else np.float64)
+    if x.dtype == np.float16:
+        x = x.astype(np.float32)
+    bits = np.abs(x).view(np.uint32 if x.dtype.itemsize == 4 else np.uint64)
+    keys = bits + bits.dtype.type(1)
+    keys[np.isnan(x)] = 0
+    return keys
+
+
+def _keep_largest(flat: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` largest magnitudes of ``flat`` (ties: the earlier), by radix selection of the
+    threshold key over pieces: no sorted or float64 copy of the tensor."""
+    mask = np.zeros(flat.size, dtype=bool)
+    if keep <= 0:
+        return mask
+    if keep >= flat.size:
+        mask[:] = True
+        return mask
+    step = PIECE_ELEMENTS
+    width = 64 if flat.dtype.itemsize > 4 else 32
+    prefix, remaining = 0, keep  # the keep-th largest key: its high bits, and its rank among them
+    for shift in range(width - 16, -1, -16):
+        hist = np.zeros(1 << 16, dtype=np.int64)
+        for start in range(0, flat.size, step):
+            keys = _magnitude_keys(flat[start:start + step])
+            if shift + 16 < width:
+                keys = keys[(keys >> keys.dtype.type(shift + 16)) == prefix]
+            hist += np.bincount(((keys >> keys.dtype.type(shift)) & keys.dtype.type(0xFFFF)).astype(np.int64),
+                                minlength=1 << 16)
+        above = np.cumsum(hist[::-1])  # above[j]: keys in the bins from the top down to bin 65535 - j
+        j = int(np.searchsorted(above, remaining))
+        bin_ = (1 << 16) - 1 - j
+        remaining -= int(above[j] - hist[bin_])
+        prefix = (prefix << 16) | bin_
+    # keep every key above the threshold, and its first `remaining` equals in order
+    for start in range(0, flat.size, step):
+        keys = _magnitude_keys(flat[start:start + step])
+        piece = keys > prefix
+        if remaining:
+            equal = np.flatnonzero(keys == prefix)[:remaining]
+            piece[equal] = True
+            remaining -= equal.size
+        mask[start:start + step] = piece
+    return mask
 
 
 def prune_nm(w, n: int, m: int, *, axis: int = -1) -> np.ndarray:
-    """Return the N:M mask keeping the N largest magnitudes of every M consecutive elements along ``axis``."""
-    a = np.abs(np.asarray(w, dtype=np.float64))
+    """Return the N:M mask keeping the N largest magnitudes of every M consecutive elements along
+    ``axis`` (ties: the earlier element; NaN magnitudes count as the smallest)."""
+    a = np.asarray(w)
+    if a.dtype.name == "bfloat16":
+        a = a.astype(np.float32)
     patterns(n, m)  # validates n, m
     axis %= max(a.ndim, 1)
     groups = group_view(a, axis, m)
-    order = np.argsort(-groups, axis=1, kind="stable")[:, :n]
-    kept = np.zeros(groups.shape, dtype=bool)
-    np.put_along_axis(kept, order, True, axis=1)
+    kept = np.empty(groups.shape, dtype=bool)
+    # an element is kept when fewer than N others of its group come before it in the order
+    # "larger magnitude first, then earlier": the stable descending sort, a piece at a time
+    earlier = np.tri(m, m, -1, dtype=bool)  # earlier[i, j]: j < i
+    step = max(1, PIECE_ELEMENTS // (m * m))
+    for g in range(0, groups.shape[0], step):
+        mag = np.abs(groups[g:g + step].astype(np.float64))
+        mag[np.isnan(mag)] = -1.0
+        xi, xj = mag[:, :, None], mag[:, None, :]
+        rank = (xj > xi).sum(axis=2) + ((xj == xi) & earlier).sum(axis=2)
+        kept[g:g + step] = rank < n
     moved = list(np.moveaxis(a, axis, -1).shape)
     return np.moveaxis(kept.reshape(moved), -1, axis)
 
@@ -144,7 +215,8 @@ def encode_bitmap(mask: np.ndarray) -> bytes:
     if pad:
         m = np.concatenate([m, np.zeros((rows, pad), np.uint8)], axis=1)
     nib = (m[:, 0::4] << 3) | (m[:, 1::4] << 2) | (m[:, 2::4] << 1) | m[:, 3::4]
-    return bytes([MaskKind.BITMAP]) + encode_levels(nib.astype(np.int64) - 8, rows, (cols + 3) // 4)
+    del m
+    return bytes([MaskKind.BITMAP]) + encode_levels(nib.astype(np.int16) - 8, rows, (cols + 3) // 4)
 
 
 def encode_nm(mask: np.ndarray, n: int, m: int, axis: int) -> bytes:

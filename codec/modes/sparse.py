@@ -15,18 +15,6 @@ from . import masks
 from .base import ANY_DTYPE, Mode, Param, Plan, get_mode, register_mode
 
 
-class _ListSink:
-    def __init__(self):
-        self.parts = []
-
-    def write(self, data):
-        self.parts.append(bytes(memoryview(data).cast("B")))
-        return len(self.parts[-1])
-
-    def flush(self):
-        pass
-
-
 def _nm_rule(value) -> str | None:
     pairs = value if value and isinstance(value[0], (tuple, list)) else [value]
     if len(pairs) > 2 or any(len(p) != 2 or not all(isinstance(x, int) for x in p) for p in pairs):
@@ -120,7 +108,8 @@ class SparseMode(Mode):
         else:
             mask = _nonzero(np.asarray(array))
         rest["mask"] = mask
-        return np.where(mask, array, 0).astype(np.asarray(array).dtype), rest
+        # the kept values are read through the mask (plan): no zeroed copy of the tensor is needed
+        return array, rest
 
     def plan(self, array, dtype, params, *, global_qp=None):
         params = dict(params)
@@ -175,10 +164,7 @@ class SparseMode(Mode):
             w.u32le(len(vplan.local_qp_set))
             w.b(vplan.local_qp_set)
         sink.write(w.getvalue())
-        inner = _ListSink()
-        coding.write(vplan, values, dtype, inner)
-        for part in inner.parts:
-            sink.write(part)
+        coding.write(vplan, values, dtype, sink)  # the kept values follow, as their mode writes them
 
     # -- decoding ------------------------------------------------------------------------------
     def _parse(self, header, payload, trace=None):
