@@ -525,9 +525,11 @@ class StreamReader:
             payload = self._in.read_grown(header.payload_size, f"layers[{position}].unit_payload")
             array = _decode_layer(header, payload, verify=self.verify_payloads, limits=self.limits,
                                   global_qp=self.global_qp)
+            del payload
             seen.append(IndexEntry(header.layer_name, unit_offset, header.unit_size))
             position += 1
             yield header, array
+            del array  # before the next layer is read: the caller may have dropped it (one layer in memory)
         self._finish(unit, seen)
 
     def _skip(self, n: int, unit_offset: int) -> None:
@@ -579,4 +581,5 @@ def iter_stream(stream: BinaryIO, /, *, limits: Limits | None = None,
     reader = StreamReader(stream, limits=limits, verify=verify)
     for header, array in reader:
         yield header.layer_name, array
+        del array
 

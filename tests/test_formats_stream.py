@@ -142,3 +142,31 @@ print(status, (ru.ru_maxrss - base.ru_maxrss) // 1024)
     back = {name: array for name, array, _ in formats.read_tensors(out)} if ext != ".pt" else None
     if back is not None:
         assert [float(back[f"w{i}"][-1]) for i in range(8)] == [float(i) for i in range(8)]
+
+
+def test_iter_stream_holds_one_layer_and_its_payload(tmp_path):
+    # the generator must not keep the previous layer (or its payload) while it reads the next
+    src = tmp_path / "m.nnc"
+    make = """
+import sys, numpy as np, codec
+with codec.Writer(sys.argv[1]) as w:
+    for i in range(8):
+        w.add_layer(f"w{i}", np.full((6 << 20,), i, np.float32), mode="raw")
+"""
+    subprocess.run([sys.executable, "-c", make, str(src)], check=True, cwd=ROOT)
+    measure = """
+import sys, codec
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) // 1024
+base = hwm()
+with open(sys.argv[1], 'rb') as f:
+    for name, array in codec.iter_stream(f):
+        assert float(array[-1]) == float(name[1:])
+        del array
+print(hwm() - base)
+"""
+    grown = int(subprocess.run([sys.executable, "-c", measure, str(src)], capture_output=True, text=True,
+                               cwd=ROOT, check=True).stdout)
+    assert grown < 24 * 3 + 16, f"iter_stream grew by {grown} MiB for 24 MiB layers"

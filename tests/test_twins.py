@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from codec.format import IndexEntry, write_index_payload
+from codec.kernels import rans as rans_reference
 from codec.levels import codes_from_counts, freqs_from_codes
 from tests.twins import CHECKED, FAST, PURE, check, check_calls
 
@@ -150,6 +151,22 @@ def _rans():
     check("rans", "decode", words + b"\x01\x00", states, *args, 0, np.empty(300, np.int64))
     check("rans", "decode", words, [5] + states[1:], *args, 0, np.empty(300, np.int64))
     check("rans", "decode", words, states, *args[:-1], escapes + [7], 0, np.empty(300, np.int64))
+    # one escape symbol more than the list holds: an error where it is met (no read past the list)
+    outcome = check("rans", "decode", words, states, *args[:-1], escapes[:-1], 0, np.empty(300, np.int64))
+    assert outcome[0] == rans_reference.LC_ERR_ESCAPES
+    # level - zero point beyond int64: an error, not a wrapped value (both backends)
+    big = np.array([[2**62] * 8], np.int64)
+    big[0, 3] = 2**63 - 1
+    E2, sym2, counts2 = check("rans", "symbols", big, 1, 8)
+    freq2 = np.array([freqs_from_codes(codes_from_counts(counts2[0]))], np.uint32)
+    cum2 = np.zeros_like(freq2)
+    cum2[:, 1:] = np.cumsum(freq2, axis=1)[:, :-1]
+    _, states2, words2 = check("rans", "encode", sym2, np.zeros(1, np.uint8), 8, freq2, cum2)
+    fc2, sy2 = check("rans", "build_tables", freq2)
+    affine = (fc2, sy2, np.zeros(1, np.uint8), 1, 8, E2, big.reshape(-1).tolist(), 1, np.empty(8, np.float32))
+    status = check("rans", "decode", words2, states2, *affine, np.ones(1, np.float32), np.array([-5], np.int64))[0]
+    assert status == rans_reference.LC_ERR_AFFINE_RANGE
+    assert check("rans", "decode", words2, states2, *affine, np.ones(1, np.float32), np.array([5], np.int64))[0] == 0
     check("rans", "decode", words, states, *args, 2, np.empty(300, np.float32), None, None, np.zeros(3, np.float32))
     flipped = bytearray(words)
     flipped[len(flipped) // 2] ^= 0x40
