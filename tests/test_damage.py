@@ -10,7 +10,7 @@ import pytest
 
 import codec
 from codec import _backend, levels
-from codec.errors import ChecksumError, CodecError, FormatError, LimitError
+from codec.errors import ChecksumError, CodecError, FormatError, LimitError, TruncatedError
 from codec.format import IndexEntry, write_index_payload
 
 
@@ -243,3 +243,55 @@ def test_escape_limit_127_is_the_largest(limit, ok):
     else:
         with pytest.raises(FormatError, match="lc_escape_limit 128 exceeds 127"):
             levels.decode_levels(payload, 1, 0)
+
+
+def _levels_payload(n_escapes: int, words: bytes = b"", cut_bits: int = 0) -> bytes:
+    """A levels_payload() with E = 0 (symbols: level 0, escape), one class, n_escapes escapes of +1."""
+    w = _backend.BitWriter()
+    w.ue(0, 0)  # lc_escape_limit
+    w.u(4, 0)  # one class
+    levels.write_table(w, [1, 1])
+    w.ue(0, n_escapes)
+    for _ in range(n_escapes):
+        w.u(1, 0)
+        w.ue(0, 0)  # magnitude 0 + E + 1 = 1
+    w.byte_alignment()
+    data = w.getvalue() + (1 << 16).to_bytes(4, "little") * levels.LC_STATES + words
+    return data[:len(data) - cut_bits // 8] if cut_bits else data
+
+
+def test_escape_count_at_and_past_the_levels():
+    with pytest.raises(FormatError, match=r"lc_escape_count 5 exceeds the levels or the payload"):
+        levels.decode_levels(_levels_payload(5), 1, 4)
+    with pytest.raises(CodecError) as info:
+        levels.decode_levels(_levels_payload(4), 1, 4)  # as many as levels: past that check
+    assert "lc_escape_count" not in str(info.value)
+
+
+def test_escape_count_against_the_bits_left():
+    # each escape takes at least 2 bits: a count the rest of the payload cannot hold is refused
+    # when it is read, even by one or two bits
+    hits = 0
+    for count in range(150, 170):
+        whole = _levels_payload(count)
+        r = _backend.bit_reader(whole, 0, "p")
+        r.ue(0, "e")
+        r.u(4, "k")
+        levels.read_table(r, 2, "t")
+        r.ue(0, "c")
+        position = r.pos  # bits up to and including lc_escape_count
+        for short in (1, 2):
+            if (position + 2 * count - short) % 8 == 0:
+                cut = whole[:(position + 2 * count - short) // 8]
+                with pytest.raises(TruncatedError, match=f"lc_escape_count {count} exceeds the levels or the payload"):
+                    levels.decode_levels(cut, 1, 300)
+                hits += 1
+    assert hits >= 4
+
+
+def test_more_rans_words_than_levels():
+    with pytest.raises(FormatError, match=r"5 rANS words for 4 levels"):
+        levels.decode_levels(_levels_payload(0, words=b"\x01\x00" * 5), 1, 4)
+    with pytest.raises(CodecError) as info:
+        levels.decode_levels(_levels_payload(0, words=b"\x01\x00" * 4), 1, 4)
+    assert "rANS words for" not in str(info.value)
