@@ -29,8 +29,10 @@ def crc32c(data, crc: int = 0) -> int:
     """Return the CRC32C of ``data`` continuing from the CRC32C ``crc`` of earlier bytes."""
     table = _TABLE
     c = crc ^ 0xFFFFFFFF
-    for byte in memoryview(data).cast("B").tobytes():
-        c = table[(c ^ byte) & 0xFF] ^ (c >> 8)
+    view = memoryview(data).cast("B")
+    for start in range(0, len(view), 1 << 16):  # pieces: no copy of a whole layer's payload
+        for byte in view[start:start + (1 << 16)].tobytes():
+            c = table[(c ^ byte) & 0xFF] ^ (c >> 8)
     return c ^ 0xFFFFFFFF
 
 
