@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-import tempfile
+import secrets
 import threading
 
 __all__ = ["AtomicFile", "output_mode", "remove_temporary_files"]
@@ -91,12 +91,7 @@ class AtomicFile:
         if os.path.isdir(self.path):
             raise IsADirectoryError(errno.EISDIR, f"cannot write {self.path}: it is a directory")
         _remove_stale(directory, base)
-        try:
-            fd, self.tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
-        except OSError as exc:
-            raise type(exc)(exc.errno, f"cannot write {self.path}: {exc.strerror}") from None
-        with _live_lock:
-            _live.add(self.tmp_path)
+        fd = self._create(directory, base)
         try:
             os.fchmod(fd, output_mode(self.path))
             self.file = os.fdopen(fd, mode)
@@ -104,6 +99,27 @@ class AtomicFile:
             os.close(fd)
             self._forget()
             raise
+
+    def _create(self, directory: str, base: str) -> int:
+        # The name is registered before the file exists, so a signal arriving at any point between
+        # the two still finds it in _live (unlinking a name not yet created is harmless).
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(100):
+            self.tmp_path = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            with _live_lock:
+                _live.add(self.tmp_path)
+            try:
+                return os.open(self.tmp_path, flags, 0o600)
+            except FileExistsError:
+                self._discard()
+            except OSError as exc:
+                self._discard()
+                raise type(exc)(exc.errno, f"cannot write {self.path}: {exc.strerror}") from None
+        raise FileExistsError(errno.EEXIST, f"cannot write {self.path}: no free temporary name")
+
+    def _discard(self) -> None:
+        with _live_lock:
+            _live.discard(self.tmp_path)
 
     def _forget(self) -> None:
         with _live_lock:

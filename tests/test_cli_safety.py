@@ -123,3 +123,23 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(model, tmp
     other.write_bytes(b"not ours")
     assert cli("encode", str(model), "-o", str(out)).returncode == 0
     assert not stale.exists() and alive.exists() and other.exists()
+
+
+def test_a_signal_just_after_the_temporary_file_is_created_still_removes_it(tmp_path, monkeypatch):
+    # a signal handler may run between any two bytecodes: the name must be registered before the
+    # file exists, or a signal right after its creation leaves it behind
+    from codec import atomic
+
+    real_open = os.open
+
+    def open_then_interrupt(path, flags, mode=0o777):
+        real_open(path, flags, mode)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.AtomicFile(tmp_path / "out.nnc")
+    monkeypatch.undo()
+    assert _temporary_files(tmp_path)
+    atomic.remove_temporary_files()
+    assert not _temporary_files(tmp_path)
