@@ -182,6 +182,8 @@ def _ternary():
             check("ternary", "flag_decode", payload, n)
         check("ternary", "base3_decode", check("ternary", "base3_encode", t), n)
         check("ternary", "flag_level_sizes", n, 3)
+    # int8 values beyond the trits: their signs (the compiled encoder is branch-free there)
+    check("ternary", "flag_encode", np.array([5, -7, 0, 127, -128, 0, 1, 0, 0, 2, -1, 0, 0, 0, 3, 3, -2], np.int8))
     with pytest.raises(Exception):
         check("ternary", "flag_encode", np.zeros(4, np.int8), 16)
     sparse = np.zeros(400, np.int8)

@@ -1,7 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Ternary payload kernels: twin of codec.kernels.ternary (same results, same statuses, GIL released)."""
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, int8_t, uint64_t, int16_t
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -75,88 +77,101 @@ def flag_level_sizes(Py_ssize_t n_trits, int levels):
     return sizes
 
 
-cdef bytes _pack_flags(const uint8_t[::1] f):
-    """One byte per flag -> the flag string, MSB first, zero-padded to a byte."""
-    cdef Py_ssize_t n = f.shape[0], i
-    out = np.zeros((n + 7) // 8, dtype=np.uint8)
-    cdef uint8_t[::1] o = out
-    with nogil:
-        for i in range(n):
-            if f[i]:
-                o[i >> 3] |= 0x80 >> (i & 7)
-    return out.tobytes()
-
-
-cdef tuple _group(const uint8_t[::1] f):
-    """One flag-compression level: (group flags, one byte per flag; the non-zero groups, packed 4 bits each)."""
-    cdef Py_ssize_t n = f.shape[0], g, ng = (n + 3) // 4, k, count = 0
-    nz = np.zeros(ng, dtype=np.uint8)
+cdef tuple _group_bits(const uint8_t[::1] top, Py_ssize_t nbits):
+    """One flag-compression level of a packed flag string of ``nbits`` flags (MSB first, zero
+    padding), whose 4-flag groups are its nibbles: (the packed group flags, their count, the
+    non-zero groups packed 4 bits each)."""
+    cdef Py_ssize_t ng = (nbits + 3) // 4, g, count = 0
+    nz = np.zeros((ng + 7) // 8, dtype=np.uint8)
     packed = np.zeros(ng // 2 + 1, dtype=np.uint8)
     cdef uint8_t[::1] z = nz
     cdef uint8_t[::1] p = packed
     cdef int nib
     with nogil:
         for g in range(ng):
-            nib = 0
-            for k in range(4):
-                nib = (nib << 1) | (1 if 4 * g + k < n and f[4 * g + k] else 0)
+            nib = (top[g >> 1] >> (0 if g & 1 else 4)) & 0xF
             if nib:
-                z[g] = 1
+                z[g >> 3] |= 0x80 >> (g & 7)
                 if count % 2 == 0:
                     p[count >> 1] = <uint8_t>(nib << 4)
                 else:
                     p[count >> 1] |= <uint8_t>nib
                 count += 1
-    return nz, packed[: (count + 1) // 2].tobytes()
+    return nz, ng, packed[: (count + 1) // 2].tobytes()
 
 
 def flag_encode(trits, levels=None):
-    """Return ``ternary_flag()`` of int8 trits (see the reference for ``levels``)."""
+    """Return ``ternary_flag()`` of int8 trits (see the reference for ``levels``).
+
+    In about the payload's memory: the item flags are kept as the packed flag string (a bit per
+    item), the sizes are known before the payload is allocated, and the codes go straight into it.
+    """
     cdef const int8_t[::1] t = np.ascontiguousarray(trits, dtype=np.int8).reshape(-1)
-    cdef Py_ssize_t n = t.shape[0], m = (n + 1) // 2, i
-    flags = np.zeros(m, dtype=np.uint8)
-    codes = np.zeros((m * 3 + 7) // 8 + 1, dtype=np.uint8)
+    cdef Py_ssize_t n = t.shape[0], m = (n + 1) // 2, i, nonzero = 0
+    flags = np.zeros((m + 7) // 8, dtype=np.uint8)
     cdef uint8_t[::1] f = flags
-    cdef uint8_t[::1] c = codes
-    cdef int a, b, item
+    cdef int a, b, item, j, byte
+    cdef Py_ssize_t whole = n // 16
+    with nogil:
+        for i in range(whole):  # 16 trits -> 8 flags -> one byte
+            byte = 0
+            for j in range(8):
+                byte = (byte << 1) | ((t[16 * i + 2 * j] | t[16 * i + 2 * j + 1]) != 0)
+            f[i] = <uint8_t>byte
+            nonzero += __builtin_popcount(byte)
+        for i in range(8 * whole, m):
+            if t[2 * i] != 0 or (2 * i + 1 < n and t[2 * i + 1] != 0):
+                f[i >> 3] |= 0x80 >> (i & 7)
+                nonzero += 1
+    cdef Py_ssize_t tail = (nonzero * 3 + 7) // 8
+    top, top_bits = flags, m
+    stages = []
+    size = (top_bits + 7) // 8 + tail
+    while levels is None or len(stages) < levels:
+        if len(stages) == MAX_FLAG_LEVELS or (levels is None and top_bits <= 1):
+            if levels is not None:
+                raise EncodeError(f"cannot apply {levels} flag levels")
+            break
+        nz, ng, packed = _group_bits(top, top_bits)
+        new_size = (ng + 7) // 8 + len(packed) + sum(len(s) for s in stages) + tail
+        if levels is None and new_size >= size:
+            break
+        top, top_bits, size = nz, ng, new_size
+        stages.append(packed)
+    cdef Py_ssize_t top_bytes = (top_bits + 7) // 8
+    cdef Py_ssize_t head = 1 + top_bytes + sum(len(s) for s in stages)
+    out = PyBytes_FromStringAndSize(NULL, head + tail)
+    cdef uint8_t *o = <uint8_t *>PyBytes_AS_STRING(out)
+    cdef const uint8_t[::1] tv = top
+    cdef const uint8_t[::1] sv
+    o[0] = <uint8_t>len(stages)
+    cdef Py_ssize_t pos = 1
+    if top_bytes:
+        memcpy(o + pos, &tv[0], top_bytes)
+        pos += top_bytes
+    for packed in reversed(stages):
+        if len(packed):
+            sv = packed
+            memcpy(o + pos, &sv[0], len(packed))
+            pos += len(packed)
     cdef uint64_t acc = 0
     cdef int nacc = 0
-    cdef Py_ssize_t out = 0
+    cdef uint8_t *c = o + head
     with nogil:
         for i in range(m):
             a = t[2 * i]
             b = t[2 * i + 1] if 2 * i + 1 < n else 0
-            item = ((0 if a == 0 else (1 if a > 0 else 3)) << 2) | (0 if b == 0 else (1 if b > 0 else 3))
-            if item:
-                f[i] = 1
+            if a | b:
+                item = (((a > 0) - (a < 0)) & 3) << 2 | (((b > 0) - (b < 0)) & 3)
                 acc = (acc << 3) | <uint64_t>CODE_OF_ITEM[item]
                 nacc += 3
                 if nacc >= 8:
                     nacc -= 8
-                    c[out] = <uint8_t>(acc >> nacc)
-                    out += 1
+                    c[0] = <uint8_t>(acc >> nacc)
+                    c += 1
         if nacc:
-            c[out] = <uint8_t>(acc << (8 - nacc))
-            out += 1
-    tail = codes[:out].tobytes()
-    top = flags
-    stages = []
-    size = (top.shape[0] + 7) // 8 + len(tail)
-    while levels is None or len(stages) < levels:
-        if len(stages) == MAX_FLAG_LEVELS or (levels is None and top.shape[0] <= 1):
-            if levels is not None:
-                raise EncodeError(f"cannot apply {levels} flag levels")
-            break
-        nz, packed = _group(top)
-        new_size = (nz.shape[0] + 7) // 8 + len(packed) + sum(len(s) for s in stages) + len(tail)
-        if levels is None and new_size >= size:
-            break
-        top, size = nz, new_size
-        stages.append(packed)
-    parts = [bytes([len(stages)]), _pack_flags(top)]
-    parts.extend(reversed(stages))
-    parts.append(tail)
-    return b"".join(parts)
+            c[0] = <uint8_t>(acc << (8 - nacc))
+    return out
 
 
 def flag_decode(payload, Py_ssize_t n_trits):
