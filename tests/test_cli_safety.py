@@ -105,12 +105,15 @@ def test_a_signal_removes_the_temporary_file(tmp_path, sig, code):
     deadline = time.monotonic() + 60
     while not _temporary_files(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert proc.poll() is None, "the encode ended before it could be interrupted"
+    if proc.poll() is not None:
+        pytest.fail(f"the encode ended (exit {proc.returncode}) before it could be interrupted: "
+                    f"{proc.stderr.read()[-2000:]}")
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
-    assert f"terminated by signal {int(sig)}" in err
-    assert not _temporary_files(tmp_path) and not out.exists()
+    assert f"terminated by signal {int(sig)}" in err, err
+    assert not _temporary_files(tmp_path), (_temporary_files(tmp_path), err)
+    assert not out.exists(), err
 
 
 def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(model, tmp_path):

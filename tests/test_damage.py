@@ -295,3 +295,28 @@ def test_more_rans_words_than_levels():
     with pytest.raises(CodecError) as info:
         levels.decode_levels(_levels_payload(0, words=b"\x01\x00" * 4), 1, 4)
     assert "rANS words for" not in str(info.value)
+
+
+@pytest.mark.parametrize("dtype, ebits, centre", [("float32", 8, 127), ("float16", 5, 15)])
+@pytest.mark.parametrize("edge", ["below", "above"])
+def test_decoded_exponents_outside_their_field_are_refused(dtype, ebits, centre, edge):
+    # a well-formed exponent payload (valid level coding) whose levels leave the exponent field:
+    # the first level one past the range, the rest at its ends (which decode)
+    from codec.format.constants import DType
+    from codec.modes import floatplanes
+
+    dt = DType.FLOAT32 if dtype == "float32" else DType.FLOAT16
+    a = np.linspace(-2, 2, 24).astype(dtype)
+    payload = floatplanes.encode_planes(a.view(f"u{a.itemsize}"), dt, 4, 6)
+    exp_size = int.from_bytes(payload[:4], "little")
+    rest = payload[4 + exp_size:]
+    ends = np.array([-centre, (1 << ebits) - 1 - centre] * 12, dtype=np.int64)
+    ok = levels.encode_levels(ends, 4, 6)
+    decoded = floatplanes.decode_planes(len(ok).to_bytes(4, "little") + ok + rest, dt, 4, 6, path="w", base_offset=0)
+    assert decoded.size == 24
+    bad = ends.copy()
+    bad[0] = -centre - 1 if edge == "below" else (1 << ebits) - centre
+    coded = levels.encode_levels(bad, 4, 6)
+    with pytest.raises(FormatError, match="decoded exponent outside its field") as info:
+        floatplanes.decode_planes(len(coded).to_bytes(4, "little") + coded + rest, dt, 4, 6, path="w", base_offset=0)
+    assert info.value.path == "w.fp_exponents"

@@ -169,12 +169,16 @@ def main(argv=None) -> int:
                         continue
                 run_env = dict(env, CODEC_PUREPYTHON="1") if rel.startswith("codec/kernels/") else env
                 # the quick, focused files first (-x stops at the first failure), then the rest
-                proc = sh([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *FIRST, "tests"],
+                # (a directory argument would be collected in its own order: list every file)
+                rest = sorted(os.path.join("tests", f) for f in os.listdir(os.path.join(tree, "tests"))
+                              if f.startswith("test_") and f.endswith(".py") and os.path.join("tests", f) not in FIRST)
+                proc = sh([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *FIRST, *rest],
                           tree, env=run_env)
                 failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+                failed += [line for line in proc.stdout.splitlines() if line.startswith("E ")][:1]
                 killed = proc.returncode != 0
                 results.append({"id": mid, "what": what, "killed": killed, "seconds": round(time.time() - start),
-                                "by": failed[0][:160] if failed else ("" if killed else proc.stdout[-200:])})
+                                "by": " / ".join(failed)[:400] if failed else ("" if killed else proc.stdout[-200:])})
             finally:
                 with open(path, "w", encoding="utf-8") as f:
                     f.write(source)
