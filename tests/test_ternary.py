@@ -282,3 +282,19 @@ def test_integer_layers_reject_what_their_dtype_cannot_hold():
     two = bytes([255]) + (1).to_bytes(4, "little") + np.float64(2.0).tobytes()
     with pytest.raises(FormatError, match="an integer ternary layer has one alpha of 1.0"):
         codec.decode(assemble([(1, layer_body(shape=(2,), dtype=5, mode=5, mode_params=two), payload, "w")]))
+
+
+@pytest.mark.parametrize("level", [2, -2, 127])
+def test_entropy_coded_trits_outside_the_trits_are_refused(level):
+    # valid level coding of a value that is not a trit: an error, never a silent +-2 alpha
+    from codec import levels as L
+
+    good = np.array([-1, 0, 1, 1, 0, -1], np.int64)
+    ok = bytes([M.TernaryScheme.ENTROPY]) + L.encode_levels(good, 2, 3)
+    assert np.array_equal(M.decode_payload(ok, 2, 3, path="w", base_offset=0), good)
+    bad = good.copy()
+    bad[4] = level
+    payload = bytes([M.TernaryScheme.ENTROPY]) + L.encode_levels(bad, 2, 3)
+    with pytest.raises(FormatError, match="outside -1..1") as info:
+        M.decode_payload(payload, 2, 3, path="w", base_offset=0)
+    assert info.value.path == "w.lc_rans_words"
