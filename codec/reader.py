@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _backend
 from .dtypes import storage_dtype
-from .errors import ChecksumError, FileChangedError, FormatError, LimitError, TruncatedError
+from .errors import ChecksumError, CodecError, FileChangedError, FormatError, LimitError, TruncatedError
 from .format import (
     DEFAULT_LIMITS,
     GLOBAL_QP_SET_OFFSET,
@@ -85,6 +85,31 @@ class _FilePayload:
     def crc32c(self) -> int:
         self.reader._check_file()
         return self.reader._crc32c_of(self.header.payload_offset, self.header.payload_size)
+
+
+class _SpooledPayload:
+    """A large payload of a stream in a temporary file, read in pieces like :class:`_FilePayload`."""
+
+    def __init__(self, file, size: int, crc: int | None):
+        self.file, self.size, self.crc = file, size, crc
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        if offset < 0 or size < 0 or offset + size > self.size:
+            raise ValueError(f"bytes {offset}..{offset + size} are outside the payload")
+        return os.pread(self.file.fileno(), size, offset)
+
+    def crc32c(self) -> int:
+        if self.crc is None:  # spooled without its checksum (verify=False), asked anyway
+            self.crc = 0
+            for start in range(0, self.size, _VERIFY_CHUNK):
+                self.crc = _backend.crc32c(self.read_at(start, min(_VERIFY_CHUNK, self.size - start)), self.crc)
+        return self.crc
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _identity(st) -> tuple:
@@ -457,6 +482,32 @@ class _Stream:
         self.offset += n
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    def spool(self, n: int, path: str, *, crc: bool) -> "_SpooledPayload":
+        """``n`` bytes copied to an unnamed temporary file as they arrive (their CRC32C computed on
+        the way when ``crc``), for a mode that reads a large payload in pieces: memory holds the
+        decoded layer, not the layer and its payload."""
+        import tempfile
+
+        file = tempfile.TemporaryFile()
+        try:
+            value, got = 0, 0
+            while got < n:
+                chunk = self._stream.read(min(n - got, 1 << 20))
+                if not chunk:
+                    raise TruncatedError(f"stream ended: need {n} bytes, got {got}", path=path,
+                                         bit_offset=(self.offset + got) * 8, bits_needed=n * 8,
+                                         bits_available=got * 8)
+                if crc:
+                    value = _backend.crc32c(chunk, value)
+                file.write(chunk)
+                got += len(chunk)
+            file.flush()
+        except BaseException:
+            file.close()
+            raise
+        self.offset += n
+        return _SpooledPayload(file, n, value if crc else None)
+
     def read_grown(self, n: int, path: str) -> bytearray:
         """``n`` bytes in a buffer that grows as they arrive: a claimed size allocates nothing by
         itself, so a hostile size costs only the bytes the stream really holds."""
@@ -522,10 +573,22 @@ class StreamReader:
             decoded += header.num_elements * storage.itemsize
             self.limits.check("max_decoded_bytes", decoded, path=f"layers[{position}].layer_dim")
             self.limits.check("max_decoded_bytes", header.payload_size, path=f"layers[{position}].unit_payload_size")
-            payload = self._in.read_grown(header.payload_size, f"layers[{position}].unit_payload")
-            array = _decode_layer(header, payload, verify=self.verify_payloads, limits=self.limits,
-                                  global_qp=self.global_qp)
-            del payload
+            try:
+                mode = get_mode(header.coding_mode, path=f"{header.path}.coding_mode")
+            except CodecError:  # raised by _decode_layer, after the payload is read (as a Reader would)
+                mode = None
+            where = f"layers[{position}].unit_payload"
+            if getattr(mode, "reads_in_pieces", False) and header.payload_size > _PIECES_BYTES:
+                payload = self._in.spool(header.payload_size, where, crc=self.verify_payloads)
+            else:
+                payload = self._in.read_grown(header.payload_size, where)
+            try:
+                array = _decode_layer(header, payload, verify=self.verify_payloads, limits=self.limits,
+                                      global_qp=self.global_qp)
+            finally:
+                if isinstance(payload, _SpooledPayload):
+                    payload.close()
+                del payload
             seen.append(IndexEntry(header.layer_name, unit_offset, header.unit_size))
             position += 1
             yield header, array

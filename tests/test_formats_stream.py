@@ -170,3 +170,83 @@ print(hwm() - base)
     grown = int(subprocess.run([sys.executable, "-c", measure, str(src)], capture_output=True, text=True,
                                cwd=ROOT, check=True).stdout)
     assert grown < 24 * 3 + 16, f"iter_stream grew by {grown} MiB for 24 MiB layers"
+
+
+def _outcome(fn):
+    try:
+        return ("ok", [(name, a.dtype.str, a.shape, a.tobytes()) for name, a in fn()])
+    except Exception as exc:  # noqa: BLE001 - the outcome compared
+        return ("raise", type(exc).__name__, str(exc))
+
+
+def test_iter_stream_spools_large_payloads_of_piecewise_modes_with_the_same_outcomes(monkeypatch):
+    # payloads above reader._PIECES_BYTES of a mode that reads in pieces go to a temporary file;
+    # whatever the bytes (valid, flipped, truncated, verify on or off) the outcome must be the one
+    # of the in-memory path
+    import io
+
+    import codec
+    from codec import reader
+
+    data = codec.encode({"a": np.random.default_rng(3).standard_normal((40, 50)).astype(np.float32),
+                         "b": np.random.default_rng(4).standard_normal(999).astype(np.float16),
+                         "c": np.zeros(0, np.float32),
+                         "d": np.random.default_rng(5).standard_normal((7, 3))}, mode="floatplanes")
+    r = codec.open(data)
+    spans = [(r.header(k).payload_offset, r.header(k).payload_size) for k in r.keys()]
+    cases = [(data, True), (data, False)]
+    for offset, size in spans:
+        for at in (0, 3, 4, size // 2, size - 1):
+            if at < size:
+                flipped = bytearray(data)
+                flipped[offset + at] ^= 0x10
+                cases += [(bytes(flipped), True), (bytes(flipped), False)]
+        cases.append((data[:offset + size // 2], True))
+    spooled = []
+
+    def run(blob, verify):
+        return _outcome(lambda: list(codec.iter_stream(io.BytesIO(blob), verify=verify)))
+
+    monkeypatch.setattr(reader, "_PIECES_BYTES", 1 << 40)
+    expected = [run(blob, verify) for blob, verify in cases]
+    monkeypatch.setattr(reader, "_PIECES_BYTES", 16)
+    real_spool = reader._Stream.spool
+
+    def counting_spool(self, n, path, *, crc):
+        spooled.append(n)
+        return real_spool(self, n, path, crc=crc)
+
+    monkeypatch.setattr(reader._Stream, "spool", counting_spool)
+    for (blob, verify), want in zip(cases, expected):
+        assert run(blob, verify) == want
+    assert spooled and expected[0][0] == "ok"
+    assert [a for _, _, _, a in expected[0][1]] == [codec.open(data).get(k).tobytes() for k in r.keys()]
+
+
+@pytest.mark.skipif(__import__("codec").backend == "pure", reason="the pure level decoder takes minutes on 24M levels")
+def test_iter_stream_of_a_pipe_holds_the_layer_not_its_payload(tmp_path):
+    # float planes of 24 MiB layers (19 MiB payloads) from a pipe: growth about one layer
+    src = tmp_path / "fp.nnc"
+    make = """
+import sys, numpy as np, codec
+rng = np.random.default_rng(0)
+with codec.Writer(sys.argv[1]) as w:
+    for i in range(3):
+        w.add_layer(f"w{i}", rng.standard_normal(6 << 20).astype(np.float32), mode="floatplanes")
+"""
+    subprocess.run([sys.executable, "-c", make, str(src)], check=True, cwd=ROOT)
+    measure = """
+import sys, codec
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) // 1024
+base = hwm()
+for name, array in codec.iter_stream(sys.stdin.buffer):
+    del array
+print(hwm() - base)
+"""
+    with open(src, "rb") as f:
+        grown = int(subprocess.run([sys.executable, "-c", measure], stdin=f, capture_output=True, text=True,
+                                   cwd=ROOT, check=True).stdout)
+    assert grown < 24 + 16, f"iter_stream grew by {grown} MiB for 24 MiB float-plane layers of 19 MiB payloads"
