@@ -83,3 +83,21 @@ def test_names_and_metadata_keys_within_the_default_limits():
     with pytest.raises(EncodeError, match="metadata key of more than max_name_bytes=4096"):
         codec.encode({"w": np.ones(1)}, metadata={"k" * 5000: 1})
     assert list(codec.decode(codec.encode({"n" * 4096: np.ones(1)}))) == ["n" * 4096]
+
+
+def test_element_count_at_and_past_the_default_limit():
+    # broadcast views: the element counts exist without their memory; the check runs before encoding
+    from codec import writer
+    from codec.dtypes import dtype_code_of
+    from codec.format.limits import DEFAULT_LIMITS
+
+    limit = DEFAULT_LIMITS.max_elements_per_layer
+    at = np.broadcast_to(np.zeros(1, np.int8), (limit >> 20, 1 << 20))
+    past = np.broadcast_to(np.zeros(1, np.int8), ((limit >> 20) + 1, 1 << 20))
+    writer._check_readable(0, "w", at, dtype_code_of(at))
+    with pytest.raises(EncodeError, match=r"exceeds max_elements_per_layer=1099511627776") as info:
+        writer._check_readable(3, "w", past, dtype_code_of(past))
+    assert info.value.path == "layers[3] ('w')"
+    dim_past = np.zeros((limit + 1, 0), np.int8)
+    with pytest.raises(EncodeError, match="exceeds max_elements_per_layer"):
+        writer._check_readable(0, "w", dim_past, dtype_code_of(dim_past))
