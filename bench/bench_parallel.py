@@ -9,7 +9,10 @@
 3. Scale-out by reference: `codec.encode_file` of a --scale-gb GB (default 1) safetensors file with
    `workers=1`, a `ProcessPoolExecutor(2)` and a dask `LocalCluster(n_workers=2)` executor (tasks
    carry a reference to their tensor, not the array): time, speed-up over `workers=1` (target
-   >= 1.3x for the cluster), identical bytes, and the writer process's peak RSS.
+   >= 1.3x for the cluster), identical bytes, and the writer process's peak RSS. The cluster runs
+   twice: as dask starts it, and with MALLOC_TRIM_THRESHOLD_ unset in its workers (dask's nanny sets
+   it to 65536, which turns off glibc's adaptive mmap threshold: every piece-sized temporary is then
+   a fresh mapping, page-faulted and unmapped).
 
     python bench/bench_parallel.py [--json] [--gb 4] [--skip-rss] [--scale-gb 1] [--skip-scale]
 """
@@ -128,7 +131,10 @@ executor = cluster = client = None
 if how == "processes":
     from concurrent.futures import ProcessPoolExecutor
     executor = ProcessPoolExecutor(2)
-elif how == "dask":
+elif how.startswith("dask"):
+    if how == "dask-untrimmed":  # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers; None unsets it
+        import dask
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
     from dask.distributed import Client, LocalCluster
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     client = Client(cluster)
@@ -150,12 +156,15 @@ def scale_rows(src: str, policy_path: str, label: str) -> list[dict]:
     import hashlib
 
     rows = []
-    for how in ("workers=1", "processes", "dask"):
-        if how == "dask":
+    names = {"workers=1": "workers=1", "processes": "ProcessPoolExecutor(2)",
+             "dask": "dask LocalCluster(n_workers=2)",
+             "dask-untrimmed": "dask LocalCluster(n_workers=2), MALLOC_TRIM_THRESHOLD_ unset"}
+    for how in names:
+        if how.startswith("dask"):
             try:
                 import dask.distributed  # noqa: F401
             except ImportError:
-                rows.append({"policy": label, "executor": "dask LocalCluster(n_workers=2)", "skipped": "dask not installed"})
+                rows.append({"policy": label, "executor": names[how], "skipped": "dask not installed"})
                 continue
         out = os.path.join(os.path.dirname(src), f"scale-{how}.nnc")
         proc = subprocess.run([sys.executable, "-c", SCALE, src, out, how, policy_path], capture_output=True, text=True)
@@ -165,8 +174,7 @@ def scale_rows(src: str, policy_path: str, label: str) -> list[dict]:
         with open(out, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
         os.unlink(out)
-        rows.append({"policy": label, "executor": {"workers=1": "workers=1", "processes": "ProcessPoolExecutor(2)",
-                                                   "dask": "dask LocalCluster(n_workers=2)"}[how], "sha256": digest, **r})
+        rows.append({"policy": label, "executor": names[how], "sha256": digest, **r})
     first = rows[0]
     for r in rows:
         if "seconds" in r:
