@@ -253,6 +253,24 @@ def test_zeros_decode_as_positive_zero_whatever_the_alpha():
     assert out.tolist() == [-0.5, 0.0, 0.5, 0.0] and not np.signbit(out[[1, 3]]).any()
 
 
+@pytest.mark.parametrize("alpha", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("code", [1, 2])
+def test_zeros_stay_positive_zero_with_a_non_finite_alpha(alpha, code):
+    # inf * 0 is NaN (and a numpy warning) if the zeros are multiplied: they are +0.0 (spec 6.6)
+    import warnings
+
+    from tests.helpers import assemble, layer_body
+
+    params = bytes([255]) + (1).to_bytes(4, "little") + np.float64(alpha).tobytes()
+    payload = M.encode_payload(np.array([1, 0, -1, 0], np.int8), 1, 4, "base3")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = codec.decode(assemble([(1, layer_body(shape=(4,), dtype=code, mode=5, mode_params=params), payload,
+                                      "w")]))["w"]
+    assert out[[1, 3]].tolist() == [0.0, 0.0] and not np.signbit(out[[1, 3]]).any()
+    assert np.array_equal(out[[0, 2]], np.array([alpha, -alpha], out.dtype), equal_nan=True)
+
+
 @pytest.mark.parametrize("dtype, code", [(np.float16, 3), (ml_dtypes.bfloat16, 4)])
 def test_alpha_is_rounded_once_to_binary32_then_to_the_dtype(dtype, code):
     """spec 6.6: t * alpha in binary64, rounded to binary32, then converted as in section 8.4."""

@@ -304,8 +304,10 @@ class TernaryMode(Mode):
             bshape = [1] * len(shape)
             bshape[axis] = -1
             alphas = alphas.reshape(bshape)
-        # float(t) * alpha in binary64, zeros as +0.0 whatever alpha's sign
-        values = np.where(trits.reshape(shape) == 0, 0.0, trits.reshape(shape) * alphas)
+        # float(t) * alpha in binary64, zeros as +0.0 whatever alpha's sign (or value: 0 * inf
+        # is computed, then replaced)
+        with np.errstate(invalid="ignore"):
+            values = np.where(trits.reshape(shape) == 0, 0.0, trits.reshape(shape) * alphas)
         if header.layer_dtype == DType.FLOAT64:
             return values
         # one rounding to binary32 (an alpha beyond its range gives +-inf, as IEEE rounding does),
