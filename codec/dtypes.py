@@ -147,7 +147,8 @@ def float_output(header, flat32: np.ndarray) -> np.ndarray:
     elif code == DType.FLOAT64:
         out = flat32.astype(np.float64)
     elif code == DType.FLOAT16:
-        out = flat32.astype(np.float16)
+        with np.errstate(over="ignore"):  # beyond float16's range: +-inf, as IEEE rounding gives
+            out = flat32.astype(np.float16)
     else:
         bits = flat32.view(np.uint32).astype(np.uint64)
         rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
