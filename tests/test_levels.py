@@ -184,3 +184,18 @@ def test_damaged_words_name_the_element_and_its_file_offset():
     with pytest.raises(FormatError) as info:
         levels.decode_levels(bytes(bad_state), 20, 100, path="x", base_offset=1000)
     assert str(info.value) == f"x.lc_rans_state[2] at byte {1000 + words_at - 24}: rANS initial state below 2^16"
+
+
+def test_affine_output_beyond_binary32_is_infinite_without_a_warning():
+    # (level - zero point) * step rounds to +-inf past binary32's range, in both backends (CI runs
+    # this file with each), and numpy's overflow warning is not raised (the C kernel raises none)
+    import warnings
+
+    from codec.kernels.rans import LC_OUT_AFFINE
+
+    payload = levels.encode_levels(np.array([1 << 40, -(1 << 40), 1, 0], np.int64), 2, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = levels.decode_levels(payload, 2, 2, out_kind=LC_OUT_AFFINE, scale=np.full(2, 2.0 ** 100, np.float32),
+                                   zero_point=np.zeros(2, np.int64))
+    assert out.tolist() == [np.inf, -np.inf, 2.0 ** 100, 0.0]

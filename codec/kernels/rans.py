@@ -143,6 +143,12 @@ def decode(words, states, fc, sy, row_class, rows: int, cols: int, E: int, escap
     Returns (status, at, out); on an error ``at`` is relative to the start of ``words`` (negative
     for a bad lc_rans_state, which precedes them) and the last item the state's number.
     """
+    with np.errstate(over="ignore"):  # (level - zero point) * step beyond binary32: +-inf, as in C
+        return _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, out,
+                       scale, zero_point, codebook)
+
+
+def _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, out, scale, zero_point, codebook):
     words = np.frombuffer(memoryview(words).cast("B")[: len(words) // 2 * 2], dtype="<u2").tolist()
     st = [int(x) for x in states]
     for j, x in enumerate(st):
