@@ -52,6 +52,15 @@ def markdown_table(head: list[str], rows: list[list[str]]) -> None:
 # ---------------------------------------------------------------------------------------------
 # output: the same tables on the terminal, as Markdown, or written into bench/README.md
 # ---------------------------------------------------------------------------------------------
+#: Source of hwm() for a benchmark's child process: its peak resident set (VmHWM) in MiB.
+HWM_SOURCE = """
+def hwm():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+"""
+
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
 
 

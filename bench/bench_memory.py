@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from _common import add_output_args, emit  # noqa: E402
+from _common import HWM_SOURCE, add_output_args, emit  # noqa: E402
 
 MiB = 1 << 20
 
@@ -54,13 +54,8 @@ ENCODE_ROWS = {
 }
 
 #: What a row's child process runs: codec's CLI (argv) or a Python snippet; both then print VmHWM.
-CHILD = r"""
+CHILD = HWM_SOURCE + r"""
 import json, os, sys
-def hwm():
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
 import numpy, codec, codec.cli
 base = hwm()
 kind, payload = sys.argv[1], json.loads(sys.argv[2])

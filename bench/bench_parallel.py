@@ -31,7 +31,7 @@ import numpy as np
 
 import codec
 
-from _common import best_time as best, minilm_tensors, add_output_args, emit  # noqa: E402
+from _common import HWM_SOURCE, best_time as best, minilm_tensors, add_output_args, emit  # noqa: E402
 MB = 1 << 20
 
 
@@ -93,14 +93,9 @@ def make_synthetic(path: str, gb: float, distinct: bool = False) -> float:
 
 
 def encode_rss(src: str, policy: str | None) -> dict:
-    code = f"""
+    code = HWM_SOURCE + f"""
 import os, sys, tempfile, json
 from codec.cli import main
-def hwm():
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
 base = hwm()
 out = os.path.join(tempfile.mkdtemp(dir=os.path.dirname({src!r})), 'o.nnc')
 args = ['encode', {src!r}, '-o', out, '-q'] + ({['--policy', policy] if policy else []!r})
@@ -118,14 +113,9 @@ print(json.dumps({{"rc": rc, "base_mb": base, "peak_growth_mb": hwm() - base, "b
     return result
 
 
-SCALE = r"""
+SCALE = HWM_SOURCE + r"""
 import json, os, sys, time
 import codec
-def hwm():
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
 src, out, how, policy = sys.argv[1:5]
 executor = cluster = client = None
 if how == "processes":

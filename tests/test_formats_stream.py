@@ -15,6 +15,13 @@ import pytest
 from codec import formats
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
+#: hwm() for the measuring child processes: peak resident set (VmHWM) in MiB
+HWM_SOURCE = """
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) // 1024
+"""
 
 
 def _items():
@@ -154,12 +161,8 @@ with codec.Writer(sys.argv[1]) as w:
         w.add_layer(f"w{i}", np.full((6 << 20,), i, np.float32), mode="raw")
 """
     subprocess.run([sys.executable, "-c", make, str(src)], check=True, cwd=ROOT)
-    measure = """
+    measure = HWM_SOURCE + """
 import sys, codec
-def hwm():
-    for line in open('/proc/self/status'):
-        if line.startswith('VmHWM:'):
-            return int(line.split()[1]) // 1024
 base = hwm()
 with open(sys.argv[1], 'rb') as f:
     for name, array in codec.iter_stream(f):
@@ -235,12 +238,8 @@ with codec.Writer(sys.argv[1]) as w:
         w.add_layer(f"w{i}", rng.standard_normal(6 << 20).astype(np.float32), mode="floatplanes")
 """
     subprocess.run([sys.executable, "-c", make, str(src)], check=True, cwd=ROOT)
-    measure = """
+    measure = HWM_SOURCE + """
 import sys, codec
-def hwm():
-    for line in open('/proc/self/status'):
-        if line.startswith('VmHWM:'):
-            return int(line.split()[1]) // 1024
 base = hwm()
 for name, array in codec.iter_stream(sys.stdin.buffer):
     del array
