@@ -9,7 +9,7 @@ interpreter with codec imported (~33 MiB). Target: growth <= largest layer + 64 
 every mode of `codec encode`, for `codec decode` to safetensors / npz / pt, for `codec verify` and
 for reading every layer (Reader.get in a loop, and iter_stream).
 
-Rows whose encoder holds whole-layer temporaries (codebook, sparse, ternarize) are measured on
+Rows whose encoder holds whole-layer temporaries (codebook, rate-distortion rounding) are measured on
 --small-layers layers only (their peak is per layer; a full model would take long): the model
 column says what each row used.
 
@@ -45,12 +45,12 @@ ENCODE_ROWS = {
                                                            "granularity": "channel"}, False),
     "ternary (int8 trits)": ("trits", {"mode": "ternary"}, False),
     "ternary (float32 +-alpha)": ("ternary", {"mode": "ternary"}, False),
+    "ternary ternarize=true": ("float32", {"mode": "ternary", "ternarize": True}, False),
+    "sparse 2:4, raw values": ("float32", {"mode": "sparse", "nm": [2, 4], "values_mode": "raw"}, False),
+    "sparse prune 0.5, 8-bit values": ("float32", {"mode": "sparse", "prune": 0.5, "values_mode": "quantized",
+                                                   "bits": 8}, False),
     "quantized codebook 4-bit": ("float32", {"mode": "quantized", "bits": 4, "method": "codebook"}, True),
     "quantized 8-bit rdo": ("float32", {"mode": "quantized", "bits": 8, "rdo_lambda": 0.05}, True),
-    "ternary ternarize=true": ("float32", {"mode": "ternary", "ternarize": True}, True),
-    "sparse 2:4, raw values": ("float32", {"mode": "sparse", "nm": [2, 4], "values_mode": "raw"}, True),
-    "sparse prune 0.5, 8-bit values": ("float32", {"mode": "sparse", "prune": 0.5, "values_mode": "quantized",
-                                                   "bits": 8}, True),
 }
 
 #: What a row's child process runs: codec's CLI (argv) or a Python snippet; both then print VmHWM.

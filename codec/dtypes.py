@@ -10,6 +10,8 @@ import numpy as np
 
 from .errors import EncodeError, FormatError, LimitError, UnsupportedError
 from .format.constants import DTYPE_NAMES, STORAGE_DTYPE, UNSUPPORTED_DTYPES, DType
+from .lazy import PIECE as LAZY_PIECE
+from .lazy import PieceArray
 
 __all__ = ["FLOAT_DTYPES", "INTEGER_DTYPES", "CHUNK_BYTES", "dtype_code_of", "storage_dtype", "bfloat16_dtype",
            "user_array", "iter_le_chunks", "allocate", "float_output", "as_float", "is_bf16_bits"]
@@ -70,7 +72,7 @@ def bfloat16_dtype():
 
 def is_bf16_bits(array: np.ndarray, dtype: DType) -> bool:
     """Whether a bfloat16 layer's array holds the raw bits as 16-bit integers."""
-    return dtype == DType.BFLOAT16 and np.asarray(array).dtype.kind in "ui"
+    return dtype == DType.BFLOAT16 and (array.dtype if hasattr(array, "dtype") else np.asarray(array).dtype).kind in "ui"
 
 
 def as_float(array: np.ndarray, dtype: DType) -> np.ndarray:
@@ -107,6 +109,11 @@ def iter_le_chunks(array: np.ndarray, storage: np.dtype, chunk_bytes: int = CHUN
     No copy when the array is C-contiguous and already in storage byte order; otherwise one chunk
     of rows at a time is converted, so memory stays bounded by the chunk, not the layer.
     """
+    if isinstance(array, PieceArray):  # each chunk is made: a small one
+        step = max(1, min(LAZY_PIECE, chunk_bytes // max(1, array.dtype.itemsize)))
+        for start in range(0, array.size, step):
+            yield from iter_le_chunks(array[start:start + step], storage, chunk_bytes)
+        return
     if array.dtype.name == "bfloat16":
         array = array.view(np.uint16)
     if array.dtype == np.bool_:

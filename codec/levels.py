@@ -35,6 +35,7 @@ from .kernels.rans import (
     LC_PROB_SCALE,
     LC_STATES,
 )
+from .lazy import PieceArray
 from .spool import Spool
 
 __all__ = ["encode_levels", "write_levels", "code_levels", "LevelSource", "ArrayLevels", "decode_levels", "read_levels_payload", "level_grid", "order0_entropy_bits",
@@ -187,7 +188,7 @@ class ArrayLevels(LevelSource):
 
     def __init__(self, levels, rows: int, cols: int):
         super().__init__(rows, cols)
-        self.q = np.asarray(levels).reshape(-1)
+        self.q = levels if isinstance(levels, PieceArray) else np.asarray(levels).reshape(-1)
         if self.q.size != rows * cols:
             raise EncodeError(f"{self.q.size} levels do not fill {rows} x {cols}")
 

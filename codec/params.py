@@ -49,7 +49,7 @@ class Param:
 
     def validate(self, value, mode: str):
         """Return ``value`` (ints for integral floats are not accepted) or raise EncodeError naming the rule."""
-        if np.ndarray in self.type:
+        if np.ndarray in self.type and not isinstance(value, self.type):
             value = np.asarray(value)
         elif isinstance(value, np.generic):
             value = value.item()

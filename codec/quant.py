@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _backend
 from .errors import EncodeError, FormatError
+from .lazy import PieceArray
 from .levels import PIECE_ELEMENTS, ArrayLevels, LevelSource, level_grid
 from .params import Param
 
@@ -403,7 +404,8 @@ def quantize_source(array, *, method: str = "uniform", bits: int | None = None, 
     weight, between the two nearest levels by squared error / step^2 + lambda * estimated bits.
     ``bf16_bits``: the array holds bfloat16 bit patterns as 16-bit integers.
     """
-    w = np.asarray(array)
+    # a PieceArray (sparse kept values) stays one: the uniform quantizers only slice it
+    w = array if isinstance(array, PieceArray) and method != "codebook" and not rdo_lambda else np.asarray(array)
     to_float = _to_float(w, bf16_bits)
     if method not in METHODS:
         raise EncodeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -7,11 +7,11 @@ import io
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import codec
-from codec import dump, levels, quant, spool
+from codec import dump, levels, policy, quant, spool
 from codec.modes import floatplanes, ternary
 
 
@@ -141,6 +141,57 @@ def test_ternary_auto_keeps_the_smallest_scheme():
     assert sizes["base3"] == 1 + (t.size + 4) // 5
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 700), zeros=st.sampled_from([0.0, 0.5, 0.9, 1.0]), scheme=st.sampled_from(("auto",) + ternary.SCHEMES),
+       piece=st.sampled_from([16, 48, 160]), seed=st.integers(0, 2**32 - 1))
+def test_ternary_payload_in_pieces_is_the_whole_layer(n, zeros, scheme, piece, seed):
+    rng = np.random.default_rng(seed)
+    t = np.where(rng.random(n) < zeros, 0, rng.choice([-1, 1], n)).astype(np.int8)
+    rows, cols = (n // 7, 7) if n % 7 == 0 else (1, n)
+    whole = {"flag": codec._backend.ternary.flag_encode(t), "base3": codec._backend.ternary.base3_encode(t),
+             "entropy": _whole_levels(t, rows, cols)}
+    best = min(whole, key=lambda s: (len(whole[s]), ternary.SCHEMES.index(s))) if scheme == "auto" else scheme
+    old = (levels.PIECE_ELEMENTS, ternary.PIECE_ELEMENTS, spool.SPOOL_MEMORY)
+    levels.PIECE_ELEMENTS, ternary.PIECE_ELEMENTS, spool.SPOOL_MEMORY = 37, piece, 64
+    try:
+        # float +-alpha input: its trits are made piece by piece (TritSource), never as a whole array
+        source, alphas = ternary.ternary_source(t.astype(np.float32) * np.float32(0.375))
+        out = io.BytesIO()
+        ternary.write_payload(source, rows, cols, out, scheme)
+    finally:
+        levels.PIECE_ELEMENTS, ternary.PIECE_ELEMENTS, spool.SPOOL_MEMORY = old
+    assert out.getvalue() == bytes([ternary.SCHEMES.index(best)]) + whole[best]
+    assert alphas.tolist() == [0.375 if t.any() else 0.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, "bfloat16"])
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_ternary_threshold_codes_what_ternarize_returns(dtype, axis, monkeypatch):
+    if dtype == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    monkeypatch.setattr(levels, "PIECE_ELEMENTS", 37)
+    w = (np.random.default_rng(3).standard_normal((13, 29)) * 0.05).astype(dtype)
+    w[4] = 0  # a slice without trits (alpha 0)
+    fused = codec.encode({"w": w}, mode="ternary", threshold=0.7, axis=axis)
+    assert fused == codec.encode({"w": codec.ternary.ternarize(w, axis=axis)}, mode="ternary", axis=axis)
+    # the policy's ternarize = true is the same
+    array, params = policy.apply({"mode": "ternary", "ternarize": True, **({} if axis is None else
+                                                                                 {"axis": axis})}, w)
+    assert array is w and codec.encode({"w": array}, **params) == fused
+
+
+def test_ternary_errors_come_before_the_payload():
+    w = np.array([[0.5, -0.5], [0.5, 0.25]], np.float32)
+    with pytest.raises(codec.EncodeError, match=r"values are not ternary: 0\.25 is neither 0 nor \+-0\.5"):
+        ternary.TernaryMode().plan(w, codec.dtypes.DType.FLOAT32, {})
+    with pytest.raises(codec.EncodeError, match="channel 1"):
+        ternary.TernaryMode().plan(w, codec.dtypes.DType.FLOAT32, {"axis": 0})
+    with pytest.raises(codec.EncodeError, match="NaN or infinity"):
+        codec.encode({"w": np.array([np.nan, 1.0], np.float32)}, mode="ternary", threshold=0.7)
+    with pytest.raises(codec.EncodeError, match=r"the TWN rule \(threshold=, ternarize\) ternarizes float tensors, not int8"):
+        codec.encode({"w": np.array([1, 0], np.int8)}, mode="ternary", threshold=0.7)
+
+
 def test_spool_orders_and_spills(tmp_path):
     s = spool.Spool(memory=5)
     for block in (b"ab", b"cde", b"fgh", b"", b"ij"):
@@ -230,3 +281,67 @@ def test_floatplanes_in_pieces_see_a_truncated_file(tmp_path, pieces_from_file):
             f.truncate(r.header("f32").payload_offset + 10)
         with pytest.raises(codec.FileChangedError):
             r.get("f32")
+
+
+@pytest.fixture
+def tiny_mask_pieces(monkeypatch):
+    from codec.modes import masks, sparse
+    monkeypatch.setattr(levels, "PIECE_ELEMENTS", 37)
+    monkeypatch.setattr(masks, "PIECE_ELEMENTS", 24)
+    monkeypatch.setattr(masks.PackedMask, "BLOCK", 16)
+    monkeypatch.setattr(sparse.KeptValues, "STEP", 9)
+    return masks, sparse
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=st.sampled_from([(0,), (1,), (13,), (203,), (7, 9), (5, 64), (3, 4, 8), (2, 0, 4)]),
+       density=st.sampled_from([0.0, 0.05, 0.5, 1.0]), seed=st.integers(0, 2**32 - 1))
+def test_packed_masks_and_kept_values_are_the_bool_ones(tiny_mask_pieces, shape, density, seed):
+    masks, sparse = tiny_mask_pieces
+    rng = np.random.default_rng(seed)
+    mask = rng.random(shape) < density
+    w = rng.standard_normal(shape).astype(np.float32)
+    pm = masks.PackedMask.from_bool(mask)
+    assert pm.count == mask.sum() and np.array_equal(pm.unpack(), mask)
+    kept = sparse.KeptValues(w.reshape(-1), pm)
+    assert np.array_equal(np.asarray(kept), w[mask])
+    for a in range(0, kept.size + 1, 7):
+        for b in (a, a + 1, a + 30, kept.size):
+            assert np.array_equal(kept[a:b], w[mask][a:b])
+    # the bitmap block made from the packed mask is the levels of the whole bool mask's nibbles
+    rows, cols = levels.level_grid(shape)
+    m = np.concatenate([mask.reshape(rows, cols), np.zeros((rows, -cols % 4), bool)], axis=1).astype(np.int16)
+    nib = m[:, 0::4] * 8 + m[:, 1::4] * 4 + m[:, 2::4] * 2 + m[:, 3::4]
+    assert masks.encode_bitmap(pm) == bytes([0]) + _whole_levels(nib - 8, rows, (cols + 3) // 4)
+
+
+@pytest.mark.parametrize("shape, n, m", [((6, 8), 2, 4), ((3, 48), 1, 16), ((40,), 3, 5), ((2, 3, 12), 5, 12)])
+def test_nm_pruning_in_pieces_is_the_whole_tensor(tiny_mask_pieces, shape, n, m):
+    masks, _ = tiny_mask_pieces
+    w = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    w.reshape(-1)[::7] = 0.5  # ties
+    pm = masks.prune_nm_packed(w, n, m)
+    whole = masks.prune_nm(w, n, m)
+    assert np.array_equal(pm.unpack(), whole)
+    assert masks.encode_nm(pm, n, m, len(shape) - 1) == masks.encode_nm(whole, n, m, len(shape) - 1)
+    assert np.array_equal(masks.prune_magnitude_packed(w, 0.3).unpack(), masks.prune_magnitude(w, 0.3))
+
+
+@pytest.mark.parametrize("values", [{"values_mode": "raw"}, {"values_mode": "zstd"},
+                                    {"values_mode": "quantized", "bits": 6}, {"values_mode": "floatplanes"},
+                                    {"values_mode": "quantized", "method": "codebook", "bits": 3}])
+@pytest.mark.parametrize("how", [{"nm": [2, 4]}, {"prune": 0.7}, {}])
+def test_sparse_values_gathered_in_pieces_give_the_same_file(tiny_mask_pieces, monkeypatch, values, how):
+    w = np.random.default_rng(6).standard_normal((24, 40)).astype(np.float32)
+    w[w < -1] = 0
+    action = {"mode": "sparse", **how, **values}
+
+    def encode():
+        array, params = policy.apply(action, w)
+        return codec.encode({"w": array}, **params)
+
+    small = encode()
+    monkeypatch.undo()
+    assert encode() == small
+    out = codec.decode(small)["w"]
+    assert ((out == w) | (out == 0) | (values.get("values_mode") == "quantized")).all()

@@ -182,6 +182,18 @@ def _ternary():
             check("ternary", "flag_decode", payload, n)
         check("ternary", "base3_decode", check("ternary", "base3_encode", t), n)
         check("ternary", "flag_level_sizes", n, 3)
+        # the piecewise encoder: item flags, head and codes with a carry between pieces of 16 trits
+        flags, nonzero = check("ternary", "flag_item_flags", t)
+        for levels in (None, 0, 1):
+            head = check("ternary", "flag_head", flags, (n + 1) // 2, nonzero, levels)
+        codes, carry = b"", (0, 0)
+        for start in range(0, n, 16):
+            piece, *carry = check("ternary", "flag_codes", t[start:start + 16], *carry)
+            codes += piece
+        tail = bytes([(carry[0] << (8 - carry[1])) & 0xFF]) if carry[1] else b""
+        assert head + codes + tail == check("ternary", "flag_encode", t, 1)
+    with pytest.raises(Exception):
+        check("ternary", "flag_head", b"\x00", 4, 0, 16)
     # int8 values beyond the trits: their signs (the compiled encoder is branch-free there)
     check("ternary", "flag_encode", np.array([5, -7, 0, 127, -128, 0, 1, 0, 0, 2, -1, 0, 0, 0, 3, 3, -2], np.int8))
     with pytest.raises(Exception):
@@ -207,6 +219,10 @@ def _masks():
         c = math.comb(m, n)
         idx = rng.integers(0, c, 50)
         data = check("masks", "uniform_encode", idx, c)
+        # the narrow index types the encoder holds give the same stream
+        for narrow in (np.uint8, np.uint16, np.int16):
+            if c <= np.iinfo(narrow).max + 1:
+                assert check("masks", "uniform_encode", idx.astype(narrow), c) == data
         check("masks", "uniform_decode", data, 50, c)
         check("masks", "uniform_capacity", (len(data) - 8) // 2, c)
         for damaged, count in [(data[:-2], 50), (data + b"\x00\x00", 50), (data[:7], 50), (data[:9], 50),

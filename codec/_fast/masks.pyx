@@ -3,6 +3,7 @@
 
 from libc.stdint cimport uint8_t, uint16_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 import numpy as np
 
@@ -28,29 +29,65 @@ def uniform_capacity(Py_ssize_t nwords, uint64_t c):
     return (nwords + 1) * (16 // flog2 + 1)
 
 
+ctypedef fused symbol_t:
+    uint8_t
+    uint16_t
+    int64_t
+
+
+cdef uint64_t _uniform_words(const symbol_t[::1] s, uint64_t c, uint16_t *buf, Py_ssize_t *wp) noexcept nogil:
+    """Code the symbols last to first; the words go below buf[wp[0]]; returns the final state."""
+    cdef uint64_t x = c << 16
+    cdef Py_ssize_t i
+    for i in range(s.shape[0] - 1, -1, -1):
+        if x >= (<uint64_t>1 << 32):
+            wp[0] -= 1
+            buf[wp[0]] = <uint16_t>(x & 0xFFFF)
+            x >>= 16
+        x = x * c + <uint64_t>s[i]
+    return x
+
+
 def uniform_encode(symbols, uint64_t c):
-    """Return ``uniform_stream()``: u64le final state + u16le words (decoder order)."""
+    """Return ``uniform_stream()``: u64le final state + u16le words (decoder order). Symbols of
+    an alphabet of at most 2^8 (2^16) held as uint8 (8- or 16-bit integers) are read as they are:
+    no 64-bit copy of a layer's pattern indices."""
     if c < 2:
         raise ValueError(f"uniform_encode needs C >= 2, got {c}")
-    cdef const int64_t[::1] s = np.ascontiguousarray(symbols, dtype=np.int64).reshape(-1)
-    cdef Py_ssize_t n = s.shape[0], i
-    cdef uint64_t lower = c << 16, x = lower
+    cdef const uint8_t[::1] s8
+    cdef const uint16_t[::1] s16
+    cdef const int64_t[::1] s64
+    a = np.asarray(symbols).reshape(-1)
+    cdef Py_ssize_t n = a.shape[0], i, nw
+    cdef uint64_t x
+    cdef uint8_t *o
     cdef uint16_t *buf = <uint16_t *>malloc((n + 1) * sizeof(uint16_t))
     cdef Py_ssize_t wp = n + 1
     if buf == NULL:
         raise MemoryError()
     try:
+        if c <= (1 << 8) and a.dtype == np.uint8:
+            s8 = np.ascontiguousarray(a)
+            with nogil:
+                x = _uniform_words(s8, c, buf, &wp)
+        elif c <= (1 << 16) and a.dtype.kind in "iu" and a.dtype.itemsize <= 2:
+            s16 = np.ascontiguousarray(a, dtype=np.uint16)
+            with nogil:
+                x = _uniform_words(s16, c, buf, &wp)
+        else:
+            s64 = np.ascontiguousarray(a, dtype=np.int64)
+            with nogil:
+                x = _uniform_words(s64, c, buf, &wp)
+        nw = n + 1 - wp
+        out = PyBytes_FromStringAndSize(NULL, 8 + 2 * nw)
+        o = <uint8_t *>PyBytes_AS_STRING(out)
         with nogil:
-            for i in range(n - 1, -1, -1):
-                if x >= (<uint64_t>1 << 32):
-                    wp -= 1
-                    buf[wp] = <uint16_t>(x & 0xFFFF)
-                    x >>= 16
-                x = x * c + <uint64_t>s[i]
-        words = np.empty(n + 1 - wp, dtype="<u2")
-        for i in range(n + 1 - wp):
-            words[i] = buf[wp + i]
-        return int(x).to_bytes(8, "little") + words.tobytes()
+            for i in range(8):
+                o[i] = <uint8_t>(x >> (8 * i))
+            for i in range(nw):  # u16le whatever the host's byte order
+                o[8 + 2 * i] = <uint8_t>(buf[wp + i] & 0xFF)
+                o[9 + 2 * i] = <uint8_t>(buf[wp + i] >> 8)
+        return out
     finally:
         free(buf)
 

@@ -77,16 +77,26 @@ def flag_level_sizes(Py_ssize_t n_trits, int levels):
     return sizes
 
 
+cdef Py_ssize_t _nonzero_groups(const uint8_t[::1] top, Py_ssize_t nbits):
+    """How many of the 4-flag groups (nibbles) of a packed flag string are not zero."""
+    cdef Py_ssize_t ng = (nbits + 3) // 4, g, count = 0
+    with nogil:
+        for g in range(ng):
+            count += ((top[g >> 1] >> (0 if g & 1 else 4)) & 0xF) != 0
+    return count
+
+
 cdef tuple _group_bits(const uint8_t[::1] top, Py_ssize_t nbits):
     """One flag-compression level of a packed flag string of ``nbits`` flags (MSB first, zero
     padding), whose 4-flag groups are its nibbles: (the packed group flags, their count, the
     non-zero groups packed 4 bits each)."""
-    cdef Py_ssize_t ng = (nbits + 3) // 4, g, count = 0
+    cdef Py_ssize_t ng = (nbits + 3) // 4, g, count = _nonzero_groups(top, nbits)
     nz = np.zeros((ng + 7) // 8, dtype=np.uint8)
-    packed = np.zeros(ng // 2 + 1, dtype=np.uint8)
+    packed = PyBytes_FromStringAndSize(NULL, (count + 1) // 2)
     cdef uint8_t[::1] z = nz
-    cdef uint8_t[::1] p = packed
+    cdef uint8_t *p = <uint8_t *>PyBytes_AS_STRING(packed)
     cdef int nib
+    count = 0
     with nogil:
         for g in range(ng):
             nib = (top[g >> 1] >> (0 if g & 1 else 4)) & 0xF
@@ -97,20 +107,16 @@ cdef tuple _group_bits(const uint8_t[::1] top, Py_ssize_t nbits):
                 else:
                     p[count >> 1] |= <uint8_t>nib
                 count += 1
-    return nz, ng, packed[: (count + 1) // 2].tobytes()
+    return nz, ng, packed
 
 
-def flag_encode(trits, levels=None):
-    """Return ``ternary_flag()`` of int8 trits (see the reference for ``levels``).
-
-    In about the payload's memory: the item flags are kept as the packed flag string (a bit per
-    item), the sizes are known before the payload is allocated, and the codes go straight into it.
-    """
+def flag_item_flags(trits):
+    """The packed item flags of int8 trits and how many are set (see the reference)."""
     cdef const int8_t[::1] t = np.ascontiguousarray(trits, dtype=np.int8).reshape(-1)
     cdef Py_ssize_t n = t.shape[0], m = (n + 1) // 2, i, nonzero = 0
-    flags = np.zeros((m + 7) // 8, dtype=np.uint8)
-    cdef uint8_t[::1] f = flags
-    cdef int a, b, item, j, byte
+    out = PyBytes_FromStringAndSize(NULL, (m + 7) // 8)
+    cdef uint8_t *f = <uint8_t *>PyBytes_AS_STRING(out)
+    cdef int byte, j
     cdef Py_ssize_t whole = n // 16
     with nogil:
         for i in range(whole):  # 16 trits -> 8 flags -> one byte
@@ -119,12 +125,20 @@ def flag_encode(trits, levels=None):
                 byte = (byte << 1) | ((t[16 * i + 2 * j] | t[16 * i + 2 * j + 1]) != 0)
             f[i] = <uint8_t>byte
             nonzero += __builtin_popcount(byte)
+        if whole < (m + 7) // 8:
+            f[whole] = 0
         for i in range(8 * whole, m):
             if t[2 * i] != 0 or (2 * i + 1 < n and t[2 * i + 1] != 0):
                 f[i >> 3] |= 0x80 >> (i & 7)
                 nonzero += 1
+    return out, nonzero
+
+
+def flag_head(flags, Py_ssize_t m, Py_ssize_t nonzero, levels=None):
+    """Everything of ``ternary_flag()`` before ``tn_codes``, from the packed item flags (see the
+    reference); the flag-compression levels work on packed strings (a nibble = a 4-flag group)."""
     cdef Py_ssize_t tail = (nonzero * 3 + 7) // 8
-    top, top_bits = flags, m
+    top, top_bits = np.frombuffer(flags, dtype=np.uint8), m
     stages = []
     size = (top_bits + 7) // 8 + tail
     while levels is None or len(stages) < levels:
@@ -132,31 +146,28 @@ def flag_encode(trits, levels=None):
             if levels is not None:
                 raise EncodeError(f"cannot apply {levels} flag levels")
             break
-        nz, ng, packed = _group_bits(top, top_bits)
-        new_size = (ng + 7) // 8 + len(packed) + sum(len(s) for s in stages) + tail
+        ng = (top_bits + 3) // 4
+        new_size = (ng + 7) // 8 + (_nonzero_groups(top, top_bits) + 1) // 2 + sum(len(s) for s in stages) + tail
         if levels is None and new_size >= size:
-            break
+            break  # sized before it is made: a level that does not pay costs no memory
+        nz, ng, packed = _group_bits(top, top_bits)
         top, top_bits, size = nz, ng, new_size
         stages.append(packed)
     cdef Py_ssize_t top_bytes = (top_bits + 7) // 8
-    cdef Py_ssize_t head = 1 + top_bytes + sum(len(s) for s in stages)
-    out = PyBytes_FromStringAndSize(NULL, head + tail)
+    parts = [bytes([len(stages)]), memoryview(top)[:top_bytes]]
+    parts.extend(reversed(stages))
+    return b"".join(parts)
+
+
+def flag_codes(trits, uint64_t acc=0, int nacc=0):
+    """The 3-bit codes of the non-zero items as whole bytes after a carry of ``nacc`` bits:
+    (bytes, acc, nacc) (see the reference)."""
+    cdef const int8_t[::1] t = np.ascontiguousarray(trits, dtype=np.int8).reshape(-1)
+    cdef Py_ssize_t n = t.shape[0], m = (n + 1) // 2, i
+    out = PyBytes_FromStringAndSize(NULL, (3 * m + nacc) // 8)
     cdef uint8_t *o = <uint8_t *>PyBytes_AS_STRING(out)
-    cdef const uint8_t[::1] tv = top
-    cdef const uint8_t[::1] sv
-    o[0] = <uint8_t>len(stages)
-    cdef Py_ssize_t pos = 1
-    if top_bytes:
-        memcpy(o + pos, &tv[0], top_bytes)
-        pos += top_bytes
-    for packed in reversed(stages):
-        if len(packed):
-            sv = packed
-            memcpy(o + pos, &sv[0], len(packed))
-            pos += len(packed)
-    cdef uint64_t acc = 0
-    cdef int nacc = 0
-    cdef uint8_t *c = o + head
+    cdef uint8_t *c = o
+    cdef int a, b, item
     with nogil:
         for i in range(m):
             a = t[2 * i]
@@ -169,9 +180,15 @@ def flag_encode(trits, levels=None):
                     nacc -= 8
                     c[0] = <uint8_t>(acc >> nacc)
                     c += 1
-        if nacc:
-            c[0] = <uint8_t>(acc << (8 - nacc))
-    return out
+    return out[:c - o], <int>(acc & ((1u << nacc) - 1)), nacc
+
+
+def flag_encode(trits, levels=None):
+    """Return ``ternary_flag()`` of int8 trits (see the reference for ``levels``)."""
+    t = np.ascontiguousarray(trits, dtype=np.int8).reshape(-1)
+    flags, nonzero = flag_item_flags(t)
+    codes, acc, nacc = flag_codes(t)
+    return flag_head(flags, (t.shape[0] + 1) // 2, nonzero, levels) + codes + (bytes([(acc << (8 - nacc)) & 0xFF]) if nacc else b"")
 
 
 def flag_decode(payload, Py_ssize_t n_trits):

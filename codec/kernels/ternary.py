@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import EncodeError, FormatError, TruncatedError
 
-__all__ = ["NONZERO_ITEMS", "MAX_FLAG_LEVELS", "ERRORS", "flag_level_sizes", "flag_encode", "flag_decode",
+__all__ = ["NONZERO_ITEMS", "MAX_FLAG_LEVELS", "ERRORS", "flag_level_sizes", "flag_item_flags", "flag_head",
+           "flag_codes", "flag_encode", "flag_decode",
            "base3_encode", "base3_decode"]
 
 #: The eight non-zero 4-bit items, in the order of their 3-bit codes 0..7 (spec table 6.6.1).
@@ -107,14 +108,23 @@ def _group_flags(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nz, groups[nz]
 
 
-def flag_encode(trits, levels=None) -> bytes:
-    """Return ``ternary_flag()`` (spec 6.6.2) of int8 trits; ``levels=None`` adds flag-compression
-    levels while the payload strictly shrinks."""
-    items = _items(trits)
-    flags = items != 0
-    tail = _pack_fields(_CODE_OF_ITEM[items[flags]], 3)
-    top, stages = flags, []
-    size = len(_pack_bits(top)) + len(tail)
+def flag_item_flags(trits) -> tuple[bytes, int]:
+    """The packed item flags of int8 trits (flags[0], MSB first, zero-padded) and how many are set.
+
+    Pieces of a layer whose lengths are multiples of 16 trits (8 items) concatenate to the layer's."""
+    flags = _items(trits) != 0
+    return _pack_bits(flags), int(flags.sum())
+
+
+def flag_head(flags, m: int, nonzero: int, levels=None) -> bytes:
+    """``tn_flag_levels``, ``tn_flags[L]`` and the item strings of ``ternary_flag()`` from the
+    packed item flags (``m`` of them, ``nonzero`` set): everything before ``tn_codes``, whose
+    length is ``ceil(3 * nonzero / 8)``. ``levels=None`` adds flag-compression levels while the
+    payload strictly shrinks."""
+    tail = (3 * nonzero + 7) // 8
+    top = np.unpackbits(np.frombuffer(bytes(flags), dtype=np.uint8))[:m].astype(bool)
+    stages: list[bytes] = []
+    size = len(_pack_bits(top)) + tail
     while levels is None or len(stages) < levels:
         if len(stages) == MAX_FLAG_LEVELS or (levels is None and top.size <= 1):
             if levels is not None:
@@ -122,7 +132,7 @@ def flag_encode(trits, levels=None) -> bytes:
             break
         nz, groups = _group_flags(top)
         packed = _pack_fields(groups, 4)
-        new_size = len(_pack_bits(nz)) + len(packed) + sum(len(s) for s in stages) + len(tail)
+        new_size = len(_pack_bits(nz)) + len(packed) + sum(len(s) for s in stages) + tail
         if levels is None and new_size >= size:
             break
         top, size = nz, new_size
@@ -131,8 +141,28 @@ def flag_encode(trits, levels=None) -> bytes:
     out += _pack_bits(top)
     for packed in reversed(stages):
         out += packed
-    out += tail
     return bytes(out)
+
+
+def flag_codes(trits, acc: int = 0, nacc: int = 0) -> tuple[bytes, int, int]:
+    """The 3-bit codes of the non-zero items of int8 trits as whole bytes, after the ``nacc`` < 8
+    bits of ``acc`` carried from the previous piece: (bytes, acc, nacc) with the new carry. The
+    last carry is flushed as one byte, zero-padded (``flag_encode``)."""
+    items = _items(trits)
+    codes = _CODE_OF_ITEM[items[items != 0]]
+    carry = (np.int64(acc) >> np.arange(nacc - 1, -1, -1)) & 1
+    bits = np.concatenate([carry, ((codes[:, None] >> np.arange(2, -1, -1)) & 1).reshape(-1)]).astype(np.uint8)
+    whole = bits.size // 8 * 8
+    rest = bits[whole:]
+    return np.packbits(bits[:whole]).tobytes(), int(rest @ (1 << np.arange(rest.size - 1, -1, -1))), int(rest.size)
+
+
+def flag_encode(trits, levels=None) -> bytes:
+    """Return ``ternary_flag()`` (spec 6.6.2) of int8 trits (``levels`` as in :func:`flag_head`)."""
+    t = np.asarray(trits).reshape(-1)
+    flags, nonzero = flag_item_flags(t)
+    codes, acc, nacc = flag_codes(t)
+    return flag_head(flags, (t.size + 1) // 2, nonzero, levels) + codes + (bytes([acc << (8 - nacc)]) if nacc else b"")
 
 
 _POW3 = np.array([81, 27, 9, 3, 1], dtype=np.int64)

@@ -17,6 +17,7 @@ sparse-tensor-core layout (also importable as ``codec.masks``).
 from __future__ import annotations
 
 import enum
+import io
 import math
 from functools import lru_cache
 
@@ -26,9 +27,11 @@ from .. import _backend
 from ..errors import EncodeError
 from ..kernels import masks as kernel_reference
 from ..kernels import raise_status
-from ..levels import LC_OUT_I32, PIECE_ELEMENTS, decode_levels, encode_levels, level_grid, trace_levels_payload
+from ..levels import LC_OUT_I32, PIECE_ELEMENTS, LevelSource, decode_levels, level_grid, trace_levels_payload, \
+    write_levels
 
-__all__ = ["MaskKind", "patterns", "pattern_index", "nm_check", "group_view", "prune_magnitude", "prune_nm",
+__all__ = ["MaskKind", "PackedMask", "patterns", "pattern_index", "nm_check", "group_view", "prune_magnitude",
+           "prune_magnitude_packed", "prune_nm", "prune_nm_packed",
            "nm_layout", "encode_bitmap", "encode_nm", "encode_hierarchical", "encode_hybrid", "read_mask_block"]
 
 
@@ -82,12 +85,17 @@ def group_masks(groups: np.ndarray) -> np.ndarray:
     return out
 
 
+def _index_dtype(n: int, m: int):
+    """The narrowest unsigned type of the pattern indices (C(M, N) <= C(16, 8) = 12870)."""
+    return np.uint8 if math.comb(m, n) <= 256 else np.uint16
+
+
 def nm_check(mask: np.ndarray, n: int, m: int, axis: int) -> np.ndarray:
     """Return the pattern index of every group; EncodeError naming the first group that is not N:M.
-    (A piece of groups at a time; the indices in the narrowest type that holds C(M, N).)"""
+    (A piece of groups at a time; the indices in the narrowest unsigned type.)"""
     groups = group_view(mask, axis, m)
     table = pattern_index(n, m)
-    idx = np.empty(groups.shape[0], dtype=np.int16 if math.comb(m, n) < 1 << 15 else np.int32)
+    idx = np.empty(groups.shape[0], dtype=_index_dtype(n, m))
     step = max(1, PIECE_ELEMENTS // max(m, 1))
     for start in range(0, groups.shape[0], step):
         piece = table[group_masks(groups[start:start + step])]
@@ -100,19 +108,91 @@ def nm_check(mask: np.ndarray, n: int, m: int, axis: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# packed masks: what the encoder holds of a layer's mask (an eighth of a bool array)
+# ---------------------------------------------------------------------------------------------
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+class PackedMask:
+    """A mask as packed bits (``np.packbits`` order: element k of the flattened tensor is bit
+    7 - k % 8 of byte k // 8), with the kept count before each block of ``BLOCK`` elements so
+    that the elements holding kept values i..j are found without unpacking the mask."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, bits: np.ndarray, shape):
+        self.bits, self.shape = bits, tuple(int(d) for d in shape)
+        self.size = math.prod(self.shape)
+        per = self.BLOCK // 8
+        counts = [int(_POPCOUNT[bits[a:a + per]].sum(dtype=np.int64)) for a in range(0, bits.size, per)]
+        self.cum = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+        self.count = int(self.cum[-1])
+
+    @classmethod
+    def from_bool(cls, mask) -> "PackedMask":
+        mask = np.asarray(mask)
+        return cls(np.packbits(mask.reshape(-1)), mask.shape)
+
+    @classmethod
+    def from_pieces(cls, shape, pieces) -> "PackedMask":
+        """From consecutive bool pieces, each a multiple of 8 elements long but the last."""
+        size = math.prod(shape)
+        bits = np.zeros((size + 7) // 8, dtype=np.uint8)
+        at = 0
+        for piece in pieces:
+            packed = np.packbits(piece.reshape(-1))
+            bits[at // 8:at // 8 + packed.size] = packed
+            at += piece.size
+        if at != size:
+            raise AssertionError(f"mask pieces cover {at} of {size} elements")
+        return cls(bits, shape)
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        """The mask of flat elements start..stop-1 (bool)."""
+        first = start // 8
+        bits = np.unpackbits(self.bits[first:(stop + 7) // 8])
+        return bits[start - 8 * first:stop - 8 * first].view(bool)
+
+    def unpack(self) -> np.ndarray:
+        return np.unpackbits(self.bits, count=self.size).view(bool).reshape(self.shape)
+
+    def first_block(self, kept: int) -> int:
+        """The block that holds kept value ``kept`` (or the last block)."""
+        return int(np.searchsorted(self.cum, kept, side="right")) - 1
+
+
+def _piece_step(m: int = 1) -> int:
+    """Elements of a mask piece: a multiple of 8 (whole packed bytes) and of m (whole groups)."""
+    unit = 8 * m // math.gcd(8, m)
+    return max(unit, PIECE_ELEMENTS // unit * unit)
+
+
+# ---------------------------------------------------------------------------------------------
 # pruning helpers (for users with dense weights)
 # ---------------------------------------------------------------------------------------------
 def prune_magnitude(w, fraction: float, *, per_row: bool = False) -> np.ndarray:
     """Return the mask (True = kept) keeping the largest-magnitude ``1 - fraction`` of ``w``
     (per tensor, or per row of the first axis). Ties are broken by position (the earlier is kept);
     NaN magnitudes count as the smallest."""
-    if not 0.0 <= fraction <= 1.0:
-        raise EncodeError(f"fraction must be in [0, 1], got {fraction}")
     a = np.asarray(w)
     if per_row and a.ndim >= 1 and a.shape[0]:
+        _check_fraction(fraction)
         return np.stack([_keep_largest(r.reshape(-1), r.size - int(round(fraction * r.size))).reshape(r.shape)
                          for r in a]) if a.shape[0] else np.zeros(a.shape, bool)
-    return _keep_largest(a.reshape(-1), a.size - int(round(fraction * a.size))).reshape(a.shape)
+    return prune_magnitude_packed(a, fraction).unpack()
+
+
+def prune_magnitude_packed(w, fraction: float) -> PackedMask:
+    """:func:`prune_magnitude` per tensor as a :class:`PackedMask` (no bool array of the tensor)."""
+    _check_fraction(fraction)
+    a = np.asarray(w)
+    flat = a.reshape(-1)
+    return PackedMask.from_pieces(a.shape, _largest_pieces(flat, a.size - int(round(fraction * a.size))))
+
+
+def _check_fraction(fraction: float) -> None:
+    if not 0.0 <= fraction <= 1.0:
+        raise EncodeError(f"fraction must be in [0, 1], got {fraction}")
 
 
 def _magnitude_keys(x: np.ndarray) -> np.ndarray:
@@ -129,15 +209,24 @@ def _magnitude_keys(x: np.ndarray) -> np.ndarray:
 
 
 def _keep_largest(flat: np.ndarray, keep: int) -> np.ndarray:
-    """The ``keep`` largest magnitudes of ``flat`` (ties: the earlier), by radix selection of the
-    threshold key over pieces: no sorted or float64 copy of the tensor."""
-    mask = np.zeros(flat.size, dtype=bool)
-    if keep <= 0:
-        return mask
-    if keep >= flat.size:
-        mask[:] = True
-        return mask
-    step = PIECE_ELEMENTS
+    """The ``keep`` largest magnitudes of ``flat`` (ties: the earlier), as a bool array."""
+    mask = np.empty(flat.size, dtype=bool)
+    at = 0
+    for piece in _largest_pieces(flat, keep):
+        mask[at:at + piece.size] = piece
+        at += piece.size
+    return mask
+
+
+def _largest_pieces(flat: np.ndarray, keep: int):
+    """The mask of the ``keep`` largest magnitudes of ``flat`` (ties: the earlier) in consecutive
+    pieces of a multiple of 8 elements, by radix selection of the threshold key over pieces: no
+    sorted or float64 copy of the tensor."""
+    step = _piece_step()
+    if keep <= 0 or keep >= flat.size:
+        for start in range(0, flat.size, step):
+            yield np.full(min(step, flat.size - start), keep > 0, dtype=bool)
+        return
     width = 64 if flat.dtype.itemsize > 4 else 32
     prefix, remaining = 0, keep  # the keep-th largest key: its high bits, and its rank among them
     for shift in range(width - 16, -1, -16):
@@ -161,32 +250,50 @@ def _keep_largest(flat: np.ndarray, keep: int) -> np.ndarray:
             equal = np.flatnonzero(keys == prefix)[:remaining]
             piece[equal] = True
             remaining -= equal.size
-        mask[start:start + step] = piece
-    return mask
+        yield piece
 
 
 def prune_nm(w, n: int, m: int, *, axis: int = -1) -> np.ndarray:
     """Return the N:M mask keeping the N largest magnitudes of every M consecutive elements along
     ``axis`` (ties: the earlier element; NaN magnitudes count as the smallest)."""
     a = np.asarray(w)
-    if a.dtype.name == "bfloat16":
-        a = a.astype(np.float32)
     patterns(n, m)  # validates n, m
     axis %= max(a.ndim, 1)
     groups = group_view(a, axis, m)
     kept = np.empty(groups.shape, dtype=bool)
-    # an element is kept when fewer than N others of its group come before it in the order
-    # "larger magnitude first, then earlier": the stable descending sort, a piece at a time
-    earlier = np.tri(m, m, -1, dtype=bool)  # earlier[i, j]: j < i
     step = max(1, PIECE_ELEMENTS // (m * m))
     for g in range(0, groups.shape[0], step):
-        mag = np.abs(groups[g:g + step].astype(np.float64))
-        mag[np.isnan(mag)] = -1.0
-        xi, xj = mag[:, :, None], mag[:, None, :]
-        rank = (xj > xi).sum(axis=2) + ((xj == xi) & earlier).sum(axis=2)
-        kept[g:g + step] = rank < n
+        kept[g:g + step] = _nm_keep(groups[g:g + step], n)
     moved = list(np.moveaxis(a, axis, -1).shape)
     return np.moveaxis(kept.reshape(moved), -1, axis)
+
+
+def prune_nm_packed(w, n: int, m: int, *, axis: int = -1) -> PackedMask:
+    """:func:`prune_nm` as a :class:`PackedMask`; along the last axis (groups in memory order) a
+    piece of groups at a time, with no bool array of the tensor."""
+    a = np.asarray(w)
+    patterns(n, m)
+    if a.ndim == 0 or axis % a.ndim != a.ndim - 1:
+        return PackedMask.from_bool(prune_nm(a, n, m, axis=axis))
+    if a.shape[-1] % m:
+        raise EncodeError(f"axis {a.ndim - 1} has length {a.shape[-1]}, not a multiple of M={m}")
+    flat = a.reshape(-1)
+    step = _piece_step(m)
+    return PackedMask.from_pieces(a.shape, (_nm_keep(flat[start:start + step].reshape(-1, m), n).reshape(-1)
+                                            for start in range(0, flat.size, step)))
+
+
+def _nm_keep(groups: np.ndarray, n: int) -> np.ndarray:
+    """Of each group (a row), the N elements kept: an element is kept when fewer than N others
+    of its group come before it in the order "larger magnitude first, then earlier" (the stable
+    descending sort). NaN magnitudes count as the smallest."""
+    m = groups.shape[1]
+    earlier = np.tri(m, m, -1, dtype=bool)  # earlier[i, j]: j < i
+    mag = np.abs(groups.astype(np.float64))
+    mag[np.isnan(mag)] = -1.0
+    xi, xj = mag[:, :, None], mag[:, None, :]
+    rank = (xj > xi).sum(axis=2) + ((xj == xi) & earlier).sum(axis=2)
+    return rank < n
 
 
 def nm_layout(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -207,22 +314,76 @@ def nm_layout(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
 # ---------------------------------------------------------------------------------------------
 # mask_block() writers
 # ---------------------------------------------------------------------------------------------
-def encode_bitmap(mask: np.ndarray) -> bytes:
-    """Bitmap mask_block: nibbles of each row (first element in the high bit, rows zero-padded) as levels."""
-    rows, cols = level_grid(mask.shape)
-    m = mask.reshape(rows, cols).astype(np.uint8)
-    pad = -cols % 4
-    if pad:
-        m = np.concatenate([m, np.zeros((rows, pad), np.uint8)], axis=1)
-    nib = (m[:, 0::4] << 3) | (m[:, 1::4] << 2) | (m[:, 2::4] << 1) | m[:, 3::4]
-    del m
-    return bytes([MaskKind.BITMAP]) + encode_levels(nib.astype(np.int16) - 8, rows, (cols + 3) // 4)
+def encode_bitmap(mask) -> bytes:
+    """Bitmap mask_block: nibbles of each row (first element in the high bit, rows zero-padded) as
+    levels; ``mask`` a bool array or a :class:`PackedMask` (then made a piece at a time)."""
+    pm = mask if isinstance(mask, PackedMask) else PackedMask.from_bool(mask)
+    out = io.BytesIO()
+    out.write(bytes([MaskKind.BITMAP]))
+    write_levels(_BitmapNibbles(pm), out)
+    return out.getvalue()
 
 
-def encode_nm(mask: np.ndarray, n: int, m: int, axis: int) -> bytes:
-    """N:M mask_block: sp_n, sp_m, sp_axis, then the pattern indices as a uniform_stream()."""
-    idx = nm_check(mask, n, m, axis)
+class _BitmapNibbles(LevelSource):
+    """The levels of a bitmap mask_block: nibble - 8 over the grid rows x ceil(cols / 4)."""
+
+    def __init__(self, pm: PackedMask):
+        rows, cols = level_grid(pm.shape)
+        super().__init__(rows, (cols + 3) // 4)
+        self.pm, self.elements = pm, cols
+
+    def levels(self, start: int, stop: int) -> np.ndarray:
+        c4, cols = self.cols, self.elements
+        out = np.empty(stop - start, dtype=np.int16)
+        k = start
+        while k < stop:
+            r, k0 = divmod(k, c4)
+            if k0 == 0 and stop - k >= c4:  # whole rows
+                nrows = (stop - k) // c4
+                bits = self.pm.get(r * cols, (r + nrows) * cols).reshape(nrows, cols)
+                take = nrows * c4
+            else:  # part of a row
+                k1 = min(c4, k0 + stop - k)
+                bits = self.pm.get(r * cols + 4 * k0, r * cols + min(cols, 4 * k1)).reshape(1, -1)
+                take = k1 - k0
+            pad = -bits.shape[1] % 4
+            if pad:
+                bits = np.concatenate([bits, np.zeros((bits.shape[0], pad), bool)], axis=1)
+            nib = bits.reshape(-1, 4).astype(np.int16) @ np.array([8, 4, 2, 1], np.int16)
+            out[k - start:k - start + take] = nib - 8
+            k += take
+        return out
+
+
+def encode_nm(mask, n: int, m: int, axis: int) -> bytes:
+    """N:M mask_block: sp_n, sp_m, sp_axis, then the pattern indices as a uniform_stream().
+    ``mask`` a bool array or a :class:`PackedMask` (along the last axis, read a piece at a time)."""
+    if isinstance(mask, PackedMask):
+        idx = _nm_indices(mask, n, m) if mask.shape and axis == len(mask.shape) - 1 else \
+            nm_check(mask.unpack(), n, m, axis)
+    else:
+        idx = nm_check(mask, n, m, axis)
     return bytes([MaskKind.NM, n, m, axis]) + _backend.masks.uniform_encode(idx, math.comb(m, n))
+
+
+def _nm_indices(pm: PackedMask, n: int, m: int) -> np.ndarray:
+    """:func:`nm_check` of a packed mask along its last axis (groups in memory order)."""
+    axis = len(pm.shape) - 1
+    if pm.shape[-1] % m:
+        raise EncodeError(f"axis {axis} has length {pm.shape[-1]}, not a multiple of M={m}")
+    table = pattern_index(n, m)
+    idx = np.empty(pm.size // m, dtype=_index_dtype(n, m))
+    step = _piece_step(m)
+    for start in range(0, pm.size, step):
+        groups = pm.get(start, min(pm.size, start + step)).reshape(-1, m)
+        piece = table[group_masks(groups)]
+        bad = np.flatnonzero(piece < 0)
+        if bad.size:
+            g = start // m + int(bad[0])
+            raise EncodeError(f"mask is not {n}:{m} along axis {axis}: group {g} keeps "
+                              f"{int(groups[bad[0]].sum())} of {m}")
+        idx[start // m:start // m + piece.size] = piece
+    return idx
 
 
 def encode_hierarchical(mask: np.ndarray, levels, axis: int) -> bytes:

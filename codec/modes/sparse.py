@@ -11,6 +11,7 @@ import numpy as np
 from .. import _backend, quant
 from ..errors import CodecError, EncodeError, FormatError
 from ..format.constants import CodingMode
+from ..lazy import PieceArray
 from . import masks
 from .base import ANY_DTYPE, Mode, Param, Plan, get_mode, register_mode
 
@@ -84,8 +85,8 @@ class SparseMode(Mode):
     formats = ("bitmap", "nm")
     nested_mode_param = "values_mode"
     params = (
-        Param("mask", (np.ndarray,), "bool array of the tensor's shape, True = kept (default: the non-zeros)",
-              policy=False),
+        Param("mask", (np.ndarray, masks.PackedMask),
+              "bool array of the tensor's shape, True = kept (default: the non-zeros)", policy=False),
         Param("nm", (tuple, list), "an N:M mask (N, M) along axis, or hierarchical [(N1, M1), (N2, M2)]",
               check=_nm_rule),
         Param("axis", (int,), "axis of the N:M groups", default=-1, range=(-8, 7)),
@@ -100,15 +101,13 @@ class SparseMode(Mode):
     def prepare(self, array, params):
         array, rest = super().prepare(array, params)
         nm = params.get("nm")
+        # packed masks (an eighth of a bool array); the kept values are read through the mask
+        # (plan): no zeroed copy of the tensor is needed
         if nm is not None and not isinstance(nm[0], (tuple, list)):
-            mask = masks.prune_nm(array, int(nm[0]), int(nm[1]), axis=params.get("axis", -1))
+            rest["mask"] = masks.prune_nm_packed(array, int(nm[0]), int(nm[1]), axis=params.get("axis", -1))
             rest["nm"] = (int(nm[0]), int(nm[1]))
         elif params.get("prune") is not None:
-            mask = masks.prune_magnitude(array, float(params["prune"]))
-        else:
-            mask = _nonzero(np.asarray(array))
-        rest["mask"] = mask
-        # the kept values are read through the mask (plan): no zeroed copy of the tensor is needed
+            rest["mask"] = masks.prune_magnitude_packed(array, float(params["prune"]))
         return array, rest
 
     def plan(self, array, dtype, params, *, global_qp=None):
@@ -121,9 +120,16 @@ class SparseMode(Mode):
         params.pop("prune", None)
         a = np.asarray(array)
         if mask is None:
-            mask = _nonzero(a)
+            flat, step = a.reshape(-1), masks._piece_step()
+            mask = masks.PackedMask.from_pieces(a.shape, (_nonzero(flat[start:start + step])
+                                                          for start in range(0, a.size, step)))
+        elif isinstance(mask, masks.PackedMask):
+            if mask.shape != a.shape:
+                raise EncodeError(f"mask must have the tensor's shape {a.shape}, got {mask.shape}")
         elif mask.dtype != np.bool_ or mask.shape != a.shape:
             raise EncodeError(f"mask must be a bool array of shape {a.shape}, got {mask.dtype} {mask.shape}")
+        else:
+            mask = masks.PackedMask.from_bool(mask)
         if nm is None:
             if hybrid is not None:
                 raise EncodeError("hybrid= needs nm=(N, M)")
@@ -138,17 +144,17 @@ class SparseMode(Mode):
             if hybrid is not None:
                 if hierarchical or axis != a.ndim - 1:
                     raise EncodeError("hybrid masks take one N:M along the last axis")
-                block = masks.encode_hybrid(mask, int(nm[0]), int(nm[1]), int(hybrid))
+                block = masks.encode_hybrid(mask.unpack(), int(nm[0]), int(nm[1]), int(hybrid))
             elif hierarchical:
                 if len(nm) != 2:
                     raise EncodeError("hierarchical N:M takes two levels [(N1, M1), (N2, M2)]")
-                block = masks.encode_hierarchical(mask, [tuple(x) for x in nm], axis)
+                block = masks.encode_hierarchical(mask.unpack(), [tuple(x) for x in nm], axis)
             else:
                 block = masks.encode_nm(mask, int(nm[0]), int(nm[1]), axis)
-        values = a[mask]
+        values = KeptValues(a.reshape(-1), mask)
         coding = get_mode(values_mode)
         vplan = coding.plan(values, dtype, coding.validate(params), global_qp=global_qp)
-        return Plan(b"", (block, int(mask.sum()), coding, vplan, values))
+        return Plan(b"", (block, mask.count, coding, vplan, values))
 
     def write(self, plan, array, dtype, sink):
         block, kept, coding, vplan, values = plan.state
@@ -256,6 +262,36 @@ class SparseMode(Mode):
             quant.read_qp_set_data(sp.values_qp_set, path=f"{header.payload_path}.qp_set.qp_set_data",
                                    base_offset=sp.values_qp_offset, trace=trace)
         coding.trace(values_header, memoryview(payload).cast("B")[sp.values_offset:], trace, global_qp=global_qp)
+
+
+class KeptValues(PieceArray):
+    """The kept values of a tensor (``a[mask]``), gathered a piece at a time through its packed
+    mask when the values' coder asks for them."""
+
+    STEP = 1 << 18
+
+    def __init__(self, flat: np.ndarray, mask: masks.PackedMask):
+        super().__init__(mask.count, flat.dtype)
+        self.flat, self.mask = flat, mask
+
+    def piece(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty(max(0, stop - start), dtype=self.dtype)
+        if not out.size:
+            return out
+        pm = self.mask
+        block = pm.first_block(start)
+        element, skip, at = block * pm.BLOCK, start - int(pm.cum[block]), 0
+        while at < out.size:
+            end = min(pm.size, element + self.STEP)
+            kept = self.flat[element:end][pm.get(element, end)]
+            if skip >= kept.size:
+                skip -= kept.size
+            else:
+                take = min(kept.size - skip, out.size - at)
+                out[at:at + take] = kept[skip:skip + take]
+                at, skip = at + take, 0
+            element = end
+        return out
 
 
 def _nonzero(a: np.ndarray) -> np.ndarray:

@@ -24,12 +24,12 @@ import math
 import numpy as np
 
 from .. import _backend
-from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES, as_float, float_output, is_bf16_bits, storage_dtype, user_array
+from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES, float_output, is_bf16_bits, storage_dtype, user_array
 from ..errors import EncodeError, FormatError
 from ..format.constants import CodingMode, DType
 from ..kernels import raise_status
 from ..kernels import ternary as kernel_reference
-from ..levels import LC_OUT_I32, PIECE_ELEMENTS, ArrayLevels, code_levels, decode_levels, level_grid, \
+from ..levels import LC_OUT_I32, PIECE_ELEMENTS, ArrayLevels, LevelSource, code_levels, decode_levels, level_grid, \
     trace_levels_payload
 from ..quant import _box_pieces
 from .base import Mode, Param, Plan, register_mode
@@ -56,6 +56,138 @@ TERNARY_DTYPES = FLOAT_DTYPES | (INTEGER_DTYPES - {DType.BOOL})
 
 
 # ---------------------------------------------------------------------------------------------
+# trits, piece by piece
+# ---------------------------------------------------------------------------------------------
+def _layout(a, axis: int | None) -> tuple[int, int, int]:
+    """The tensor as (outer, channels, inner): the channels are the slices along ``axis`` (one
+    channel without an axis)."""
+    if axis is None:
+        return 1, 1, a.size
+    if not -a.ndim <= axis < a.ndim:
+        raise EncodeError(f"axis {axis} does not exist in a tensor of rank {a.ndim}")
+    axis %= a.ndim
+    return math.prod(a.shape[:axis]), a.shape[axis], math.prod(a.shape[axis + 1:])
+
+
+def _to_float(a, bf16_bits: bool = False):
+    """The conversion of a piece to a numpy float type (bfloat16 as float32)."""
+    if bf16_bits:
+        return lambda p: (p.astype(np.uint32) << 16).view(np.float32)
+    if a.dtype.name == "bfloat16":
+        return lambda p: p.astype(np.float32)
+    if a.dtype.kind != "f":
+        raise EncodeError(f"ternary input must be float or integer trits, got {a.dtype}")
+    return lambda p: p
+
+
+def _boxes(flat, layout, to_float):
+    """(channel slice, the piece as float (o, c, i)) over the tensor, NaN and infinity refused."""
+    for start, o, c0, c, i in _box_pieces(*layout, PIECE_ELEMENTS):
+        x = to_float(flat[start:start + o * c * i]).reshape(o, c, i)
+        if not np.isfinite(x).all():
+            raise EncodeError("ternary input holds NaN or infinity")
+        yield slice(c0, c0 + c), x
+
+
+def _max_magnitudes(flat, layout, to_float) -> np.ndarray:
+    """max |x| per channel (exact in the input's type): the alphas of a ternary tensor."""
+    alphas = np.zeros(layout[1])
+    for ch, x in _boxes(flat, layout, to_float):
+        alphas[ch] = np.maximum(alphas[ch], np.abs(x).max(axis=(0, 2)))
+    return alphas
+
+
+def _twn(flat, layout, to_float, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The TWN rule per channel, in binary64, piece by piece: (delta = threshold * mean |x|,
+    alpha = mean |x| over the elements above delta)."""
+    channels, count = layout[1], layout[0] * layout[2]
+    total = np.zeros(channels)
+    for ch, x in _boxes(flat, layout, to_float):
+        total[ch] += np.abs(x).astype(np.float64).sum(axis=(0, 2))
+    delta = threshold * (total / count) if count else np.zeros(channels)
+    above, kept = np.zeros(channels), np.zeros(channels)
+    for ch, x in _boxes(flat, layout, to_float):
+        mag = np.abs(x).astype(np.float64)
+        support = mag > delta[ch].reshape(1, -1, 1)
+        above[ch] += (mag * support).sum(axis=(0, 2))
+        kept[ch] += support.sum(axis=(0, 2))
+    return delta, np.where(kept > 0, above / np.maximum(kept, 1), 0.0)
+
+
+class TritSource(LevelSource):
+    """The trits of a layer, made piece by piece when the coder asks (no layer-sized copy):
+    integer input as it is; float input as sign(x), where |x| is alpha (``alphas``: checked, an
+    EncodeError names the first other value) or above the TWN threshold (``delta``)."""
+
+    def __init__(self, array, rows: int, cols: int, *, layout=None, to_float=None, alphas=None, delta=None):
+        super().__init__(rows, cols)
+        self.flat = np.asarray(array).reshape(-1)
+        self.layout, self.to_float, self.alphas, self.delta = layout, to_float, alphas, delta
+
+    def _per_element(self, values: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Each element's value of a per-channel array, shaped to broadcast over the piece."""
+        _, channels, inner = self.layout
+        if channels == 1:
+            return values[:1]
+        return values[(np.arange(start, stop, dtype=np.int64) // inner) % channels]
+
+    def levels(self, start: int, stop: int) -> np.ndarray:
+        x = self.flat[start:stop]
+        if self.to_float is None:
+            return x.astype(np.int8, copy=False)
+        x = self.to_float(x)
+        if self.delta is not None:
+            support = np.abs(x).astype(np.float64) > self._per_element(self.delta, start, stop)
+            return (np.sign(x) * support).astype(np.int8)
+        mag = np.abs(x)
+        alpha = self._per_element(self.alphas, start, stop).astype(mag.dtype)
+        bad = np.flatnonzero((mag != 0) & (mag != alpha))
+        if bad.size:
+            k = int(bad[0])
+            where, alpha_k = "", alpha[0] if alpha.size == 1 else alpha[k]
+            if self.layout[1] > 1:
+                where = f" (channel {(start + k) // self.layout[2] % self.layout[1]})"
+            raise EncodeError(f"values are not ternary{where}: {float(x[k])!r} is neither 0 nor "
+                              f"+-{float(alpha_k)!r}; use codec.ternary.ternarize() first")
+        return np.sign(x).astype(np.int8)
+
+    def check(self) -> None:
+        """Make every piece once (raises on a value that is not ternary)."""
+        if self.to_float is not None and self.delta is None:
+            for start, stop in self.pieces():
+                self.levels(start, stop)
+
+
+def ternary_source(a, *, axis: int | None = None, threshold: float | None = None,
+                   bf16_bits: bool = False) -> tuple[TritSource, np.ndarray]:
+    """Plan the trits of ``a``: (a TritSource, float64 alphas per channel). Integer input must hold
+    only -1, 0, 1 (alpha 1); float input is ternary already, or ternarized with the TWN rule at
+    ``threshold`` (alphas rounded to the input's type, as :func:`ternarize` returns them)."""
+    rows, cols = level_grid(a.shape)
+    if a.dtype.kind in "iub" and not bf16_bits:
+        if threshold is not None:
+            raise EncodeError(f"the TWN rule (threshold=, ternarize) ternarizes float tensors, not {a.dtype}")
+        if a.size and (int(a.min()) < -1 or int(a.max()) > 1):
+            raise EncodeError("integer ternary input must hold only -1, 0 and 1")
+        return TritSource(a, rows, cols), np.ones(1)
+    to_float = _to_float(a, bf16_bits)
+    layout = _layout(a, axis)
+    flat = a.reshape(-1)
+    if threshold is None:
+        alphas = _max_magnitudes(flat, layout, to_float)
+        return TritSource(a, rows, cols, layout=layout, to_float=to_float, alphas=alphas), alphas
+    delta, alphas = _twn(flat, layout, to_float, threshold)
+    # ternarize() returns t * alpha in the input's type: the alphas that such a tensor holds
+    kind = a.dtype if not bf16_bits and (a.dtype.kind == "f" or a.dtype.name == "bfloat16") else np.float32
+    with np.errstate(over="ignore"):
+        alphas = alphas.astype(kind).astype(np.float64)
+    if not np.isfinite(alphas).all():
+        raise EncodeError(f"a ternarized alpha overflows {np.dtype(kind).name}")
+    delta = np.where(alphas == 0, np.inf, delta)  # an alpha that rounds to 0 keeps no trit
+    return TritSource(a, rows, cols, layout=layout, to_float=to_float, delta=delta), alphas
+
+
+# ---------------------------------------------------------------------------------------------
 # helpers for users
 # ---------------------------------------------------------------------------------------------
 def ternarize(w, *, axis: int | None = None, threshold: float = 0.7) -> np.ndarray:
@@ -63,23 +195,19 @@ def ternarize(w, *, axis: int | None = None, threshold: float = 0.7) -> np.ndarr
 
     Threshold ``delta = threshold * mean|w|`` (per tensor, or per slice along ``axis``);
     ``alpha`` = mean |w| over the weights above the threshold (the least-squares optimum for that
-    support). Returns the same dtype as ``w`` (float32 for integer input).
+    support). Returns the same dtype as ``w`` (float32 for integer input). The mode's
+    ``threshold=`` parameter codes exactly this tensor without making it.
     """
     a = np.asarray(w)
-    dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float32)
-    x = a.astype(np.float64)
-    if axis is None:
-        red, keep = None, False
-    else:
-        if not -x.ndim <= axis < x.ndim:
-            raise EncodeError(f"axis {axis} does not exist in a tensor of rank {x.ndim}")
-        red, keep = tuple(i for i in range(x.ndim) if i != axis % x.ndim), True
-    mag = np.abs(x)
-    delta = threshold * (mag.mean(axis=red, keepdims=keep) if x.size else 0.0)
-    support = mag > delta
-    count = support.sum(axis=red, keepdims=keep)
-    alpha = np.where(count > 0, (mag * support).sum(axis=red, keepdims=keep) / np.maximum(count, 1), 0.0)
-    return (np.sign(x) * support * alpha).astype(dtype)
+    if a.dtype.kind in "iub":
+        a = a.astype(np.float32)
+    source, alphas = ternary_source(a, axis=axis, threshold=threshold)
+    out = np.empty(a.shape, dtype=a.dtype)
+    flat = out.reshape(-1)
+    for start, stop in source.pieces():
+        t = source.levels(start, stop)
+        flat[start:stop] = t * source._per_element(alphas, start, stop)
+    return out
 
 
 def split_ternary(w, *, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -90,40 +218,12 @@ def split_ternary(w, *, axis: int | None = None) -> tuple[np.ndarray, np.ndarray
     """
     a = np.asarray(w)
     if a.dtype.kind in "iub":
-        if a.size and (int(a.min()) < -1 or int(a.max()) > 1):
-            raise EncodeError("integer ternary input must hold only -1, 0 and 1")
-        return np.asarray(a, dtype=np.int8), np.ones(1)
-    to_float = (lambda p: p.astype(np.float32)) if a.dtype.name == "bfloat16" else (lambda p: p)
-    if a.dtype.name != "bfloat16" and a.dtype.kind != "f":
-        raise EncodeError(f"ternary input must be float or integer trits, got {a.dtype}")
-    if axis is not None:
-        if not -a.ndim <= axis < a.ndim:
-            raise EncodeError(f"axis {axis} does not exist in a tensor of rank {a.ndim}")
-        axis %= a.ndim
-        layout = (math.prod(a.shape[:axis]), a.shape[axis], math.prod(a.shape[axis + 1:]))
-    else:
-        layout = (1, 1, a.size)
-    # piece by piece (no float64 copy): |x| is exact in the input's type, and alpha is one of them
-    boxes = _box_pieces(*layout, PIECE_ELEMENTS)
-    flat = a.reshape(-1)
-    alphas = np.zeros(layout[1])
-    for start, o, c0, c, i in boxes:
-        x = to_float(flat[start:start + o * c * i]).reshape(o, c, i)
-        if not np.isfinite(x).all():
-            raise EncodeError("ternary input holds NaN or infinity")
-        alphas[c0:c0 + c] = np.maximum(alphas[c0:c0 + c], np.abs(x).max(axis=(0, 2)))
+        source, alphas = ternary_source(a)
+        return np.asarray(a, dtype=np.int8), alphas
+    source, alphas = ternary_source(a, axis=axis)
     trits = np.empty(a.size, dtype=np.int8)
-    for start, o, c0, c, i in boxes:
-        x = to_float(flat[start:start + o * c * i]).reshape(o, c, i)
-        mag = np.abs(x)
-        bad = (mag != 0) & (mag != alphas[c0:c0 + c].astype(mag.dtype).reshape(1, -1, 1))
-        if bad.any():
-            _, ch, _ = (int(v) for v in np.argwhere(bad)[0])
-            value = x[tuple(np.argwhere(bad)[0])]
-            where = f" (channel {c0 + ch})" if axis is not None else ""
-            raise EncodeError(f"values are not ternary{where}: {np.float64(value)!r} is neither 0 nor "
-                              f"+-{np.float64(alphas[c0 + ch])!r}; use codec.ternary.ternarize() first")
-        trits[start:start + x.size] = np.sign(x).reshape(-1)
+    for start, stop in source.pieces():
+        trits[start:stop] = source.levels(start, stop)
     return trits.reshape(a.shape), alphas
 
 
@@ -137,30 +237,48 @@ def encode_payload(trits: np.ndarray, rows: int, cols: int, scheme: str = "auto"
     return out.getvalue()
 
 
-def write_payload(trits: np.ndarray, rows: int, cols: int, sink, scheme: str = "auto") -> None:
-    """Write ``ternary_payload()`` to ``sink``. The candidates' sizes are compared before any is
-    written: base3's is known (a byte per five trits), the entropy payload waits in a Spool."""
+def write_payload(trits, rows: int, cols: int, sink, scheme: str = "auto") -> None:
+    """Write ``ternary_payload()`` of ``trits`` (int8 array, or a LevelSource of trits such as
+    :class:`TritSource`) to ``sink``, in memory of about the packed item flags (an eighth of the int8
+    trits): the candidates' sizes are known before any is written (flag: from the item flags;
+    base3: a byte per five trits; entropy: coded into a Spool), then the winner is streamed."""
     if scheme not in ("auto",) + SCHEMES:
         raise EncodeError(f"scheme must be one of auto, {', '.join(SCHEMES)}; got {scheme!r}")
-    t = np.ascontiguousarray(trits, dtype=np.int8).reshape(-1)
+    source = trits if isinstance(trits, LevelSource) else ArrayLevels(np.asarray(trits, dtype=np.int8), rows, cols)
+    n = rows * cols
     kernels = _backend.ternary
-    sizes, flag, entropy = {}, None, None
+    piece = max(16, PIECE_ELEMENTS // 16 * 16)
+    sizes, head, entropy = {}, None, None
     if scheme in ("auto", "flag"):
-        flag = kernels.flag_encode(t)
-        sizes["flag"] = len(flag)
+        # pieces of a multiple of 16 trits: their packed flags are whole bytes of the layer's
+        flags = np.empty((n + 15) // 16, dtype=np.uint8)
+        nonzero = 0
+        for start in range(0, n, piece):
+            packed, count = kernels.flag_item_flags(source.levels(start, min(n, start + piece)))
+            flags[start // 16:start // 16 + len(packed)] = np.frombuffer(packed, dtype=np.uint8)
+            nonzero += count
+        head = kernels.flag_head(flags[:((n + 1) // 2 + 7) // 8], (n + 1) // 2, nonzero)
+        del flags
+        sizes["flag"] = len(head) + (3 * nonzero + 7) // 8
     if scheme in ("auto", "base3"):
-        sizes["base3"] = (t.size + 4) // 5
+        sizes["base3"] = (n + 4) // 5
     if scheme in ("auto", "entropy"):
-        entropy = code_levels(ArrayLevels(t, rows, cols))
+        entropy = code_levels(source)
         sizes["entropy"] = entropy.size
     name = min(sizes, key=lambda k: (sizes[k], SCHEMES.index(k)))
     sink.write(bytes([SCHEMES.index(name)]))
     if name == "flag":
-        sink.write(flag)
+        sink.write(head)
+        acc, nacc = 0, 0
+        for start in range(0, n, piece):
+            codes, acc, nacc = kernels.flag_codes(source.levels(start, min(n, start + piece)), acc, nacc)
+            sink.write(codes)
+        if nacc:
+            sink.write(bytes([(acc << (8 - nacc)) & 0xFF]))
     elif name == "base3":
-        step = 5 * PIECE_ELEMENTS  # whole groups of five: the pieces' bytes are the layer's
-        for start in range(0, t.size, step):
-            sink.write(kernels.base3_encode(t[start:start + step]))
+        step = 5 * piece  # whole groups of five: the pieces' bytes are the layer's
+        for start in range(0, n, step):
+            sink.write(kernels.base3_encode(source.levels(start, min(n, start + step))))
     else:
         entropy.write_to(sink)
     if entropy is not None and name != "entropy":
@@ -233,39 +351,45 @@ class TernaryMode(Mode):
     params = (
         Param("scheme", (str,), "payload scheme; auto keeps the smallest", default="auto", choices=("auto",) + SCHEMES),
         Param("axis", (int, type(None)), "axis of per-slice alphas (float input); none: one alpha", check=_axis_ok),
-        Param("ternarize", (bool,), "first ternarize float weights with the TWN rule (per slice along axis)",
+        Param("threshold", (float,),
+              "ternarize float input while coding it (TWN rule: trits where |w| > threshold * mean|w|, alpha the "
+              "mean |w| of those; per slice along axis), as codec.ternary.ternarize(w, threshold=) would; none: the "
+              "input is ternary already", range=(0.0, 1000.0)),
+        Param("ternarize", (bool,), "ternarize float weights with the TWN rule (per slice along axis): threshold = 0.7",
               default=False, prepare=True),
     )
 
     def prepare(self, array, params):
         array, rest = super().prepare(array, params)
-        if params.get("ternarize"):
-            array = ternarize(array, axis=params.get("axis"))
+        if params.get("ternarize") and rest.get("threshold") is None:
+            # coded piece by piece (threshold=) instead of making a ternarized copy of the tensor
+            rest["threshold"] = 0.7
         return array, rest
 
     def plan(self, array, dtype, params, *, global_qp=None):
         self.check_dtype(dtype)
         scheme = params.get("scheme", "auto")
         axis = params.get("axis")
-        a = as_float(array, dtype) if is_bf16_bits(array, dtype) else np.asarray(array)
+        a = np.asarray(array)
         if axis is not None:
             if dtype not in FLOAT_DTYPES:
                 raise EncodeError("integer trits have no alpha: axis= applies to float input")
             if not -a.ndim <= axis < a.ndim or a.ndim == 0:
                 raise EncodeError(f"axis {axis} does not exist in a tensor of rank {a.ndim}")
             axis %= a.ndim
-        trits, alphas = split_ternary(a, axis=axis)
+        source, alphas = ternary_source(a, axis=axis, threshold=params.get("threshold"),
+                                        bf16_bits=is_bf16_bits(a, dtype))
+        source.check()  # a tensor that is not ternary fails here, before its header is written
         w = _backend.BitWriter()
         w.u8(ONE_ALPHA if axis is None else axis)
         w.u32le(len(alphas))
         for value in alphas.tolist():
             w.f64le(value)
-        return Plan(w.getvalue(), (trits, scheme))
+        return Plan(w.getvalue(), (source, scheme))
 
     def write(self, plan, array, dtype, sink):
-        trits, scheme = plan.state
-        rows, cols = level_grid(trits.shape)
-        write_payload(trits, rows, cols, sink, scheme)
+        source, scheme = plan.state
+        write_payload(source, source.rows, source.cols, sink, scheme)
 
     def read_params(self, r, header):
         """``ternary_params()``: (tn_axis, float64 alphas)."""
