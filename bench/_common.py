@@ -30,6 +30,33 @@ def minilm_tensors() -> dict[str, np.ndarray] | None:
     return stn.load_file(path)
 
 
+CONVNET = "nudenet"
+
+
+def convnet_path() -> str | None:
+    """Path of the YOLOv8n detector ``320n.onnx`` shipped in nudenet 3.4.2 (pip install --no-deps
+    nudenet==3.4.2), or None."""
+    spec = importlib.util.find_spec(CONVNET)
+    if spec is None:
+        return None
+    path = os.path.join(os.path.dirname(spec.origin), "320n.onnx")
+    return path if os.path.exists(path) else None
+
+
+def convnet_tensors() -> dict[str, np.ndarray] | None:
+    """The float initializers of the small-layer convnet (YOLOv8n, ~3 M weights), or None when
+    nudenet or the ``onnx`` package is missing."""
+    path = convnet_path()
+    if path is None or importlib.util.find_spec("onnx") is None:
+        return None
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(path)
+    tensors = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return {k: v for k, v in tensors.items() if v.dtype.kind == "f"}
+
+
 def best_time(fn, repeat: int = 3) -> float:
     """Fastest of ``repeat`` runs of ``fn()``, in seconds."""
     best = float("inf")
