@@ -42,6 +42,7 @@ index = modules["index"]
 rans = modules["rans"]
 ternary = modules["ternary"]
 masks = modules["masks"]
+planes = modules["planes"]
 
 BitReader = bitio.BitReader
 BitWriter = bitio.BitWriter
@@ -62,5 +63,5 @@ def bit_reader(data, base_offset: int, path: str, trace: list | None = None):
     return r
 
 
-__all__ = ["BACKEND", "bit_reader", "modules", "bitio", "crc", "index", "rans", "ternary", "masks", "BitReader", "BitWriter",
+__all__ = ["BACKEND", "bit_reader", "modules", "bitio", "crc", "index", "rans", "ternary", "masks", "planes", "BitReader", "BitWriter",
            "crc32c", "crc32c_copy", "crc32c_combine"]

@@ -238,7 +238,55 @@ def _masks():
         check("masks", "uniform_decode", b"", 0, 1)
 
 
-CASES = {"bitio": _bitio, "crc32c": _crc32c, "index": _index, "rans": _rans, "ternary": _ternary, "masks": _masks}
+def _in_place(stem: str, name: str, out: np.ndarray, *args):
+    """Run an in-place kernel in both backends on copies of ``out``: the same result, the same ``out``."""
+    from tests.twins import CHECKED, FAST, PURE
+    ref_out = out.copy()
+    ref = getattr(PURE[stem], name)(ref_out, *args)
+    if FAST is not None:
+        fast_out = out.copy()
+        assert getattr(FAST[stem], name)(fast_out, *args) == ref, f"{stem}.{name}: results differ"
+        assert fast_out.tobytes() == ref_out.tobytes(), f"{stem}.{name}: outputs differ"
+    CHECKED.add((stem, name, "ok"))
+    out[...] = ref_out
+    return ref
+
+
+def _planes():
+    rng = np.random.default_rng(4)
+    for dtype, ebits, mbits, centre in [(np.uint32, 8, 23, 127), (np.uint16, 5, 10, 15), (np.uint16, 8, 7, 127),
+                                        (np.uint64, 11, 52, 1023)]:
+        signed = np.dtype(dtype).str.replace("u", "i")
+        for n in (0, 1, 17, 300):
+            levels = rng.integers(-centre, (1 << ebits) - centre, n).astype(signed)
+            out = levels.view(dtype).copy()
+            assert _in_place("planes", "place_exponents", out, centre, ebits, mbits) == -1
+            for p in range((mbits + 1 + 7) // 8):
+                _in_place("planes", "merge_plane", out, rng.integers(0, 256, n, dtype=np.uint8), 8 * p, mbits, ebits)
+            if n:
+                for bad in (-centre - 1, (1 << ebits) - centre):
+                    damaged = levels.copy()
+                    damaged[n // 2] = bad
+                    assert _in_place("planes", "place_exponents", damaged.view(dtype).copy(), centre, ebits,
+                                     mbits) == n // 2
+    # the bit patterns are the floats': a float32 round trip through fields and planes
+    x = rng.standard_normal(50).astype(np.float32)
+    bits = x.view(np.uint32)
+    out = (((bits >> 23) & 0xFF).astype(np.int32) - 127).view(np.uint32)
+    _in_place("planes", "place_exponents", out, 127, 8, 23)
+    rest = (bits & 0x7FFFFF) | ((bits >> 31) << 23)
+    for p in range(3):
+        _in_place("planes", "merge_plane", out, ((rest >> (8 * p)) & 0xFF).astype(np.uint8), 8 * p, 23, 8)
+    assert out.tobytes() == bits.tobytes()
+    for args in [(np.zeros(3, np.int32), 127, 8, 23), (np.zeros((2, 3), np.uint32), 127, 8, 23)]:
+        with pytest.raises(ValueError, match="out must be"):
+            check("planes", "place_exponents", *args)
+    with pytest.raises(ValueError, match="plane must be"):
+        check("planes", "merge_plane", np.zeros(3, np.uint32), np.zeros(2, np.uint8), 0, 23, 8)
+
+
+CASES = {"bitio": _bitio, "crc32c": _crc32c, "index": _index, "rans": _rans, "ternary": _ternary, "masks": _masks,
+         "planes": _planes}
 
 
 @pytest.mark.parametrize("stem", sorted(CASES))

@@ -188,8 +188,12 @@ class _ViewReader:
         self.data, self.pos = memoryview(data).cast("B"), 0
 
     def read(self, n: int = -1):
+        return bytes(self.read_view(n))  # a CHUNK at most (zstandard wants bytes)
+
+    def read_view(self, n: int = -1):
+        """``read`` without a copy (raw planes)."""
         end = len(self.data) if n is None or n < 0 else min(len(self.data), self.pos + n)
-        chunk, self.pos = bytes(self.data[self.pos:end]), end  # a CHUNK at most
+        chunk, self.pos = self.data[self.pos:end], end
         return chunk
 
 
@@ -205,6 +209,8 @@ class _PieceReader:
         self.pos = end
         return chunk
 
+    read_view = read  # its pieces are read from the file: fresh bytes either way
+
 
 def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int, *, path: str) -> np.ndarray:
     """The bit patterns from the exponent payload and the planes, (mode, reader, size, file offset)."""
@@ -212,16 +218,12 @@ def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int
     n = rows * cols
     native = storage.newbyteorder("=")
     result = np.empty(n, dtype=native)
-    signed = result.view(f"=i{storage.itemsize}")
     out_kind = {8: LC_OUT_I64, 4: LC_OUT_I32, 2: LC_OUT_I16}[storage.itemsize]
     decode_levels(exponents, rows, cols, out_kind=out_kind, path=f"{path}.fp_exponents", base_offset=exp_at,
-                  out=signed)
-    # exponent fields are at most 11 bits: level + centre cannot overflow the signed view
-    if n and (int(signed.min()) < -centre or int(signed.max()) >= (1 << ebits) - centre):
+                  out=result.view(f"=i{storage.itemsize}"))
+    kernels = _backend.planes
+    if kernels.place_exponents(result, centre, ebits, mbits) >= 0:
         raise FormatError("decoded exponent outside its field", path=f"{path}.fp_exponents", bit_offset=exp_at * 8)
-    signed += signed.dtype.type(centre)
-    wide = native.type
-    result <<= wide(mbits)
     dctx = zstandard.ZstdDecompressor()
     for p, (mode, reader, size, at) in enumerate(planes):
         where = dict(path=f"{path}.fp_plane[{p}].fp_plane_data", bit_offset=at * 8)
@@ -236,15 +238,10 @@ def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int
         else:
             if size != n:
                 raise FormatError(f"the plane holds {size} bytes, expected {n}", **where)
-            pieces = ((start, np.frombuffer(reader.read(min(CHUNK, n - start)), np.uint8))
+            pieces = ((start, np.frombuffer(reader.read_view(min(CHUNK, n - start)), np.uint8))
                       for start in range(0, n, CHUNK))
-        shift = 8 * p
         for start, plane in pieces:
-            part = result[start:start + plane.size]
-            if shift < mbits:
-                part |= (plane.astype(wide) << wide(shift)) & wide((1 << mbits) - 1)
-            if shift <= mbits < shift + 8:  # the plane holding the sign bit
-                part |= ((plane.astype(wide) >> wide(mbits - shift)) & wide(1)) << wide(mbits + ebits)
+            kernels.merge_plane(result[start:start + plane.size], plane, 8 * p, mbits, ebits)
     return result.astype(storage, copy=False)
 
 
