@@ -72,7 +72,21 @@ def bfloat16_dtype():
 
 def is_bf16_bits(array: np.ndarray, dtype: DType) -> bool:
     """Whether a bfloat16 layer's array holds the raw bits as 16-bit integers."""
-    return dtype == DType.BFLOAT16 and (array.dtype if hasattr(array, "dtype") else np.asarray(array).dtype).kind in "ui"
+    kind = (array.dtype if hasattr(array, "dtype") else np.asarray(array).dtype).kind
+    return dtype == DType.BFLOAT16 and kind in "ui"
+
+
+def float_pieces(array, bf16_bits: bool, need: str):
+    """The conversion of a piece of a float layer's array to a numpy float type, for coders that
+    read a layer in pieces: bfloat16 (raw bits as 16-bit integers, or ml_dtypes) as float32, other
+    floats as they are. Another dtype is an EncodeError: ``need``, then the dtype."""
+    if bf16_bits:
+        return lambda p: (p.astype(np.uint32) << 16).view(np.float32)
+    if array.dtype.name == "bfloat16":
+        return lambda p: p.astype(np.float32)
+    if array.dtype.kind != "f":
+        raise EncodeError(f"{need}, got {array.dtype}")
+    return lambda p: p
 
 
 def as_float(array: np.ndarray, dtype: DType) -> np.ndarray:

@@ -96,15 +96,25 @@ def freqs_from_codes(codes) -> list[int]:
 
 
 def codes_from_counts(counts: np.ndarray) -> list[int]:
-    """Quarter-bit log code of each symbol's empirical probability (0 for absent symbols)."""
-    total = counts.sum()
-    codes = []
-    for n in counts.tolist():
-        if n == 0:
-            codes.append(0)
-        else:
-            codes.append(int(min(LC_MAX_CODE, max(1, 1 + round(-4 * math.log2(n / total))))))
-    return codes
+    """Quarter-bit log code of each symbol's empirical probability (0 for absent symbols):
+    ``min(64, max(1, 1 + round(-4 log2(n / total))))``, rounding half to even."""
+    c = np.asarray(counts, dtype=np.int64)
+    total = int(c.sum())
+    present = c > 0
+    x = np.zeros(c.size)
+    x[present] = -4.0 * np.log2(c[present] / total)
+    # numpy's log2 may differ from math.log2 in the last bit: the values next to a rounding tie
+    # are recomputed with math.log2, so the codes are exactly those of the scalar formula
+    near = np.flatnonzero(present & (np.abs(x - np.floor(x) - 0.5) < 1e-6))
+    for i in near.tolist():
+        x[i] = -4.0 * math.log2(int(c[i]) / total)
+    return np.where(present, np.clip(1 + np.rint(x), 1, LC_MAX_CODE), 0).astype(np.int64).tolist()
+
+
+def _ue_bits(values: np.ndarray) -> np.ndarray:
+    """Bit lengths of ``ue(0)`` codes: 2 floor(log2(v + 1)) + 1."""
+    v = np.asarray(values, dtype=np.int64) + 1
+    return 2 * (np.frexp(v.astype(np.float64))[1] - 1) + 1  # exact for v < 2^53
 
 
 def write_table(w, codes: list[int]) -> None:
@@ -144,9 +154,15 @@ def read_table(r, alphabet: int, name: str) -> list[int]:
 
 
 def _table_bits(codes: list[int]) -> int:
-    w = _backend.BitWriter()
-    write_table(w, codes)
-    return w.pos
+    """The bit length of ``write_table(codes)``, computed from the code lengths."""
+    c = np.asarray(codes, dtype=np.int64)
+    present = np.flatnonzero(c)
+    if present.size == 0:
+        return 1
+    lo, hi = int(present[0]), int(present[-1])
+    deltas = np.diff(c[lo:hi + 1], prepend=0)
+    se_codes = np.where(deltas > 0, 2 * deltas - 1, -2 * deltas)  # se(v) is ue(2v - 1) or ue(-2v)
+    return int(_ue_bits(np.array([hi - lo + 1, lo])).sum() + _ue_bits(se_codes).sum())
 
 
 def _coding_bits(counts: np.ndarray, freqs: list[int]) -> float:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import _backend
+from .dtypes import float_pieces
 from .errors import EncodeError, FormatError
 from .lazy import PieceArray
 from .levels import PIECE_ELEMENTS, ArrayLevels, LevelSource, level_grid
@@ -379,17 +380,6 @@ class UniformLevels(LevelSource):
         return q.reshape(-1)
 
 
-def _to_float(w: np.ndarray, bf16_bits: bool):
-    """The conversion of a piece to a numpy float type (bfloat16 as float32)."""
-    if bf16_bits:
-        return lambda p: (p.astype(np.uint32) << 16).view(np.float32)
-    if w.dtype.name == "bfloat16":
-        return lambda p: p.astype(np.float32)
-    if w.dtype.kind != "f":
-        raise EncodeError(f"quantization needs a float array, got {w.dtype}")
-    return lambda p: p
-
-
 def quantize_source(array, *, method: str = "uniform", bits: int | None = None, step: float | None = None,
                     granularity: str = "tensor", axis: int = 0, qp_density: int = DEFAULT_DENSITY,
                     rdo_lambda: float | None = None, bf16_bits: bool = False,
@@ -406,7 +396,7 @@ def quantize_source(array, *, method: str = "uniform", bits: int | None = None, 
     """
     # a PieceArray (sparse kept values) stays one: the uniform quantizers only slice it
     w = array if isinstance(array, PieceArray) and method != "codebook" and not rdo_lambda else np.asarray(array)
-    to_float = _to_float(w, bf16_bits)
+    to_float = float_pieces(w, bf16_bits, "quantization needs a float array")
     if method not in METHODS:
         raise EncodeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if granularity not in GRANULARITIES:

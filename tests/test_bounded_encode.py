@@ -142,8 +142,9 @@ def test_ternary_auto_keeps_the_smallest_scheme():
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(0, 700), zeros=st.sampled_from([0.0, 0.5, 0.9, 1.0]), scheme=st.sampled_from(("auto",) + ternary.SCHEMES),
-       piece=st.sampled_from([16, 48, 160]), seed=st.integers(0, 2**32 - 1))
+@given(n=st.integers(0, 700), zeros=st.sampled_from([0.0, 0.5, 0.9, 1.0]),
+       scheme=st.sampled_from(("auto",) + ternary.SCHEMES), piece=st.sampled_from([16, 48, 160]),
+       seed=st.integers(0, 2**32 - 1))
 def test_ternary_payload_in_pieces_is_the_whole_layer(n, zeros, scheme, piece, seed):
     rng = np.random.default_rng(seed)
     t = np.where(rng.random(n) < zeros, 0, rng.choice([-1, 1], n)).astype(np.int8)
@@ -188,7 +189,8 @@ def test_ternary_errors_come_before_the_payload():
         ternary.TernaryMode().plan(w, codec.dtypes.DType.FLOAT32, {"axis": 0})
     with pytest.raises(codec.EncodeError, match="NaN or infinity"):
         codec.encode({"w": np.array([np.nan, 1.0], np.float32)}, mode="ternary", threshold=0.7)
-    with pytest.raises(codec.EncodeError, match=r"the TWN rule \(threshold=, ternarize\) ternarizes float tensors, not int8"):
+    with pytest.raises(codec.EncodeError, match=r"the TWN rule \(threshold=, ternarize\) ternarizes float tensors, "
+                                                r"not int8"):
         codec.encode({"w": np.array([1, 0], np.int8)}, mode="ternary", threshold=0.7)
 
 

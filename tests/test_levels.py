@@ -1,5 +1,7 @@
 """Level coder (spec 7): round trips on arbitrary integer sequences, pure == fast, tables, malformed payloads."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -199,3 +201,24 @@ def test_affine_output_beyond_binary32_is_infinite_without_a_warning():
         out = levels.decode_levels(payload, 2, 2, out_kind=LC_OUT_AFFINE, scale=np.full(2, 2.0 ** 100, np.float32),
                                    zero_point=np.zeros(2, np.int64))
     assert out.tolist() == [np.inf, -np.inf, 2.0 ** 100, 0.0]
+
+
+def _scalar_codes(counts):
+    total = int(sum(counts))
+    return [0 if n == 0 else int(min(64, max(1, 1 + round(-4 * math.log2(n / total))))) for n in counts]
+
+
+@given(st.lists(st.one_of(st.integers(0, 6), st.integers(0, 1 << 40), st.sampled_from([0, 1, 2, 4, 1 << 20])),
+                min_size=1, max_size=300).filter(any))
+def test_table_codes_and_sizes_are_the_scalar_formulas(counts):
+    # the encoder's vectorised codes (spec 7.2's reference encoder) and table sizes equal the
+    # scalar formula and what the bit writer writes
+    from codec import _backend
+    codes = levels.codes_from_counts(np.array(counts, np.int64))
+    assert codes == _scalar_codes(counts)
+    w = _backend.BitWriter()
+    levels.write_table(w, codes)
+    assert levels._table_bits(codes) == w.pos
+    w = _backend.BitWriter()
+    levels.write_table(w, [0] * len(codes))
+    assert levels._table_bits([0] * len(codes)) == w.pos

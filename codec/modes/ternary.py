@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .. import _backend
-from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES, float_output, is_bf16_bits, storage_dtype, user_array
+from ..dtypes import FLOAT_DTYPES, INTEGER_DTYPES, float_output, float_pieces, is_bf16_bits, storage_dtype, user_array
 from ..errors import EncodeError, FormatError
 from ..format.constants import CodingMode, DType
 from ..kernels import raise_status
@@ -67,17 +67,6 @@ def _layout(a, axis: int | None) -> tuple[int, int, int]:
         raise EncodeError(f"axis {axis} does not exist in a tensor of rank {a.ndim}")
     axis %= a.ndim
     return math.prod(a.shape[:axis]), a.shape[axis], math.prod(a.shape[axis + 1:])
-
-
-def _to_float(a, bf16_bits: bool = False):
-    """The conversion of a piece to a numpy float type (bfloat16 as float32)."""
-    if bf16_bits:
-        return lambda p: (p.astype(np.uint32) << 16).view(np.float32)
-    if a.dtype.name == "bfloat16":
-        return lambda p: p.astype(np.float32)
-    if a.dtype.kind != "f":
-        raise EncodeError(f"ternary input must be float or integer trits, got {a.dtype}")
-    return lambda p: p
 
 
 def _boxes(flat, layout, to_float):
@@ -124,7 +113,7 @@ class TritSource(LevelSource):
         self.flat = np.asarray(array).reshape(-1)
         self.layout, self.to_float, self.alphas, self.delta = layout, to_float, alphas, delta
 
-    def _per_element(self, values: np.ndarray, start: int, stop: int) -> np.ndarray:
+    def per_element(self, values: np.ndarray, start: int, stop: int) -> np.ndarray:
         """Each element's value of a per-channel array, shaped to broadcast over the piece."""
         _, channels, inner = self.layout
         if channels == 1:
@@ -137,10 +126,10 @@ class TritSource(LevelSource):
             return x.astype(np.int8, copy=False)
         x = self.to_float(x)
         if self.delta is not None:
-            support = np.abs(x).astype(np.float64) > self._per_element(self.delta, start, stop)
+            support = np.abs(x).astype(np.float64) > self.per_element(self.delta, start, stop)
             return (np.sign(x) * support).astype(np.int8)
         mag = np.abs(x)
-        alpha = self._per_element(self.alphas, start, stop).astype(mag.dtype)
+        alpha = self.per_element(self.alphas, start, stop).astype(mag.dtype)
         bad = np.flatnonzero((mag != 0) & (mag != alpha))
         if bad.size:
             k = int(bad[0])
@@ -170,7 +159,7 @@ def ternary_source(a, *, axis: int | None = None, threshold: float | None = None
         if a.size and (int(a.min()) < -1 or int(a.max()) > 1):
             raise EncodeError("integer ternary input must hold only -1, 0 and 1")
         return TritSource(a, rows, cols), np.ones(1)
-    to_float = _to_float(a, bf16_bits)
+    to_float = float_pieces(a, bf16_bits, "ternary input must be float or integer trits")
     layout = _layout(a, axis)
     flat = a.reshape(-1)
     if threshold is None:
@@ -206,7 +195,7 @@ def ternarize(w, *, axis: int | None = None, threshold: float = 0.7) -> np.ndarr
     flat = out.reshape(-1)
     for start, stop in source.pieces():
         t = source.levels(start, stop)
-        flat[start:stop] = t * source._per_element(alphas, start, stop)
+        flat[start:stop] = t * source.per_element(alphas, start, stop)
     return out
 
 
@@ -218,7 +207,7 @@ def split_ternary(w, *, axis: int | None = None) -> tuple[np.ndarray, np.ndarray
     """
     a = np.asarray(w)
     if a.dtype.kind in "iub":
-        source, alphas = ternary_source(a)
+        _, alphas = ternary_source(a)  # checks that they are trits
         return np.asarray(a, dtype=np.int8), alphas
     source, alphas = ternary_source(a, axis=axis)
     trits = np.empty(a.size, dtype=np.int8)
@@ -257,7 +246,7 @@ def write_payload(trits, rows: int, cols: int, sink, scheme: str = "auto") -> No
             packed, count = kernels.flag_item_flags(source.levels(start, min(n, start + piece)))
             flags[start // 16:start // 16 + len(packed)] = np.frombuffer(packed, dtype=np.uint8)
             nonzero += count
-        head = kernels.flag_head(flags[:((n + 1) // 2 + 7) // 8], (n + 1) // 2, nonzero)
+        head = kernels.flag_head(flags, (n + 1) // 2, nonzero)  # ceil(n / 16) bytes: the m flags
         del flags
         sizes["flag"] = len(head) + (3 * nonzero + 7) // 8
     if scheme in ("auto", "base3"):
