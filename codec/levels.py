@@ -75,24 +75,29 @@ _LOG_WEIGHTS = np.array(LC_LOG_WEIGHTS, dtype=np.int64)
 
 def freqs_from_codes(codes) -> list[int]:
     """Turn quarter-bit log codes (0 = absent) into frequencies summing to 2^14 (spec 7.2)."""
+    return freq_rows_from_codes(np.asarray(codes, dtype=np.int64).reshape(1, -1))[0].tolist()
+
+
+def freq_rows_from_codes(codes: np.ndarray) -> np.ndarray:
+    """``freqs_from_codes`` of every row of a K x alphabet array of codes, at once (int64)."""
     c = np.asarray(codes, dtype=np.int64)
     present = c > 0
-    weights = np.where(present, np.maximum(1, _LOG_WEIGHTS[(c - 1) & 3] >> ((c - 1) >> 2)), 0)
-    total = int(weights.sum())
-    if total == 0:
-        return [0] * len(c)
-    freqs = np.where(present, np.maximum(1, weights * LC_PROB_SCALE // total), 0)
-    excess = int(freqs.sum()) - LC_PROB_SCALE
-    while excess:
-        k = int(np.argmax(freqs))  # largest frequency, lowest index among equals
-        if excess < 0:
-            freqs[k] -= excess
-            excess = 0
-        else:
-            take = min(excess, int(freqs[k]) - 1)
-            freqs[k] -= take
-            excess -= take
-    return freqs.tolist()
+    weights = np.where(present, np.maximum(1, _LOG_WEIGHTS[(c - 1) & 3] >> (np.maximum(c - 1, 0) >> 2)), 0)
+    total = weights.sum(axis=1, keepdims=True)
+    freqs = np.where(present, np.maximum(1, weights * LC_PROB_SCALE // np.maximum(total, 1)), 0)
+    excess = np.where(total[:, 0] > 0, freqs.sum(axis=1) - LC_PROB_SCALE, 0)
+    # the rule of spec 7.2, one step per iteration in every row that still needs one: the largest
+    # frequency (lowest index among equals) takes the shortfall, or gives up what it can
+    while True:
+        rows = np.flatnonzero(excess)
+        if rows.size == 0:
+            return freqs
+        k = np.argmax(freqs[rows], axis=1)
+        f = freqs[rows, k]
+        e = excess[rows]
+        change = np.where(e < 0, e, np.minimum(e, f - 1))
+        freqs[rows, k] = f - change
+        excess[rows] = e - change
 
 
 def codes_from_counts(counts: np.ndarray) -> list[int]:
@@ -132,15 +137,21 @@ def write_table(w, codes: list[int]) -> None:
         prev = codes[s]
 
 
-def read_table(r, alphabet: int, name: str) -> list[int]:
-    """Read ``lc_table()``: the code of every symbol of the alphabet (0 = absent)."""
+def read_table(r, alphabet: int, name: str) -> np.ndarray:
+    """Read ``lc_table()``: the code of every symbol of the alphabet (0 = absent), as int64."""
     count = r.ue(0, f"{name}.lc_num_symbols")
-    codes = [0] * alphabet
+    codes = np.zeros(alphabet, dtype=np.int64)
     if count == 0:
         return codes
     lo = r.ue(0, f"{name}.lc_sym_lo")
     if lo + count > alphabet:
         raise r.error(f"symbols {lo}..{lo + count - 1} exceed the alphabet of {alphabet}", f"{name}.lc_sym_lo")
+    # all the deltas at once; anything wrong is read again one element at a time below, so that
+    # the error names the element and its offset (and a trace records each element)
+    run = r.se_sums(0, count, 0, LC_MAX_CODE) if r.trace is None else None
+    if run is not None and run[0] and run[-1]:
+        codes[lo:lo + count] = run
+        return codes
     prev = 0
     for s in range(lo, lo + count):
         code = prev + r.se(0, f"{name}.lc_code_delta[{s}]")
@@ -402,8 +413,8 @@ def read_levels_payload(r, rows: int, cols: int) -> LevelsPayload:
         raise r.error(f"lc_escape_limit {E} exceeds {LC_MAX_ESCAPE_LIMIT}", "lc_escape_limit")
     alphabet = 2 * E + 2
     K = r.u(4, "lc_num_classes_minus1") + 1
-    freqs = np.array([freqs_from_codes(read_table(r, alphabet, f"lc_table[{k}]")) for k in range(K)],
-                     dtype=np.uint32).reshape(K, alphabet)
+    freqs = freq_rows_from_codes(np.stack([read_table(r, alphabet, f"lc_table[{k}]")
+                                           for k in range(K)])).astype(np.uint32)
     if K > 1:
         row_class = r.u_array((K - 1).bit_length(), rows, "lc_row_class").astype(np.uint8)
         if rows and int(row_class.max()) >= K:

@@ -240,3 +240,54 @@ def test_trace_records_fields():
     r.u16le("c")
     assert [(f.path, f.bit_offset, f.bits, f.descriptor, f.value) for f in trace] == [
         ("x.a", 800, 5, "ue(0)", 3), ("x.b", 805, 3, "u(3)", 5), ("x.c", 808, 16, "u16le", 513)]
+
+
+@given(st.integers(0, 4), st.lists(st.integers(-70, 70), max_size=40), st.integers(0, 3), st.data())
+def test_se_sums_twins(k, values, lo, data):
+    """se_sums: the running sums when every value reads and every sum is in lo..hi, else None with
+    the position unchanged; identical in both backends, also on cut and random bit strings."""
+    hi = lo + 64
+    w = bitio.BitWriter()
+    w.u(3, 5)  # start unaligned
+    for v in values:
+        w.se(k, v)
+    w.byte_alignment()
+    full = w.getvalue()
+    cut = data.draw(st.integers(0, len(full)))
+    noise = data.draw(st.binary(max_size=12))
+    sums, total = [], 0
+    for v in values:
+        total += v
+        sums.append(total)
+    expected = sums if all(lo <= t <= hi for t in sums) else None
+    for buf in (full, full[:cut], noise):
+        results = []
+        for mod in BACKENDS:
+            r = mod.BitReader(buf)
+            if len(buf) * 8 < 3:
+                continue
+            r.u(3)
+            got = r.se_sums(k, len(values), lo, hi)
+            results.append((got, r.pos))
+            if got is None:
+                assert r.pos == 3
+            if buf is full:
+                assert got == expected
+        assert all(res == results[0] for res in results)
+
+
+@both
+def test_se_sums_bounds(mod):
+    w = bitio.BitWriter()
+    for v in (5, -5, 64):
+        w.se(0, v)
+    w.byte_alignment()
+    data = w.getvalue()
+    assert mod.BitReader(data).se_sums(0, 3, 0, 63) is None  # the last sum, 64, is outside
+    assert mod.BitReader(data).se_sums(0, 3, 1, 64) is None  # the second, 0, is outside
+    assert mod.BitReader(data).se_sums(0, 2, 0, 64) == [5, 0]
+    assert mod.BitReader(data).se_sums(0, 3, 0, 64) == [5, 0, 64]
+    assert mod.BitReader(data).se_sums(0, 4, 0, 64) is None  # the fourth value is cut
+    assert mod.BitReader(data).se_sums(0, 0, 0, 0) == []
+    with pytest.raises(ValueError):
+        mod.BitReader(data).se_sums(0, -1, 0, 1)

@@ -227,6 +227,46 @@ cdef class BitReader:
                 o[i] = self._take(n)
         return out
 
+    def se_sums(self, int k, Py_ssize_t count, int64_t lo, int64_t hi):
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        cdef Py_ssize_t start = self.pos, i
+        cdef int64_t total = 0, value
+        cdef uint64_t code
+        cdef int zeros, nbits
+        sums = []
+        for i in range(count):
+            # se(k) as _ue_raw reads it, without raising: any failure returns None
+            zeros = 0
+            while True:
+                if self.pos >= self._nbits:
+                    self.pos = start
+                    return None
+                if (self._buf[self.pos >> 3] >> (7 - (self.pos & 7))) & 1:
+                    self.pos += 1
+                    break
+                self.pos += 1
+                zeros += 1
+                if zeros > UE_MAX_PREFIX - k:
+                    self.pos = start
+                    return None
+            nbits = zeros + k
+            if nbits > self._nbits - self.pos:
+                self.pos = start
+                return None
+            code = ((<uint64_t>1 << nbits) | self._take(nbits)) - (<uint64_t>1 << k)
+            # a value outside lo..hi ends the run, so the sum stays small (|value| <= hi - lo + ...)
+            if code > <uint64_t>2 * <uint64_t>(hi - lo + 1):
+                self.pos = start
+                return None
+            value = <int64_t>((code >> 1) + 1) if code & 1 else -<int64_t>(code >> 1)
+            total += value
+            if total < lo or total > hi:
+                self.pos = start
+                return None
+            sums.append(total)
+        return sums
+
     def ue_array(self, int k, Py_ssize_t count, name=None):
         if count < 0:
             raise ValueError("count must be >= 0")

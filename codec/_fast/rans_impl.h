@@ -75,7 +75,8 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
 #define LC_OUT_I16 4      /* levels as int16 (the caller guarantees they fit) */
 
 /* Turn a decoded symbol into element i of the output (level, escape, dequantized value). */
-static inline int lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep,
+static inline __attribute__((always_inline)) int
+lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep,
                           int out_kind, size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r,
                           const float *codebook, size_t codebook_size) {
     int64_t level;
@@ -102,14 +103,34 @@ static inline int lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t
     return LC_OK;
 }
 
+/* One element with its state: the general step of spec 7.3 (any position, any words left). */
+#define LC_SCALAR_STEP()                                                                                 \
+    do {                                                                                                 \
+        uint32_t x = st[i % LC_STATES];                                                                  \
+        uint32_t slot = x & (LC_PROB_SCALE - 1);                                                         \
+        uint32_t s = tsy[slot];                                                                          \
+        uint32_t e = tfc[s];                                                                             \
+        x = (e & 0xffff) * (x >> LC_PROB_BITS) + slot - (e >> 16);                                       \
+        if (x < LC_RANS_L) {                                                                             \
+            if (wp >= nwords) return LC_ERR_WORDS_TRUNCATED;                                             \
+            x = (x << 16) | (uint32_t)words[2 * wp] | ((uint32_t)words[2 * wp + 1] << 8);                \
+            wp++;                                                                                        \
+        }                                                                                                \
+        st[i % LC_STATES] = x;                                                                           \
+        int err = lc_emit(s, esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64, out_f32, s_r, z_r,    \
+                          codebook, codebook_size);                                                      \
+        if (err) return err;                                                                             \
+    } while (0)
+
 /* Tables: sy[cls * SCALE + slot] = the symbol of a slot; fc[cls * alphabet + s] = freq | cum << 16
  * (small, so both stay in L1 while a row is decoded). words: nwords little-endian 16-bit words. */
-static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
-                     const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
-                     size_t rows, size_t cols,
-                     int64_t E, const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64,
-                     float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
-                     size_t codebook_size) {
+static inline __attribute__((always_inline)) int
+lc_decode_kind(const uint8_t *words, size_t nwords, const uint32_t *states_in,
+               const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
+               size_t rows, size_t cols,
+               int64_t E, const int64_t *escapes, size_t nesc, const int out_kind, int64_t *out_i64,
+               float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
+               size_t codebook_size) {
     uint32_t st[LC_STATES];
     size_t wp = 0, ep = 0;
     const uint32_t esc_sym = (uint32_t)(2 * E + 1);
@@ -129,61 +150,72 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
             z_r = zero_point[r];
         }
         size_t c = 0;
-        /* Fast path: whole groups of LC_STATES elements (one per state, in state order) with
-         * branch-free renormalisation, while at least LC_STATES words remain. Same arithmetic
-         * as the general loop below, which finishes the row. */
-        if (i % LC_STATES == 0) {
-            while (c + LC_STATES <= cols && wp + LC_STATES <= nwords) {
-                uint32_t sym[LC_STATES], need[LC_STATES];
-                /* decode all states first: the eight chains are independent ... */
-                for (int j = 0; j < LC_STATES; j++) {
-                    uint32_t x = st[j];
-                    uint32_t slot = x & (LC_PROB_SCALE - 1);
-                    uint32_t sj = tsy[slot];
-                    uint32_t e = tfc[sj];
-                    sym[j] = sj;
-                    x = (e & 0xffff) * (x >> LC_PROB_BITS) + slot - (e >> 16);
-                    need[j] = x < LC_RANS_L;
-                    st[j] = x;
-                }
-                /* ... then the states that need one read the next words in state order, at
-                 * prefix-sum offsets, so no state waits for another's renormalisation */
-                size_t off = wp;
-                for (int j = 0; j < LC_STATES; j++) {
-                    uint32_t w = (uint32_t)words[2 * off] | ((uint32_t)words[2 * off + 1] << 8);
-                    st[j] = need[j] ? (st[j] << 16) | w : st[j];
-                    off += need[j];
-                }
-                wp = off;
-                for (int j = 0; j < LC_STATES; j++, i++, c++) {
-                    int err = lc_emit(sym[j], esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64, out_f32, s_r, z_r,
-                                      codebook, codebook_size);
-                    if (err) return err;
-                }
+        /* the row's first elements up to a state-0 element, one at a time */
+        size_t head = (LC_STATES - i % LC_STATES) % LC_STATES;
+        if (head > cols) head = cols;
+        for (; c < head; c++, i++) LC_SCALAR_STEP();
+        size_t groups = (cols - c) / LC_STATES;
+        /* Whole groups of LC_STATES elements (one per state, in state order) with branch-free
+         * renormalisation, while at least LC_STATES words remain. Same arithmetic as the general
+         * step, which finishes the row. (An AVX2 version of this loop, the eight states as the
+         * lanes of one register, was measured slower: the eight states form one dependency chain
+         * through two gathers, while the scalar loop has eight.) */
+        for (; groups && wp + LC_STATES <= nwords; groups--) {
+            uint32_t sym[LC_STATES], need[LC_STATES];
+            /* decode all states first: the eight chains are independent ... */
+            for (int j = 0; j < LC_STATES; j++) {
+                uint32_t x = st[j];
+                uint32_t slot = x & (LC_PROB_SCALE - 1);
+                uint32_t sj = tsy[slot];
+                uint32_t e = tfc[sj];
+                sym[j] = sj;
+                x = (e & 0xffff) * (x >> LC_PROB_BITS) + slot - (e >> 16);
+                need[j] = x < LC_RANS_L;
+                st[j] = x;
+            }
+            /* ... then the states that need one read the next words in state order, at
+             * prefix-sum offsets, so no state waits for another's renormalisation */
+            size_t off = wp;
+            for (int j = 0; j < LC_STATES; j++) {
+                uint32_t w = (uint32_t)words[2 * off] | ((uint32_t)words[2 * off + 1] << 8);
+                st[j] = need[j] ? (st[j] << 16) | w : st[j];
+                off += need[j];
+            }
+            wp = off;
+            for (int j = 0; j < LC_STATES; j++, i++, c++) {
+                int err = lc_emit(sym[j], esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64, out_f32, s_r, z_r,
+                                  codebook, codebook_size);
+                if (err) return err;
             }
         }
-        for (; c < cols; c++, i++) {
-            uint32_t x = st[i % LC_STATES];
-            uint32_t slot = x & (LC_PROB_SCALE - 1);
-            uint32_t s = tsy[slot];
-            uint32_t e = tfc[s];
-            x = (e & 0xffff) * (x >> LC_PROB_BITS) + slot - (e >> 16);
-            if (x < LC_RANS_L) {
-                if (wp >= nwords) return LC_ERR_WORDS_TRUNCATED;
-                x = (x << 16) | (uint32_t)words[2 * wp] | ((uint32_t)words[2 * wp + 1] << 8);
-                wp++;
-            }
-            st[i % LC_STATES] = x;
-            int err = lc_emit(s, esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64, out_f32, s_r, z_r, codebook,
-                              codebook_size);
-            if (err) return err;
-        }
+        for (; c < cols; c++, i++) LC_SCALAR_STEP();
     }
     if (ep != nesc) return LC_ERR_ESCAPES;
     if (wp != nwords) return LC_ERR_WORDS_LEFT;
     for (int j = 0; j < LC_STATES; j++)
         if (st[j] != LC_RANS_L) return LC_ERR_FINAL_STATE;
     return LC_OK;
+}
+
+/* lc_decode_kind with out_kind a constant in each instance, so the per-element output switch is
+ * resolved at compile time. */
+static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
+                     const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
+                     size_t rows, size_t cols,
+                     int64_t E, const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64,
+                     float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
+                     size_t codebook_size) {
+#define LC_DECODE_AS(kind) lc_decode_kind(words, nwords, states_in, fc, alphabet, sy, row_class, rows, cols, E, \
+                                          escapes, nesc, kind, out_i64, out_f32, scale, zero_point, codebook, \
+                                          codebook_size)
+    switch (out_kind) {
+    case LC_OUT_I64: return LC_DECODE_AS(LC_OUT_I64);
+    case LC_OUT_AFFINE: return LC_DECODE_AS(LC_OUT_AFFINE);
+    case LC_OUT_CODEBOOK: return LC_DECODE_AS(LC_OUT_CODEBOOK);
+    case LC_OUT_I32: return LC_DECODE_AS(LC_OUT_I32);
+    default: return LC_DECODE_AS(LC_OUT_I16);
+    }
+#undef LC_DECODE_AS
 }
 
 /* Tables of K classes from their frequencies (K x alphabet, each row summing to LC_PROB_SCALE or
