@@ -21,21 +21,23 @@ def _write_all(writer: Writer, tensors: Mapping[str, Any], mode: str, mode_param
 
 
 def save_file(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, metadata: Mapping[str, Any] | None = None,
-              mode: str = "zstd", workers: int | None = None, executor=None, **mode_params: Any) -> None:
+              mode: str = "zstd", workers: int | None = None, executor=None, format_version=None,
+              **mode_params: Any) -> None:
     """Write ``tensors`` (an ordered mapping of name -> array) to ``path`` atomically.
 
     Every layer uses coding mode ``mode`` with ``mode_params``; use :class:`Writer` to choose per
     layer. ``workers`` > 1 (or an ``executor``) encodes layers in parallel; the bytes are the same.
+    ``format_version``: as :class:`Writer`'s (``(1, 1)`` for readers of version 1.x).
     """
-    with Writer(path, metadata=metadata) as writer:
+    with Writer(path, metadata=metadata, format_version=format_version) as writer:
         _write_all(writer, tensors, mode, mode_params, workers, executor)
 
 
 def encode(tensors: Mapping[str, Any], /, *, metadata: Mapping[str, Any] | None = None, mode: str = "zstd",
-           workers: int | None = None, executor=None, **mode_params: Any) -> bytes:
+           workers: int | None = None, executor=None, format_version=None, **mode_params: Any) -> bytes:
     """Return the bitstream of ``tensors`` as bytes (same layout as :func:`save_file` writes)."""
     buf = io.BytesIO()
-    writer = Writer(buf, metadata=metadata)
+    writer = Writer(buf, metadata=metadata, format_version=format_version)
     _write_all(writer, tensors, mode, mode_params, workers, executor)
     writer.close()
     return buf.getvalue()
@@ -47,7 +49,7 @@ class EncodeSummary(dict):
 
 
 def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: Mapping[str, Any] | None = None,
-                workers: int | None = None, executor=None, progress=None) -> EncodeSummary:
+                workers: int | None = None, executor=None, progress=None, format_version=None) -> EncodeSummary:
     """Encode the tensors of a safetensors, npz, PyTorch or ONNX file into a bitstream at
     ``target`` (a path, written atomically, or a binary file object), layer by layer.
 
@@ -57,7 +59,7 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
     ``dask.distributed.Client.get_executor()``) runs the layers' tasks there. From a safetensors
     file each task carries a reference to its tensor (path, offset, shape, dtype) and the policy
     action, reads the tensor in the worker and sends back only the encoded layer. The bytes are
-    the same whatever the workers or executor.
+    the same whatever the workers or executor. ``format_version``: as :class:`Writer`'s.
     """
     from . import formats
     from . import policy as policies
@@ -90,7 +92,7 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
             del array  # one layer in memory at a time
 
     meta = {"codec.policy": policy.to_json(), "codec.source": os.path.basename(path), **(metadata or {})}
-    with Writer(target, metadata=meta) as writer:
+    with Writer(target, metadata=meta, format_version=format_version) as writer:
         writer.add_layers(items(), workers=workers, executor=executor, progress=progress)
         summary["layers"] = writer.layer_count
     return summary

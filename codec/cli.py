@@ -174,7 +174,9 @@ def _cmd_encode(args) -> int:
     progress = _Progress(total, "encoding", args.quiet)
     start = time.perf_counter()
     try:
-        summary = encode_file(args.input, args.output, policy=policy, workers=args.workers, progress=progress)
+        version = None if args.format_version is None else tuple(int(x) for x in args.format_version.split("."))
+        summary = encode_file(args.input, args.output, policy=policy, workers=args.workers, progress=progress,
+                              format_version=version)
     finally:
         progress.close()
     if not args.quiet:
@@ -319,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="bitstream to write (atomically)")
     p.add_argument("--policy", help="policy file (.toml or .json)")
     p.add_argument("--workers", type=int, default=1, help="encode layers on this many threads (same bytes)")
+    p.add_argument("--format-version", choices=["1.1", "2.0"], default=None,
+                   help="lowest format version to write; 1.1: readable by codec 1.x readers (levels coded as spec "
+                        "7.2); default: 2.0 when a layer codes levels (32 states, chunks), else 1.x")
     p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never an input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_encode)

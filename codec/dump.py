@@ -175,7 +175,7 @@ def walk(buf, *, limits: Limits = DEFAULT_LIMITS) -> list[Field]:
             except CodecError as exc:
                 trace.append(Field(path, unit.payload_offset * 8, 0, "error", str(exc)))
         position += h is not None
-    unit = read_unit_header(buf[index_offset:trailer_offset], index_offset, limits, version_minor=nh.version_minor,
+    unit = read_unit_header(buf[index_offset:trailer_offset], index_offset, limits, version=nh.version,
                             trace=trace)
     read_index_payload(buf[unit.payload_offset:trailer_offset], unit.payload_offset, limits,
                        layer_count=nh.layer_count, first_unit_offset=nh.network_header_size,

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _backend
-from .errors import EncodeError, FormatError, TruncatedError
+from .errors import EncodeError, FormatError, TruncatedError, UnsupportedError
 from .kernels import raise_status
 from .kernels import rans as rans_reference
 from .kernels.rans import (
@@ -48,6 +49,8 @@ LC_MAX_ESCAPE_LIMIT = 127
 LC_MAX_CLASSES = 16
 #: Largest code of lc_table().
 LC_MAX_CODE = 64
+#: lc_model of a version 2 payload: static tables per row class (1..3 reserved).
+LC_MODEL_STATIC = 0
 #: round(2^16 * 2^(-j/4)) for j = 0..3: weights of quarter-bit log codes (spec 7.2).
 LC_LOG_WEIGHTS = (65536, 55109, 46341, 38968)
 
@@ -278,31 +281,76 @@ def _plan_classes(group: np.ndarray, hist: np.ndarray, E: int, max_classes: int)
 
 
 class LevelsPayloadParts(NamedTuple):
-    """A coded ``levels_payload()`` waiting to be written: its size is known before its bytes."""
+    """A coded ``levels_payload()`` waiting to be written: its size is known before its bytes.
+    ``head`` is written first; then, for each chunk (one in a version 1 payload), its states
+    ``chunk_heads[c]`` (empty in version 1, where they end ``head``) and its words, whose spool
+    holds them last piece first."""
 
-    head: bytes  # up to and including lc_rans_state
-    words: Spool  # lc_rans_words, last piece first
+    head: bytes
+    chunk_heads: list
+    chunk_words: list  # of Spool
+
+    @property
+    def words(self) -> "Spool":
+        """The words of a one-chunk payload (version 1)."""
+        return self.chunk_words[0]
 
     @property
     def size(self) -> int:
-        return len(self.head) + self.words.size
+        return len(self.head) + sum(len(h) for h in self.chunk_heads) + sum(w.size for w in self.chunk_words)
 
     def write_to(self, sink) -> None:
         sink.write(self.head)
-        self.words.write_to(sink, reverse=True)
+        for head, words in zip(self.chunk_heads, self.chunk_words):
+            if head:
+                sink.write(head)
+            words.write_to(sink, reverse=True)
+
+    def close(self) -> None:
+        for words in self.chunk_words:
+            words.close()
 
 
-def write_levels(source: LevelSource, sink, *, max_classes: int = LC_MAX_CLASSES) -> int:
-    """Write ``levels_payload()`` of the source's levels to ``sink`` (anything with ``write``);
-    return its size."""
-    parts = code_levels(source, max_classes=max_classes)
+def write_levels(source: LevelSource, sink, *, max_classes: int = LC_MAX_CLASSES, version: int = 2) -> int:
+    """Write ``levels_payload()`` of the source's levels to ``sink`` (anything with ``write``) in
+    the syntax of ``version`` (1: spec 7.2, in files of version 1.x; 2: spec 7.4, in 2.x); return
+    its size."""
+    parts = code_levels(source, max_classes=max_classes, version=version)
     parts.write_to(sink)
     return parts.size
 
 
-def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES) -> LevelsPayloadParts:
-    """Code the source's levels. Three passes over the pieces: escape limit, row magnitudes and
-    escapes; the symbol counts of the row groups; then rANS coding, last piece first."""
+def lc_plan_states(n: int) -> int:
+    """The reference encoder's number of interleaved states for a layer of n levels (spec 7.4 lets
+    it be 1, 2, 4, 8, 16 or 32): 32 for large layers (the AVX2 decoder's width), fewer for small
+    ones, where each state's ~2 bytes of final value would show."""
+    for limit, states in ((1 << 17, 32), (1 << 15, 16), (1 << 12, 8), (1 << 10, 4)):
+        if n >= limit:
+            return states
+    return 2
+
+
+#: Levels per chunk the reference encoder aims at (whole rows): chunks decode on separate threads.
+LC_CHUNK_ELEMENTS = 1 << 20
+
+
+def lc_plan_chunks(rows: int, cols: int) -> list[int]:
+    """The reference encoder's chunks: the first row of each (spec 7.4), about LC_CHUNK_ELEMENTS
+    levels each, at least one row each."""
+    if rows * cols == 0:
+        return [0]
+    per = max(1, -(-LC_CHUNK_ELEMENTS // cols))
+    count = -(-rows // per)
+    per = -(-rows // count)  # even out the chunks
+    return list(range(0, rows, per))
+
+
+def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, version: int = 2) -> LevelsPayloadParts:
+    """Code the source's levels (``version``: the payload syntax, 1 or 2). Three passes over the
+    pieces: escape limit, row magnitudes and escapes; the symbol counts of the row groups; then
+    rANS coding, last piece first."""
+    if version not in (1, 2):
+        raise ValueError(f"levels payload version must be 1 or 2, got {version}")
     rows, cols = source.rows, source.cols
     n = rows * cols
     pieces = source.pieces() if n else []
@@ -322,6 +370,7 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES) -> Le
     top = 0
     magnitude = np.zeros(rows, dtype=np.int64)
     escapes = []
+    escape_rows = []  # the row of each escaped level (chunk escape counts)
     for k, (a, b) in enumerate(pieces):
         q = piece(k)
         if q.size != b - a:
@@ -332,7 +381,9 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES) -> Le
         starts = np.concatenate(([0], np.cumsum(span)[:-1]))
         magnitude[r0:r0 + span.size] += np.add.reduceat(np.abs(np.clip(q, -128, 128)), starts, dtype=np.int64)
         if hi > LC_MAX_ESCAPE_LIMIT or lo < -LC_MAX_ESCAPE_LIMIT:
-            escapes.append(q[(q > LC_MAX_ESCAPE_LIMIT) | (q < -LC_MAX_ESCAPE_LIMIT)])  # in their own width
+            where = (q > LC_MAX_ESCAPE_LIMIT) | (q < -LC_MAX_ESCAPE_LIMIT)
+            escapes.append(q[where])  # in their own width
+            escape_rows.append((np.flatnonzero(where) + a) // cols)
     E = min(LC_MAX_ESCAPE_LIMIT, top)
     alphabet = 2 * E + 2
     if n:
@@ -356,18 +407,41 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES) -> Le
     cum = np.zeros_like(freq)
     cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
     # pass 3: rANS runs backwards: the last piece first, each piece starting from the states the
-    # next one left
-    states = [rans_reference.LC_RANS_L] * LC_STATES
-    spool = Spool()
+    # next one left; in version 2 each chunk of rows is coded on its own (fresh states)
+    if version == 1:
+        nstates, chunk_rows = LC_STATES, [0]
+    else:
+        nstates, chunk_rows = lc_plan_states(n), lc_plan_chunks(rows, cols)
+    chunk_first = [r * cols for r in chunk_rows]  # first element of each chunk
+    nchunks = len(chunk_rows)
+    states: list = [None] * nchunks
+    spools = [Spool() for _ in range(nchunks)]
     for k in range(len(pieces) - 1, -1, -1):
-        status, states, words = _backend.rans.encode(_symbols(piece(k), E), row_class, cols, freq, cum, -1, states,
-                                                     pieces[k][0])
-        if status:
-            raise EncodeError(f"rANS encoder failed: {rans_reference.ERRORS[status][2]}")
-        spool.add(words)
+        a, b = pieces[k]
+        sym = _symbols(piece(k), E)
+        # the parts of the piece in each chunk, the last part first
+        c = nchunks - 1
+        while c > 0 and chunk_first[c] >= b:
+            c -= 1
+        stop = b
+        while stop > a:
+            start = max(a, chunk_first[c])
+            first = start - chunk_first[c]
+            status, states[c], words = _backend.rans.encode(
+                sym[start - a:stop - a], row_class[chunk_rows[c]:], cols, freq, cum, -1, states[c], first,
+                nstates=nstates)
+            if status:
+                raise EncodeError(f"rANS encoder failed: {rans_reference.ERRORS[status][2]}")
+            spools[c].add(words)
+            stop = start
+            c -= 1
+    states = [st if st is not None else [rans_reference.LC_RANS_L] * nstates for st in states]
     w = _backend.BitWriter()
     w.ue(0, E)
     w.u(4, K - 1)
+    if version == 2:
+        w.u(3, nstates.bit_length() - 1)
+        w.u(2, LC_MODEL_STATIC)
     for codes in all_codes:
         write_table(w, codes)
     if K > 1:
@@ -377,42 +451,93 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES) -> Le
     for v in (v for e in escapes for v in e.tolist()):
         w.u(1, 1 if v < 0 else 0)
         w.ue(0, abs(v) - E - 1)
+    if version == 1:
+        w.byte_alignment()
+        for st in states[0]:
+            w.u32le(st)
+        return LevelsPayloadParts(w.getvalue(), [b""], spools)
+    w.ue(0, nchunks - 1)
+    if nchunks > 1:
+        per_row = np.bincount(np.concatenate(escape_rows), minlength=rows) if escape_rows else np.zeros(rows, np.int64)
+        bounds = chunk_rows + [rows]
+        for c in range(nchunks - 1):
+            w.ue(0, bounds[c + 1] - bounds[c] - 1)
+            w.ue(0, int(per_row[bounds[c]:bounds[c + 1]].sum()))
+            w.ue(0, spools[c].size // 2)
     w.byte_alignment()
-    for st in states:
-        w.u32le(st)
-    return LevelsPayloadParts(w.getvalue(), spool)
+    heads = [b"".join(int(x).to_bytes(4, "little") for x in st) for st in states]
+    return LevelsPayloadParts(w.getvalue(), heads, spools)
 
 
-def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int = LC_MAX_CLASSES) -> bytes:
-    """Return ``levels_payload()`` for integer levels (any int dtype, rows * cols elements)."""
+def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int = LC_MAX_CLASSES,
+                  version: int = 2) -> bytes:
+    """Return ``levels_payload()`` (of ``version``, 1 or 2) for integer levels (any int dtype,
+    rows * cols elements)."""
     out = io.BytesIO()
-    write_levels(ArrayLevels(levels, rows, cols), out, max_classes=max_classes)
+    write_levels(ArrayLevels(levels, rows, cols), out, max_classes=max_classes, version=version)
     return out.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------
 # decoder
 # ---------------------------------------------------------------------------------------------
-class LevelsPayload(NamedTuple):
-    """The syntax elements of ``levels_payload()`` (the rANS words as a view, not decoded)."""
+class LevelsChunk(NamedTuple):
+    """One independently decodable chunk of a levels payload: rows row0..row1-1, escapes
+    esc0..esc1-1 of the escape list, its states and its rANS words (a view)."""
 
+    row0: int
+    row1: int
+    esc0: int
+    esc1: int
+    states: list[int]
+    words: memoryview
+    words_offset: int  # file offset of its lc_rans_words
+    path: str  # syntax path of its elements ("" in version 1, "lc_chunk[c]." in version 2)
+
+
+class LevelsPayload(NamedTuple):
+    """The syntax elements of ``levels_payload()`` (the rANS words as views, not decoded)."""
+
+    version: int
     escape_limit: int
     freqs: np.ndarray  # K x alphabet, each row summing to 2^14 or all zero
     row_class: np.ndarray  # uint8, one per row
     escapes: list[int]
-    states: list[int]
-    words: memoryview
-    words_offset: int  # file offset of lc_rans_words
+    chunks: list[LevelsChunk]
+
+    @property
+    def states(self) -> list[int]:
+        return self.chunks[0].states
+
+    @property
+    def words(self) -> memoryview:
+        return self.chunks[0].words
+
+    @property
+    def words_offset(self) -> int:
+        return self.chunks[0].words_offset
 
 
-def read_levels_payload(r, rows: int, cols: int) -> LevelsPayload:
-    """Read ``levels_payload()`` from bit reader ``r`` (spec 7.2) and check its rules; the rANS words
-    are taken as the rest of the reader's data."""
+def read_levels_payload(r, rows: int, cols: int, *, version: int = 2) -> LevelsPayload:
+    """Read ``levels_payload()`` of ``version`` (1: spec 7.2; 2: spec 7.4) from bit reader ``r``
+    and check its rules; the rANS words are taken as the rest of the reader's data."""
+    if version not in (1, 2):
+        raise ValueError(f"levels payload version must be 1 or 2, got {version}")
     E = r.ue(0, "lc_escape_limit")
     if E > LC_MAX_ESCAPE_LIMIT:
         raise r.error(f"lc_escape_limit {E} exceeds {LC_MAX_ESCAPE_LIMIT}", "lc_escape_limit")
     alphabet = 2 * E + 2
     K = r.u(4, "lc_num_classes_minus1") + 1
+    nstates = LC_STATES
+    if version == 2:
+        log2 = r.u(3, "lc_log2_states")
+        if log2 > 5:
+            raise r.error(f"lc_log2_states {log2} exceeds 5", "lc_log2_states", at=r.pos - 3)
+        nstates = 1 << log2
+        model = r.u(2, "lc_model")
+        if model != LC_MODEL_STATIC:
+            raise r.error(f"lc_model {model} is reserved (this reader knows {LC_MODEL_STATIC}: static tables)",
+                          "lc_model", at=r.pos - 2, cls=UnsupportedError)
     freqs = freq_rows_from_codes(np.stack([read_table(r, alphabet, f"lc_table[{k}]")
                                            for k in range(K)])).astype(np.uint32)
     if K > 1:
@@ -439,16 +564,58 @@ def read_levels_payload(r, rows: int, cols: int) -> LevelsPayload:
         if not -(1 << 63) <= value < (1 << 63):
             raise r.error("escaped level does not fit int64", f"lc_esc_magnitude[{j}]")
         escapes.append(value)
+    if version == 1:
+        r.byte_alignment()
+        states = [r.u32le(f"lc_rans_state[{j}]") for j in range(LC_STATES)]
+        words_offset = r.base_offset + r.pos // 8
+        words = _read_words(r, r.bits_left() // 8, n, "lc_rans_words")
+        chunk = LevelsChunk(0, rows if cols else 0, 0, count, states, words, words_offset, "")
+        return LevelsPayload(1, E, freqs, row_class, escapes, [chunk])
+    grid_rows = rows if n else 0
+    nchunks = r.ue(0, "lc_num_chunks_minus1") + 1
+    if nchunks > max(1, grid_rows):
+        raise r.error(f"{nchunks} chunks for {grid_rows} rows of levels", "lc_num_chunks_minus1")
+    bounds, esc_bounds, word_counts = [0], [0], []
+    for c in range(nchunks - 1):
+        rows_c = r.ue(0, f"lc_chunk_rows_minus1[{c}]") + 1
+        if bounds[-1] + rows_c >= grid_rows:
+            raise r.error(f"chunks 0..{c} take {bounds[-1] + rows_c} of {grid_rows} rows, leaving none for the last",
+                          f"lc_chunk_rows_minus1[{c}]")
+        bounds.append(bounds[-1] + rows_c)
+        esc_c = r.ue(0, f"lc_chunk_escapes[{c}]")
+        if esc_bounds[-1] + esc_c > count:
+            raise r.error(f"chunks 0..{c} take {esc_bounds[-1] + esc_c} of {count} escapes", f"lc_chunk_escapes[{c}]")
+        esc_bounds.append(esc_bounds[-1] + esc_c)
+        words_c = r.ue(0, f"lc_chunk_words[{c}]")
+        if words_c > rows_c * cols:
+            raise r.error(f"{words_c} rANS words for {rows_c * cols} levels", f"lc_chunk_words[{c}]")
+        word_counts.append(words_c)
+    bounds.append(grid_rows)
+    esc_bounds.append(count)
     r.byte_alignment()
-    states = [r.u32le(f"lc_rans_state[{j}]") for j in range(LC_STATES)]
-    words_offset = r.base_offset + r.pos // 8
-    nbytes = r.bits_left() // 8
+    need = 4 * nstates * nchunks + 2 * sum(word_counts)
+    if need * 8 > r.bits_left():
+        raise r.error(f"the chunks need {need} bytes, {r.bits_left() // 8} left", "lc_chunk_words",
+                      cls=TruncatedError)
+    chunks = []
+    for c in range(nchunks):
+        where = f"lc_chunk[{c}]."
+        states = [r.u32le(f"{where}lc_rans_state[{j}]") for j in range(nstates)]
+        words_offset = r.base_offset + r.pos // 8
+        nbytes = 2 * word_counts[c] if c < nchunks - 1 else r.bits_left() // 8
+        levels_c = (bounds[c + 1] - bounds[c]) * cols
+        words = _read_words(r, nbytes, levels_c, f"{where}lc_rans_words")
+        chunks.append(LevelsChunk(bounds[c], bounds[c + 1], esc_bounds[c], esc_bounds[c + 1], states, words,
+                                  words_offset, where))
+    return LevelsPayload(2, E, freqs, row_class, escapes, chunks)
+
+
+def _read_words(r, nbytes: int, levels: int, name: str) -> memoryview:
     if nbytes % 2:
-        raise r.error("the rANS word stream has an odd number of bytes", "lc_rans_words")
-    if nbytes // 2 > n:
-        raise r.error(f"{nbytes // 2} rANS words for {n} levels", "lc_rans_words")
-    words = r.view(nbytes, "lc_rans_words")
-    return LevelsPayload(E, freqs, row_class, escapes, states, words, words_offset)
+        raise r.error("the rANS word stream has an odd number of bytes", name)
+    if nbytes // 2 > levels:
+        raise r.error(f"{nbytes // 2} rANS words for {levels} levels", name)
+    return r.view(nbytes, name)
 
 
 _OUT_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16, LC_OUT_AFFINE: np.float32,
@@ -456,12 +623,15 @@ _OUT_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16,
 
 
 def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, scale=None, zero_point=None,
-                  codebook=None, path: str = "unit_payload", base_offset: int = 0, out=None) -> np.ndarray:
-    """Decode ``levels_payload()`` into a flat int64 (LC_OUT_I64), int32 (LC_OUT_I32) or int16
-    (LC_OUT_I16) array of levels, or float32 values: (level - zero_point[row]) * scale[row]
-    (LC_OUT_AFFINE) or codebook[level] (LC_OUT_CODEBOOK). ``out``: the array to decode into (of
-    that dtype and rows * cols elements), e.g. a view of the caller's output buffer."""
-    p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols)
+                  codebook=None, path: str = "unit_payload", base_offset: int = 0, out=None, version: int = 2,
+                  threads: int | None = None) -> np.ndarray:
+    """Decode ``levels_payload()`` (of ``version``, 1 or 2) into a flat int64 (LC_OUT_I64), int32
+    (LC_OUT_I32) or int16 (LC_OUT_I16) array of levels, or float32 values: (level -
+    zero_point[row]) * scale[row] (LC_OUT_AFFINE) or codebook[level] (LC_OUT_CODEBOOK). ``out``:
+    the array to decode into (of that dtype and rows * cols elements), e.g. a view of the caller's
+    output buffer. ``threads``: decode the chunks of a version 2 payload on up to this many threads
+    (default: :func:`set_decode_threads`'s setting, 1 unless changed)."""
+    p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols, version=version)
     n = rows * cols
     dtype = _OUT_DTYPES[out_kind]
     if out_kind in (LC_OUT_I32, LC_OUT_I16):
@@ -474,19 +644,70 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
     elif out.dtype != dtype or out.shape != (n,) or not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"out must be a writable contiguous {np.dtype(dtype).name} array of {n} elements")
     fc, sy = _backend.rans.build_tables(p.freqs)
-    status, at, value = _backend.rans.decode(p.words, p.states, fc, sy, p.row_class, rows, cols, p.escape_limit,
-                                             p.escapes, out_kind, out, scale, zero_point, codebook)
-    if status:
-        raise_status(rans_reference.ERRORS, status, at, value, path=path, base_offset=p.words_offset)
+    escapes = np.asarray(p.escapes, dtype=np.int64) if p.escapes else np.zeros(0, np.int64)
+
+    def run(chunk: LevelsChunk):
+        a, b = chunk.row0 * cols, chunk.row1 * cols
+        sc = None if scale is None else scale[chunk.row0:chunk.row1]
+        zp = None if zero_point is None else zero_point[chunk.row0:chunk.row1]
+        return _backend.rans.decode(chunk.words, chunk.states, fc, sy, p.row_class[chunk.row0:chunk.row1],
+                                    chunk.row1 - chunk.row0, cols, p.escape_limit, escapes[chunk.esc0:chunk.esc1],
+                                    out_kind, out[a:b], sc, zp, codebook)
+
+    workers = min(len(p.chunks), _decode_threads if threads is None else max(1, threads))
+    if workers > 1:
+        results = list(_thread_pool(workers).map(run, p.chunks))
+    else:
+        results = []
+        for chunk in p.chunks:  # stop at the first chunk in error
+            results.append(run(chunk))
+            if results[-1][0]:
+                break
+    for chunk, (status, at, value) in zip(p.chunks, results):
+        if status:
+            raise_status(rans_reference.ERRORS, status, at, value, path=path + ("." + chunk.path[:-1] if chunk.path
+                                                                                else ""),
+                         base_offset=chunk.words_offset)
     return out
 
 
-def trace_levels_payload(payload, rows: int, cols: int, *, path: str, base_offset: int, trace: list) -> None:
+_decode_threads = 1
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def set_decode_threads(threads: int) -> int:
+    """Decode the chunks of a layer's levels on up to ``threads`` threads (the compiled decoder
+    releases the GIL); returns the previous setting. One layer's bytes and values do not depend on
+    it."""
+    global _decode_threads
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+    previous, _decode_threads = _decode_threads, threads
+    return previous
+
+
+def _thread_pool(workers: int):
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < workers:
+            from concurrent.futures import ThreadPoolExecutor
+
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="codec-levels")
+        return _pool
+
+
+def trace_levels_payload(payload, rows: int, cols: int, *, path: str, base_offset: int, trace: list,
+                         version: int = 2) -> None:
     """Record the syntax elements of ``levels_payload()`` in ``trace`` (``codec-dump --fields``)."""
-    read_levels_payload(_backend.bit_reader(payload, base_offset, path, trace), rows, cols)
+    read_levels_payload(_backend.bit_reader(payload, base_offset, path, trace), rows, cols, version=version)
 
 
-def levels_summary(payload, rows: int, cols: int, *, path: str, base_offset: int) -> dict:
-    """What ``codec-dump`` shows of a ``levels_payload()``: escape limit, row classes, escapes."""
-    p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols)
-    return {"escape_limit": p.escape_limit, "row_classes": int(p.freqs.shape[0]), "escapes": len(p.escapes)}
+def levels_summary(payload, rows: int, cols: int, *, path: str, base_offset: int, version: int = 2) -> dict:
+    """What ``codec-dump`` shows of a ``levels_payload()``: escape limit, row classes, escapes,
+    states and chunks."""
+    p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols, version=version)
+    return {"escape_limit": p.escape_limit, "row_classes": int(p.freqs.shape[0]), "escapes": len(p.escapes),
+            "states": len(p.states), "chunks": len(p.chunks)}

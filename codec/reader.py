@@ -211,7 +211,7 @@ class Reader:
             raise FormatError(f"index_unit_offset {index_offset} is outside the file", path="trailer.index_unit_offset",
                               bit_offset=trailer_offset * 8)
         unit = read_unit_header(buf[index_offset:trailer_offset], index_offset, self.limits,
-                                version_minor=self.network_header.version_minor)
+                                version=self.network_header.version)
         if unit.unit_type != UnitType.INDEX:
             raise FormatError(f"unit at index_unit_offset has unit_type {unit.unit_type}, not index",
                               path="index.unit_type", bit_offset=(index_offset + 3) * 8)
@@ -328,7 +328,7 @@ class Reader:
         position, entry = self._entry(name)
         end = entry.unit_offset + entry.unit_size
         unit = read_unit_header(self._buf[entry.unit_offset:end], entry.unit_offset, self.limits,
-                                version_minor=self.network_header.version_minor, layer_position=position)
+                                version=self.network_header.version, layer_position=position)
         path = f"layers[{position}]"
         if unit.layer is None:
             raise FormatError(f"index entry points at a unit of type {unit.unit_type}, not a layer",
@@ -441,7 +441,7 @@ def iter_units(buf, network_header: NetworkHeader, limits: Limits, *, end: int, 
     position = 0
     while offset < end:
         is_layer = offset + 4 <= len(buf) and buf[offset + 3] == UnitType.LAYER
-        unit = read_unit_header(buf[offset:end], offset, limits, version_minor=network_header.version_minor,
+        unit = read_unit_header(buf[offset:end], offset, limits, version=network_header.version,
                                 layer_position=position if is_layer else None, trace=trace)
         path = f"layers[{position}]" if is_layer else "unit"
         if unit.unit_type == UnitType.INDEX:
@@ -558,7 +558,7 @@ class StreamReader:
             head += self._in.read(pad, f"layers[{position}].unit_padding")
             is_layer = prefix[3] == UnitType.LAYER
             unit: UnitHeader = read_unit_header(head, unit_offset, self.limits,
-                                                version_minor=self.network_header.version_minor,
+                                                version=self.network_header.version,
                                                 layer_position=position if is_layer else None)
             if unit.unit_type == UnitType.INDEX:
                 break

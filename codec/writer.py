@@ -97,6 +97,10 @@ class _PayloadSink:
         pass
 
 
+#: The versions a Writer can write (``format_version=``): 1.x files for readers of version 1.x.
+WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0))
+
+
 class _Prepared(NamedTuple):
     """A layer encoded in memory, ready to be appended (what a worker returns)."""
 
@@ -105,7 +109,7 @@ class _Prepared(NamedTuple):
     parts: list
     size: int
     crc: int
-    minor: int
+    version: tuple[int, int]
 
 
 class _MemorySink:
@@ -125,7 +129,12 @@ class _MemorySink:
         pass
 
 
-def _plan_layer(index: int, name: str, array, params: dict, global_qp):
+def _layer_version(coding, levels_version: int) -> tuple[int, int]:
+    """The lowest format version that holds a layer of this mode with this levels syntax."""
+    return (2, 0) if coding.codes_levels and levels_version == 2 else (1, coding.since_minor)
+
+
+def _plan_layer(index: int, name: str, array, params: dict, global_qp, levels_version: int = 2):
     """Validate a layer and plan its coding: return (array, dtype code, coding mode, plan, header body)."""
     params = dict(params)
     mode = params.pop("mode", "zstd")
@@ -140,7 +149,8 @@ def _plan_layer(index: int, name: str, array, params: dict, global_qp):
         layer_kind = guess_kind(name, array)
     coding = get_mode(mode)
     _check_readable(index, name, array, dtype_code)
-    plan = coding.plan(array, dtype_code, coding.validate(params), global_qp=global_qp)
+    plan = coding.plan(array, dtype_code, coding.validate(params), global_qp=global_qp,
+                       **({"levels_version": levels_version} if coding.codes_levels else {}))
     body = write_layer_header(layer_index=index, layer_name=name, layer_kind=layer_kind, layer_shape=array.shape,
                               layer_dtype=dtype_code, coding_mode=coding.mode_id, local_qp_set=plan.local_qp_set,
                               mode_params=plan.mode_params)
@@ -186,14 +196,14 @@ class LayerTask(NamedTuple):
         return array, params
 
 
-def _prepare_layer(index: int, name: str, array, params: dict, global_qp) -> _Prepared:
+def _prepare_layer(index: int, name: str, array, params: dict, global_qp, levels_version: int = 2) -> _Prepared:
     """Encode one layer in memory (module-level so that process pools can run it)."""
     if isinstance(array, LayerTask):
         array, params = array.resolve()
-    array, dtype_code, coding, plan, body = _plan_layer(index, name, array, params, global_qp)
+    array, dtype_code, coding, plan, body = _plan_layer(index, name, array, params, global_qp, levels_version)
     sink = _MemorySink()
     coding.write(plan, array, dtype_code, sink)
-    return _Prepared(name, body, sink.parts, sink.size, sink.crc, coding.since_minor)
+    return _Prepared(name, body, sink.parts, sink.size, sink.crc, _layer_version(coding, levels_version))
 
 
 class Writer:
@@ -210,6 +220,11 @@ class Writer:
         The global quantization parameters (network header): defaults for every ``quantized``
         layer, e.g. ``{"bits": 4, "granularity": "channel"}`` or ``{"step": 2**-8}``. Keys:
         ``method``, ``bits``, ``step``, ``granularity``, ``axis``, ``qp_density``.
+    format_version : (int, int), optional
+        The lowest version to write, one of ``WRITABLE_VERSIONS``. By default the file has the
+        lowest version that holds what it uses: 2.0 as soon as a layer codes levels (spec 7.4: the
+        level coder with 32 states and chunks), 1.0 or 1.1 otherwise. ``(1, 0)`` or ``(1, 1)``
+        writes a file that readers of version 1.x read (levels coded as spec 7.2).
 
     Examples
     --------
@@ -222,12 +237,19 @@ class Writer:
     (4, 3)
     """
 
-    def __init__(self, target, /, *, metadata=None, quantization=None):
+    def __init__(self, target, /, *, metadata=None, quantization=None, format_version=None):
         self._metadata = normalize_metadata(metadata)
         self._global_qp = global_quantization(quantization)
         self._global_qp_bytes = write_qp_set_data(self._global_qp)
-        # version_minor: the lowest that has every feature used (1.0 files stay 1.0)
-        self._minor = 1 if self._global_qp_bytes else 0
+        if format_version is not None:
+            format_version = tuple(format_version)
+            if format_version not in WRITABLE_VERSIONS:
+                raise ValueError(f"format_version must be one of {', '.join(map(str, WRITABLE_VERSIONS))} or None, "
+                                 f"got {format_version}")
+        # 1.x files code levels with the payload of spec 7.2 (for readers of version 1.x)
+        self._levels_version = 1 if format_version is not None and format_version[0] == 1 else 2
+        # the version: the lowest that has every feature used (1.0 files stay 1.0), at least the one asked
+        self._version = max(format_version or (1, 0), (1, 1) if self._global_qp_bytes else (1, 0))
         self._header = self._network_header(0)
         too_long = next((k for k in self._metadata if len(k.encode("utf-8")) > DEFAULT_LIMITS.max_name_bytes), None)
         if too_long is not None:
@@ -259,7 +281,7 @@ class Writer:
 
     def _network_header(self, layer_count: int) -> bytes:
         return write_network_header(layer_count=layer_count, metadata=self._metadata,
-                                    global_qp_set=self._global_qp_bytes, version_minor=self._minor)
+                                    global_qp_set=self._global_qp_bytes, version=self._version)
 
     # -- context manager ---------------------------------------------------------------------
     def __enter__(self) -> "Writer":
@@ -305,7 +327,8 @@ class Writer:
             raise EncodeError(f"duplicate layer name {name!r}")
         index = self._next_index(0)
         array, dtype_code, coding, plan, body = _plan_layer(
-            index, name, array, {"mode": mode, "kind": kind, "dtype": dtype, **mode_params}, self._global_qp)
+            index, name, array, {"mode": mode, "kind": kind, "dtype": dtype, **mode_params}, self._global_qp,
+            self._levels_version)
         unit_offset = self._pos
         header = write_unit_header(UnitType.LAYER, body, 0, 0)
         pad = padding_size(unit_offset + len(header))
@@ -323,7 +346,7 @@ class Writer:
             self._rewind(unit_offset)
             raise
         self._pos = end
-        self._minor = max(self._minor, coding.since_minor)
+        self._version = max(self._version, _layer_version(coding, self._levels_version))
         self._names.add(name)
         self._entries.append(IndexEntry(name, unit_offset, end - unit_offset))
         _log.debug("wrote %s: %s %s %s, %d payload bytes", name, array.dtype, array.shape, coding.name, sink.size)
@@ -369,7 +392,8 @@ class Writer:
                 if name in self._names or any(p[0] == name for p in pending):
                     raise EncodeError(f"duplicate layer name {name!r}")
                 index = self._next_index(len(pending))
-                pending.append((name, pool.submit(_prepare_layer, index, name, array, params, self._global_qp)))
+                pending.append((name, pool.submit(_prepare_layer, index, name, array, params, self._global_qp,
+                                                  self._levels_version)))
                 while len(pending) >= window:
                     self._commit(pending.popleft()[1].result(), progress)
             while pending:
@@ -401,7 +425,7 @@ class Writer:
             raise
         end = unit_offset + len(header) + pad + prep.size
         self._pos = end
-        self._minor = max(self._minor, prep.minor)
+        self._version = max(self._version, prep.version)
         self._names.add(prep.name)
         self._entries.append(IndexEntry(prep.name, unit_offset, end - unit_offset))
         if progress:

@@ -42,7 +42,7 @@ def layer_body(*, index=0, name="w", kind=0, shape=(2,), dtype=2, mode=0, qp=Non
     return w.getvalue()
 
 
-def assemble(units, *, metadata=None, layer_count=None, header=None) -> bytes:
+def assemble(units, *, metadata=None, layer_count=None, header=None, version=None) -> bytes:
     """Concatenate a network header, units [(unit_type, body, payload)], an index and a trailer.
 
     Layer units are indexed under the name parsed from nothing: the caller passes names via
@@ -50,7 +50,9 @@ def assemble(units, *, metadata=None, layer_count=None, header=None) -> bytes:
     """
     layers = [u for u in units if u[0] == UnitType.LAYER]
     count = len(layers) if layer_count is None else layer_count
-    out = bytearray(header if header is not None else write_network_header(layer_count=count, metadata=metadata or {}))
+    extra = {} if version is None else {"version": version}
+    out = bytearray(header if header is not None else write_network_header(layer_count=count, metadata=metadata or {},
+                                                                           **extra))
     entries = []
     for unit in units:
         unit_type, body, payload = unit[:3]

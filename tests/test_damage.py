@@ -140,8 +140,9 @@ def test_every_flip_of_the_rans_states_is_caught(shape):
     rng = np.random.default_rng(4)
     q = np.rint(rng.laplace(0, 2, shape)).astype(np.int64)
     payload = levels.encode_levels(q, *shape)
-    words_offset = levels.read_levels_payload(_backend.bit_reader(payload, 0, "p"), *shape).words_offset
-    states_offset = words_offset - 4 * levels.LC_STATES
+    parsed = levels.read_levels_payload(_backend.bit_reader(payload, 0, "p"), *shape)
+    words_offset = parsed.words_offset
+    states_offset = words_offset - 4 * len(parsed.states)
     silent = {"states": [], "words": []}
     for bit in range(states_offset * 8, len(payload) * 8):
         damaged = bytearray(payload)
@@ -239,10 +240,10 @@ def test_escape_limit_127_is_the_largest(limit, ok):
     w.byte_alignment()
     payload = w.getvalue() + (1 << 16).to_bytes(4, "little") * levels.LC_STATES
     if ok:
-        assert levels.decode_levels(payload, 1, 0).size == 0
+        assert levels.decode_levels(payload, 1, 0, version=1).size == 0
     else:
         with pytest.raises(FormatError, match="lc_escape_limit 128 exceeds 127"):
-            levels.decode_levels(payload, 1, 0)
+            levels.decode_levels(payload, 1, 0, version=1)
 
 
 def _levels_payload(n_escapes: int, words: bytes = b"", cut_bits: int = 0) -> bytes:
@@ -262,9 +263,9 @@ def _levels_payload(n_escapes: int, words: bytes = b"", cut_bits: int = 0) -> by
 
 def test_escape_count_at_and_past_the_levels():
     with pytest.raises(FormatError, match=r"lc_escape_count 5 exceeds the levels or the payload"):
-        levels.decode_levels(_levels_payload(5), 1, 4)
+        levels.decode_levels(_levels_payload(5), 1, 4, version=1)
     with pytest.raises(CodecError) as info:
-        levels.decode_levels(_levels_payload(4), 1, 4)  # as many as levels: past that check
+        levels.decode_levels(_levels_payload(4), 1, 4, version=1)  # as many as levels: past that check
     assert "lc_escape_count" not in str(info.value)
 
 
@@ -284,16 +285,16 @@ def test_escape_count_against_the_bits_left():
             if (position + 2 * count - short) % 8 == 0:
                 cut = whole[:(position + 2 * count - short) // 8]
                 with pytest.raises(TruncatedError, match=f"lc_escape_count {count} exceeds the levels or the payload"):
-                    levels.decode_levels(cut, 1, 300)
+                    levels.decode_levels(cut, 1, 300, version=1)
                 hits += 1
     assert hits >= 4
 
 
 def test_more_rans_words_than_levels():
     with pytest.raises(FormatError, match=r"5 rANS words for 4 levels"):
-        levels.decode_levels(_levels_payload(0, words=b"\x01\x00" * 5), 1, 4)
+        levels.decode_levels(_levels_payload(0, words=b"\x01\x00" * 5), 1, 4, version=1)
     with pytest.raises(CodecError) as info:
-        levels.decode_levels(_levels_payload(0, words=b"\x01\x00" * 4), 1, 4)
+        levels.decode_levels(_levels_payload(0, words=b"\x01\x00" * 4), 1, 4, version=1)
     assert "rANS words for" not in str(info.value)
 
 

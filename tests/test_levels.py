@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -46,6 +46,49 @@ def test_roundtrip(case, max_classes):
     assert np.array_equal(levels.decode_levels(payload, rows, cols), q)
 
 
+@given(level_arrays(), st.sampled_from([1, 2, 4, 8, 16, 32]), st.integers(1, 120), st.sampled_from([1, 3]))
+@settings(deadline=None)
+def test_roundtrip_v2_every_state_count_and_chunking(case, nstates, chunk_elements, threads):
+    """Version 2: any state count, chunks of any size (one row up to the whole layer), on one or
+    several threads: the levels come back; version 1 of the same levels decodes to the same."""
+    q, rows, cols = case
+    saved = levels.lc_plan_states, levels.LC_CHUNK_ELEMENTS
+    try:
+        levels.lc_plan_states, levels.LC_CHUNK_ELEMENTS = (lambda n: nstates), chunk_elements
+        payload = levels.encode_levels(q, rows, cols)
+        plan = levels.lc_plan_chunks(rows, cols)
+    finally:
+        levels.lc_plan_states, levels.LC_CHUNK_ELEMENTS = saved
+    p = levels.read_levels_payload(__import__("codec")._backend.BitReader(payload), rows, cols)
+    assert len(p.states) == nstates and p.version == 2
+    if rows * cols:
+        assert [c.row0 for c in p.chunks] == plan
+        assert p.chunks[-1].row1 == rows and sum(c.esc1 - c.esc0 for c in p.chunks) == len(p.escapes)
+    assert np.array_equal(levels.decode_levels(payload, rows, cols, threads=threads), q)
+    v1 = levels.encode_levels(q, rows, cols, version=1)
+    assert np.array_equal(levels.decode_levels(v1, rows, cols, version=1), q)
+
+
+def test_v2_chunks_follow_the_reference_plan(monkeypatch):
+    monkeypatch.setattr(levels, "LC_CHUNK_ELEMENTS", 1000)
+    assert levels.lc_plan_chunks(0, 5) == [0] and levels.lc_plan_chunks(7, 0) == [0]
+    assert levels.lc_plan_chunks(10, 100) == [0]
+    assert levels.lc_plan_chunks(25, 100) == [0, 9, 18]  # 3 chunks of ceil(25 / 3) rows
+    assert levels.lc_plan_chunks(3, 5000) == [0, 1, 2]  # a row longer than a chunk: one row each
+    assert [levels.lc_plan_states(n) for n in (0, 1023, 1024, 4096, 1 << 15, 1 << 17)] == [2, 2, 4, 8, 16, 32]
+
+
+@given(st.binary(min_size=1, max_size=60), st.integers(0, 12), st.integers(0, 12))
+def test_random_v2_headers_raise_only_codec_errors(head, rows, cols):
+    # a random header (chunk fields included) before valid-looking states: CodecError or levels
+    data = head + (1 << 16).to_bytes(4, "little") * 40
+    try:
+        out = levels.decode_levels(data, rows, cols, threads=2)
+    except CodecError:
+        return
+    assert out.shape == (rows * cols,)
+
+
 @pytest.mark.parametrize("q", [np.zeros(0, np.int64), np.array([5]), np.array([-(2**63)]), np.array([2**63 - 1]),
                                np.zeros(1000, np.int64), np.array([1, -1] * 500)])
 def test_edge_sequences(q):
@@ -54,8 +97,11 @@ def test_edge_sequences(q):
 
 
 def test_all_zero_layer_costs_only_the_header_and_states():
-    payload = levels.encode_levels(np.zeros(100_000, np.int64), 100, 1000)
+    payload = levels.encode_levels(np.zeros(100_000, np.int64), 100, 1000, version=1)
     assert len(payload) <= 8 * 4 + 8
+    # version 2: 16 states for 10^5 levels (the encoder's choice), one chunk
+    payload = levels.encode_levels(np.zeros(100_000, np.int64), 100, 1000)
+    assert len(payload) <= 16 * 4 + 8
 
 
 @given(level_arrays())
@@ -174,18 +220,41 @@ def test_encoder_retries_when_the_capacity_hint_is_too_small():
 
 def test_damaged_words_name_the_element_and_its_file_offset():
     q = np.rint(np.random.default_rng(3).laplace(0, 5, 2000)).astype(np.int64)
-    payload = levels.encode_levels(q, 20, 100)
+    payload = levels.encode_levels(q, 20, 100, version=1)
     r = __import__("codec")._backend.BitReader(payload)
-    words_at = levels.read_levels_payload(r, 20, 100).words_offset
+    words_at = levels.read_levels_payload(r, 20, 100, version=1).words_offset
     with pytest.raises(FormatError) as info:
-        levels.decode_levels(payload[:-2], 20, 100, path="layers[3].unit_payload", base_offset=1000)
+        levels.decode_levels(payload[:-2], 20, 100, path="layers[3].unit_payload", base_offset=1000, version=1)
     assert str(info.value) == f"layers[3].unit_payload.lc_rans_words at byte {1000 + words_at}: " \
                               "rANS words end before the last level"
     bad_state = bytearray(payload)
     bad_state[words_at - 4 * 8 + 4 * 2:words_at - 4 * 8 + 4 * 3] = bytes(4)
     with pytest.raises(FormatError) as info:
-        levels.decode_levels(bytes(bad_state), 20, 100, path="x", base_offset=1000)
+        levels.decode_levels(bytes(bad_state), 20, 100, path="x", base_offset=1000, version=1)
     assert str(info.value) == f"x.lc_rans_state[2] at byte {1000 + words_at - 24}: rANS initial state below 2^16"
+
+
+def test_damaged_chunks_name_the_chunk_and_its_file_offset(monkeypatch):
+    # version 2: an error inside a chunk names lc_chunk[c] and the offset of that chunk's element
+    monkeypatch.setattr(levels, "LC_CHUNK_ELEMENTS", 600)
+    q = np.rint(np.random.default_rng(3).laplace(0, 5, 2000)).astype(np.int64)
+    payload = levels.encode_levels(q, 20, 100)
+    p = levels.read_levels_payload(__import__("codec")._backend.BitReader(payload), 20, 100)
+    assert len(p.chunks) == 4 and [c.row0 for c in p.chunks] == [0, 5, 10, 15]
+    S = len(p.states)
+    last = p.chunks[-1]
+    with pytest.raises(FormatError) as info:
+        levels.decode_levels(payload[:-2], 20, 100, path="layers[3].unit_payload", base_offset=1000)
+    assert str(info.value) == f"layers[3].unit_payload.lc_chunk[3].lc_rans_words at byte {1000 + last.words_offset}: " \
+                              "rANS words end before the last level"
+    second = p.chunks[1]
+    bad_state = bytearray(payload)
+    at = second.words_offset - 4 * S + 4 * 2
+    bad_state[at:at + 4] = bytes(4)
+    for threads in (1, 3):
+        with pytest.raises(FormatError) as info:
+            levels.decode_levels(bytes(bad_state), 20, 100, path="x", base_offset=1000, threads=threads)
+        assert str(info.value) == f"x.lc_chunk[1].lc_rans_state[2] at byte {1000 + at}: rANS initial state below 2^16"
 
 
 def test_affine_output_beyond_binary32_is_infinite_without_a_warning():

@@ -181,8 +181,8 @@ def test_deep_list_nesting_limit():
 
 def test_unknown_major_version():
     data = bytearray(small_file())
-    data[8] = 2
-    with pytest.raises(UnsupportedError, match=r"version 2\.x is not supported"):
+    data[8] = 3
+    with pytest.raises(UnsupportedError, match=r"version 3\.x is not supported \(this reader knows 1\.x and 2\.x\)"):
         codec.decode(bytes(data))
 
 

@@ -191,10 +191,17 @@ def test_global_step():
     assert np.array_equal(levels, np.rint(w.astype(np.float64) / 2 ** -8).astype(np.int64))
 
 
-def test_version_minor_is_the_lowest_needed():
+def test_version_is_the_lowest_needed():
     assert codec.open(codec.encode({"a": np.ones(3)}, mode="raw")).version == (1, 0)
-    assert codec.open(roundtrip({"a": (weights(), dict(mode="quantized"))})).version == (1, 1)
-    assert codec.open(codec.encode({"a": np.arange(3)}, mode="entropy")).version == (1, 1)
+    # level-coded layers: version 2.0 (the level coder of spec 7.4), or 1.1 when asked for
+    assert codec.open(roundtrip({"a": (weights(), dict(mode="quantized"))})).version == (2, 0)
+    assert codec.open(codec.encode({"a": np.arange(3)}, mode="entropy")).version == (2, 0)
+    old = codec.encode({"a": np.arange(3)}, mode="entropy", format_version=(1, 0))
+    assert codec.open(old).version == (1, 1)
+    assert codec.decode(old)["a"].tolist() == [0, 1, 2]
+    assert codec.open(codec.encode({"a": np.ones(3)}, mode="raw", format_version=(2, 0))).version == (2, 0)
+    with pytest.raises(ValueError, match="format_version must be one of"):
+        codec.encode({"a": np.ones(3)}, format_version=(1, 2))
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,

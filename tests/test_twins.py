@@ -171,6 +171,58 @@ def _rans():
     flipped = bytearray(words)
     flipped[len(flipped) // 2] ^= 0x40
     check("rans", "decode", bytes(flipped), states, *args, 0, np.empty(300, np.int64))
+    _rans_states_and_simd(rng)
+
+
+def _rans_states_and_simd(rng):
+    """Version 2 state counts (1..32) in both backends, and the compiled decoder with its AVX2 group
+    kernel on and off (16 and 32 states): identical words, states, outputs and errors."""
+    from tests.twins import CHECKED, FAST, PURE
+    rows, cols = 7, 203  # rows of an odd length: every position of a group starts some row
+    q = np.clip(np.rint(rng.laplace(0, 4, (rows, cols))), -30, 30).astype(np.int64)
+    q[rng.random((rows, cols)) < 0.01] = 500  # escapes, inside vector groups too
+    E, sym, counts = check("rans", "symbols", q, rows, cols)
+    row_class = (np.arange(rows) % 2).astype(np.uint8)
+    freq = np.array([freqs_from_codes(codes_from_counts(counts[row_class == k].sum(axis=0))) for k in range(2)],
+                    dtype=np.uint32)
+    cum = np.zeros_like(freq)
+    cum[:, 1:] = np.cumsum(freq, axis=1)[:, :-1]
+    fc, sy = check("rans", "build_tables", freq)
+    escapes = q.reshape(-1)[sym == 2 * E + 1].tolist()
+    n = rows * cols
+    scale, zp = np.linspace(0.1, 3, rows).astype(np.float32), np.arange(rows, dtype=np.int64) - 3
+    for nstates in (1, 2, 4, 8, 16, 32):
+        status, states, words = check("rans", "encode", sym, row_class, cols, freq, cum, nstates=nstates)
+        assert status == 0 and len(states) == nstates
+        flipped = bytearray(words)
+        flipped[len(flipped) // 3] ^= 0x10
+        for simd in (False, True):
+            for mod in (PURE["rans"],) + ((FAST["rans"],) if FAST is not None else ()):
+                mod.set_simd(simd)
+            try:
+                for data in (words, words[:-2], bytes(flipped)):
+                    args = (data, states, fc, sy, row_class, rows, cols, E, escapes)
+                    status = check("rans", "decode", *args, 0, np.empty(n, np.int64))[0]
+                    assert (status == 0) == (data is words) or data is not words and data != words[:-2]
+                    check("rans", "decode", *args, 3, np.empty(n, np.int32))
+                    check("rans", "decode", *args, 4, np.empty(n, np.int16))
+                    check("rans", "decode", *args, 1, np.empty(n, np.float32), scale, zp)
+                    check("rans", "decode", *args, 1, np.empty(n, np.float32), scale, zp + (1 << 40))
+                    check("rans", "decode", *args, 2, np.empty(n, np.float32), None, None,
+                          np.linspace(-1, 1, 2000).astype(np.float32))
+            finally:
+                for mod in (PURE["rans"],) + ((FAST["rans"],) if FAST is not None else ()):
+                    mod.set_simd(True)
+    with pytest.raises(ValueError, match="nstates must be"):
+        check("rans", "encode", sym, row_class, cols, freq, cum, nstates=3)
+    with pytest.raises(ValueError, match="nstates must be"):
+        check("rans", "decode", words, states[:3], fc, sy, row_class, rows, cols, E, escapes, 0, np.empty(n, np.int64))
+    # the switch: the reference has no vector kernel; the compiled twin reports its CPU's
+    assert PURE["rans"].simd_available() is False and PURE["rans"].set_simd(True) is False
+    if FAST is not None:
+        assert isinstance(FAST["rans"].simd_available(), bool)
+        assert FAST["rans"].set_simd(True) is True
+    CHECKED.update({("rans", "simd_available", "ok"), ("rans", "set_simd", "ok")})
 
 
 def _ternary():

@@ -91,8 +91,10 @@ def test_reencode_identical(path):
     if modes & ZSTD_MODES and tuple(desc["zstd_version"]) != tuple(zstandard.ZSTD_VERSION):
         pytest.skip(f"zstd frames compressed by libzstd {desc['zstd_version']}, this is {zstandard.ZSTD_VERSION}")
     buf = io.BytesIO()
+    # a 1.x vector is re-encoded as a 1.x file (levels of spec 7.2); the writer picks the minor
+    major = int(desc["format_version"].split(".")[0])
     with codec.Writer(buf, metadata={k: typed(v) for k, v in desc["metadata"].items()},
-                      quantization=desc.get("quantization")) as w:
+                      quantization=desc.get("quantization"), format_version=(1, 0) if major == 1 else None) as w:
         for layer in desc["layers"]:
             source = expected_array(layer, "input_hex" if "input_hex" in layer else "data_hex")
             w.add_layer(layer["name"], source, mode=layer["mode"], kind=layer["kind"],
@@ -115,6 +117,8 @@ def test_every_registered_mode_has_a_vector():
 def test_reject(path):
     """Every path of the reader refuses the file with the recorded error class and message."""
     desc = load(path)
+    if "retired" in desc:
+        pytest.skip(desc["retired"])
     with pytest.raises(codec.CodecError) as info:
         codec.load_file(path)
     assert (type(info.value).__name__, str(info.value)) == (desc["error"], desc["message"])

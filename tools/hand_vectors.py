@@ -3,11 +3,15 @@
 * ``009-extensions``: the extension points a reader must step over (section 11): a newer minor
   version with fields appended to the network header and a layer header, a metadata value of an
   unknown type, an ancillary unit, a reserved layer kind.
+* ``011-levels-v2-chunks``: format 2.0 level coding with 16 and 32 states on small layers and
+  several chunks per layer (the reference encoder's choices for large layers, made here on small
+  ones by lowering its thresholds, so the file stays small; not re-encoded).
 * ``reject/rNNN-*``: files a reader must refuse. Each JSON names the rule, the error class and the
   message of ``codec.load_file`` (and the class ``codec.iter_stream`` raises). Checksums are valid
   unless the rule is about them, so each file reaches the rule it breaks.
 
-Like every vector, a file that exists is never rewritten.
+Like every vector, a file that exists is never rewritten. The cases written while the format was
+1.x (r001..r025) are built as 1.x files here too (``V1``), as they were then.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import zstandard
 import codec
 import codec.masks  # noqa: F401
 from codec import _backend, quant
+from codec import levels as lc
 from codec.format.constants import MAGIC, UnitType
 from codec.levels import encode_levels
 from codec.modes.ternary import encode_payload as ternary_payload
@@ -95,18 +100,24 @@ def _layer(data: bytes, name: str) -> tuple[bytes, bytearray]:
     return body, bytearray(data[h.payload_offset:h.payload_offset + h.payload_size])
 
 
-def _one(body, payload, name="w") -> bytes:
-    return assemble([(UnitType.LAYER, body, bytes(payload), name)])
+#: the format of the reject cases written while it was 1.x
+V1 = (1, 1)
+
+
+def _one(body, payload, name="w", version=V1) -> bytes:
+    return assemble([(UnitType.LAYER, body, bytes(payload), name)], version=version)
 
 
 def _mutated(data: bytes, name: str, change) -> bytes:
     body, payload = _layer(data, name)
     change(payload)
-    return _one(body, payload, name)
+    with codec.open(data) as r:
+        version = r.version
+    return _one(body, payload, name, version)
 
 
 def _base() -> bytes:
-    return assemble([raw_layer(np.arange(4, dtype=np.float32))])
+    return assemble([raw_layer(np.arange(4, dtype=np.float32))], version=V1)
 
 
 _ONE_ALPHA = bytes([255]) + (1).to_bytes(4, "little") + np.float64(1.0).tobytes()
@@ -134,7 +145,7 @@ def reject_cases():
     yield "r003-network-header-crc", "3: network_header_crc32c covers the header", flip(base, 14)
     yield "r004-reserved-critical-unit", "5.1: a reserved critical unit type is rejected, on the random-access " \
         "path too", assemble([raw_layer(np.ones(2, np.float32), index=0, name="a"), (0x05, b"", b"xx"),
-                              raw_layer(np.ones(2, np.float32), index=1, name="b")])
+                              raw_layer(np.ones(2, np.float32), index=1, name="b")], version=V1)
     yield "r005-nonzero-padding", "5: unit_padding bytes are zero", \
         flip(base, h.unit_offset + h.unit_header_size, 1)
     yield "r006-payload-crc", "3: unit_payload_crc32c covers the payload", flip(base, h.payload_offset)
@@ -155,7 +166,7 @@ def reject_cases():
     two = bytes([255]) + (1).to_bytes(4, "little") + np.float64(2.0).tobytes()
     yield "r014-ternary-integer-alpha", "6.6: an integer ternary layer has one alpha of 1.0", \
         _one(layer_body(shape=(2,), dtype=5, mode=5, mode_params=two), trits)
-    zeros = encode_levels(np.zeros(4, np.int64), 1, 4)
+    zeros = encode_levels(np.zeros(4, np.int64), 1, 4, version=1)
     big_step = quant.write_qp_set_data(quant.QuantParams(qp_density=4, qps=(128 * 16,)))
     yield "r015-step-out-of-range", "8.2: floor(qp / 2^d) is in -126..127 (the step is below 2^128)", \
         _one(layer_body(shape=(4,), dtype=2, mode=3, qp=big_step), zeros)
@@ -171,7 +182,7 @@ def reject_cases():
     yield "r018-escape-limit", "7.2: lc_escape_limit is at most 127", \
         _one(layer_body(shape=(1,), dtype=8, mode=2), big_e.getvalue())
     w = np.random.default_rng(5).standard_normal((4, 8)).astype(np.float32)
-    nm = codec.encode({"w": np.where(codec.masks.prune_nm(w, 2, 4), w, 0)}, mode="sparse", nm=(2, 4))
+    nm = codec.encode({"w": np.where(codec.masks.prune_nm(w, 2, 4), w, 0)}, mode="sparse", nm=(2, 4), format_version=V1)
     yield "r019-nm-state", "6.7: us_state is in [C * 2^16, C * 2^32)", \
         _mutated(nm, "w", lambda p: p.__setitem__(slice(16, 24), (1).to_bytes(8, "little")))
     yield "r020-kept-count", "6.7: sp_kept_count is at most the element count", \
@@ -179,17 +190,107 @@ def reject_cases():
     hybrid = (4).to_bytes(8, "little") + (1).to_bytes(4, "little") + b"\x03" + b"\x00" + bytes(4) + b"\x00" + bytes(16)
     yield "r021-hybrid-rank-1", "6.7.4: a hybrid mask needs layer_rank >= 2", \
         _one(layer_body(shape=(4,), dtype=2, mode=6), hybrid)
-    flag = codec.encode({"w": np.array([1, 0, -1, 0, 0, 1], np.int8)}, mode="ternary", scheme="flag")
+    flag = codec.encode({"w": np.array([1, 0, -1, 0, 0, 1], np.int8)}, mode="ternary", scheme="flag", format_version=V1)
     yield "r022-flag-levels", "6.6.2: tn_flag_levels is at most 15", _mutated(flag, "w", _set(1, 16))
-    base3 = codec.encode({"w": np.array([1, 0, -1, 0, 0, 1], np.int8)}, mode="ternary", scheme="base3")
+    base3 = codec.encode({"w": np.array([1, 0, -1, 0, 0, 1], np.int8)}, mode="ternary", scheme="base3",
+                         format_version=V1)
     yield "r023-base3-digit", "6.6.3: a base-3 byte is at most 242", _mutated(base3, "w", _set(1, 250))
-    planes = codec.encode({"w": np.linspace(-1, 1, 64, dtype=np.float32)}, mode="floatplanes")
+    planes = codec.encode({"w": np.linspace(-1, 1, 64, dtype=np.float32)}, mode="floatplanes", format_version=V1)
     _, payload = _layer(planes, "w")
     yield "r024-plane-mode", "6.5: fp_plane_mode is 0 or 1", \
         _mutated(planes, "w", _set(4 + int.from_bytes(payload[:4], "little"), 7))
     yield "r025-duplicate-names", "5.2: layer names are unique", \
         assemble([raw_layer(np.ones(1, np.float32), index=0, name="w"), raw_layer(np.ones(1, np.float32), index=1,
-                                                                                name="w")])
+                                                                                name="w")], version=V1)
+    # format 2.0
+    yield "r026-unknown-major", "11: a reader rejects a version_major it does not know (3)", \
+        flip(assemble([raw_layer(np.arange(4, dtype=np.float32))]), 8, 3)
+    yield "r027-lc-log2-states", "7.4: lc_log2_states is at most 5", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_v2(log2_states=6), version=(2, 0))
+    yield "r028-lc-model", "7.4: a reserved lc_model does not decode (UnsupportedError)", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_v2(model=1), version=(2, 0))
+    yield "r029-chunk-rows", "7.4: the chunks before the last leave it at least one row", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_v2(chunks=[(2, 0, 0)]), version=(2, 0))
+    yield "r030-chunk-words", "7.4: a chunk has at most one rANS word per level", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_v2(chunks=[(1, 0, 9)]), version=(2, 0))
+    yield "r031-chunk-escapes", "7.4: the chunks before the last take at most the escapes listed", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_v2(chunks=[(1, 1, 0)]), version=(2, 0))
+    yield "r032-chunk-state", "7.4: every chunk's lc_rans_state is >= 2^16", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_v2(chunks=[(1, 0, 0)], bad_state=(1, 0)),
+             version=(2, 0))
+
+
+def _levels_v2(*, log2_states: int = 0, model: int = 0, chunks=(), bad_state=None) -> bytes:
+    """A levels_payload() of version 2 for 2 x 8 zero levels (E = 0, one class whose table is the
+    one symbol 0: no words), with the given header fields; ``chunks``: (rows, escapes, words) of
+    every chunk but the last; ``bad_state``: (chunk, state) set below 2^16."""
+    w = _backend.BitWriter()
+    w.ue(0, 0)  # lc_escape_limit
+    w.u(4, 0)  # one class
+    w.u(3, log2_states)
+    w.u(2, model)
+    lc.write_table(w, [1, 0])
+    w.ue(0, 0)  # no escapes
+    w.ue(0, len(chunks))
+    for rows, escapes, words in chunks:
+        w.ue(0, rows - 1)
+        w.ue(0, escapes)
+        w.ue(0, words)
+    w.byte_alignment()
+    states = 1 << min(log2_states, 5)
+    out = bytearray(w.getvalue())
+    for c in range(len(chunks) + 1):
+        for j in range(states):
+            out += (1 if bad_state == (c, j) else 1 << 16).to_bytes(4, "little")
+    return bytes(out)
+
+
+def chunks_vector() -> tuple[bytes, dict]:
+    """011-levels-v2-chunks: 16 and 32 states and several chunks per layer on small layers."""
+    rng = np.random.default_rng(23)
+    q = np.clip(np.rint(rng.laplace(0, 3, (40, 100))), -60, 60).astype(np.int16)
+    q[rng.random(q.shape) < 0.01] = 3000  # escapes in several chunks
+    w = (rng.standard_normal((24, 70)) * 0.05).astype(np.float32)
+    trits = np.where(rng.random((30, 50)) < 0.6, 0, rng.choice([-1, 1], (30, 50))).astype(np.int8)
+    layers = [("levels.s32", q, "entropy", {}), ("levels.s16", q[:, :64].copy(), "entropy", {}),
+              ("weights.s32", w, "quantized", {"bits": 6, "granularity": "channel"}),
+              ("trits.s16", trits, "ternary", {"scheme": "entropy"})]
+    saved = lc.lc_plan_states, lc.LC_CHUNK_ELEMENTS
+    try:
+        lc.lc_plan_states = lambda n: 32 if n >= 2000 else 16
+        lc.LC_CHUNK_ELEMENTS = 700
+        buf = io.BytesIO()
+        with codec.Writer(buf) as writer:
+            for name, a, mode, params in layers:
+                writer.add_layer(name, a, mode=mode, **params)
+        data = buf.getvalue()
+    finally:
+        lc.lc_plan_states, lc.LC_CHUNK_ELEMENTS = saved
+    decoded = codec.decode(data)
+    doc = {
+        "description": "hand-built (the reference encoder with its thresholds lowered): format 2.0 level coding "
+                       "with 32 and 16 interleaved states on small layers and 4 to 10 chunks per layer; escapes in "
+                       "several chunks; rows whose length is not a multiple of the state count; a quantized layer "
+                       "(per-channel steps, dequantized in the decoding loop) and entropy-coded trits",
+        "hand_built": True,
+        "format_version": "2.0",
+        "zstd_version": zstandard.ZSTD_VERSION,
+        "file_bytes": len(data),
+        "metadata": {},
+        "layers": [{"name": name, "kind": codec.writer.guess_kind(name, a).name.lower(), "dtype": a.dtype.name,
+                    "shape": list(a.shape), "mode": mode, "params": params,
+                    "data_hex": np.ascontiguousarray(decoded[name]).astype(decoded[name].dtype.newbyteorder("<"))
+                    .tobytes().hex()} for name, a, mode, params in layers],
+    }
+    with codec.open(data) as r:
+        doc["layers"][2]["levels"] = r.get("weights.s32", levels=True)[0].reshape(-1).tolist()
+        doc["chunks"] = {}
+        for name, a, mode, _ in layers:
+            h = r.header(name)
+            payload = data[h.payload_offset:h.payload_offset + h.payload_size][1 if mode == "ternary" else 0:]
+            p = lc.read_levels_payload(_backend.bit_reader(payload, 0, "p"), *lc.level_grid(a.shape))
+            doc["chunks"][name] = {"states": len(p.states), "chunk_rows": [c.row0 for c in p.chunks]}
+    return data, doc
 
 
 def reject_doc(name: str, rule: str, data: bytes) -> dict:
@@ -224,6 +325,9 @@ def _write(path_stem: str, data: bytes, doc: dict) -> None:
 def write_hand_built(vector_dir: str) -> None:
     data, doc = extensions_vector()
     _write(os.path.join(vector_dir, "009-extensions"), data, doc)
+    if not os.path.exists(os.path.join(vector_dir, "011-levels-v2-chunks.nnc")):
+        data, doc = chunks_vector()
+        _write(os.path.join(vector_dir, "011-levels-v2-chunks"), data, doc)
     reject_dir = os.path.join(vector_dir, "reject")
     os.makedirs(reject_dir, exist_ok=True)
     for name, rule, data in reject_cases():

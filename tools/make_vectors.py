@@ -158,10 +158,31 @@ def _sparse_vectors():
     ]
 
 
+def _levels_v2_vectors():
+    rng = np.random.default_rng(29)
+    w = (rng.standard_normal((64, 72)) * 0.05 * np.exp(rng.normal(0, 0.5, (64, 1)))).astype(np.float32)
+    small = np.clip(np.rint(rng.laplace(0, 2, (9, 13))), -20, 20).astype(np.int8)
+    mid = np.clip(np.rint(rng.laplace(0, 6, (40, 40))), -300, 300).astype(np.int16)
+    mid[3, 5], mid[30, 1] = -30000, 32767  # escapes
+    trits = np.where(rng.random((20, 64)) < 0.5, 0, rng.choice([-1, 1], (20, 64))).astype(np.int8)
+    planes = (rng.standard_normal((16, 48)) * 0.1).astype(np.float32)
+    values = np.where(rng.random((12, 40)) < 0.25, rng.standard_normal((12, 40)), 0).astype(np.float32)
+    yield "010-levels-v2", "format 2.0: the level coder of spec 7.4 (2, 4 and 8 states as the reference encoder " \
+        "chooses them by layer size) in every mode that codes levels", {}, [
+        ("entropy.s2", small, "entropy", None, None, {}),
+        ("entropy.s4", mid, "entropy", None, None, {}),
+        ("quantized.s8", w, "quantized", "weight", None, {"step": 2 ** -7}),
+        ("quantized.channel", w[:20], "quantized", "weight", None, {"bits": 5, "granularity": "channel"}),
+        ("ternary.entropy", trits, "ternary", None, None, {"scheme": "entropy"}),
+        ("floatplanes", planes, "floatplanes", None, None, {}),
+        ("sparse.bitmap", values, "sparse", None, None, {"values_mode": "quantized", "bits": 6}),
+    ]
+
+
 def describe(name, description, metadata, layers, data: bytes, quantization=None) -> dict:
     out = {
         "description": description,
-        "format_version": f"{codec.FORMAT_VERSION[0]}.{codec.FORMAT_VERSION[1]}",
+        "format_version": "{}.{}".format(*codec.open(data).version),
         "zstd_version": zstandard.ZSTD_VERSION,
         "file_bytes": len(data),
         "metadata": {k: _json_value(v) for k, v in codec.format.normalize_metadata(metadata).items()},
@@ -200,11 +221,11 @@ def describe(name, description, metadata, layers, data: bytes, quantization=None
     return out
 
 
-def build(metadata, layers, quantization=None) -> bytes:
+def build(metadata, layers, quantization=None, format_version=None) -> bytes:
     import io
 
     buf = io.BytesIO()
-    with codec.Writer(buf, metadata=metadata, quantization=quantization) as w:
+    with codec.Writer(buf, metadata=metadata, quantization=quantization, format_version=format_version) as w:
         for layer, array, mode, kind, dtype, *rest in layers:
             w.add_layer(layer, array, mode=mode, kind=kind, dtype=dtype, **(rest[0] if rest else {}))
     return buf.getvalue()
@@ -213,14 +234,16 @@ def build(metadata, layers, quantization=None) -> bytes:
 def main() -> int:
     os.makedirs(VECTOR_DIR, exist_ok=True)
     for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors(), *_ternary_vectors(),
-                                                        *_floatplanes_vectors(), *_sparse_vectors()]:
+                                                        *_floatplanes_vectors(), *_sparse_vectors(),
+                                                        *_levels_v2_vectors()]:
         quantization = rest[0] if rest else None
         bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")
         json_path = os.path.join(VECTOR_DIR, f"{name}.json")
         if os.path.exists(bin_path) or os.path.exists(json_path):
             print(f"keep    {name} (exists; vectors are append-only)")
             continue
-        data = build(metadata, layers, quantization)
+        # the vectors written while the format was 1.x are 1.x files (the writer bumps the minor)
+        data = build(metadata, layers, quantization, (1, 0) if name < "010" else None)
         with open(bin_path, "wb") as f:
             f.write(data)
         with open(json_path, "w", encoding="utf-8") as f:

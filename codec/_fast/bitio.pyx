@@ -230,9 +230,14 @@ cdef class BitReader:
     def se_sums(self, int k, Py_ssize_t count, int64_t lo, int64_t hi):
         if count < 0:
             raise ValueError("count must be >= 0")
+        if not -(1 << 61) < lo <= hi < (1 << 61):
+            raise ValueError("se_sums needs -2^61 < lo <= hi < 2^61")
         cdef Py_ssize_t start = self.pos, i
         cdef int64_t total = 0, value
         cdef uint64_t code
+        # every sum (and 0, the start) lies within +-M, so a value of magnitude above 2M cannot
+        # keep the sum in range; its code is above 4M: stop there (and no int64 overflows)
+        cdef uint64_t M = <uint64_t>(hi if hi > -lo else -lo)
         cdef int zeros, nbits
         sums = []
         for i in range(count):
@@ -255,8 +260,7 @@ cdef class BitReader:
                 self.pos = start
                 return None
             code = ((<uint64_t>1 << nbits) | self._take(nbits)) - (<uint64_t>1 << k)
-            # a value outside lo..hi ends the run, so the sum stays small (|value| <= hi - lo + ...)
-            if code > <uint64_t>2 * <uint64_t>(hi - lo + 1):
+            if code > 4 * M + 2:
                 self.pos = start
                 return None
             value = <int64_t>((code >> 1) + 1) if code & 1 else -<int64_t>(code >> 1)

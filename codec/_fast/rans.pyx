@@ -9,6 +9,7 @@ import numpy as np
 cdef extern from "rans_impl.h" nogil:
     enum:
         LC_STATES
+        LC_MAX_STATES
         LC_PROB_BITS
         LC_PROB_SCALE
         LC_RANS_L
@@ -22,37 +23,46 @@ cdef extern from "rans_impl.h" nogil:
     int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
                   const uint32_t *freq, const uint32_t *cum, size_t alphabet, uint16_t *out_begin,
                   uint16_t *out_end, uint16_t **out_start, const uint32_t *states_in, size_t first,
-                  uint32_t *states_out)
+                  uint32_t *states_out, int nstates)
     void lc_build_tables(const uint32_t *freq, size_t K, size_t alphabet, uint32_t *fc, uint8_t *sy)
     int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
                   const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
                   size_t rows, size_t cols,
                   int64_t E, const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64,
                   float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
-                  size_t codebook_size)
+                  size_t codebook_size, int nstates, int simd)
+    int lc_cpu_has_avx2()
 
 
-def encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity=-1, states=None, Py_ssize_t first=0):
+def _check_nstates(int nstates):
+    if nstates not in (1, 2, 4, 8, 16, 32):
+        raise ValueError(f"nstates must be 1, 2, 4, 8, 16 or 32, got {nstates}")
+
+
+def encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity=-1, states=None, Py_ssize_t first=0, *,
+           int nstates=LC_STATES):
     """Encode; ``capacity`` (words) bounds the output buffer, retried at the worst case if too small.
     ``states`` and ``first`` code a piece of a layer (see the reference)."""
-    if states is not None and len(states) != LC_STATES or first < 0:
-        raise ValueError(f"states must be {LC_STATES} integers and first >= 0")
+    _check_nstates(nstates)
+    if states is not None and len(states) != nstates or first < 0:
+        raise ValueError(f"states must be {nstates} integers and first >= 0")
     if capacity >= 0:
-        result = _encode(sym, row_class, cols, freq, cum, capacity, states, first)
+        result = _encode(sym, row_class, cols, freq, cum, capacity, states, first, nstates)
         if result[0] != LC_ERR_OVERFLOW:
             return result
-    return _encode(sym, row_class, cols, freq, cum, -1, states, first)
+    return _encode(sym, row_class, cols, freq, cum, -1, states, first, nstates)
 
 
-def _encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity, states_in, Py_ssize_t first):
+def _encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity, states_in, Py_ssize_t first,
+            int nstates):
     cdef const uint8_t[::1] s = np.ascontiguousarray(sym, dtype=np.uint8).reshape(-1)
     cdef const uint8_t[::1] rc = np.ascontiguousarray(row_class, dtype=np.uint8).reshape(-1)
     cdef const uint32_t[:, ::1] f = np.ascontiguousarray(freq, dtype=np.uint32)
     cdef const uint32_t[:, ::1] c = np.ascontiguousarray(cum, dtype=np.uint32)
     cdef size_t n = s.shape[0]
     cdef size_t alphabet = f.shape[1]
-    cdef uint32_t states[LC_STATES]
-    cdef uint32_t initial[LC_STATES]
+    cdef uint32_t states[LC_MAX_STATES]
+    cdef uint32_t initial[LC_MAX_STATES]
     cdef const uint32_t *initial_ptr = NULL
     cdef Py_ssize_t words_max = n + 1 if capacity < 0 or capacity > n + 1 else capacity
     cdef uint16_t *buf
@@ -60,7 +70,7 @@ def _encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity, sta
     cdef int rc_code
     cdef size_t at = first
     if states_in is not None:
-        for j in range(LC_STATES):
+        for j in range(nstates):
             initial[j] = states_in[j]
         initial_ptr = initial
     if n and cols and (first + n - 1) // cols >= <size_t>rc.shape[0]:
@@ -72,14 +82,14 @@ def _encode(sym, row_class, Py_ssize_t cols, freq, cum, Py_ssize_t capacity, sta
         with nogil:
             rc_code = lc_encode(&s[0] if n else NULL, n, &rc[0] if rc.shape[0] else NULL, cols,
                                 &f[0, 0], &c[0, 0], alphabet, buf, buf + words_max, &start, initial_ptr, at,
-                                states)
+                                states, nstates)
         if rc_code:
             return rc_code, None, None
         nwords = (buf + words_max) - start
         words = (<char *>start)[:nwords * 2]
         if not _little_endian():
             words = np.frombuffer(words, dtype="=u2").astype("<u2").tobytes()
-        return 0, [states[j] for j in range(LC_STATES)], words
+        return 0, [states[j] for j in range(nstates)], words
     finally:
         free(buf)
 
@@ -89,14 +99,33 @@ cdef bint _little_endian():
     return (<uint8_t *>&one)[0] == 1
 
 
+cdef int _simd_enabled = 1
+
+
+def simd_available():
+    """Whether decode() has an AVX2 group kernel on this CPU (used for 16 and 32 states)."""
+    return bool(lc_cpu_has_avx2())
+
+
+def set_simd(bint enabled):
+    """Enable or disable decode()'s AVX2 group kernel (identical results either way; tests and
+    benchmarks compare the two). Returns the previous setting."""
+    global _simd_enabled
+    previous = bool(_simd_enabled)
+    _simd_enabled = 1 if enabled else 0
+    return previous
+
+
 def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, int64_t E, escapes,
            int out_kind, out, scale=None, zero_point=None, codebook=None):
     cdef const uint8_t[::1] w = memoryview(words).cast("B")
-    cdef uint32_t st[LC_STATES]
+    cdef uint32_t st[LC_MAX_STATES]
     cdef int j
-    for j in range(LC_STATES):
+    cdef int nstates = len(states)
+    _check_nstates(nstates)
+    for j in range(nstates):
         if states[j] < LC_RANS_L:
-            return LC_ERR_BAD_STATE, -4 * (LC_STATES - j), j
+            return LC_ERR_BAD_STATE, -4 * (nstates - j), j
         st[j] = states[j]
     cdef const uint32_t[:, ::1] tfc = np.ascontiguousarray(fc, dtype=np.uint32)
     cdef const uint8_t[:, ::1] tsy = np.ascontiguousarray(sy, dtype=np.uint8)
@@ -115,6 +144,7 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
     cdef size_t cbn = 0
     cdef size_t nwords = w.shape[0] // 2
     cdef int result
+    cdef int simd = _simd_enabled
     cdef int[::1] o32i
     cdef int16_t[::1] o16i
     if out_kind == LC_OUT_I64:
@@ -143,7 +173,8 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
                            &tfc[0, 0] if tfc.shape[0] else NULL, tfc.shape[1],
                            &tsy[0, 0] if tsy.shape[0] else NULL,
                            &rc[0] if rc.shape[0] else NULL, rows, cols, E,
-                           &esc[0] if esc.shape[0] else NULL, esc.shape[0], out_kind, p64, p32, psc, pzp, pcb, cbn)
+                           &esc[0] if esc.shape[0] else NULL, esc.shape[0], out_kind, p64, p32, psc, pzp, pcb, cbn,
+                           nstates, simd)
     if result:
         return result, 0, 0
     return 0, 0, out

@@ -16,7 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LC_STATES 8
+#define LC_STATES 8      /* states of a version 1 payload (spec 7.3) */
+#define LC_MAX_STATES 32 /* at most, in a version 2 payload (spec 7.4): 1, 2, 4, 8, 16 or 32 */
 #define LC_PROB_BITS 14
 #define LC_PROB_SCALE (1u << LC_PROB_BITS)
 #define LC_RANS_L (1u << 16)
@@ -34,17 +35,20 @@ enum {
     LC_ERR_AFFINE_RANGE = -9,
 };
 
-/* Encode n symbols. freq/cum: LC_STATES-independent per-class tables of `alphabet` entries each.
- * out_end: one past the end of a buffer of at least n 16-bit words. On return *out_start is the
- * first word written; states_out holds the final states (the decoder's initial states). */
+/* Encode n symbols with nstates (1..LC_MAX_STATES) interleaved states. freq/cum: per-class tables
+ * of `alphabet` entries each. out_end: one past the end of a buffer of at least n 16-bit words. On
+ * return *out_start is the first word written; states_out holds the final states (the decoder's
+ * initial states). */
 static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
                      const uint32_t *freq, const uint32_t *cum, size_t alphabet, uint16_t *out_begin,
                      uint16_t *out_end, uint16_t **out_start, const uint32_t *states_in, size_t first,
-                     uint32_t *states_out) {
-    /* sym[j] is element first + j of the layer: its row class and its state are that element's */
-    uint32_t st[LC_STATES];
+                     uint32_t *states_out, int nstates) {
+    /* sym[j] is element first + j of the layer (or chunk): its row class and its state are that
+     * element's */
+    uint32_t st[LC_MAX_STATES];
     uint16_t *ptr = out_end;
-    for (int j = 0; j < LC_STATES; j++) st[j] = states_in ? states_in[j] : LC_RANS_L;
+    if (nstates < 1 || nstates > LC_MAX_STATES) return LC_ERR_BAD_STATE;
+    for (int j = 0; j < nstates; j++) st[j] = states_in ? states_in[j] : LC_RANS_L;
     size_t j = n;
     while (j > 0) {
         j--;
@@ -53,16 +57,16 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
         size_t k = cls * alphabet + sym[j];
         uint32_t f = freq[k];
         if (f == 0) return LC_ERR_ZERO_FREQ;
-        uint32_t x = st[i % LC_STATES];
+        uint32_t x = st[i % (size_t)nstates];
         uint64_t x_max = (uint64_t)f << (32 - LC_PROB_BITS); /* 2^32 when f = LC_PROB_SCALE */
         if (x >= x_max) {
             if (ptr == out_begin) return LC_ERR_OVERFLOW; /* the caller retries with a larger buffer */
             *--ptr = (uint16_t)(x & 0xffff);
             x >>= 16;
         }
-        st[i % LC_STATES] = ((x / f) << LC_PROB_BITS) + (x % f) + cum[k];
+        st[i % (size_t)nstates] = ((x / f) << LC_PROB_BITS) + (x % f) + cum[k];
     }
-    for (int k = 0; k < LC_STATES; k++) states_out[k] = st[k];
+    for (int k = 0; k < nstates; k++) states_out[k] = st[k];
     *out_start = ptr;
     return LC_OK;
 }
@@ -106,7 +110,7 @@ lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t 
 /* One element with its state: the general step of spec 7.3 (any position, any words left). */
 #define LC_SCALAR_STEP()                                                                                 \
     do {                                                                                                 \
-        uint32_t x = st[i % LC_STATES];                                                                  \
+        uint32_t x = st[i % S];                                                                          \
         uint32_t slot = x & (LC_PROB_SCALE - 1);                                                         \
         uint32_t s = tsy[slot];                                                                          \
         uint32_t e = tfc[s];                                                                             \
@@ -116,25 +120,157 @@ lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t 
             x = (x << 16) | (uint32_t)words[2 * wp] | ((uint32_t)words[2 * wp + 1] << 8);                \
             wp++;                                                                                        \
         }                                                                                                \
-        st[i % LC_STATES] = x;                                                                           \
+        st[i % S] = x;                                                                                   \
         int err = lc_emit(s, esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64, out_f32, s_r, z_r,    \
                           codebook, codebook_size);                                                      \
         if (err) return err;                                                                             \
     } while (0)
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LC_HAVE_AVX2 1
+#include <immintrin.h>
+
+/* Whether the running CPU has AVX2 (the group kernel below is compiled for it and chosen at run
+ * time; the scalar loop gives the same results everywhere). */
+static int lc_cpu_has_avx2(void) {
+    static int known = -1;
+    if (known < 0) known = __builtin_cpu_supports("avx2") ? 1 : 0;
+    return known;
+}
+
+/* lc_word_lanes[m][j]: for a renormalisation mask m of 8 states (bit j: state j takes a word), the
+ * index among the next 8 words of the word state j takes: the number of set bits of m below j. */
+#define LC_P(m, j) ((uint32_t)__builtin_popcount((unsigned)(m) & ((1u << (j)) - 1u)))
+#define LC_ROW(m) {LC_P(m, 0), LC_P(m, 1), LC_P(m, 2), LC_P(m, 3), LC_P(m, 4), LC_P(m, 5), LC_P(m, 6), LC_P(m, 7)}
+#define LC_ROW4(m) LC_ROW(m), LC_ROW((m) + 1), LC_ROW((m) + 2), LC_ROW((m) + 3)
+#define LC_ROW16(m) LC_ROW4(m), LC_ROW4((m) + 4), LC_ROW4((m) + 8), LC_ROW4((m) + 12)
+#define LC_ROW64(m) LC_ROW16(m), LC_ROW16((m) + 16), LC_ROW16((m) + 32), LC_ROW16((m) + 48)
+static const uint32_t lc_word_lanes[256][8] __attribute__((aligned(32))) = {
+    LC_ROW64(0), LC_ROW64(64), LC_ROW64(128), LC_ROW64(192)};
+#undef LC_ROW64
+#undef LC_ROW16
+#undef LC_ROW4
+#undef LC_ROW
+#undef LC_P
+
+/* Whole groups of S = 8 R states (R = 2 or 4 registers of eight 32-bit lanes) from element i
+ * (i mod S = 0): at most `groups` groups, while at least S words remain. The registers are
+ * independent chains (one register of eight states is one chain through two gathers: slower than
+ * scalar code, hence S >= 16 here). Words are taken in state order at prefix-count offsets, as in
+ * the scalar group loop: same arithmetic, same results. Returns the groups done or an error. */
+static inline __attribute__((always_inline, target("avx2"))) long lc_groups_avx2_impl(
+    const int R, uint32_t *st, const uint8_t *words, size_t nwords, size_t *wp_io, const uint32_t *tfc,
+    const uint8_t *tsy, size_t groups, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep,
+    const int out_kind, size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r, const float *codebook,
+    size_t codebook_size) {
+    const size_t S = 8 * (size_t)R;
+    const __m256i slot_mask = _mm256_set1_epi32(LC_PROB_SCALE - 1);
+    const __m256i low16 = _mm256_set1_epi32(0xffff);
+    const __m256i quad_mask = _mm256_set1_epi32(~3);
+    const __m256i byte_mask = _mm256_set1_epi32(0xff);
+    const __m256i esc = _mm256_set1_epi32((int)esc_sym);
+    /* level - zero_point = sym - (E + z_r), exact in 32 bits (the caller checked z_r) */
+    const __m256i bias = _mm256_set1_epi32((int)(E + (out_kind == LC_OUT_AFFINE ? z_r : 0)));
+    const __m256 scale = _mm256_set1_ps(s_r);
+    __m256i x[4], sym[4];
+    for (int r = 0; r < R; r++) x[r] = _mm256_loadu_si256((const __m256i *)(st + 8 * r));
+    size_t wp = *wp_io, g = 0;
+    long result = 0;
+    for (; g < groups && wp + S <= nwords; g++, i += S) {
+        for (int r = 0; r < R; r++) {
+            __m256i slot = _mm256_and_si256(x[r], slot_mask);
+            /* the symbol byte of each slot: a 32-bit gather at the slot's aligned quad, then a shift
+             * (never reads outside the class's table) */
+            __m256i quad = _mm256_i32gather_epi32((const int *)tsy, _mm256_and_si256(slot, quad_mask), 1);
+            sym[r] = _mm256_and_si256(
+                _mm256_srlv_epi32(quad, _mm256_slli_epi32(_mm256_andnot_si256(quad_mask, slot), 3)), byte_mask);
+            __m256i e = _mm256_i32gather_epi32((const int *)tfc, sym[r], 4);
+            x[r] = _mm256_sub_epi32(
+                _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, low16), _mm256_srli_epi32(x[r], LC_PROB_BITS)),
+                                 slot),
+                _mm256_srli_epi32(e, 16));
+        }
+        for (int r = 0; r < R; r++) {
+            __m256i need = _mm256_cmpeq_epi32(_mm256_min_epu32(x[r], low16), x[r]); /* x < 2^16 */
+            unsigned mask = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
+            __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(words + 2 * wp)));
+            w = _mm256_permutevar8x32_epi32(w, _mm256_load_si256((const __m256i *)lc_word_lanes[mask]));
+            x[r] = _mm256_blendv_epi8(x[r], _mm256_or_si256(_mm256_slli_epi32(x[r], 16), w), need);
+            wp += (size_t)__builtin_popcount(mask);
+        }
+        for (int r = 0; r < R; r++) {
+            size_t at = i + 8 * (size_t)r;
+            if (out_kind == LC_OUT_CODEBOOK || _mm256_movemask_epi8(_mm256_cmpeq_epi32(sym[r], esc))) {
+                uint32_t syms[8];
+                _mm256_storeu_si256((__m256i *)syms, sym[r]);
+                for (int j = 0; j < 8; j++) {
+                    int err = lc_emit(syms[j], esc_sym, E, escapes, nesc, ep, out_kind, at + j, out_i64, out_f32,
+                                      s_r, z_r, codebook, codebook_size);
+                    if (err) {
+                        result = err;
+                        goto done;
+                    }
+                }
+                continue;
+            }
+            __m256i d = _mm256_sub_epi32(sym[r], bias);
+            if (out_kind == LC_OUT_I64) {
+                _mm256_storeu_si256((__m256i *)(out_i64 + at), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(d)));
+                _mm256_storeu_si256((__m256i *)(out_i64 + at + 4),
+                                    _mm256_cvtepi32_epi64(_mm256_extracti128_si256(d, 1)));
+            } else if (out_kind == LC_OUT_I32) {
+                _mm256_storeu_si256((__m256i *)((int32_t *)out_i64 + at), d);
+            } else if (out_kind == LC_OUT_I16) {
+                _mm_storeu_si128((__m128i *)((int16_t *)out_i64 + at),
+                                 _mm_packs_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1)));
+            } else { /* LC_OUT_AFFINE: (float)d * s_r as the scalar path (d converts exactly alike) */
+                _mm256_storeu_ps(out_f32 + at, _mm256_mul_ps(_mm256_cvtepi32_ps(d), scale));
+            }
+        }
+    }
+    result = (long)g;
+done:
+    for (int r = 0; r < R; r++) _mm256_storeu_si256((__m256i *)(st + 8 * r), x[r]);
+    *wp_io = wp;
+    return result;
+}
+
+/* The group kernel for 16 and 32 states (R = 2, 4 registers), a function each so that R is a
+ * constant of its loops. */
+#define LC_GROUPS_ARGS                                                                                           \
+    uint32_t *st, const uint8_t *words, size_t nwords, size_t *wp_io, const uint32_t *tfc, const uint8_t *tsy,   \
+        size_t groups, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep, int out_kind, \
+        size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r, const float *codebook,                \
+        size_t codebook_size
+#define LC_GROUPS_PASS                                                                                          \
+    st, words, nwords, wp_io, tfc, tsy, groups, esc_sym, E, escapes, nesc, ep, out_kind, i, out_i64, out_f32, s_r, \
+        z_r, codebook, codebook_size
+__attribute__((target("avx2"))) static long lc_groups_avx2_r2(LC_GROUPS_ARGS) {
+    return lc_groups_avx2_impl(2, LC_GROUPS_PASS);
+}
+__attribute__((target("avx2"))) static long lc_groups_avx2_r4(LC_GROUPS_ARGS) {
+    return lc_groups_avx2_impl(4, LC_GROUPS_PASS);
+}
+#else
+#define LC_HAVE_AVX2 0
+static int lc_cpu_has_avx2(void) { return 0; }
+#endif
+
 /* Tables: sy[cls * SCALE + slot] = the symbol of a slot; fc[cls * alphabet + s] = freq | cum << 16
- * (small, so both stay in L1 while a row is decoded). words: nwords little-endian 16-bit words. */
+ * (small, so both stay in L1 while a row is decoded). words: nwords little-endian 16-bit words.
+ * S states (a constant in each instance). */
 static inline __attribute__((always_inline)) int
-lc_decode_kind(const uint8_t *words, size_t nwords, const uint32_t *states_in,
+lc_decode_kind(const size_t S, const uint8_t *words, size_t nwords, const uint32_t *states_in,
                const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
                size_t rows, size_t cols,
                int64_t E, const int64_t *escapes, size_t nesc, const int out_kind, int64_t *out_i64,
                float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
-               size_t codebook_size) {
-    uint32_t st[LC_STATES];
+               size_t codebook_size, int simd) {
+    uint32_t st[LC_MAX_STATES];
     size_t wp = 0, ep = 0;
     const uint32_t esc_sym = (uint32_t)(2 * E + 1);
-    for (int j = 0; j < LC_STATES; j++) {
+    (void)simd;
+    for (size_t j = 0; j < S; j++) {
         st[j] = states_in[j];
         if (st[j] < LC_RANS_L) return LC_ERR_BAD_STATE;
     }
@@ -151,19 +287,29 @@ lc_decode_kind(const uint8_t *words, size_t nwords, const uint32_t *states_in,
         }
         size_t c = 0;
         /* the row's first elements up to a state-0 element, one at a time */
-        size_t head = (LC_STATES - i % LC_STATES) % LC_STATES;
+        size_t head = (S - i % S) % S;
         if (head > cols) head = cols;
         for (; c < head; c++, i++) LC_SCALAR_STEP();
-        size_t groups = (cols - c) / LC_STATES;
-        /* Whole groups of LC_STATES elements (one per state, in state order) with branch-free
-         * renormalisation, while at least LC_STATES words remain. Same arithmetic as the general
-         * step, which finishes the row. (An AVX2 version of this loop, the eight states as the
-         * lanes of one register, was measured slower: the eight states form one dependency chain
-         * through two gathers, while the scalar loop has eight.) */
-        for (; groups && wp + LC_STATES <= nwords; groups--) {
-            uint32_t sym[LC_STATES], need[LC_STATES];
-            /* decode all states first: the eight chains are independent ... */
-            for (int j = 0; j < LC_STATES; j++) {
+        size_t groups = (cols - c) / S;
+#if LC_HAVE_AVX2
+        if (S >= 16 && simd && groups &&
+            (out_kind != LC_OUT_AFFINE || (z_r > -(1LL << 30) && z_r < (1LL << 30)))) {
+            long done = (S == 16 ? lc_groups_avx2_r2 : lc_groups_avx2_r4)(
+                st, words, nwords, &wp, tfc, tsy, groups, esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64,
+                out_f32, s_r, z_r, codebook, codebook_size);
+            if (done < 0) return (int)done;
+            c += (size_t)done * S;
+            i += (size_t)done * S;
+            groups -= (size_t)done;
+        }
+#endif
+        /* Whole groups of S elements (one per state, in state order) with branch-free
+         * renormalisation, while at least S words remain. Same arithmetic as the general step,
+         * which finishes the row. */
+        for (; groups && wp + S <= nwords; groups--) {
+            uint32_t sym[LC_MAX_STATES], need[LC_MAX_STATES];
+            /* decode all states first: the chains are independent ... */
+            for (size_t j = 0; j < S; j++) {
                 uint32_t x = st[j];
                 uint32_t slot = x & (LC_PROB_SCALE - 1);
                 uint32_t sj = tsy[slot];
@@ -176,13 +322,13 @@ lc_decode_kind(const uint8_t *words, size_t nwords, const uint32_t *states_in,
             /* ... then the states that need one read the next words in state order, at
              * prefix-sum offsets, so no state waits for another's renormalisation */
             size_t off = wp;
-            for (int j = 0; j < LC_STATES; j++) {
+            for (size_t j = 0; j < S; j++) {
                 uint32_t w = (uint32_t)words[2 * off] | ((uint32_t)words[2 * off + 1] << 8);
                 st[j] = need[j] ? (st[j] << 16) | w : st[j];
                 off += need[j];
             }
             wp = off;
-            for (int j = 0; j < LC_STATES; j++, i++, c++) {
+            for (size_t j = 0; j < S; j++, i++, c++) {
                 int err = lc_emit(sym[j], esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64, out_f32, s_r, z_r,
                                   codebook, codebook_size);
                 if (err) return err;
@@ -192,22 +338,19 @@ lc_decode_kind(const uint8_t *words, size_t nwords, const uint32_t *states_in,
     }
     if (ep != nesc) return LC_ERR_ESCAPES;
     if (wp != nwords) return LC_ERR_WORDS_LEFT;
-    for (int j = 0; j < LC_STATES; j++)
+    for (size_t j = 0; j < S; j++)
         if (st[j] != LC_RANS_L) return LC_ERR_FINAL_STATE;
     return LC_OK;
 }
 
-/* lc_decode_kind with out_kind a constant in each instance, so the per-element output switch is
- * resolved at compile time. */
-static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
-                     const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
-                     size_t rows, size_t cols,
-                     int64_t E, const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64,
-                     float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
-                     size_t codebook_size) {
-#define LC_DECODE_AS(kind) lc_decode_kind(words, nwords, states_in, fc, alphabet, sy, row_class, rows, cols, E, \
+static inline __attribute__((always_inline)) int
+lc_decode_states(const size_t S, const uint8_t *words, size_t nwords, const uint32_t *states_in, const uint32_t *fc,
+                 size_t alphabet, const uint8_t *sy, const uint8_t *row_class, size_t rows, size_t cols, int64_t E,
+                 const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64, float *out_f32,
+                 const float *scale, const int64_t *zero_point, const float *codebook, size_t codebook_size, int simd) {
+#define LC_DECODE_AS(kind) lc_decode_kind(S, words, nwords, states_in, fc, alphabet, sy, row_class, rows, cols, E, \
                                           escapes, nesc, kind, out_i64, out_f32, scale, zero_point, codebook, \
-                                          codebook_size)
+                                          codebook_size, simd)
     switch (out_kind) {
     case LC_OUT_I64: return LC_DECODE_AS(LC_OUT_I64);
     case LC_OUT_AFFINE: return LC_DECODE_AS(LC_OUT_AFFINE);
@@ -216,6 +359,31 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
     default: return LC_DECODE_AS(LC_OUT_I16);
     }
 #undef LC_DECODE_AS
+}
+
+/* Decode rows x cols levels coded with nstates interleaved states (1, 2, 4, 8, 16 or 32; each an
+ * instance with constant loops) and each output kind. simd: use the AVX2 group kernel where the
+ * CPU has it (16 and 32 states; identical results; 0 forces the scalar loop, for tests). */
+static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
+                     const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
+                     size_t rows, size_t cols,
+                     int64_t E, const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64,
+                     float *out_f32, const float *scale, const int64_t *zero_point, const float *codebook,
+                     size_t codebook_size, int nstates, int simd) {
+    simd = simd && lc_cpu_has_avx2();
+#define LC_DECODE_S(n) lc_decode_states(n, words, nwords, states_in, fc, alphabet, sy, row_class, rows, cols, E, \
+                                        escapes, nesc, out_kind, out_i64, out_f32, scale, zero_point, codebook, \
+                                        codebook_size, simd)
+    switch (nstates) {
+    case 1: return LC_DECODE_S(1);
+    case 2: return LC_DECODE_S(2);
+    case 4: return LC_DECODE_S(4);
+    case 8: return LC_DECODE_S(8);
+    case 16: return LC_DECODE_S(16);
+    case 32: return LC_DECODE_S(32);
+    default: return LC_ERR_BAD_STATE;
+    }
+#undef LC_DECODE_S
 }
 
 /* Tables of K classes from their frequencies (K x alphabet, each row summing to LC_PROB_SCALE or

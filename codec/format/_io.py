@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import _backend
 from ..errors import ChecksumError, TruncatedError
-from .constants import VERSION_MINOR
+from .constants import KNOWN_VERSIONS
 
 
 def check_crc(buf, start: int, end: int, stored: int, *, path: str, base_offset: int) -> None:
@@ -23,11 +23,12 @@ def take(buf, size: int, *, path: str, base_offset: int):
     return buf[:size]
 
 
-def finish_structure(r, version_minor: int, name: str) -> None:
+def finish_structure(r, version: tuple[int, int], name: str) -> None:
     """Step over fields a newer minor version appended before a checksum; reject them otherwise (section 11)."""
     left = r.bits_left()
     if left:
-        if version_minor > VERSION_MINOR:
+        major, minor = version
+        if minor > KNOWN_VERSIONS.get(major, -1):
             r.view(left // 8, "extension_bytes")
         else:
             raise r.error(f"{left // 8} unparsed bytes before the checksum", name)

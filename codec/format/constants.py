@@ -17,9 +17,18 @@ from ..kernels.index import INDEX_ENTRY_FIXED_SIZE, MIN_UNIT_SIZE  # noqa: F401
 #: 7-bit and text-mode transfer damage, as PNG's signature does.
 MAGIC = b"\x89NNC\r\n\x1a\n"
 
-#: ``version_major``/``version_minor`` written by this implementation.
-VERSION_MAJOR = 1
-VERSION_MINOR = 1
+#: ``version_major``/``version_minor`` written by this implementation (its newest version).
+VERSION_MAJOR = 2
+VERSION_MINOR = 0
+#: The versions this implementation reads: the newest ``version_minor`` it knows of each
+#: ``version_major`` (spec section 11). Version 1.x files code levels with the payload of spec
+#: 7.2, version 2.x files with that of spec 7.4.
+KNOWN_VERSIONS = {1: 1, 2: 0}
+
+
+def levels_version(version_major: int) -> int:
+    """The ``levels_payload()`` syntax of a file of this major version: 1 (spec 7.2) or 2 (7.4)."""
+    return 1 if version_major == 1 else 2
 
 #: ``unit_start_code``: 3 bytes opening every unit.
 UNIT_START_CODE = b"NNU"

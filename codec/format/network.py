@@ -8,7 +8,7 @@ from typing import Any
 from .. import _backend
 from ..errors import FormatError, UnsupportedError
 from ._io import check_crc, finish_structure, take
-from .constants import CRC_SIZE, MAGIC, NETWORK_PREFIX_SIZE, VERSION_MAJOR, VERSION_MINOR
+from .constants import CRC_SIZE, KNOWN_VERSIONS, MAGIC, NETWORK_PREFIX_SIZE, VERSION_MAJOR, VERSION_MINOR
 from .limits import Limits
 from .metadata import read_metadata, write_metadata
 
@@ -31,6 +31,10 @@ class NetworkHeader:
     global_qp_set: bytes
     metadata: dict[str, Any]
 
+    @property
+    def version(self) -> tuple[int, int]:
+        return (self.version_major, self.version_minor)
+
 
 def write_qp_set(w, data: bytes) -> None:
     """Write ``qp_set()``: qp_set_size u32le, then qp_set_data (section 8.1; empty for an empty set)."""
@@ -44,7 +48,7 @@ def read_qp_set(r, name: str) -> bytes:
 
 
 def write_network_header(*, layer_count: int, metadata: dict[str, Any], global_qp_set: bytes = b"",
-                         network_flags: int = 0, version_minor: int = VERSION_MINOR) -> bytes:
+                         network_flags: int = 0, version: tuple[int, int] = (VERSION_MAJOR, VERSION_MINOR)) -> bytes:
     """Return the bytes of ``network_header()``; ``metadata`` must be normalized."""
     body = _backend.BitWriter()
     write_qp_set(body, global_qp_set)
@@ -53,8 +57,10 @@ def write_network_header(*, layer_count: int, metadata: dict[str, Any], global_q
     size = NETWORK_PREFIX_SIZE + len(body) + CRC_SIZE
     w = _backend.BitWriter()
     w.b(MAGIC)
-    w.u8(VERSION_MAJOR)
-    w.u8(version_minor)
+    if version[0] not in KNOWN_VERSIONS:
+        raise ValueError(f"cannot write version {version[0]}.x")
+    w.u8(version[0])
+    w.u8(version[1])
     w.u32le(size)
     w.u32le(layer_count)
     w.u16le(network_flags)
@@ -71,8 +77,9 @@ def network_header_size(prefix) -> int:
     if magic != MAGIC:
         raise FormatError(f"not a codec bitstream: magic {magic!r}", path="network_header.nnc_magic", bit_offset=0)
     major = r.u8("version_major")
-    if major != VERSION_MAJOR:
-        raise UnsupportedError(f"version {major}.x is not supported (this reader knows {VERSION_MAJOR}.x)",
+    if major not in KNOWN_VERSIONS:
+        known = " and ".join(f"{m}.x" for m in KNOWN_VERSIONS)
+        raise UnsupportedError(f"version {major}.x is not supported (this reader knows {known})",
                                path="network_header.version_major", bit_offset=64)
     r.u8("version_minor")
     size = r.u32le("network_header_size")
@@ -99,7 +106,7 @@ def read_network_header(buf, limits: Limits, *, trace=None) -> NetworkHeader:
     limits.check("max_layers", layer_count, path="network_header.layer_count", bit_offset=96)
     global_qp = read_qp_set(r, "global_qp_set")
     metadata = read_metadata(r, limits)
-    finish_structure(r, version_minor, "network_header")
+    finish_structure(r, (version_major, version_minor), "network_header")
     tail = _backend.bit_reader(data, 0, "network_header", trace)
     tail.pos = (size - CRC_SIZE) * 8
     tail.u32le("network_header_crc32c")

@@ -22,7 +22,9 @@ from .constants import (
     UNIT_ANCILLARY_BIT,
     UNIT_PREFIX_SIZE,
     UNIT_START_CODE,
+    VERSION_MAJOR,
     VERSION_MINOR,
+    levels_version,
     CodingMode,
     DType,
     LayerKind,
@@ -68,6 +70,8 @@ class LayerHeader:
     #: syntax paths of mode_params, local_qp_set and the payload, when they are not the layer unit's
     #: (the kept values of a sparse layer are a layer nested in its payload)
     paths: tuple[str, str, str] | None = None
+    #: the ``levels_payload()`` syntax of the file (1: spec 7.2 in version 1.x files; 2: spec 7.4)
+    levels_version: int = 2
 
     @property
     def name(self) -> str:
@@ -170,7 +174,7 @@ def write_layer_header(*, layer_index: int, layer_name: str, layer_kind: int, la
     return w.getvalue()
 
 
-def read_unit_header(buf, unit_offset: int, limits: Limits, *, version_minor: int = VERSION_MINOR,
+def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[int, int] = (VERSION_MAJOR, VERSION_MINOR),
                      layer_position: int | None = None, trace=None) -> UnitHeader:
     """Read ``unit()`` up to the payload from ``buf`` (starting at file offset ``unit_offset``).
 
@@ -205,10 +209,10 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version_minor: in
         layer = read_layer_header(body, limits, layer_position)
         layer = dataclasses.replace(layer, unit_offset=unit_offset, unit_header_size=header_size,
                                     payload_offset=payload_offset, payload_size=payload_size,
-                                    payload_crc32c=payload_crc)
-        finish_structure(body, version_minor, "layer_header")
+                                    payload_crc32c=payload_crc, levels_version=levels_version(version[0]))
+        finish_structure(body, version, "layer_header")
     elif unit_type == UnitType.INDEX:
-        finish_structure(body, version_minor, "index_header")
+        finish_structure(body, version, "index_header")
     elif unit_type & UNIT_ANCILLARY_BIT:
         body.view(body.bits_left() // 8, "unit_header_data")  # an unknown ancillary unit: skipped
     else:

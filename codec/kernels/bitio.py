@@ -262,6 +262,8 @@ class BitReader:
         unchanged (the caller reads the elements one at a time for the error). Not traced."""
         if count < 0:
             raise ValueError("count must be >= 0")
+        if not -(1 << 61) < lo <= hi < 1 << 61:
+            raise ValueError("se_sums needs -2^61 < lo <= hi < 2^61")
         start = self.pos
         sums, total = [], 0
         try:

@@ -10,11 +10,14 @@ import numpy as np
 
 from ..errors import FormatError
 
-__all__ = ["LC_STATES", "LC_PROB_BITS", "LC_PROB_SCALE", "LC_RANS_L", "LC_OUT_I64", "LC_OUT_AFFINE",
-           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "ERRORS", "symbols", "build_tables", "encode", "decode"]
+__all__ = ["LC_STATES", "LC_MAX_STATES", "LC_PROB_BITS", "LC_PROB_SCALE", "LC_RANS_L", "LC_OUT_I64", "LC_OUT_AFFINE",
+           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "ERRORS", "symbols", "build_tables", "encode", "decode", "simd_available", "set_simd"]
 
-#: Number of interleaved 32-bit states (element i uses state i mod LC_STATES): lc_rans_state[].
+#: Number of interleaved 32-bit states of a version 1 payload (element i uses state i mod
+#: LC_STATES): lc_rans_state[].
 LC_STATES = 8
+#: At most this many states in a version 2 payload (1, 2, 4, 8, 16 or 32; spec 7.4).
+LC_MAX_STATES = 32
 #: Probabilities are in units of 2^-LC_PROB_BITS.
 LC_PROB_BITS = 14
 LC_PROB_SCALE = 1 << LC_PROB_BITS
@@ -99,15 +102,32 @@ def build_tables(freqs) -> tuple[np.ndarray, np.ndarray]:
     return fc, sy
 
 
-def encode(sym, row_class, cols: int, freq, cum, capacity: int = -1, states=None, first: int = 0):
-    """Encode symbols (uint8, C order over rows x cols) with per-row-class tables (K x alphabet).
+def simd_available() -> bool:
+    """The reference has no vector kernel."""
+    return False
 
-    Returns (status, states, words): the LC_STATES final states and the little-endian 16-bit words
+
+def set_simd(enabled: bool) -> bool:
+    """No effect in the reference (the compiled twin's switch); returns False."""
+    return False
+
+
+def _check_nstates(nstates: int) -> None:
+    if nstates not in (1, 2, 4, 8, 16, 32):
+        raise ValueError(f"nstates must be 1, 2, 4, 8, 16 or 32, got {nstates}")
+
+
+def encode(sym, row_class, cols: int, freq, cum, capacity: int = -1, states=None, first: int = 0, *,
+           nstates: int = LC_STATES):
+    """Encode symbols (uint8, C order over rows x cols) with per-row-class tables (K x alphabet)
+    and ``nstates`` interleaved states (element i uses state i mod nstates).
+
+    Returns (status, states, words): the nstates final states and the little-endian 16-bit words
     in decoder order. ``capacity`` is a buffer-size hint of the compiled twin (which retries with
     the worst case when it is too small); the reference has no fixed buffer.
 
     A layer can be coded in pieces, last piece first: ``first`` is the element index of ``sym[0]``
-    in the layer (its row is ``first // cols`` of ``row_class``, its state ``first % LC_STATES``)
+    in the layer (its row is ``first // cols`` of ``row_class``, its state ``first % nstates``)
     and ``states`` the states the following piece left (default: the initial states). The words
     of the pieces, in layer order, are the layer's words.
     """
@@ -115,9 +135,10 @@ def encode(sym, row_class, cols: int, freq, cum, capacity: int = -1, states=None
     row_class = np.asarray(row_class).reshape(-1).tolist()
     freq = np.asarray(freq).tolist()
     cum = np.asarray(cum).tolist()
-    st = [LC_RANS_L] * LC_STATES if states is None else [int(x) for x in states]
-    if len(st) != LC_STATES or first < 0:
-        raise ValueError(f"states must be {LC_STATES} integers and first >= 0")
+    _check_nstates(nstates)
+    st = [LC_RANS_L] * nstates if states is None else [int(x) for x in states]
+    if len(st) != nstates or first < 0:
+        raise ValueError(f"states must be {nstates} integers and first >= 0")
     if sym and cols and (first + len(sym) - 1) // cols >= len(row_class):
         raise ValueError("row_class has fewer rows than the symbols need")
     out: list[int] = []
@@ -127,18 +148,19 @@ def encode(sym, row_class, cols: int, freq, cum, capacity: int = -1, states=None
         f = freq[cls][sym[j]]
         if f == 0:
             return LC_ERR_ZERO_FREQ, None, None
-        x = st[i % LC_STATES]
+        x = st[i % nstates]
         if x >= f << (32 - LC_PROB_BITS):
             out.append(x & 0xFFFF)
             x >>= 16
-        st[i % LC_STATES] = ((x // f) << LC_PROB_BITS) + (x % f) + cum[cls][sym[j]]
+        st[i % nstates] = ((x // f) << LC_PROB_BITS) + (x % f) + cum[cls][sym[j]]
     out.reverse()
     return LC_OK, st, np.array(out, dtype="<u2").tobytes()
 
 
 def decode(words, states, fc, sy, row_class, rows: int, cols: int, E: int, escapes, out_kind: int, out,
            scale=None, zero_point=None, codebook=None):
-    """Decode rows x cols levels into ``out`` (flat int64, int32 or float32 by ``out_kind``).
+    """Decode rows x cols levels into ``out`` (flat int64, int32 or float32 by ``out_kind``), with
+    as many interleaved states as ``states`` has (1, 2, 4, 8, 16 or 32).
 
     Returns (status, at, out); on an error ``at`` is relative to the start of ``words`` (negative
     for a bad lc_rans_state, which precedes them) and the last item the state's number.
@@ -151,9 +173,11 @@ def decode(words, states, fc, sy, row_class, rows: int, cols: int, E: int, escap
 def _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, out, scale, zero_point, codebook):
     words = np.frombuffer(memoryview(words).cast("B")[: len(words) // 2 * 2], dtype="<u2").tolist()
     st = [int(x) for x in states]
+    S = len(st)
+    _check_nstates(S)
     for j, x in enumerate(st):
         if x < LC_RANS_L:
-            return LC_ERR_BAD_STATE, -4 * (LC_STATES - j), j
+            return LC_ERR_BAD_STATE, -4 * (S - j), j
     fc = np.asarray(fc).tolist()
     sy = np.asarray(sy).tolist()
     # a class whose table is one symbol of frequency 2^14 leaves the states as they are and reads no
@@ -175,7 +199,7 @@ def _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, 
             i += cols
             continue
         for _ in range(cols):
-            x = st[i % LC_STATES]
+            x = st[i % S]
             slot = x & mask
             s = tsy[slot]
             e = tfc[s]
@@ -185,7 +209,7 @@ def _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, 
                     return LC_ERR_WORDS_TRUNCATED, 0, 0
                 x = (x << 16) | words[wp]
                 wp += 1
-            st[i % LC_STATES] = x & 0xFFFFFFFF
+            st[i % S] = x & 0xFFFFFFFF
             if s == esc_sym:
                 if ep >= len(escapes):
                     return LC_ERR_ESCAPES, 0, 0

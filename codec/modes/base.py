@@ -39,6 +39,8 @@ class Plan:
     mode_params: bytes
     state: Any = None
     local_qp_set: bytes | None = None
+    #: the levels_payload() syntax the payload uses (1 in files of version 1.x, 2 in 2.x)
+    levels_version: int = 2
 
 
 class Mode:
@@ -48,8 +50,11 @@ class Mode:
     name: str = ""
     #: ``coding_mode`` value (spec table 5.6)
     mode_id: int = -1
-    #: lowest ``version_minor`` of the format that defines the mode
+    #: lowest ``version_minor`` of format 1.x that defines the mode
     since_minor: int = 0
+    #: whether its payloads may hold a ``levels_payload()`` (whose syntax the file's major version
+    #: chooses: section 7); the writer writes a 2.x file when such a layer uses version 2
+    codes_levels: bool = False
     #: the ``layer_dtype`` codes the mode can hold
     dtypes: frozenset = ANY_DTYPE
     #: the parameters users pass
@@ -108,7 +113,9 @@ class Mode:
         ``prepare`` parameters; returns (array, the parameters for :meth:`plan`)."""
         return array, {k: v for k, v in params.items() if not (self.param(k) and self.param(k).prepare)}
 
-    def plan(self, array: np.ndarray, dtype: DType, params: dict[str, Any], *, global_qp=None) -> Plan:
+    def plan(self, array: np.ndarray, dtype: DType, params: dict[str, Any], *, global_qp=None,
+             levels_version: int = 2) -> Plan:
+        """Plan a layer; ``levels_version``: the syntax of any ``levels_payload()`` it writes."""
         raise NotImplementedError
 
     def write(self, plan: Plan, array: np.ndarray, dtype: DType, sink) -> None:

@@ -24,24 +24,26 @@ class EntropyMode(Mode):
     name = "entropy"
     mode_id = CodingMode.ENTROPY
     since_minor = 1
+    codes_levels = True
     dtypes = INTEGER_DTYPES
     params = (MAX_CLASSES,)
 
-    def plan(self, array, dtype, params, *, global_qp=None):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
         self.check_dtype(dtype)
         if dtype == DType.UINT64 and array.size and int(array.max()) >= 1 << 63:
             raise EncodeError("mode 'entropy' needs uint64 values below 2^63")
-        return Plan(b"", params.get("max_classes", LC_MAX_CLASSES))
+        return Plan(b"", params.get("max_classes", LC_MAX_CLASSES), levels_version=levels_version)
 
     def write(self, plan, array, dtype, sink):
         rows, cols = level_grid(array.shape)
-        write_levels(ArrayLevels(array, rows, cols), sink, max_classes=plan.state)
+        write_levels(ArrayLevels(array, rows, cols), sink, max_classes=plan.state, version=plan.levels_version)
 
     def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
         self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
         storage = storage_dtype(header)
         rows, cols = level_grid(header.layer_shape)
-        flat = decode_levels(payload, rows, cols, path=header.payload_path, base_offset=header.payload_offset)
+        flat = decode_levels(payload, rows, cols, path=header.payload_path, base_offset=header.payload_offset,
+                             version=header.levels_version)
         info = np.iinfo(storage) if storage.kind in "iu" else None
         lo, hi = (0, 1) if header.layer_dtype == DType.BOOL else (info.min, info.max)
         if flat.size and (flat.min() < lo or flat.max() > hi):
@@ -52,7 +54,7 @@ class EntropyMode(Mode):
     def summarize(self, header, payload, *, global_qp=None):
         rows, cols = level_grid(header.layer_shape)
         return levels_summary(payload, rows, cols, path=header.payload_path,
-                              base_offset=header.payload_offset)
+                              base_offset=header.payload_offset, version=header.levels_version)
 
     def summary_text(self, summary):
         return levels_text(summary)
@@ -61,10 +63,12 @@ class EntropyMode(Mode):
         self.params_of(header, trace=trace)
         rows, cols = level_grid(header.layer_shape)
         trace_levels_payload(payload, rows, cols, path=header.payload_path,
-                             base_offset=header.payload_offset, trace=trace)
+                             base_offset=header.payload_offset, trace=trace, version=header.levels_version)
 
 
 def levels_text(summary: dict) -> str:
     """The dump's short form of :func:`codec.levels.levels_summary`."""
-    text = f"E={summary['escape_limit']} K={summary['row_classes']}"
+    text = f"E={summary['escape_limit']} K={summary['row_classes']} S={summary['states']}"
+    if summary["chunks"] > 1:
+        text += f" chunks={summary['chunks']}"
     return text + (f" esc={summary['escapes']}" if summary["escapes"] else "")

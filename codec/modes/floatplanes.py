@@ -60,7 +60,8 @@ class _Exponents(LevelSource):
         return field.astype(np.int16) - np.int16(self.centre)
 
 
-def encode_planes(bits: np.ndarray, dtype: DType, rows: int, cols: int, *, level: int = 3, write=None):
+def encode_planes(bits: np.ndarray, dtype: DType, rows: int, cols: int, *, level: int = 3, write=None,
+                  levels_version: int = 2):
     """Write ``float_planes_payload()`` for the raw bit patterns ``bits`` (flat, unsigned) through
     ``write`` as its parts are made; without ``write``, return the payload as bytes.
 
@@ -69,14 +70,15 @@ def encode_planes(bits: np.ndarray, dtype: DType, rows: int, cols: int, *, level
     """
     if write is None:
         parts = []
-        encode_planes(bits, dtype, rows, cols, level=level, write=lambda b: parts.append(bytes(b)))
+        encode_planes(bits, dtype, rows, cols, level=level, write=lambda b: parts.append(bytes(b)),
+                      levels_version=levels_version)
         return b"".join(parts)
     storage, ebits, mbits, centre, nrest = LAYOUT[dtype]
     wide = storage.newbyteorder("=").type
     u = np.ascontiguousarray(bits).view(storage.newbyteorder("=")).reshape(-1)
     n = u.size
     mmask = wide((1 << mbits) - 1)
-    exponents = code_levels(_Exponents(u, rows, cols, ebits, mbits, centre))
+    exponents = code_levels(_Exponents(u, rows, cols, ebits, mbits, centre), version=levels_version)
     write(exponents.size.to_bytes(4, "little"))
     exponents.write_to(_Writer(write))
     del exponents
@@ -141,7 +143,8 @@ def read_float_planes_payload(r, dtype: DType, rows: int, cols: int):
     return (exponents, exp_at), planes
 
 
-def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, base_offset: int) -> np.ndarray:
+def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, base_offset: int,
+                  levels_version: int = 2) -> np.ndarray:
     """Decode ``float_planes_payload()`` into the flat bit patterns (storage uint dtype).
 
     Memory: the output and CHUNK-sized temporaries. The exponents are decoded into the output
@@ -151,10 +154,11 @@ def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, bas
     (exponents, exp_at), planes = read_float_planes_payload(_backend.bit_reader(payload, base_offset, path), dtype, rows,
                                                             cols)
     return _assemble(exponents, exp_at, [(mode, _ViewReader(data), len(data), at) for mode, data, at in planes],
-                     dtype, rows, cols, path=path)
+                     dtype, rows, cols, path=path, levels_version=levels_version)
 
 
-def decode_planes_from(payload, dtype: DType, rows: int, cols: int, *, path: str, base_offset: int):
+def decode_planes_from(payload, dtype: DType, rows: int, cols: int, *, path: str, base_offset: int,
+                       levels_version: int = 2):
     """:func:`decode_planes` for a payload read in pieces (``payload.read_at(offset, size)``, e.g. a
     large payload of a file): the planes never wait in memory whole. Returns None, having read only
     their sizes, when the payload's layout is not sound: the caller then decodes the whole payload
@@ -178,7 +182,8 @@ def decode_planes_from(payload, dtype: DType, rows: int, cols: int, *, path: str
         pos += 5 + plane_size
     if pos != size:
         return None
-    return _assemble(payload.read_at(4, exp_end - 4), base_offset + 4, planes, dtype, rows, cols, path=path)
+    return _assemble(payload.read_at(4, exp_end - 4), base_offset + 4, planes, dtype, rows, cols, path=path,
+                     levels_version=levels_version)
 
 
 class _ViewReader:
@@ -212,7 +217,8 @@ class _PieceReader:
     read_view = read  # its pieces are read from the file: fresh bytes either way
 
 
-def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int, *, path: str) -> np.ndarray:
+def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int, *, path: str,
+              levels_version: int = 2) -> np.ndarray:
     """The bit patterns from the exponent payload and the planes, (mode, reader, size, file offset)."""
     storage, ebits, mbits, centre, nrest = LAYOUT[dtype]
     n = rows * cols
@@ -220,7 +226,7 @@ def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int
     result = np.empty(n, dtype=native)
     out_kind = {8: LC_OUT_I64, 4: LC_OUT_I32, 2: LC_OUT_I16}[storage.itemsize]
     decode_levels(exponents, rows, cols, out_kind=out_kind, path=f"{path}.fp_exponents", base_offset=exp_at,
-                  out=result.view(f"=i{storage.itemsize}"))
+                  out=result.view(f"=i{storage.itemsize}"), version=levels_version)
     kernels = _backend.planes
     if kernels.place_exponents(result, centre, ebits, mbits) >= 0:
         raise FormatError("decoded exponent outside its field", path=f"{path}.fp_exponents", bit_offset=exp_at * 8)
@@ -282,12 +288,13 @@ class FloatPlanesMode(Mode):
     name = "floatplanes"
     mode_id = CodingMode.FLOATPLANES
     since_minor = 1
+    codes_levels = True
     dtypes = FLOAT_DTYPES
     params = (LEVEL,)
 
-    def plan(self, array, dtype, params, *, global_qp=None):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
         self.check_dtype(dtype)
-        return Plan(b"", params.get("level", LEVEL.default))
+        return Plan(b"", params.get("level", LEVEL.default), levels_version=levels_version)
 
     def write(self, plan, array, dtype, sink):
         a = np.asarray(array)
@@ -297,7 +304,7 @@ class FloatPlanesMode(Mode):
             a = np.ascontiguousarray(a, dtype=STORAGE_DTYPE[dtype].newbyteorder("="))
         bits = np.ascontiguousarray(a).view(LAYOUT[dtype][0].newbyteorder("=")).reshape(-1)
         rows, cols = level_grid(array.shape)
-        encode_planes(bits, dtype, rows, cols, level=plan.state, write=sink.write)
+        encode_planes(bits, dtype, rows, cols, level=plan.state, write=sink.write, levels_version=plan.levels_version)
 
     #: the reader may give a large payload as an object read in pieces (``read_at``, ``crc32c``)
     reads_in_pieces = True
@@ -306,7 +313,7 @@ class FloatPlanesMode(Mode):
         from ..dtypes import storage_dtype, user_array
 
         rows, cols = level_grid(header.layer_shape)
-        where = dict(path=header.payload_path, base_offset=header.payload_offset)
+        where = dict(path=header.payload_path, base_offset=header.payload_offset, levels_version=header.levels_version)
         bits = None
         if hasattr(payload, "read_at"):  # a large payload of a file, read in pieces
             self.check_decode_options(header, levels, format)
@@ -341,4 +348,5 @@ class FloatPlanesMode(Mode):
         rows, cols = level_grid(header.layer_shape)
         r = _backend.bit_reader(payload, header.payload_offset, path, trace)
         (exponents, exp_at), _ = read_float_planes_payload(r, DType(header.layer_dtype), rows, cols)
-        trace_levels_payload(exponents, rows, cols, path=f"{path}.fp_exponents", base_offset=exp_at, trace=trace)
+        trace_levels_payload(exponents, rows, cols, path=f"{path}.fp_exponents", base_offset=exp_at, trace=trace,
+                             version=header.levels_version)

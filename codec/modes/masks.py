@@ -314,13 +314,14 @@ def nm_layout(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
 # ---------------------------------------------------------------------------------------------
 # mask_block() writers
 # ---------------------------------------------------------------------------------------------
-def encode_bitmap(mask) -> bytes:
+def encode_bitmap(mask, *, levels_version: int = 2) -> bytes:
     """Bitmap mask_block: nibbles of each row (first element in the high bit, rows zero-padded) as
-    levels; ``mask`` a bool array or a :class:`PackedMask` (then made a piece at a time)."""
+    levels (``levels_payload()`` of ``levels_version``); ``mask`` a bool array or a
+    :class:`PackedMask` (then made a piece at a time)."""
     pm = mask if isinstance(mask, PackedMask) else PackedMask.from_bool(mask)
     out = io.BytesIO()
     out.write(bytes([MaskKind.BITMAP]))
-    write_levels(_BitmapNibbles(pm), out)
+    write_levels(_BitmapNibbles(pm), out, version=levels_version)
     return out.getvalue()
 
 
@@ -481,16 +482,18 @@ def _check_groups(r, shape, axis: int, multiple: int, name: str, at: int) -> Non
         raise r.error(f"axis {axis} of shape {tuple(shape)} does not hold whole groups of {multiple}", name, at=at)
 
 
-def read_bitmap(block, r, shape) -> np.ndarray:
+def read_bitmap(block, r, shape, levels_version: int = 2) -> np.ndarray:
     """Bitmap (kind 0): levels_payload() of the nibbles, the rest of the block."""
     rows, cols = level_grid(tuple(shape))
     ncols = (cols + 3) // 4
     start = r.pos // 8
     data = block[start:]
     if _tracing(r):
-        trace_levels_payload(data, rows, ncols, path=r.path, base_offset=r.base_offset + start, trace=r.trace)
+        trace_levels_payload(data, rows, ncols, path=r.path, base_offset=r.base_offset + start, trace=r.trace,
+                             version=levels_version)
     r.view(len(data))
-    levels = decode_levels(data, rows, ncols, out_kind=LC_OUT_I32, path=r.path, base_offset=r.base_offset + start)
+    levels = decode_levels(data, rows, ncols, out_kind=LC_OUT_I32, path=r.path, base_offset=r.base_offset + start,
+                           version=levels_version)
     status, at, mask = _backend.masks.nibbles_to_mask(levels, rows, cols)
     return _check(status, at, mask, r, start).reshape(shape)
 
@@ -563,9 +566,12 @@ _READERS = {MaskKind.BITMAP: read_bitmap, MaskKind.NM: read_nm, MaskKind.HIERARC
             MaskKind.HYBRID: read_hybrid}
 
 
-def read_mask_block(block, r, shape) -> tuple[int, np.ndarray]:
-    """Read and decode ``mask_block()`` (the whole of ``block``, read by ``r``): (kind, bool mask of ``shape``)."""
+def read_mask_block(block, r, shape, *, levels_version: int = 2) -> tuple[int, np.ndarray]:
+    """Read and decode ``mask_block()`` (the whole of ``block``, read by ``r``): (kind, bool mask of
+    ``shape``); a bitmap's levels are a ``levels_payload()`` of ``levels_version``."""
     kind = r.u8("sp_mask_kind", enum=MaskKind)
     if kind not in _READERS:
         raise r.error(f"unknown sp_mask_kind {kind}", "sp_mask_kind", at=r.pos - 8)
+    if kind == MaskKind.BITMAP:
+        return kind, read_bitmap(block, r, tuple(shape), levels_version)
     return kind, _READERS[kind](block, r, tuple(shape))

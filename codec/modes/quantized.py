@@ -25,6 +25,7 @@ class QuantizedMode(Mode):
     name = "quantized"
     mode_id = CodingMode.QUANTIZED
     since_minor = 1
+    codes_levels = True
     dtypes = FLOAT_DTYPES
     has_levels = True
     params = quant.QUANT_PARAMS + (
@@ -33,7 +34,7 @@ class QuantizedMode(Mode):
         MAX_CLASSES,
     )
 
-    def plan(self, array, dtype, params, *, global_qp=None):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
         self.check_dtype(dtype)
         params = dict(params)
         max_classes = params.pop("max_classes", LC_MAX_CLASSES)
@@ -54,11 +55,12 @@ class QuantizedMode(Mode):
         # the levels are made piece by piece while they are coded (memory: the layer and one piece)
         source, full = quant.quantize_source(array, step=step, bf16_bits=is_bf16_bits(array, dtype), **kwargs)
         local = full.without(g)
-        return Plan(b"", (source, max_classes), quant.write_qp_set_data(local) if not local.is_empty() else None)
+        return Plan(b"", (source, max_classes), quant.write_qp_set_data(local) if not local.is_empty() else None,
+                    levels_version=levels_version)
 
     def write(self, plan, array, dtype, sink):
         source, max_classes = plan.state
-        write_levels(source, sink, max_classes=max_classes)
+        write_levels(source, sink, max_classes=max_classes, version=plan.levels_version)
 
     def effective(self, header, global_qp) -> quant.Effective:
         """The layer's effective quantization parameters (spec 8.3)."""
@@ -71,7 +73,7 @@ class QuantizedMode(Mode):
         self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
         rows, cols = level_grid(header.layer_shape)
         eff = self.effective(header, global_qp)
-        where = dict(path=header.payload_path, base_offset=header.payload_offset)
+        where = dict(path=header.payload_path, base_offset=header.payload_offset, version=header.levels_version)
         if levels:
             return decode_levels(payload, rows, cols, **where).reshape(header.layer_shape), eff
         if eff.method == "codebook":
@@ -107,7 +109,7 @@ class QuantizedMode(Mode):
         rows, cols = level_grid(header.layer_shape)
         try:
             out["levels"] = levels_summary(payload, rows, cols, path=header.payload_path,
-                                           base_offset=header.payload_offset)
+                                           base_offset=header.payload_offset, version=header.levels_version)
         except CodecError as exc:
             out["levels"] = {"error": str(exc)}
         return out
@@ -129,4 +131,4 @@ class QuantizedMode(Mode):
         self.params_of(header, trace=trace)
         rows, cols = level_grid(header.layer_shape)
         trace_levels_payload(payload, rows, cols, path=header.payload_path,
-                             base_offset=header.payload_offset, trace=trace)
+                             base_offset=header.payload_offset, trace=trace, version=header.levels_version)

@@ -80,6 +80,7 @@ class SparseMode(Mode):
     name = "sparse"
     mode_id = CodingMode.SPARSE
     since_minor = 1
+    codes_levels = True
     dtypes = ANY_DTYPE
     has_levels = True
     formats = ("bitmap", "nm")
@@ -110,7 +111,7 @@ class SparseMode(Mode):
             rest["mask"] = masks.prune_magnitude_packed(array, float(params["prune"]))
         return array, rest
 
-    def plan(self, array, dtype, params, *, global_qp=None):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
         params = dict(params)
         mask = params.pop("mask", None)
         nm = params.pop("nm", None)
@@ -133,7 +134,7 @@ class SparseMode(Mode):
         if nm is None:
             if hybrid is not None:
                 raise EncodeError("hybrid= needs nm=(N, M)")
-            block = masks.encode_bitmap(mask)
+            block = masks.encode_bitmap(mask, levels_version=levels_version)
         else:
             if a.ndim == 0:
                 raise EncodeError("N:M masks need a tensor of rank >= 1")
@@ -153,8 +154,9 @@ class SparseMode(Mode):
                 block = masks.encode_nm(mask, int(nm[0]), int(nm[1]), axis)
         values = KeptValues(a.reshape(-1), mask)
         coding = get_mode(values_mode)
-        vplan = coding.plan(values, dtype, coding.validate(params), global_qp=global_qp)
-        return Plan(b"", (block, mask.count, coding, vplan, values))
+        vplan = coding.plan(values, dtype, coding.validate(params), global_qp=global_qp,
+                            **({"levels_version": levels_version} if coding.codes_levels else {}))
+        return Plan(b"", (block, mask.count, coding, vplan, values), levels_version=levels_version)
 
     def write(self, plan, array, dtype, sink):
         block, kept, coding, vplan, values = plan.state
@@ -197,7 +199,8 @@ class SparseMode(Mode):
     def _mask(self, header, sp, trace=None):
         r = _backend.bit_reader(sp.mask_block, header.payload_offset + sp.mask_offset, f"{header.payload_path}.mask_block",
                            trace)
-        kind, mask = masks.read_mask_block(sp.mask_block, r, header.layer_shape)
+        kind, mask = masks.read_mask_block(sp.mask_block, r, header.layer_shape,
+                                           levels_version=header.levels_version)
         if int(mask.sum()) != sp.kept:
             raise FormatError(f"mask keeps {int(mask.sum())} elements, sp_kept_count says {sp.kept}",
                               path=f"{header.payload_path}.mask_block",

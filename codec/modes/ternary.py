@@ -219,14 +219,14 @@ def split_ternary(w, *, axis: int | None = None) -> tuple[np.ndarray, np.ndarray
 # ---------------------------------------------------------------------------------------------
 # ternary_payload() = tn_scheme u8 + the scheme's data (spec 6.6)
 # ---------------------------------------------------------------------------------------------
-def encode_payload(trits: np.ndarray, rows: int, cols: int, scheme: str = "auto") -> bytes:
+def encode_payload(trits: np.ndarray, rows: int, cols: int, scheme: str = "auto", *, levels_version: int = 2) -> bytes:
     """Return ``ternary_payload()``; ``auto`` keeps the smallest scheme (flag, base3, entropy order on ties)."""
     out = io.BytesIO()
-    write_payload(trits, rows, cols, out, scheme)
+    write_payload(trits, rows, cols, out, scheme, levels_version=levels_version)
     return out.getvalue()
 
 
-def write_payload(trits, rows: int, cols: int, sink, scheme: str = "auto") -> None:
+def write_payload(trits, rows: int, cols: int, sink, scheme: str = "auto", *, levels_version: int = 2) -> None:
     """Write ``ternary_payload()`` of ``trits`` (int8 array, or a LevelSource of trits such as
     :class:`TritSource`) to ``sink``, in memory of about the packed item flags (an eighth of the int8
     trits): the candidates' sizes are known before any is written (flag: from the item flags;
@@ -252,7 +252,7 @@ def write_payload(trits, rows: int, cols: int, sink, scheme: str = "auto") -> No
     if scheme in ("auto", "base3"):
         sizes["base3"] = (n + 4) // 5
     if scheme in ("auto", "entropy"):
-        entropy = code_levels(source)
+        entropy = code_levels(source, version=levels_version)
         sizes["entropy"] = entropy.size
     name = min(sizes, key=lambda k: (sizes[k], SCHEMES.index(k)))
     sink.write(bytes([SCHEMES.index(name)]))
@@ -271,17 +271,18 @@ def write_payload(trits, rows: int, cols: int, sink, scheme: str = "auto") -> No
     else:
         entropy.write_to(sink)
     if entropy is not None and name != "entropy":
-        entropy.words.close()
+        entropy.close()
 
 
-def decode_payload(payload, rows: int, cols: int, *, path: str, base_offset: int) -> np.ndarray:
+def decode_payload(payload, rows: int, cols: int, *, path: str, base_offset: int, levels_version: int = 2) -> np.ndarray:
     """Decode ``ternary_payload()`` into flat int8 trits."""
     r = _backend.bit_reader(payload, base_offset, path)
     scheme = r.u8("tn_scheme", enum=TernaryScheme)
     body = memoryview(payload).cast("B")[1:]
     n = rows * cols
     if scheme == TernaryScheme.ENTROPY:
-        levels = decode_levels(body, rows, cols, out_kind=LC_OUT_I32, path=path, base_offset=base_offset + 1)
+        levels = decode_levels(body, rows, cols, out_kind=LC_OUT_I32, path=path, base_offset=base_offset + 1,
+                               version=levels_version)
         if levels.size and (levels.min() < -1 or levels.max() > 1):
             raise FormatError("an entropy-coded trit is outside -1..1", path=f"{path}.lc_rans_words",
                               bit_offset=(base_offset + 1) * 8)
@@ -297,12 +298,13 @@ def decode_payload(payload, rows: int, cols: int, *, path: str, base_offset: int
     return value
 
 
-def _trace_payload(payload, trits, rows: int, cols: int, *, path: str, base_offset: int, trace: list) -> None:
+def _trace_payload(payload, trits, rows: int, cols: int, *, path: str, base_offset: int, trace: list,
+                   levels_version: int = 2) -> None:
     r = _backend.bit_reader(payload, base_offset, path, trace)
     scheme = r.u8("tn_scheme", enum=TernaryScheme)
     if scheme == TernaryScheme.ENTROPY:
         trace_levels_payload(memoryview(payload).cast("B")[1:], rows, cols, path=path, base_offset=base_offset + 1,
-                             trace=trace)
+                             trace=trace, version=levels_version)
     elif scheme == TernaryScheme.BASE3:
         r.view(r.bits_left() // 8, "tn_base3_digits")
     else:
@@ -335,6 +337,7 @@ class TernaryMode(Mode):
     name = "ternary"
     mode_id = CodingMode.TERNARY
     since_minor = 1
+    codes_levels = True
     dtypes = TERNARY_DTYPES
     has_levels = True
     params = (
@@ -355,7 +358,7 @@ class TernaryMode(Mode):
             rest["threshold"] = 0.7
         return array, rest
 
-    def plan(self, array, dtype, params, *, global_qp=None):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
         self.check_dtype(dtype)
         scheme = params.get("scheme", "auto")
         axis = params.get("axis")
@@ -374,11 +377,11 @@ class TernaryMode(Mode):
         w.u32le(len(alphas))
         for value in alphas.tolist():
             w.f64le(value)
-        return Plan(w.getvalue(), (source, scheme))
+        return Plan(w.getvalue(), (source, scheme), levels_version=levels_version)
 
     def write(self, plan, array, dtype, sink):
         source, scheme = plan.state
-        write_payload(source, source.rows, source.cols, sink, scheme)
+        write_payload(source, source.rows, source.cols, sink, scheme, levels_version=plan.levels_version)
 
     def read_params(self, r, header):
         """``ternary_params()``: (tn_axis, float64 alphas)."""
@@ -404,7 +407,7 @@ class TernaryMode(Mode):
         shape = header.layer_shape
         rows, cols = level_grid(shape)
         trits = decode_payload(payload, rows, cols, path=header.payload_path,
-                               base_offset=header.payload_offset)
+                               base_offset=header.payload_offset, levels_version=header.levels_version)
         if levels:
             return trits.reshape(shape), alphas
         if header.layer_dtype in INTEGER_DTYPES:
@@ -448,5 +451,7 @@ class TernaryMode(Mode):
         self.params_of(header, trace=trace)
         rows, cols = level_grid(header.layer_shape)
         path = header.payload_path
-        trits = decode_payload(payload, rows, cols, path=path, base_offset=header.payload_offset)
-        _trace_payload(payload, trits, rows, cols, path=path, base_offset=header.payload_offset, trace=trace)
+        trits = decode_payload(payload, rows, cols, path=path, base_offset=header.payload_offset,
+                               levels_version=header.levels_version)
+        _trace_payload(payload, trits, rows, cols, path=path, base_offset=header.payload_offset, trace=trace,
+                       levels_version=header.levels_version)
