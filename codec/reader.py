@@ -28,14 +28,15 @@ from .format import (
     NetworkHeader,
     UnitHeader,
     network_header_size,
+    layer_coding_mode,
     padding_size,
     read_index_payload,
     read_network_header,
     read_trailer,
     read_unit_header,
 )
-from .format.constants import INDEX_ENTRY_FIXED_SIZE, NETWORK_PREFIX_SIZE, TRAILER_SIZE, UNIT_PREFIX_SIZE, CodingMode, \
-    UnitType
+from .format.constants import CRC_SIZE, INDEX_ENTRY_FIXED_SIZE, NETWORK_PREFIX_SIZE, TRAILER_SIZE, UNIT_PREFIX_SIZE, \
+    CodingMode, UnitType
 from .format.unit import MIN_UNIT_HEADER_SIZE
 from .modes import get_mode
 from .quant import QuantParams, read_qp_set_data
@@ -554,7 +555,16 @@ class StreamReader:
                               bit_offset=(unit_offset + 4) * 8)
             rest = max(0, header_size - UNIT_PREFIX_SIZE)
             head = prefix + self._in.read(rest, f"layers[{position}]")
-            pad = padding_size(unit_offset + len(head)) if len(head) == header_size else 0
+            pad = 0
+            if len(head) == header_size:
+                mode = 0
+                if prefix[3] == UnitType.LAYER and self.network_header.version_major >= 2:
+                    try:  # the padding depends on the coding mode (section 5); read_unit_header checks all
+                        mode = layer_coding_mode(head[UNIT_PREFIX_SIZE:header_size - CRC_SIZE], self.limits)
+                    except CodecError:
+                        mode = 0
+                pad = padding_size(unit_offset + len(head), version=self.network_header.version,
+                                   unit_type=prefix[3], coding_mode=mode)
             head += self._in.read(pad, f"layers[{position}].unit_padding")
             is_layer = prefix[3] == UnitType.LAYER
             unit: UnitHeader = read_unit_header(head, unit_offset, self.limits,

@@ -36,7 +36,7 @@ from .format import (
 )
 from .format import DEFAULT_LIMITS
 from .format.constants import MAX_RANK, PAYLOAD_ALIGNMENT, STORAGE_DTYPE, TRAILER_SIZE
-from .format.unit import MIN_UNIT_HEADER_SIZE
+from .format.unit import MIN_UNIT_HEADER_SIZE, UNPADDED_MODES_FROM
 from .modes import get_mode, registered_modes
 from .quant import global_quantization, write_qp_set_data
 
@@ -110,6 +110,7 @@ class _Prepared(NamedTuple):
     size: int
     crc: int
     version: tuple[int, int]
+    mode_id: int
 
 
 class _MemorySink:
@@ -130,8 +131,15 @@ class _MemorySink:
 
 
 def _layer_version(coding, levels_version: int) -> tuple[int, int]:
-    """The lowest format version that holds a layer of this mode with this levels syntax."""
-    return (2, 0) if coding.codes_levels and levels_version == 2 else (1, coding.since_minor)
+    """The lowest format version that holds a layer of this mode with this levels syntax. A mode of
+    id 2 and up written for 2.x readers has no unit padding (section 5): the file is 2.x."""
+    if levels_version == 2 and (coding.codes_levels or coding.mode_id >= UNPADDED_MODES_FROM):
+        return (2, 0)
+    return (1, coding.since_minor)
+
+
+def _layer_padding(offset: int, mode_id: int, version: tuple[int, int]) -> int:
+    return padding_size(offset, version=version, coding_mode=mode_id)
 
 
 def _plan_layer(index: int, name: str, array, params: dict, global_qp, levels_version: int = 2):
@@ -203,7 +211,8 @@ def _prepare_layer(index: int, name: str, array, params: dict, global_qp, levels
     array, dtype_code, coding, plan, body = _plan_layer(index, name, array, params, global_qp, levels_version)
     sink = _MemorySink()
     coding.write(plan, array, dtype_code, sink)
-    return _Prepared(name, body, sink.parts, sink.size, sink.crc, _layer_version(coding, levels_version))
+    return _Prepared(name, body, sink.parts, sink.size, sink.crc, _layer_version(coding, levels_version),
+                     coding.mode_id)
 
 
 class Writer:
@@ -331,7 +340,7 @@ class Writer:
             self._levels_version)
         unit_offset = self._pos
         header = write_unit_header(UnitType.LAYER, body, 0, 0)
-        pad = padding_size(unit_offset + len(header))
+        pad = _layer_padding(unit_offset + len(header), coding.mode_id, _layer_version(coding, self._levels_version))
         try:
             self._file.write(header)
             self._file.write(_ZEROS[:pad])
@@ -414,7 +423,7 @@ class Writer:
     def _commit(self, prep: _Prepared, progress=None) -> None:
         unit_offset = self._pos
         header = write_unit_header(UnitType.LAYER, prep.body, prep.size, prep.crc)
-        pad = padding_size(unit_offset + len(header))
+        pad = _layer_padding(unit_offset + len(header), prep.mode_id, prep.version)
         try:
             self._file.write(header)
             self._file.write(_ZEROS[:pad])

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from codec import _backend
+from codec.errors import CodecError
 from codec.format.constants import UnitType
 from codec.format import (
     IndexEntry,
+    Limits,
+    layer_coding_mode,
     padding_size,
     write_index_payload,
     write_network_header,
@@ -42,6 +45,18 @@ def layer_body(*, index=0, name="w", kind=0, shape=(2,), dtype=2, mode=0, qp=Non
     return w.getvalue()
 
 
+def unit_padding(offset: int, version, unit_type: int, body: bytes) -> int:
+    """The unit_padding of a unit whose header ends at ``offset`` (section 5: by version and, for a
+    layer unit of a 2.x file, by its coding_mode; a body that does not parse counts as mode 0)."""
+    mode = 0
+    if unit_type == UnitType.LAYER and version[0] >= 2:
+        try:
+            mode = layer_coding_mode(body, Limits())
+        except CodecError:
+            mode = 0
+    return padding_size(offset, version=tuple(version), unit_type=unit_type, coding_mode=mode)
+
+
 def assemble(units, *, metadata=None, layer_count=None, header=None, version=None) -> bytes:
     """Concatenate a network header, units [(unit_type, body, payload)], an index and a trailer.
 
@@ -53,13 +68,14 @@ def assemble(units, *, metadata=None, layer_count=None, header=None, version=Non
     extra = {} if version is None else {"version": version}
     out = bytearray(header if header is not None else write_network_header(layer_count=count, metadata=metadata or {},
                                                                            **extra))
+    file_version = (out[8], out[9])
     entries = []
     for unit in units:
         unit_type, body, payload = unit[:3]
         name = unit[3] if len(unit) > 3 else "w"
         offset = len(out)
         head = write_unit_header(unit_type, body, len(payload), _backend.crc32c(payload))
-        out += head + bytes(padding_size(offset + len(head))) + payload
+        out += head + bytes(unit_padding(offset + len(head), file_version, unit_type, body)) + payload
         if unit_type == UnitType.LAYER:
             entries.append(IndexEntry(name, offset, len(out) - offset))
     index_offset = len(out)

@@ -341,3 +341,32 @@ def test_shared_and_per_channel_fields_combine(shape, axis, shared):
     zero = np.array(zps, np.int64).reshape(bshape if len(zps) > 1 else [1])
     expected = (levels - zero).astype(np.float32) * steps
     assert out.dtype == np.float32 and out.tobytes() == expected.astype(np.float32).tobytes()
+
+
+def test_unit_padding_by_version_and_mode():
+    # 2.x: raw and zstd payloads start at a multiple of 64, the other modes' right after their
+    # header; 1.x: every payload at a multiple of 64 (spec section 5)
+    tensors = {"raw": np.arange(7, dtype=np.float32), "e": np.arange(50) % 7 - 3, "z": np.ones(9, np.float32),
+               "q": weights()}
+    modes = {"raw": "raw", "e": "entropy", "z": "zstd", "q": "quantized"}
+
+    def write(version):
+        buf = io.BytesIO()
+        with codec.Writer(buf, format_version=version) as w:
+            for name, a in tensors.items():
+                w.add_layer(name, a, mode=modes[name])
+        return buf.getvalue()
+
+    for version, unpadded in (((1, 0), set()), (None, {"e", "q"})):
+        data = write(version)
+        with codec.open(data) as r:
+            for name in tensors:
+                h = r.header(name)
+                if name in unpadded:
+                    assert h.payload_offset == h.unit_offset + h.unit_header_size
+                else:
+                    assert h.payload_offset % 64 == 0
+        streamed = dict(codec.iter_stream(io.BytesIO(data)))
+        decoded = codec.decode(data)
+        assert all(np.array_equal(streamed[k], decoded[k]) for k in tensors)
+    assert len(write(None)) < len(write((1, 0)))

@@ -115,7 +115,9 @@ def split(data: bytes):
 def join(network: bytes, units: list[Unit], *, layer_count: int | None = None) -> bytes:
     """A bitstream with every checksum, offset, size and count recomputed."""
     from codec import _backend
-    from codec.format import IndexEntry, padding_size, write_index_payload, write_trailer, write_unit_header
+    from codec.errors import CodecError
+    from codec.format import (IndexEntry, Limits, layer_coding_mode, padding_size, write_index_payload, write_trailer,
+                              write_unit_header)
 
     count = sum(u.unit_type == 1 for u in units) if layer_count is None else layer_count
     head = bytearray(network)
@@ -126,7 +128,15 @@ def join(network: bytes, units: list[Unit], *, layer_count: int | None = None) -
     for u in units:
         offset = len(out)
         header = write_unit_header(u.unit_type, u.body, len(u.payload), _backend.crc32c(u.payload))
-        out += header + bytes(padding_size(offset + len(header))) + u.payload
+        mode = 0
+        if u.unit_type == 1 and network[8] >= 2:  # 2.x: the padding depends on the coding mode (section 5)
+            try:
+                mode = layer_coding_mode(u.body, Limits())
+            except CodecError:
+                mode = 0
+        pad = padding_size(offset + len(header), version=(network[8], network[9]), unit_type=u.unit_type,
+                           coding_mode=mode)
+        out += header + bytes(pad) + u.payload
         if u.unit_type == 1:
             entries.append(IndexEntry(u.layer.layer_name if u.layer is not None else f"u{len(entries)}", offset,
                                       len(out) - offset))

@@ -23,13 +23,14 @@ from .index import IndexEntry, read_index_payload, read_trailer, write_index_pay
 from .limits import DEFAULT_LIMITS, Limits
 from .metadata import UnknownValue, normalize_metadata, read_metadata, write_metadata
 from .network import GLOBAL_QP_SET_OFFSET, NetworkHeader, network_header_size, read_network_header, write_network_header
-from .unit import LayerHeader, UnitHeader, padding_size, read_unit_header, write_layer_header, write_unit_header
+from .unit import (LayerHeader, UnitHeader, layer_coding_mode, padding_size, read_unit_header, write_layer_header,
+                   write_unit_header)
 
 __all__ = [
     "MAGIC", "PAYLOAD_ALIGNMENT", "TRAILER_SIZE", "VERSION_MAJOR", "VERSION_MINOR", "CodingMode", "DType",
     "LayerKind", "UnitType", "ValueType", "IndexEntry", "read_index_payload", "read_trailer", "write_index_payload",
     "write_trailer", "DEFAULT_LIMITS", "Limits", "UnknownValue", "normalize_metadata", "read_metadata",
     "write_metadata", "GLOBAL_QP_SET_OFFSET", "NetworkHeader", "network_header_size", "read_network_header",
-    "write_network_header", "LayerHeader", "UnitHeader", "padding_size", "read_unit_header", "write_layer_header",
+    "write_network_header", "LayerHeader", "UnitHeader", "padding_size", "layer_coding_mode", "read_unit_header", "write_layer_header",
     "write_unit_header",
 ]

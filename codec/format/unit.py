@@ -35,16 +35,32 @@ from .limits import Limits
 from .metadata import encode_str
 from .network import read_qp_set, write_qp_set
 
-__all__ = ["LayerHeader", "UnitHeader", "padding_size", "write_unit_header", "write_layer_header",
+__all__ = ["LayerHeader", "UnitHeader", "padding_size", "layer_coding_mode", "write_unit_header", "write_layer_header",
            "read_unit_header", "MIN_UNIT_HEADER_SIZE"]
 
 #: Smallest ``unit_header_size``: the fixed fields and ``unit_header_crc32c`` (and so the smallest unit).
 MIN_UNIT_HEADER_SIZE = MIN_UNIT_SIZE
 
 
-def padding_size(offset: int) -> int:
-    """Return the number of ``unit_padding`` bytes after a unit header ending at ``offset``."""
+def padding_size(offset: int, *, version: tuple[int, int] = (1, 1), unit_type: int = UnitType.LAYER,
+                 coding_mode: int = CodingMode.RAW) -> int:
+    """Return the number of ``unit_padding`` bytes after a unit header ending at ``offset`` (section
+    5): up to a multiple of 64, so that a raw payload can be used in place; none in a 2.x file for a
+    layer unit whose coding_mode is 2 or more (entropy-coded payloads gain nothing from alignment)."""
+    if version[0] >= 2 and unit_type == UnitType.LAYER and coding_mode >= UNPADDED_MODES_FROM:
+        return 0
     return -offset % PAYLOAD_ALIGNMENT
+
+
+#: In a 2.x file, layer units of these coding modes (2 and up) have no unit_padding.
+UNPADDED_MODES_FROM = 2
+
+
+def layer_coding_mode(body, limits: Limits) -> int:
+    """The coding_mode of a ``layer_header()`` (``body``: its bytes after the unit prefix), parsed
+    without checking the header's checksum: a sequential reader needs it to know the padding
+    before it reads the unit (and then checks everything). Raises CodecError."""
+    return read_layer_header(_backend.bit_reader(body, 0, "layer_header"), limits, None).coding_mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,13 +216,14 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[in
     header = take(buf, header_size, path=path, base_offset=unit_offset)
     stored = int.from_bytes(header[header_size - CRC_SIZE : header_size], "little")
     check_crc(header, 0, header_size - CRC_SIZE, stored, path=f"{path}.unit_header_crc32c", base_offset=unit_offset)
-    pad = padding_size(unit_offset + header_size)
-    payload_offset = unit_offset + header_size + pad
     layer = None
     body = _backend.bit_reader(header[: header_size - CRC_SIZE], unit_offset, path, trace)
     body.pos = UNIT_PREFIX_SIZE * 8
+    pad = padding_size(unit_offset + header_size, version=version, unit_type=UnitType.INDEX)
     if unit_type == UnitType.LAYER:
         layer = read_layer_header(body, limits, layer_position)
+        pad = padding_size(unit_offset + header_size, version=version, coding_mode=layer.coding_mode)
+        payload_offset = unit_offset + header_size + pad
         layer = dataclasses.replace(layer, unit_offset=unit_offset, unit_header_size=header_size,
                                     payload_offset=payload_offset, payload_size=payload_size,
                                     payload_crc32c=payload_crc, levels_version=levels_version(version[0]))
@@ -227,7 +244,8 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[in
                           bit_offset=(unit_offset + header_size) * 8)
     if trace is not None and pad:
         trace.append(Field(f"{path}.unit_padding", (unit_offset + header_size) * 8, pad * 8, f"b({pad})", bytes(pad)))
-    return UnitHeader(unit_type, header_size, payload_size, payload_crc, unit_offset, payload_offset, layer)
+    return UnitHeader(unit_type, header_size, payload_size, payload_crc, unit_offset, unit_offset + header_size + pad,
+                      layer)
 
 
 def read_layer_header(r, limits: Limits, layer_position) -> LayerHeader:
