@@ -46,6 +46,7 @@ import numpy as np
 import zstandard
 
 import codec
+from codec import _backend
 from codec import levels as lc
 from codec import quant
 
@@ -162,6 +163,30 @@ def equal_levels(weights, nnc, step: float, repeat: int, dataset: str = "MiniLM"
         assert np.array_equal(lc.decode_levels(p, *grids[k]), as64[k].reshape(-1)), k
     ours = sum(len(p) for p in payloads.values())
 
+    # format 1.x's level coder (8 states, one chunk) on the same levels, in the same run
+    v1 = {k: lc.encode_levels(v, *grids[k], version=1) for k, v in as64.items()}
+    t_dec_v1 = best_time(lambda: [lc.decode_levels(p, *grids[k], version=1, out_kind=1, scale=scales[k],
+                                                   zero_point=zeros[k]) for k, p in v1.items()], repeat)
+
+    # the largest layer alone: fused to float32 on 1 and 2 threads (its chunks), the scalar path
+    # (AVX2 off), and a memcpy of its float32 output
+    big = max(lv, key=lambda k: lv[k].size)
+    nb, gb = lv[big].size, grids[big]
+
+    def big_decode(threads):
+        return lambda: lc.decode_levels(payloads[big], *gb, out_kind=1, scale=scales[big], zero_point=zeros[big],
+                                        threads=threads)
+    t_big1 = best_time(big_decode(1), repeat)
+    t_big2 = best_time(big_decode(2), repeat)
+    previous = _backend.rans.set_simd(False)
+    try:
+        t_big_scalar = best_time(big_decode(1), repeat)
+    finally:
+        _backend.rans.set_simd(previous)
+    src = np.ones(nb, np.float32)
+    dst = np.empty_like(src)
+    t_copy = best_time(lambda: np.copyto(dst, src), repeat)
+
     cctx = zstandard.ZstdCompressor(level=19)
     zsize = sum(len(cctx.compress(v.tobytes())) for v in lv.values())
 
@@ -170,7 +195,11 @@ def equal_levels(weights, nnc, step: float, repeat: int, dataset: str = "MiniLM"
     row = {"dataset": dataset, "step": step, "weights": n, "tensors": len(lv), "H0_bytes": h0, "row_H0_bytes": row_h0,
            "ours_bytes": ours, "ours_file_bytes": ours_file, "zstd19_bytes": zsize,
            "ours_encode_Mw_s": n / t_enc / 1e6, "ours_decode_Mw_s": n / t_dec / 1e6,
-           "ours_decode_fused_f32_Mw_s": n / t_dec_f / 1e6}
+           "ours_decode_fused_f32_Mw_s": n / t_dec_f / 1e6,
+           "ours_v1_bytes": sum(len(p) for p in v1.values()), "ours_v1_decode_fused_f32_Mw_s": n / t_dec_v1 / 1e6,
+           "largest_layer": big, "largest_weights": nb, "largest_fused_f32_1t_Mw_s": nb / t_big1 / 1e6,
+           "largest_fused_f32_2t_Mw_s": nb / t_big2 / 1e6, "largest_fused_f32_scalar_Mw_s": nb / t_big_scalar / 1e6,
+           "largest_memcpy_Mw_s": nb / t_copy / 1e6}
     if nnc is not None:
         args = nncodec_args(nnc)
         t0 = time.perf_counter()
@@ -279,6 +308,8 @@ def print_equal_levels(eq_rows):
         entries = [("ours, payloads", r["ours_bytes"], r["ours_encode_Mw_s"], r["ours_decode_Mw_s"]),
                    ("ours, fused to float32", None, None, r["ours_decode_fused_f32_Mw_s"]),
                    ("ours, file (entropy mode)", r["ours_file_bytes"], None, None),
+                   ("ours format 1.1 (8 states), payloads, fused", r.get("ours_v1_bytes"), None,
+                    r.get("ours_v1_decode_fused_f32_Mw_s")),
                    ("NNCodec (DeepCABAC), file", nb, r.get("nncodec_encode_Mw_s"), r.get("nncodec_decode_Mw_s")),
                    ("zstd -19", r["zstd19_bytes"], None, None),
                    ("order-0 entropy H0 (per layer)", r["H0_bytes"], None, None),
@@ -292,6 +323,16 @@ def print_equal_levels(eq_rows):
                 f"{dec / r['nncodec_decode_Mw_s']:.1f}x" if dec and nb else "-",
                 f"{enc / r['nncodec_encode_Mw_s']:.1f}x" if enc and nb else "-",
             ])
+    _table(head, lines)
+    print("\nThe largest layer alone, fused to float32 (chunks on threads; the scalar path is the decoder with its "
+          "AVX2 kernel off), against a memcpy of its float32 output, same run")
+    head = ["model", "step", "layer", "weights", "1 thread Mw/s", "2 threads Mw/s", "2T / 1T", "scalar Mw/s",
+            "memcpy Mw/s", "1T / memcpy"]
+    lines = [[r["dataset"], f"2^{np.log2(r['step']):.0f}", r["largest_layer"], f"{r['largest_weights']:,}",
+              f"{r['largest_fused_f32_1t_Mw_s']:.0f}", f"{r['largest_fused_f32_2t_Mw_s']:.0f}",
+              f"{r['largest_fused_f32_2t_Mw_s'] / r['largest_fused_f32_1t_Mw_s']:.2f}x",
+              f"{r['largest_fused_f32_scalar_Mw_s']:.0f}", f"{r['largest_memcpy_Mw_s']:.0f}",
+              f"{r['largest_fused_f32_1t_Mw_s'] / r['largest_memcpy_Mw_s']:.3f}x"] for r in eq_rows if "largest_layer" in r]
     _table(head, lines)
 
 
