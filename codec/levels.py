@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _backend
-from .errors import EncodeError, FormatError, TruncatedError, UnsupportedError
+from .errors import CodecError, EncodeError, FormatError, TruncatedError, UnsupportedError
 from .kernels import raise_status
 from .kernels import rans as rans_reference
 from .kernels.rans import (
@@ -33,7 +33,8 @@ from .kernels.rans import (
     LC_OUT_I32,
     LC_OUT_I64,
     LC_PROB_BITS,
-    LC_PROB_SCALE,
+    LC_LOG_WEIGHTS,
+    LC_MAX_CODE,
     LC_STATES,
 )
 from .lazy import PieceArray
@@ -47,12 +48,8 @@ __all__ = ["encode_levels", "write_levels", "code_levels", "LevelSource", "Array
 LC_MAX_ESCAPE_LIMIT = 127
 #: Most row classes K (lc_num_classes_minus1 is u(4)).
 LC_MAX_CLASSES = 16
-#: Largest code of lc_table().
-LC_MAX_CODE = 64
 #: lc_model of a version 2 payload: static tables per row class (1..3 reserved).
 LC_MODEL_STATIC = 0
-#: round(2^16 * 2^(-j/4)) for j = 0..3: weights of quarter-bit log codes (spec 7.2).
-LC_LOG_WEIGHTS = (65536, 55109, 46341, 38968)
 
 
 def level_grid(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -73,34 +70,15 @@ def order0_entropy_bits(levels: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------
 # tables
 # ---------------------------------------------------------------------------------------------
-_LOG_WEIGHTS = np.array(LC_LOG_WEIGHTS, dtype=np.int64)
+
+def freq_rows_from_codes(codes) -> np.ndarray:
+    """The frequencies (spec 7.2) of every row of a K x alphabet array of codes (int64)."""
+    return _backend.rans.freq_rows_from_codes(codes)
 
 
 def freqs_from_codes(codes) -> list[int]:
     """Turn quarter-bit log codes (0 = absent) into frequencies summing to 2^14 (spec 7.2)."""
     return freq_rows_from_codes(np.asarray(codes, dtype=np.int64).reshape(1, -1))[0].tolist()
-
-
-def freq_rows_from_codes(codes: np.ndarray) -> np.ndarray:
-    """``freqs_from_codes`` of every row of a K x alphabet array of codes, at once (int64)."""
-    c = np.asarray(codes, dtype=np.int64)
-    present = c > 0
-    weights = np.where(present, np.maximum(1, _LOG_WEIGHTS[(c - 1) & 3] >> (np.maximum(c - 1, 0) >> 2)), 0)
-    total = weights.sum(axis=1, keepdims=True)
-    freqs = np.where(present, np.maximum(1, weights * LC_PROB_SCALE // np.maximum(total, 1)), 0)
-    excess = np.where(total[:, 0] > 0, freqs.sum(axis=1) - LC_PROB_SCALE, 0)
-    # the rule of spec 7.2, one step per iteration in every row that still needs one: the largest
-    # frequency (lowest index among equals) takes the shortfall, or gives up what it can
-    while True:
-        rows = np.flatnonzero(excess)
-        if rows.size == 0:
-            return freqs
-        k = np.argmax(freqs[rows], axis=1)
-        f = freqs[rows, k]
-        e = excess[rows]
-        change = np.where(e < 0, e, np.minimum(e, f - 1))
-        freqs[rows, k] = f - change
-        excess[rows] = e - change
 
 
 def codes_from_counts(counts: np.ndarray) -> list[int]:
@@ -518,6 +496,19 @@ class LevelsPayload(NamedTuple):
         return self.chunks[0].words_offset
 
 
+def _read_tables(r, K: int, alphabet: int) -> np.ndarray:
+    """The K tables' frequencies: in one kernel call (the compiled twin reads and derives them in C),
+    or element by element when tracing or when the kernel finds anything wrong (for the error)."""
+    data = r.data if r.trace is None else None
+    if data is not None:
+        got = _backend.rans.read_tables(data, r.pos, K, alphabet)
+        if got is not None:
+            r.pos, freqs = got
+            return freqs
+    return freq_rows_from_codes(np.stack([read_table(r, alphabet, f"lc_table[{k}]")
+                                          for k in range(K)])).astype(np.uint32)
+
+
 def read_levels_payload(r, rows: int, cols: int, *, version: int = 2) -> LevelsPayload:
     """Read ``levels_payload()`` of ``version`` (1: spec 7.2; 2: spec 7.4) from bit reader ``r``
     and check its rules; the rANS words are taken as the rest of the reader's data."""
@@ -538,8 +529,7 @@ def read_levels_payload(r, rows: int, cols: int, *, version: int = 2) -> LevelsP
         if model != LC_MODEL_STATIC:
             raise r.error(f"lc_model {model} is reserved (this reader knows {LC_MODEL_STATIC}: static tables)",
                           "lc_model", at=r.pos - 2, cls=UnsupportedError)
-    freqs = freq_rows_from_codes(np.stack([read_table(r, alphabet, f"lc_table[{k}]")
-                                           for k in range(K)])).astype(np.uint32)
+    freqs = _read_tables(r, K, alphabet)
     if K > 1:
         row_class = r.u_array((K - 1).bit_length(), rows, "lc_row_class").astype(np.uint8)
         if rows and int(row_class.max()) >= K:
@@ -556,14 +546,7 @@ def read_levels_payload(r, rows: int, cols: int, *, version: int = 2) -> LevelsP
     if count > n or count * 2 > r.bits_left():
         raise r.error(f"lc_escape_count {count} exceeds the levels or the payload", "lc_escape_count",
                       cls=TruncatedError if count <= n else FormatError)
-    escapes = []
-    for j in range(count):
-        negative = r.u(1, f"lc_esc_sign[{j}]")
-        magnitude = r.ue(0, f"lc_esc_magnitude[{j}]") + E + 1
-        value = -magnitude if negative else magnitude
-        if not -(1 << 63) <= value < (1 << 63):
-            raise r.error("escaped level does not fit int64", f"lc_esc_magnitude[{j}]")
-        escapes.append(value)
+    escapes = _read_escapes(r, count, E)
     if version == 1:
         r.byte_alignment()
         states = [r.u32le(f"lc_rans_state[{j}]") for j in range(LC_STATES)]
@@ -608,6 +591,33 @@ def read_levels_payload(r, rows: int, cols: int, *, version: int = 2) -> LevelsP
         chunks.append(LevelsChunk(bounds[c], bounds[c + 1], esc_bounds[c], esc_bounds[c + 1], states, words,
                                   words_offset, where))
     return LevelsPayload(2, E, freqs, row_class, escapes, chunks)
+
+
+def _read_escapes(r, count: int, E: int) -> list[int]:
+    """The escape list: without element names first (a small layer's fixed cost), then, if anything
+    is wrong, again element by element so that the error names the element (and when tracing)."""
+    start = r.pos
+    if r.trace is None:
+        escapes, u, ue = [], r.u, r.ue
+        try:
+            for _ in range(count):
+                negative = u(1)
+                magnitude = ue(0) + E + 1
+                escapes.append(-magnitude if negative else magnitude)
+            if not escapes or (max(escapes) < 1 << 63 and min(escapes) >= -(1 << 63)):
+                return escapes
+        except CodecError:
+            pass
+        r.pos = start
+    escapes = []
+    for j in range(count):
+        negative = r.u(1, f"lc_esc_sign[{j}]")
+        magnitude = r.ue(0, f"lc_esc_magnitude[{j}]") + E + 1
+        value = -magnitude if negative else magnitude
+        if not -(1 << 63) <= value < (1 << 63):
+            raise r.error("escaped level does not fit int64", f"lc_esc_magnitude[{j}]")
+        escapes.append(value)
+    return escapes
 
 
 def _read_words(r, nbytes: int, levels: int, name: str) -> memoryview:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from codec.format import IndexEntry, write_index_payload
+from codec.kernels import bitio as bitio_reference
 from codec.kernels import rans as rans_reference
 from codec.levels import codes_from_counts, freqs_from_codes
 from tests.twins import CHECKED, FAST, PURE, check, check_calls
@@ -172,6 +173,61 @@ def _rans():
     flipped[len(flipped) // 2] ^= 0x40
     check("rans", "decode", bytes(flipped), states, *args, 0, np.empty(300, np.int64))
     _rans_states_and_simd(rng)
+    _rans_read_tables(rng)
+
+
+def _rans_read_tables(rng):
+    """read_tables: the tables' frequencies or None, the same in both backends, on written tables,
+    cut ones, damaged ones and random bytes; on success the element-wise reader agrees."""
+    from codec import levels
+
+    for trial in range(40):
+        K = int(rng.integers(1, 5))
+        alphabet = int(rng.choice([2, 3, 10, 36, 256]))
+        w = bitio_reference.BitWriter()
+        w.u(int(rng.integers(0, 8)), 0)  # the tables start anywhere in a byte
+        all_codes = []
+        for k in range(K):
+            codes = [0] * alphabet
+            if rng.random() < 0.85:
+                lo = int(rng.integers(0, alphabet))
+                hi = int(rng.integers(lo, alphabet))
+                for s in range(lo, hi + 1):
+                    codes[s] = int(rng.integers(0, 65)) if rng.random() < 0.7 else 0
+                codes[lo], codes[hi] = max(1, codes[lo]), max(1, codes[hi])
+            levels.write_table(w, codes)
+            all_codes.append(codes)
+        w.byte_alignment()
+        data = w.getvalue()
+        for offset in range(8):
+            got = check("rans", "read_tables", data, offset, K, alphabet)
+            if got is not None:
+                r = bitio_reference.BitReader(data, bit_offset=offset)
+                ref = np.stack([levels.read_table(r, alphabet, "t") for _ in range(K)])
+                assert got[0] == r.pos
+                assert np.array_equal(got[1], levels.freq_rows_from_codes(ref).astype(np.uint32))
+        for cut in (len(data) - 1, len(data) // 2, 0):
+            check("rans", "read_tables", data[:cut], 0, K, alphabet)
+        damaged = bytearray(data)
+        if damaged:
+            damaged[int(rng.integers(0, len(damaged)))] ^= 1 << int(rng.integers(0, 8))
+            check("rans", "read_tables", bytes(damaged), 0, K, alphabet)
+        check("rans", "read_tables", rng.bytes(int(rng.integers(0, 40))), 0, K, alphabet)
+    for K, alphabet in ((1, 1), (3, 2), (2, 37), (4, 256), (0, 5)):
+        codes = rng.integers(0, 65, (K, alphabet))
+        codes[rng.random((K, alphabet)) < 0.4] = 0
+        check("rans", "freq_rows_from_codes", codes)
+        check("rans", "freq_rows_from_codes", np.where(codes > 0, 1, 0))  # equal weights: ties
+        check("rans", "freq_rows_from_codes", np.zeros((K, alphabet), np.int64))
+    for bad in (np.zeros(3, np.int64), np.zeros((1, 257), np.int64), np.full((1, 2), 65), np.full((1, 2), -1)):
+        with pytest.raises(ValueError, match="codes must be"):
+            check("rans", "freq_rows_from_codes", bad)
+    with pytest.raises(ValueError, match="bitpos outside data"):
+        check("rans", "read_tables", b"\x00", 9, 1, 2)
+    with pytest.raises(ValueError, match="read_tables needs"):
+        check("rans", "read_tables", b"\x00", 0, 17, 2)
+    with pytest.raises(ValueError, match="read_tables needs"):
+        check("rans", "read_tables", b"\x00", 0, 1, 257)
 
 
 def _rans_states_and_simd(rng):

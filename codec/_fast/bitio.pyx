@@ -44,6 +44,10 @@ cdef class BitReader:
         self.path = ""
         self.trace = None
 
+    @property
+    def data(self):
+        return self._data
+
     def bits_left(self):
         return self._nbits - self.pos
 

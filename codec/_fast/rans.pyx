@@ -25,6 +25,9 @@ cdef extern from "rans_impl.h" nogil:
                   uint16_t *out_end, uint16_t **out_start, const uint32_t *states_in, size_t first,
                   uint32_t *states_out, int nstates)
     void lc_build_tables(const uint32_t *freq, size_t K, size_t alphabet, uint32_t *fc, uint8_t *sy)
+    int lc_read_tables(const uint8_t *buf, size_t nbits, size_t pos, size_t K, size_t alphabet, uint32_t *freq,
+                       size_t *pos_out)
+    void lc_freqs_from_codes(const int32_t *codes, size_t alphabet, uint32_t *f)
     int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states_in,
                   const uint32_t *fc, size_t alphabet, const uint8_t *sy, const uint8_t *row_class,
                   size_t rows, size_t cols,
@@ -180,12 +183,50 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
     return 0, 0, out
 
 
+def freq_rows_from_codes(codes):
+    """The frequencies of spec 7.2 of every row of a K x alphabet array of codes (int64)."""
+    c = np.asarray(codes)
+    if c.ndim != 2 or c.shape[1] > 256:
+        raise ValueError("codes must be K x alphabet with alphabet <= 256")
+    if c.size and (int(c.min()) < 0 or int(c.max()) > 64):
+        raise ValueError("codes must be 0..64")
+    cdef const int32_t[:, ::1] cc = np.ascontiguousarray(c, dtype=np.int32)
+    out = np.zeros(c.shape, dtype=np.uint32)
+    cdef uint32_t[:, ::1] o = out
+    cdef Py_ssize_t k
+    if c.shape[1]:
+        for k in range(c.shape[0]):
+            lc_freqs_from_codes(&cc[k, 0], c.shape[1], &o[k, 0])
+    return out.astype(np.int64)
+
+
+def read_tables(data, Py_ssize_t bitpos, int K, int alphabet):
+    """K lc_table() from bit ``bitpos`` of ``data`` and their frequencies: (bit position after
+    them, K x alphabet uint32), or None when anything is wrong (see the reference)."""
+    cdef const uint8_t[::1] d = memoryview(data).cast("B")
+    cdef size_t nbits = d.shape[0] * 8
+    if bitpos < 0 or <size_t>bitpos > nbits:
+        raise ValueError("bitpos outside data")
+    if not 1 <= K <= 16 or not 2 <= alphabet <= 256:
+        raise ValueError("read_tables needs 1 <= K <= 16 and 2 <= alphabet <= 256")
+    freqs = np.zeros((K, alphabet), dtype=np.uint32)
+    cdef uint32_t[:, ::1] f = freqs
+    cdef size_t pos = 0
+    cdef int rc
+    with nogil:
+        rc = lc_read_tables(&d[0] if nbits else NULL, nbits, bitpos, K, alphabet, &f[0, 0], &pos)
+    if rc:
+        return None
+    return pos, freqs
+
+
 def build_tables(freqs):
     """Return (fc, sy) decoding tables for K x alphabet frequencies."""
     cdef const uint32_t[:, ::1] f = np.ascontiguousarray(freqs, dtype=np.uint32)
     cdef size_t K = f.shape[0], alphabet = f.shape[1]
-    fc = np.zeros((K, alphabet), dtype=np.uint32)
-    sy = np.zeros((K, LC_PROB_SCALE), dtype=np.uint8)
+    # every entry of both is written by lc_build_tables (an empty table: all slots 0)
+    fc = np.empty((K, alphabet), dtype=np.uint32) if K and alphabet else np.zeros((K, alphabet), dtype=np.uint32)
+    sy = np.empty((K, LC_PROB_SCALE), dtype=np.uint8) if K and alphabet else np.zeros((K, LC_PROB_SCALE), np.uint8)
     cdef uint32_t[:, ::1] tfc = fc
     cdef uint8_t[:, ::1] tsy = sy
     if K and alphabet:

@@ -386,6 +386,95 @@ static int lc_decode(const uint8_t *words, size_t nwords, const uint32_t *states
 #undef LC_DECODE_S
 }
 
+/* lc_table() x K (spec 7.2) and their frequencies, read from bit `pos` of `buf` (nbits bits).
+ * Returns 0 and sets *pos_out and freq (K x alphabet), or -1 when anything is wrong: the caller
+ * reads the tables element by element to name the error. alphabet <= 256. */
+#define LC_MAX_CODE 64
+static const uint32_t lc_log_weights[4] = {65536, 55109, 46341, 38968};
+
+static inline int lc_read_bit(const uint8_t *buf, size_t nbits, size_t *pos) {
+    if (*pos >= nbits) return -1;
+    int bit = (buf[*pos >> 3] >> (7 - (*pos & 7))) & 1;
+    (*pos)++;
+    return bit;
+}
+
+static int lc_read_ue0(const uint8_t *buf, size_t nbits, size_t *pos, uint64_t *out) {
+    int zeros = 0, bit;
+    while ((bit = lc_read_bit(buf, nbits, pos)) == 0)
+        if (++zeros > 63) return -1; /* UE_MAX_PREFIX */
+    if (bit < 0 || (size_t)zeros > nbits - *pos) return -1;
+    uint64_t v = 0;
+    for (int i = 0; i < zeros; i++) v = (v << 1) | (uint64_t)lc_read_bit(buf, nbits, pos);
+    *out = (((uint64_t)1 << zeros) | v) - 1;
+    return 0;
+}
+
+/* The frequencies of spec 7.2 of one table of codes 0..LC_MAX_CODE (0: absent): summing to 2^14,
+ * or all zero when no symbol is present. */
+static void lc_freqs_from_codes(const int32_t *codes, size_t alphabet, uint32_t *f) {
+    uint64_t total = 0;
+    uint32_t w[256];
+    for (size_t s = 0; s < alphabet; s++) {
+        uint32_t c = (uint32_t)codes[s];
+        w[s] = 0;
+        f[s] = 0;
+        if (c) {
+            uint32_t x = lc_log_weights[(c - 1) & 3] >> ((c - 1) >> 2);
+            w[s] = x ? x : 1;
+        }
+        total += w[s];
+    }
+    if (total == 0) return;
+    uint64_t F = 0;
+    for (size_t s = 0; s < alphabet; s++) {
+        if (!codes[s]) continue;
+        uint64_t x = (uint64_t)w[s] * LC_PROB_SCALE / total;
+        f[s] = x ? (uint32_t)x : 1;
+        F += f[s];
+    }
+    while (F != LC_PROB_SCALE) {
+        size_t big = 0;
+        for (size_t s = 1; s < alphabet; s++)
+            if (f[s] > f[big]) big = s;
+        if (F < LC_PROB_SCALE) {
+            f[big] += (uint32_t)(LC_PROB_SCALE - F);
+            F = LC_PROB_SCALE;
+        } else {
+            uint64_t take = F - LC_PROB_SCALE;
+            if (take > f[big] - 1) take = f[big] - 1;
+            f[big] -= (uint32_t)take;
+            F -= take;
+        }
+    }
+}
+
+static int lc_read_tables(const uint8_t *buf, size_t nbits, size_t pos, size_t K, size_t alphabet, uint32_t *freq,
+                          size_t *pos_out) {
+    for (size_t k = 0; k < K; k++) {
+        uint32_t *f = freq + k * alphabet;
+        int32_t codes[256] = {0};
+        uint64_t count, lo, u;
+        for (size_t s = 0; s < alphabet; s++) f[s] = 0;
+        if (lc_read_ue0(buf, nbits, &pos, &count)) return -1;
+        if (count == 0) continue;
+        if (lc_read_ue0(buf, nbits, &pos, &lo)) return -1;
+        if (lo > alphabet || count > alphabet - lo) return -1;
+        int64_t code = 0;
+        for (uint64_t s = lo; s < lo + count; s++) {
+            if (lc_read_ue0(buf, nbits, &pos, &u)) return -1;
+            if (u > 4 * LC_MAX_CODE + 2) return -1; /* no delta that large keeps the code in range */
+            code += (u & 1) ? (int64_t)(u >> 1) + 1 : -(int64_t)(u >> 1);
+            if (code < 0 || code > LC_MAX_CODE) return -1;
+            codes[s] = (int32_t)code;
+        }
+        if (codes[lo] == 0 || codes[lo + count - 1] == 0) return -1;
+        lc_freqs_from_codes(codes, alphabet, f);
+    }
+    *pos_out = pos;
+    return 0;
+}
+
 /* Tables of K classes from their frequencies (K x alphabet, each row summing to LC_PROB_SCALE or
  * all zero): fc = freq | cum << 16 per symbol, sy = symbol per slot (0 for an empty class). */
 static void lc_build_tables(const uint32_t *freq, size_t K, size_t alphabet, uint32_t *fc, uint8_t *sy) {

@@ -57,6 +57,11 @@ class BitReader:
         self.path = ""
         self.trace = trace
 
+    @property
+    def data(self) -> memoryview:
+        """The bytes read (positions are bits from their start)."""
+        return self._buf
+
     # -- helpers ---------------------------------------------------------------------------
     def bits_left(self) -> int:
         """Return the number of bits between the position and the end of the data."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import CodecError, FormatError
 
 __all__ = ["LC_STATES", "LC_MAX_STATES", "LC_PROB_BITS", "LC_PROB_SCALE", "LC_RANS_L", "LC_OUT_I64", "LC_OUT_AFFINE",
-           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "ERRORS", "symbols", "build_tables", "encode", "decode", "simd_available", "set_simd"]
+           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "ERRORS", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "symbols", "read_tables", "freq_rows_from_codes",
+           "build_tables", "encode", "decode", "simd_available", "set_simd"]
 
 #: Number of interleaved 32-bit states of a version 1 payload (element i uses state i mod
 #: LC_STATES): lc_rans_state[].
@@ -23,6 +24,11 @@ LC_PROB_BITS = 14
 LC_PROB_SCALE = 1 << LC_PROB_BITS
 #: Lower bound of a normalised state; states move 16-bit words.
 LC_RANS_L = 1 << 16
+#: Largest code of lc_table().
+LC_MAX_CODE = 64
+#: round(2^16 * 2^(-j/4)) for j = 0..3: weights of quarter-bit log codes (spec 7.2).
+LC_LOG_WEIGHTS = (65536, 55109, 46341, 38968)
+_LOG_WEIGHTS = np.array(LC_LOG_WEIGHTS, dtype=np.int64)
 
 #: Output kinds of :func:`decode`: int64 levels, float32 (level - zero_point[row]) * scale[row],
 #: float32 codebook[level], int32 levels (the caller guarantees they fit).
@@ -84,6 +90,65 @@ def _emit_row(level: int, out_kind: int, out, i: int, count: int, r: int, scale,
             return LC_ERR_CODEBOOK
         out[i:i + count] = codebook[level]
     return LC_OK
+
+
+def freq_rows_from_codes(codes) -> np.ndarray:
+    """The frequencies of spec 7.2 (summing to 2^14, or all zero) of every row of a K x alphabet
+    array of quarter-bit log codes (0 = absent), as int64."""
+    c = np.asarray(codes)
+    if c.ndim != 2 or c.shape[1] > 256:
+        raise ValueError("codes must be K x alphabet with alphabet <= 256")
+    if c.size and (int(c.min()) < 0 or int(c.max()) > 64):
+        raise ValueError("codes must be 0..64")
+    c = c.astype(np.int64)
+    present = c > 0
+    weights = np.where(present, np.maximum(1, _LOG_WEIGHTS[(c - 1) & 3] >> (np.maximum(c - 1, 0) >> 2)), 0)
+    total = weights.sum(axis=1, keepdims=True)
+    freqs = np.where(present, np.maximum(1, weights * LC_PROB_SCALE // np.maximum(total, 1)), 0)
+    excess = np.where(total[:, 0] > 0, freqs.sum(axis=1) - LC_PROB_SCALE, 0)
+    # one step per iteration in every row that still needs one: the largest frequency (lowest
+    # index among equals) takes the shortfall, or gives up what it can
+    while True:
+        rows = np.flatnonzero(excess)
+        if rows.size == 0:
+            return freqs
+        k = np.argmax(freqs[rows], axis=1)
+        f = freqs[rows, k]
+        e = excess[rows]
+        change = np.where(e < 0, e, np.minimum(e, f - 1))
+        freqs[rows, k] = f - change
+        excess[rows] = e - change
+
+
+def read_tables(data, bitpos: int, K: int, alphabet: int):
+    """Read K ``lc_table()`` (spec 7.2) from bit ``bitpos`` of ``data`` and derive their
+    frequencies: (the bit position after them, K x alphabet uint32 frequencies), or None when
+    anything is wrong (a truncated or out-of-range code, a range past the alphabet, an absent first
+    or last symbol): the caller then reads the tables element by element, which names the error."""
+    from .bitio import BitReader
+
+    nbits = len(memoryview(data).cast("B")) * 8
+    if not 0 <= bitpos <= nbits:
+        raise ValueError("bitpos outside data")
+    if not 1 <= K <= 16 or not 2 <= alphabet <= 256:
+        raise ValueError("read_tables needs 1 <= K <= 16 and 2 <= alphabet <= 256")
+    r = BitReader(data, bit_offset=bitpos)
+    codes = np.zeros((K, alphabet), dtype=np.int64)
+    try:
+        for k in range(K):
+            count = r.ue(0)
+            if count == 0:
+                continue
+            lo = r.ue(0)
+            if lo + count > alphabet:
+                return None
+            run = r.se_sums(0, count, 0, LC_MAX_CODE)
+            if run is None or not run[0] or not run[-1]:
+                return None
+            codes[k, lo:lo + count] = run
+    except CodecError:
+        return None
+    return r.pos, freq_rows_from_codes(codes).astype(np.uint32)
 
 
 def build_tables(freqs) -> tuple[np.ndarray, np.ndarray]:
