@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import threading
 from typing import NamedTuple
 
@@ -695,6 +696,16 @@ def set_decode_threads(threads: int) -> int:
         raise ValueError(f"threads must be an int >= 1, got {threads!r}")
     previous, _decode_threads = _decode_threads, threads
     return previous
+
+
+def _forget_pool_in_child() -> None:
+    # a forked child has the pool object but not its threads: it makes its own when it needs one
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def _thread_pool(workers: int):

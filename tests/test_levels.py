@@ -291,3 +291,25 @@ def test_table_codes_and_sizes_are_the_scalar_formulas(counts):
     w = _backend.BitWriter()
     levels.write_table(w, [0] * len(codes))
     assert levels._table_bits([0] * len(codes)) == w.pos
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_chunk_threads_work_in_a_forked_child(monkeypatch):
+    # the decoder's thread pool does not survive a fork: a child that decodes on threads makes its own
+    import os
+
+    monkeypatch.setattr(levels, "LC_CHUNK_ELEMENTS", 500)
+    q = np.rint(np.random.default_rng(5).laplace(0, 4, (40, 100))).astype(np.int64)
+    payload = levels.encode_levels(q, 40, 100)
+    assert np.array_equal(levels.decode_levels(payload, 40, 100, threads=2), q.reshape(-1))  # the pool exists
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if it decodes on threads (a hang ends at the alarm)
+        import signal
+
+        signal.alarm(30)
+        try:
+            ok = np.array_equal(levels.decode_levels(payload, 40, 100, threads=2), q.reshape(-1))
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
