@@ -47,7 +47,8 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
      * element's */
     uint32_t st[LC_MAX_STATES];
     uint16_t *ptr = out_end;
-    if (nstates < 1 || nstates > LC_MAX_STATES) return LC_ERR_BAD_STATE;
+    if (nstates < 1 || nstates > LC_MAX_STATES || (nstates & (nstates - 1))) return LC_ERR_BAD_STATE;
+    const size_t lane_mask = (size_t)nstates - 1; /* a power of two: i mod nstates without a division */
     for (int j = 0; j < nstates; j++) st[j] = states_in ? states_in[j] : LC_RANS_L;
     size_t j = n;
     while (j > 0) {
@@ -57,14 +58,14 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
         size_t k = cls * alphabet + sym[j];
         uint32_t f = freq[k];
         if (f == 0) return LC_ERR_ZERO_FREQ;
-        uint32_t x = st[i % (size_t)nstates];
+        uint32_t x = st[i & lane_mask];
         uint64_t x_max = (uint64_t)f << (32 - LC_PROB_BITS); /* 2^32 when f = LC_PROB_SCALE */
         if (x >= x_max) {
             if (ptr == out_begin) return LC_ERR_OVERFLOW; /* the caller retries with a larger buffer */
             *--ptr = (uint16_t)(x & 0xffff);
             x >>= 16;
         }
-        st[i % (size_t)nstates] = ((x / f) << LC_PROB_BITS) + (x % f) + cum[k];
+        st[i & lane_mask] = ((x / f) << LC_PROB_BITS) + (x % f) + cum[k];
     }
     for (int k = 0; k < nstates; k++) states_out[k] = st[k];
     *out_start = ptr;
