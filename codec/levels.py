@@ -120,7 +120,9 @@ def write_table(w, codes: list[int]) -> None:
 
 
 def read_table(r, alphabet: int, name: str) -> np.ndarray:
-    """Read ``lc_table()``: the code of every symbol of the alphabet (0 = absent), as int64."""
+    """Read ``lc_table()`` element by element: the code of every symbol of the alphabet (0 =
+    absent), as int64. Decoding reads the tables with the ``read_tables`` kernel and comes here only
+    to trace them or to name what is wrong."""
     count = r.ue(0, f"{name}.lc_num_symbols")
     codes = np.zeros(alphabet, dtype=np.int64)
     if count == 0:
@@ -128,12 +130,6 @@ def read_table(r, alphabet: int, name: str) -> np.ndarray:
     lo = r.ue(0, f"{name}.lc_sym_lo")
     if lo + count > alphabet:
         raise r.error(f"symbols {lo}..{lo + count - 1} exceed the alphabet of {alphabet}", f"{name}.lc_sym_lo")
-    # all the deltas at once; anything wrong is read again one element at a time below, so that
-    # the error names the element and its offset (and a trace records each element)
-    run = r.se_sums(0, count, 0, LC_MAX_CODE) if r.trace is None else None
-    if run is not None and run[0] and run[-1]:
-        codes[lo:lo + count] = run
-        return codes
     prev = 0
     for s in range(lo, lo + count):
         code = prev + r.se(0, f"{name}.lc_code_delta[{s}]")

@@ -16,6 +16,11 @@ from codec.errors import EncodeError, FormatError, LimitError, TruncatedError
 
 cdef enum:
     UE_MAX_PREFIX = 63  # an ue(k) code has at most 63 - k leading zero bits
+
+cdef enum UeScan:  # outcomes of BitReader._ue_scan (C only)
+    UE_READ = 0
+    UE_TRUNCATED = 1
+    UE_LONG_PREFIX = 2
 _U64_LIMIT = 1 << 64
 
 cdef extern from *:
@@ -100,24 +105,38 @@ cdef class BitReader:
             n -= take
         return value
 
-    cdef inline int _ue_raw(self, int k, uint64_t *out, name) except -1:
-        cdef Py_ssize_t start = self.pos
+    cdef inline int _ue_scan(self, int k, uint64_t *out, int *need) noexcept nogil:
+        # ue(k) without raising: 0 (read), UE_TRUNCATED (need[0] more bits at self.pos) or
+        # UE_LONG_PREFIX; the position is where the read stopped
         cdef int zeros = 0
         cdef int nbits
         while True:
             if self.pos >= self._nbits:
-                self._need(1, name)
+                need[0] = 1
+                return UE_TRUNCATED
             if (self._buf[self.pos >> 3] >> (7 - (self.pos & 7))) & 1:
                 self.pos += 1
                 break
             self.pos += 1
             zeros += 1
             if zeros > UE_MAX_PREFIX - k:
-                raise self.error(f"exp-golomb prefix longer than {UE_MAX_PREFIX - k} bits", name, at=start)
+                return UE_LONG_PREFIX
         nbits = zeros + k
-        self._need(nbits, name)
+        if nbits > self._nbits - self.pos:
+            need[0] = nbits
+            return UE_TRUNCATED
         # nbits <= 63 because zeros <= 63 - k
         out[0] = ((<uint64_t>1 << nbits) | self._take(nbits)) - (<uint64_t>1 << k)
+        return 0
+
+    cdef inline int _ue_raw(self, int k, uint64_t *out, name) except -1:
+        cdef Py_ssize_t start = self.pos
+        cdef int need = 0
+        cdef int status = self._ue_scan(k, out, &need)
+        if status == UE_TRUNCATED:
+            self._need(need, name)
+        elif status == UE_LONG_PREFIX:
+            raise self.error(f"exp-golomb prefix longer than {UE_MAX_PREFIX - k} bits", name, at=start)
         return 0
 
     def u(self, int n, name=None, *, enum=None):
@@ -242,28 +261,12 @@ cdef class BitReader:
         # every sum (and 0, the start) lies within +-M, so a value of magnitude above 2M cannot
         # keep the sum in range; its code is above 4M: stop there (and no int64 overflows)
         cdef uint64_t M = <uint64_t>(hi if hi > -lo else -lo)
-        cdef int zeros, nbits
+        cdef int need
         sums = []
         for i in range(count):
-            # se(k) as _ue_raw reads it, without raising: any failure returns None
-            zeros = 0
-            while True:
-                if self.pos >= self._nbits:
-                    self.pos = start
-                    return None
-                if (self._buf[self.pos >> 3] >> (7 - (self.pos & 7))) & 1:
-                    self.pos += 1
-                    break
-                self.pos += 1
-                zeros += 1
-                if zeros > UE_MAX_PREFIX - k:
-                    self.pos = start
-                    return None
-            nbits = zeros + k
-            if nbits > self._nbits - self.pos:
+            if self._ue_scan(k, &code, &need):  # a failure of any kind: None
                 self.pos = start
                 return None
-            code = ((<uint64_t>1 << nbits) | self._take(nbits)) - (<uint64_t>1 << k)
             if code > 4 * M + 2:
                 self.pos = start
                 return None
