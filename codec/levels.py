@@ -258,32 +258,31 @@ def _plan_classes(group: np.ndarray, hist: np.ndarray, E: int, max_classes: int)
 class LevelsPayloadParts(NamedTuple):
     """A coded ``levels_payload()`` waiting to be written: its size is known before its bytes.
     ``head`` is written first; then, for each chunk (one in a version 1 payload), its states
-    ``chunk_heads[c]`` (empty in version 1, where they end ``head``) and its words, whose spool
-    holds them last piece first."""
+    ``chunk_heads[c]`` (empty in version 1, where they end ``head``) and its words: blocks
+    ``chunk_blocks[c]`` of the one spool ``words``, which holds every chunk's words last piece
+    first (one memory budget and at most one temporary file for the layer, however many chunks)."""
 
     head: bytes
     chunk_heads: list
-    chunk_words: list  # of Spool
-
-    @property
-    def words(self) -> "Spool":
-        """The words of a one-chunk payload (version 1)."""
-        return self.chunk_words[0]
+    words: Spool
+    chunk_blocks: list  # (first block, end block) of each chunk in ``words``
 
     @property
     def size(self) -> int:
-        return len(self.head) + sum(len(h) for h in self.chunk_heads) + sum(w.size for w in self.chunk_words)
+        return len(self.head) + sum(len(h) for h in self.chunk_heads) + self.words.size
 
     def write_to(self, sink) -> None:
-        sink.write(self.head)
-        for head, words in zip(self.chunk_heads, self.chunk_words):
-            if head:
-                sink.write(head)
-            words.write_to(sink, reverse=True)
+        try:
+            sink.write(self.head)
+            for head, (first, end) in zip(self.chunk_heads, self.chunk_blocks):
+                if head:
+                    sink.write(head)
+                self.words.write_blocks(sink, first, end, reverse=True)
+        finally:
+            self.words.close()
 
     def close(self) -> None:
-        for words in self.chunk_words:
-            words.close()
+        self.words.close()
 
 
 def write_levels(source: LevelSource, sink, *, max_classes: int = LC_MAX_CLASSES, version: int = 2) -> int:
@@ -390,7 +389,9 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
     chunk_first = [r * cols for r in chunk_rows]  # first element of each chunk
     nchunks = len(chunk_rows)
     states: list = [None] * nchunks
-    spools = [Spool() for _ in range(nchunks)]
+    spool = Spool()
+    first_block: list = [None] * nchunks  # where each chunk's words start in the spool (the last chunk first)
+    word_bytes = [0] * nchunks
     for k in range(len(pieces) - 1, -1, -1):
         a, b = pieces[k]
         sym = _symbols(piece(k), E)
@@ -407,7 +408,10 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
                 nstates=nstates)
             if status:
                 raise EncodeError(f"rANS encoder failed: {rans_reference.ERRORS[status][2]}")
-            spools[c].add(words)
+            if first_block[c] is None:
+                first_block[c] = spool.block_count
+            spool.add(words)
+            word_bytes[c] += len(words)
             stop = start
             c -= 1
     states = [st if st is not None else [rans_reference.LC_RANS_L] * nstates for st in states]
@@ -426,11 +430,14 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
     for v in (v for e in escapes for v in e.tolist()):
         w.u(1, 1 if v < 0 else 0)
         w.ue(0, abs(v) - E - 1)
+    # chunks were coded last first: chunk c's blocks end where chunk c - 1's start
+    first_block = [spool.block_count if b is None else b for b in first_block]
+    chunk_blocks = [(first_block[c], first_block[c - 1] if c else spool.block_count) for c in range(nchunks)]
     if version == 1:
         w.byte_alignment()
         for st in states[0]:
             w.u32le(st)
-        return LevelsPayloadParts(w.getvalue(), [b""], spools)
+        return LevelsPayloadParts(w.getvalue(), [b""], spool, [(0, spool.block_count)])
     w.ue(0, nchunks - 1)
     if nchunks > 1:
         per_row = np.bincount(np.concatenate(escape_rows), minlength=rows) if escape_rows else np.zeros(rows, np.int64)
@@ -438,10 +445,10 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
         for c in range(nchunks - 1):
             w.ue(0, bounds[c + 1] - bounds[c] - 1)
             w.ue(0, int(per_row[bounds[c]:bounds[c + 1]].sum()))
-            w.ue(0, spools[c].size // 2)
+            w.ue(0, word_bytes[c] // 2)
     w.byte_alignment()
     heads = [b"".join(int(x).to_bytes(4, "little") for x in st) for st in states]
-    return LevelsPayloadParts(w.getvalue(), heads, spools)
+    return LevelsPayloadParts(w.getvalue(), heads, spool, chunk_blocks)
 
 
 def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int = LC_MAX_CLASSES,

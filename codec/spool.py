@@ -41,25 +41,35 @@ class Spool:
         self.file.write(data)
         return offset, len(data)
 
+    @property
+    def block_count(self) -> int:
+        """Blocks added so far (a range of them is written by :meth:`write_blocks`)."""
+        return len(self.blocks)
+
     def write_to(self, sink, *, reverse: bool = False) -> None:
         """Write every block to ``sink`` (anything with ``write``), then release the spool."""
         try:
-            if self.file is not None:
-                self.file.flush()
-            for block in reversed(self.blocks) if reverse else self.blocks:
-                if isinstance(block, bytes):
-                    sink.write(block)
-                    continue
-                offset, size = block
-                while size:
-                    chunk = os.pread(self.file.fileno(), min(size, _READ), offset)
-                    if not chunk:
-                        raise EncodeError("a temporary file of the encoder ended early")
-                    sink.write(chunk)
-                    offset += len(chunk)
-                    size -= len(chunk)
+            self.write_blocks(sink, 0, len(self.blocks), reverse=reverse)
         finally:
             self.close()
+
+    def write_blocks(self, sink, start: int, stop: int, *, reverse: bool = False) -> None:
+        """Write blocks start..stop-1 to ``sink`` (in reverse order if asked); the spool stays."""
+        if self.file is not None:
+            self.file.flush()
+        blocks = self.blocks[start:stop]
+        for block in reversed(blocks) if reverse else blocks:
+            if isinstance(block, bytes):
+                sink.write(block)
+                continue
+            offset, size = block
+            while size:
+                chunk = os.pread(self.file.fileno(), min(size, _READ), offset)
+                if not chunk:
+                    raise EncodeError("a temporary file of the encoder ended early")
+                sink.write(chunk)
+                offset += len(chunk)
+                size -= len(chunk)
 
     def close(self) -> None:
         self.blocks = []

@@ -313,3 +313,21 @@ def test_chunk_threads_work_in_a_forked_child(monkeypatch):
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_chunks_share_one_spool(monkeypatch):
+    # every chunk's words go to one spool: one memory budget and at most one temporary file per
+    # layer, however many chunks (a spool per chunk kept up to 4 MiB each in memory)
+    import codec.spool as spool_module
+
+    opened = []
+    real = spool_module.tempfile.TemporaryFile
+    monkeypatch.setattr(spool_module, "SPOOL_MEMORY", 256)
+    monkeypatch.setattr(spool_module.tempfile, "TemporaryFile", lambda *a, **k: opened.append(1) or real(*a, **k))
+    monkeypatch.setattr(levels, "LC_CHUNK_ELEMENTS", 1000)
+    monkeypatch.setattr(levels, "PIECE_ELEMENTS", 1500)  # pieces across chunk boundaries
+    q = np.rint(np.random.default_rng(8).laplace(0, 9, (60, 100))).astype(np.int64)
+    payload = levels.encode_levels(q, 60, 100)
+    p = levels.read_levels_payload(__import__("codec")._backend.BitReader(payload), 60, 100)
+    assert len(p.chunks) == 6 and len(opened) == 1
+    assert np.array_equal(levels.decode_levels(payload, 60, 100), q.reshape(-1))
