@@ -213,6 +213,15 @@ def _rans_read_tables(rng):
             damaged[int(rng.integers(0, len(damaged)))] ^= 1 << int(rng.integers(0, 8))
             check("rans", "read_tables", bytes(damaged), 0, K, alphabet)
         check("rans", "read_tables", rng.bytes(int(rng.integers(0, 40))), 0, K, alphabet)
+    # a range whose first or last symbol is absent (code 0): refused (None) by both
+    for deltas in ((1, -1), (0, 1), (3, -3, 2, -2)):
+        w = bitio_reference.BitWriter()
+        w.ue(0, len(deltas))
+        w.ue(0, 1)
+        for d in deltas:
+            w.se(0, d)
+        w.byte_alignment()
+        assert check("rans", "read_tables", w.getvalue(), 0, 1, 8) is None
     for K, alphabet in ((1, 1), (3, 2), (2, 37), (4, 256), (0, 5)):
         codes = rng.integers(0, 65, (K, alphabet))
         codes[rng.random((K, alphabet)) < 0.4] = 0
