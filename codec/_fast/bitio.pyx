@@ -250,34 +250,6 @@ cdef class BitReader:
                 o[i] = self._take(n)
         return out
 
-    def se_sums(self, int k, Py_ssize_t count, int64_t lo, int64_t hi):
-        if count < 0:
-            raise ValueError("count must be >= 0")
-        if not -(1 << 61) < lo <= hi < (1 << 61):
-            raise ValueError("se_sums needs -2^61 < lo <= hi < 2^61")
-        cdef Py_ssize_t start = self.pos, i
-        cdef int64_t total = 0, value
-        cdef uint64_t code
-        # every sum (and 0, the start) lies within +-M, so a value of magnitude above 2M cannot
-        # keep the sum in range; its code is above 4M: stop there (and no int64 overflows)
-        cdef uint64_t M = <uint64_t>(hi if hi > -lo else -lo)
-        cdef int need
-        sums = []
-        for i in range(count):
-            if self._ue_scan(k, &code, &need):  # a failure of any kind: None
-                self.pos = start
-                return None
-            if code > 4 * M + 2:
-                self.pos = start
-                return None
-            value = <int64_t>((code >> 1) + 1) if code & 1 else -<int64_t>(code >> 1)
-            total += value
-            if total < lo or total > hi:
-                self.pos = start
-                return None
-            sums.append(total)
-        return sums
-
     def ue_array(self, int k, Py_ssize_t count, name=None):
         if count < 0:
             raise ValueError("count must be >= 0")

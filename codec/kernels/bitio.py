@@ -21,7 +21,7 @@ import struct
 
 import numpy as np
 
-from ..errors import CodecError, EncodeError, FormatError, LimitError, TruncatedError
+from ..errors import EncodeError, FormatError, LimitError, TruncatedError
 from . import Field
 
 __all__ = ["BitReader", "BitWriter", "UE_MAX_PREFIX"]
@@ -260,28 +260,6 @@ class BitReader:
             self.pos += n
         self._record(name, start, f"u({n})[{count}]", out)
         return out
-
-    def se_sums(self, k: int, count: int, lo: int, hi: int) -> list[int] | None:
-        """Read ``count`` consecutive ``se(k)`` values and return their running sums, when every
-        value can be read and every sum lies in lo..hi; otherwise return None with the position
-        unchanged (the caller reads the elements one at a time for the error). Not traced."""
-        if count < 0:
-            raise ValueError("count must be >= 0")
-        if not -(1 << 61) < lo <= hi < 1 << 61:
-            raise ValueError("se_sums needs -2^61 < lo <= hi < 2^61")
-        start = self.pos
-        sums, total = [], 0
-        try:
-            for _ in range(count):
-                code = self._ue(k, None)
-                total += (code + 1) >> 1 if code & 1 else -(code >> 1)
-                if not lo <= total <= hi:
-                    raise FormatError("out of range")
-                sums.append(total)
-        except CodecError:
-            self.pos = start
-            return None
-        return sums
 
     def ue_array(self, k: int, count: int, name=None) -> np.ndarray:
         """Read ``count`` consecutive ``ue(k)`` values into a uint64 array."""

@@ -142,8 +142,13 @@ def read_tables(data, bitpos: int, K: int, alphabet: int):
             lo = r.ue(0)
             if lo + count > alphabet:
                 return None
-            run = r.se_sums(0, count, 0, LC_MAX_CODE)
-            if run is None or not run[0] or not run[-1]:
+            run, code = [], 0
+            for _ in range(count):
+                code += r.se(0)
+                if not 0 <= code <= LC_MAX_CODE:
+                    return None
+                run.append(code)
+            if not run[0] or not run[-1]:
                 return None
             codes[k, lo:lo + count] = run
     except CodecError:
