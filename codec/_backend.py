@@ -40,6 +40,7 @@ bitio = modules["bitio"]
 crc = modules["crc32c"]
 index = modules["index"]
 rans = modules["rans"]
+adaptive = modules["adaptive"]
 ternary = modules["ternary"]
 masks = modules["masks"]
 planes = modules["planes"]
@@ -63,5 +64,5 @@ def bit_reader(data, base_offset: int, path: str, trace: list | None = None):
     return r
 
 
-__all__ = ["BACKEND", "bit_reader", "modules", "bitio", "crc", "index", "rans", "ternary", "masks", "planes", "BitReader", "BitWriter",
+__all__ = ["BACKEND", "bit_reader", "modules", "bitio", "crc", "index", "rans", "adaptive", "ternary", "masks", "planes", "BitReader", "BitWriter",
            "crc32c", "crc32c_copy", "crc32c_combine"]

@@ -321,9 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="bitstream to write (atomically)")
     p.add_argument("--policy", help="policy file (.toml or .json)")
     p.add_argument("--workers", type=int, default=1, help="encode layers on this many threads (same bytes)")
-    p.add_argument("--format-version", choices=["1.1", "2.0"], default=None,
+    p.add_argument("--format-version", choices=["1.1", "2.0", "2.1"], default=None,
                    help="lowest format version to write; 1.1: readable by codec 1.x readers (levels coded as spec "
-                        "7.2); default: 2.0 when a layer codes levels (32 states, chunks), else 1.x")
+                        "7.2); 2.0: readable by codec 2.0 readers (levels without adaptive contexts, the fastest "
+                        "to decode); default: 2.1 when a layer codes levels (adaptive contexts where they make a "
+                        "layer >= 1%% smaller), else 1.x")
     p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never an input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_encode)

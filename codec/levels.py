@@ -26,6 +26,7 @@ import numpy as np
 from . import _backend
 from .errors import CodecError, EncodeError, FormatError, TruncatedError, UnsupportedError
 from .kernels import raise_status
+from .kernels import adaptive as adaptive_reference
 from .kernels import rans as rans_reference
 from .kernels.rans import (
     LC_OUT_AFFINE,
@@ -41,7 +42,7 @@ from .kernels.rans import (
 from .lazy import PieceArray
 from .spool import Spool
 
-__all__ = ["encode_levels", "write_levels", "code_levels", "LevelSource", "ArrayLevels", "decode_levels", "read_levels_payload", "level_grid", "order0_entropy_bits",
+__all__ = ["encode_levels", "write_levels", "code_levels", "set_adaptive", "set_decode_threads", "LevelSource", "ArrayLevels", "decode_levels", "read_levels_payload", "level_grid", "order0_entropy_bits",
            "LC_MAX_ESCAPE_LIMIT", "LC_MAX_CLASSES", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "LC_OUT_I64", "LC_OUT_AFFINE",
            "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16"]
 
@@ -49,8 +50,19 @@ __all__ = ["encode_levels", "write_levels", "code_levels", "LevelSource", "Array
 LC_MAX_ESCAPE_LIMIT = 127
 #: Most row classes K (lc_num_classes_minus1 is u(4)).
 LC_MAX_CLASSES = 16
-#: lc_model of a version 2 payload: static tables per row class (1..3 reserved).
+#: lc_model of a version 2 payload: static tables per row class (spec 7.4), or adaptive binary
+#: contexts (spec 7.5); 2 and 3 are reserved.
 LC_MODEL_STATIC = 0
+LC_MODEL_ADAPTIVE = 1
+#: Most rANS words per level of an lc_model 1 chunk (at most one word per bin, at most 14 bins per
+#: level: sig, sign, 2 gt flags, 8 prefix bins, msb, bypass bits).
+LA_MAX_WORDS_PER_LEVEL = 14
+#: The reference encoder takes lc_model 1 for a layer when it makes the payload at least this much
+#: smaller than lc_model 0: the adaptive decoder is several times slower per level, so a small gain
+#: is not worth it.
+LA_MIN_GAIN = 0.01
+#: Levels the reference encoder codes as a sample to judge lc_model 1 on a large layer.
+LA_SAMPLE_LEVELS = 1 << 16
 
 
 def level_grid(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -285,11 +297,13 @@ class LevelsPayloadParts(NamedTuple):
         self.words.close()
 
 
-def write_levels(source: LevelSource, sink, *, max_classes: int = LC_MAX_CLASSES, version: int = 2) -> int:
+def write_levels(source: LevelSource, sink, *, max_classes: int = LC_MAX_CLASSES, version: int = 3,
+                 adaptive: str | None = None) -> int:
     """Write ``levels_payload()`` of the source's levels to ``sink`` (anything with ``write``) in
-    the syntax of ``version`` (1: spec 7.2, in files of version 1.x; 2: spec 7.4, in 2.x); return
-    its size."""
-    parts = code_levels(source, max_classes=max_classes, version=version)
+    the syntax of ``version`` (1: spec 7.2, in files of version 1.x; 2: spec 7.4, in 2.0; 3: spec 7.4
+    with lc_model 1 of 7.5 allowed, in 2.1 and later); return
+    its size. ``adaptive``: see :func:`code_levels`."""
+    parts = code_levels(source, max_classes=max_classes, version=version, adaptive=adaptive)
     parts.write_to(sink)
     return parts.size
 
@@ -319,12 +333,22 @@ def lc_plan_chunks(rows: int, cols: int) -> list[int]:
     return list(range(0, rows, per))
 
 
-def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, version: int = 2) -> LevelsPayloadParts:
-    """Code the source's levels (``version``: the payload syntax, 1 or 2). Three passes over the
+def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, version: int = 3,
+                adaptive: str | None = None) -> LevelsPayloadParts:
+    """Code the source's levels (``version``: the payload syntax, 1, 2 or 3). Three passes over the
     pieces: escape limit, row magnitudes and escapes; the symbol counts of the row groups; then
-    rANS coding, last piece first."""
-    if version not in (1, 2):
-        raise ValueError(f"levels payload version must be 1 or 2, got {version}")
+    rANS coding, last piece first.
+
+    ``adaptive`` (version 3): ``"auto"`` also codes the layer with adaptive binary contexts
+    (lc_model 1, spec 7.5) when a sample says it may pay, and keeps it when it is at least
+    LA_MIN_GAIN smaller; ``"never"`` codes static tables only; ``"always"`` adaptive contexts only.
+    Default: :func:`set_adaptive`'s setting ("auto" unless changed)."""
+    if adaptive is None:
+        adaptive = _adaptive
+    if version not in (1, 2, 3):
+        raise ValueError(f"levels payload version must be 1, 2 or 3, got {version}")
+    if adaptive not in ("auto", "never", "always"):
+        raise ValueError(f"adaptive must be 'auto', 'never' or 'always', got {adaptive!r}")
     rows, cols = source.rows, source.cols
     n = rows * cols
     pieces = source.pieces() if n else []
@@ -343,6 +367,7 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
     # pass 1: the escape limit, each row's magnitude (min(|level|, E + 1), E + 1 <= 128) and the escapes
     top = 0
     magnitude = np.zeros(rows, dtype=np.int64)
+    remainder = [0, 0]  # sum and count of min(|level|, 128) - 3 over |level| >= 3: lc_eg_order
     escapes = []
     escape_rows = []  # the row of each escaped level (chunk escape counts)
     for k, (a, b) in enumerate(pieces):
@@ -353,13 +378,21 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
         top = max(top, hi, -lo)
         r0, span = _row_spans(a, b, cols)
         starts = np.concatenate(([0], np.cumsum(span)[:-1]))
-        magnitude[r0:r0 + span.size] += np.add.reduceat(np.abs(np.clip(q, -128, 128)), starts, dtype=np.int64)
+        m = np.abs(np.clip(q, -128, 128))
+        magnitude[r0:r0 + span.size] += np.add.reduceat(m, starts, dtype=np.int64)
+        big = m[m >= 3]
+        remainder[0] += int(big.sum(dtype=np.int64)) - 3 * big.size
+        remainder[1] += big.size
         if hi > LC_MAX_ESCAPE_LIMIT or lo < -LC_MAX_ESCAPE_LIMIT:
             where = (q > LC_MAX_ESCAPE_LIMIT) | (q < -LC_MAX_ESCAPE_LIMIT)
             escapes.append(q[where])  # in their own width
             escape_rows.append((np.flatnonzero(where) + a) // cols)
     E = min(LC_MAX_ESCAPE_LIMIT, top)
     alphabet = 2 * E + 2
+    if version < 3:
+        adaptive = "never"  # lc_model 1 is defined from format 2.1 on (payload version 3)
+    if n and adaptive == "always":
+        return _code_adaptive(piece, pieces, rows, cols, E, escapes, escape_rows, remainder)
     if n:
         # pass 2: symbol counts of the 16 row groups (rows in order of mean magnitude)
         order = np.argsort(magnitude / cols, kind="stable")
@@ -418,7 +451,7 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
     w = _backend.BitWriter()
     w.ue(0, E)
     w.u(4, K - 1)
-    if version == 2:
+    if version >= 2:
         w.u(3, nstates.bit_length() - 1)
         w.u(2, LC_MODEL_STATIC)
     for codes in all_codes:
@@ -448,15 +481,115 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
             w.ue(0, word_bytes[c] // 2)
     w.byte_alignment()
     heads = [b"".join(int(x).to_bytes(4, "little") for x in st) for st in states]
-    return LevelsPayloadParts(w.getvalue(), heads, spool, chunk_blocks)
+    parts = LevelsPayloadParts(w.getvalue(), heads, spool, chunk_blocks)
+    if adaptive == "auto" and n and E > 0:
+        # a sample of adaptive coding first: a large layer it cannot win is not coded twice
+        sample = _gather(piece, pieces, 0, min(n, LA_SAMPLE_LEVELS))
+        k0 = _plan_eg_order(sample, cols, E, remainder)
+        bits = _backend.adaptive.cost(adaptive_reference.clip_levels(sample, E), cols, E, k0, _cost_table())
+        if bits / adaptive_reference.LA_COST_ONE * n / sample.size < 8 * parts.size * (1 - LA_MIN_GAIN):
+            other = _code_adaptive(piece, pieces, rows, cols, E, escapes, escape_rows, remainder, k0=k0)
+            if other.size <= parts.size * (1 - LA_MIN_GAIN):
+                parts.close()
+                return other
+            other.close()
+    return parts
+
+
+_adaptive = "auto"
+
+
+def set_adaptive(adaptive: str) -> str:
+    """How the encoder of this process chooses lc_model for level payloads of version 3 (format 2.1):
+    ``"auto"`` (default: adaptive contexts where they make a layer >= LA_MIN_GAIN smaller),
+    ``"never"`` (static tables only: the fastest decoding) or ``"always"``. Returns the previous
+    setting."""
+    global _adaptive
+    if adaptive not in ("auto", "never", "always"):
+        raise ValueError(f"adaptive must be 'auto', 'never' or 'always', got {adaptive!r}")
+    previous, _adaptive = _adaptive, adaptive
+    return previous
+
+
+_COST_TABLE = []
+
+
+def _cost_table() -> np.ndarray:
+    if not _COST_TABLE:
+        _COST_TABLE.append(adaptive_reference.cost_table())
+    return _COST_TABLE[0]
+
+
+def _gather(piece, pieces, start: int, stop: int) -> np.ndarray:
+    """Levels start..stop-1 of a source from the pieces that hold them."""
+    parts = [piece(k)[max(a, start) - a:min(b, stop) - a] for k, (a, b) in enumerate(pieces) if a < stop and b > start]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _plan_eg_order(sample: np.ndarray, cols: int, E: int, remainder) -> int:
+    """lc_eg_order: the cheapest on the sample of the Exp-Golomb orders next to the one that suits
+    the layer's mean remainder."""
+    total, count = remainder
+    guess = max(0, (total // count).bit_length() - 1) if count else 0
+    clipped = adaptive_reference.clip_levels(sample, E)
+    best = None
+    for k0 in range(max(0, guess - 1), min(adaptive_reference.LA_MAX_EG_ORDER, guess + 1) + 1):
+        bits = _backend.adaptive.cost(clipped, cols, E, k0, _cost_table())
+        if best is None or bits < best[0]:
+            best = (bits, k0)
+    return best[1]
+
+
+def _code_adaptive(piece, pieces, rows: int, cols: int, E: int, escapes, escape_rows, remainder,
+                   k0: int | None = None) -> LevelsPayloadParts:
+    """``levels_payload()`` version 2 with lc_model 1 (spec 7.5): the reference encoder's chunks,
+    each coded forwards for its contexts and backwards by rANS, one block of the spool each."""
+    n = rows * cols
+    if k0 is None:
+        k0 = _plan_eg_order(_gather(piece, pieces, 0, min(n, LA_SAMPLE_LEVELS)), cols, E, remainder)
+    chunk_rows = lc_plan_chunks(rows, cols)
+    bounds = chunk_rows + [rows]
+    spool = Spool()
+    heads, word_counts, blocks = [], [], []
+    for c in range(len(chunk_rows)):
+        levels = adaptive_reference.clip_levels(_gather(piece, pieces, bounds[c] * cols, bounds[c + 1] * cols), E)
+        status, state, words = _backend.adaptive.encode(levels, cols, E, k0)
+        if status:
+            raise EncodeError(f"adaptive level encoder failed: {adaptive_reference.ERRORS[status][2]}")
+        heads.append(int(state).to_bytes(4, "little"))
+        first = spool.block_count
+        spool.add(words)  # (an empty block may add none)
+        blocks.append((first, spool.block_count))
+        word_counts.append(len(words) // 2)
+    w = _backend.BitWriter()
+    w.ue(0, E)
+    w.u(4, 0)
+    w.u(3, 0)
+    w.u(2, LC_MODEL_ADAPTIVE)
+    w.u(3, k0)
+    count = sum(e.size for e in escapes)
+    w.ue(0, count)
+    for v in (v for e in escapes for v in e.tolist()):
+        w.u(1, 1 if v < 0 else 0)
+        w.ue(0, abs(v) - E - 1)
+    nchunks = len(chunk_rows)
+    w.ue(0, nchunks - 1)
+    if nchunks > 1:
+        per_row = np.bincount(np.concatenate(escape_rows), minlength=rows) if escape_rows else np.zeros(rows, np.int64)
+        for c in range(nchunks - 1):
+            w.ue(0, bounds[c + 1] - bounds[c] - 1)
+            w.ue(0, int(per_row[bounds[c]:bounds[c + 1]].sum()))
+            w.ue(0, word_counts[c])
+    w.byte_alignment()
+    return LevelsPayloadParts(w.getvalue(), heads, spool, blocks)
 
 
 def encode_levels(levels: np.ndarray, rows: int, cols: int, *, max_classes: int = LC_MAX_CLASSES,
-                  version: int = 2) -> bytes:
-    """Return ``levels_payload()`` (of ``version``, 1 or 2) for integer levels (any int dtype,
-    rows * cols elements)."""
+                  version: int = 3, adaptive: str | None = None) -> bytes:
+    """Return ``levels_payload()`` (of ``version``, 1, 2 or 3) for integer levels (any int dtype,
+    rows * cols elements); ``adaptive``: see :func:`code_levels`."""
     out = io.BytesIO()
-    write_levels(ArrayLevels(levels, rows, cols), out, max_classes=max_classes, version=version)
+    write_levels(ArrayLevels(levels, rows, cols), out, max_classes=max_classes, version=version, adaptive=adaptive)
     return out.getvalue()
 
 
@@ -486,6 +619,8 @@ class LevelsPayload(NamedTuple):
     row_class: np.ndarray  # uint8, one per row
     escapes: list[int]
     chunks: list[LevelsChunk]
+    model: int = LC_MODEL_STATIC  # lc_model
+    eg_order: int = 0  # lc_eg_order (lc_model 1)
 
     @property
     def states(self) -> list[int]:
@@ -513,26 +648,8 @@ def _read_tables(r, K: int, alphabet: int) -> np.ndarray:
                                           for k in range(K)])).astype(np.uint32)
 
 
-def read_levels_payload(r, rows: int, cols: int, *, version: int = 2) -> LevelsPayload:
-    """Read ``levels_payload()`` of ``version`` (1: spec 7.2; 2: spec 7.4) from bit reader ``r``
-    and check its rules; the rANS words are taken as the rest of the reader's data."""
-    if version not in (1, 2):
-        raise ValueError(f"levels payload version must be 1 or 2, got {version}")
-    E = r.ue(0, "lc_escape_limit")
-    if E > LC_MAX_ESCAPE_LIMIT:
-        raise r.error(f"lc_escape_limit {E} exceeds {LC_MAX_ESCAPE_LIMIT}", "lc_escape_limit")
-    alphabet = 2 * E + 2
-    K = r.u(4, "lc_num_classes_minus1") + 1
-    nstates = LC_STATES
-    if version == 2:
-        log2 = r.u(3, "lc_log2_states")
-        if log2 > 5:
-            raise r.error(f"lc_log2_states {log2} exceeds 5", "lc_log2_states", at=r.pos - 3)
-        nstates = 1 << log2
-        model = r.u(2, "lc_model")
-        if model != LC_MODEL_STATIC:
-            raise r.error(f"lc_model {model} is reserved (this reader knows {LC_MODEL_STATIC}: static tables)",
-                          "lc_model", at=r.pos - 2, cls=UnsupportedError)
+def _read_classes(r, K: int, alphabet: int, rows: int, cols: int):
+    """The tables and the row classes of lc_model 0."""
     freqs = _read_tables(r, K, alphabet)
     if K > 1:
         row_class = r.u_array((K - 1).bit_length(), rows, "lc_row_class").astype(np.uint8)
@@ -540,13 +657,55 @@ def read_levels_payload(r, rows: int, cols: int, *, version: int = 2) -> LevelsP
             raise r.error(f"row class {int(row_class.max())} >= {K}", "lc_row_class")
     else:
         row_class = np.zeros(rows if cols else 0, dtype=np.uint8)  # an empty layer may declare 2^40 rows
-    n = rows * cols
-    if n:
+    if rows * cols:
         used = [0] if K == 1 else np.flatnonzero(np.bincount(row_class, minlength=K))
         empty = [int(k) for k in used if freqs[k].sum() == 0]
         if empty:
             raise r.error(f"row class {empty[0]} is used but its table is empty", "lc_row_class")
+    return freqs, row_class
+
+
+def read_levels_payload(r, rows: int, cols: int, *, version: int = 3) -> LevelsPayload:
+    """Read ``levels_payload()`` of ``version`` (1: spec 7.2; 2: spec 7.4; 3: 7.4 and 7.5) from bit reader ``r``
+    and check its rules; the rANS words are taken as the rest of the reader's data."""
+    if version not in (1, 2, 3):
+        raise ValueError(f"levels payload version must be 1, 2 or 3, got {version}")
+    E = r.ue(0, "lc_escape_limit")
+    if E > LC_MAX_ESCAPE_LIMIT:
+        raise r.error(f"lc_escape_limit {E} exceeds {LC_MAX_ESCAPE_LIMIT}", "lc_escape_limit")
+    alphabet = 2 * E + 2
+    K = r.u(4, "lc_num_classes_minus1") + 1
+    nstates = LC_STATES
+    model = LC_MODEL_STATIC
+    eg_order = 0
+    if version >= 2:
+        log2 = r.u(3, "lc_log2_states")
+        if log2 > 5:
+            raise r.error(f"lc_log2_states {log2} exceeds 5", "lc_log2_states", at=r.pos - 3)
+        nstates = 1 << log2
+        model = r.u(2, "lc_model")
+        if version == 2 and model != LC_MODEL_STATIC:  # a 2.0 file
+            raise r.error(f"lc_model {model} is reserved (this reader knows {LC_MODEL_STATIC}: static tables)",
+                          "lc_model", at=r.pos - 2, cls=UnsupportedError)
+        if model not in (LC_MODEL_STATIC, LC_MODEL_ADAPTIVE):
+            raise r.error(f"lc_model {model} is reserved (this reader knows {LC_MODEL_STATIC}: static tables, "
+                          f"{LC_MODEL_ADAPTIVE}: adaptive contexts)", "lc_model", at=r.pos - 2, cls=UnsupportedError)
+        if model == LC_MODEL_ADAPTIVE:
+            if K != 1:
+                raise r.error(f"lc_model 1 has no row classes, lc_num_classes_minus1 is {K - 1}",
+                              "lc_num_classes_minus1", at=r.pos - 9)
+            if nstates != 1:
+                raise r.error(f"lc_model 1 codes with one state, lc_log2_states is {log2}", "lc_log2_states",
+                              at=r.pos - 5)
+            eg_order = r.u(3, "lc_eg_order")
+    if model == LC_MODEL_ADAPTIVE:
+        freqs = np.zeros((0, alphabet), dtype=np.uint32)
+        row_class = np.zeros(rows if cols else 0, dtype=np.uint8)
+    else:
+        freqs, row_class = _read_classes(r, K, alphabet, rows, cols)
+    n = rows * cols
     count = r.ue(0, "lc_escape_count")
+
     if count > n or count * 2 > r.bits_left():
         raise r.error(f"lc_escape_count {count} exceeds the levels or the payload", "lc_escape_count",
                       cls=TruncatedError if count <= n else FormatError)
@@ -563,6 +722,7 @@ def read_levels_payload(r, rows: int, cols: int, *, version: int = 2) -> LevelsP
     if nchunks > max(1, grid_rows):
         raise r.error(f"{nchunks} chunks for {grid_rows} rows of levels", "lc_num_chunks_minus1")
     bounds, esc_bounds, word_counts = [0], [0], []
+    per_level = LA_MAX_WORDS_PER_LEVEL if model == LC_MODEL_ADAPTIVE else 1
     for c in range(nchunks - 1):
         rows_c = r.ue(0, f"lc_chunk_rows_minus1[{c}]") + 1
         if bounds[-1] + rows_c >= grid_rows:
@@ -574,7 +734,7 @@ def read_levels_payload(r, rows: int, cols: int, *, version: int = 2) -> LevelsP
             raise r.error(f"chunks 0..{c} take {esc_bounds[-1] + esc_c} of {count} escapes", f"lc_chunk_escapes[{c}]")
         esc_bounds.append(esc_bounds[-1] + esc_c)
         words_c = r.ue(0, f"lc_chunk_words[{c}]")
-        if words_c > rows_c * cols:
+        if words_c > rows_c * cols * per_level:
             raise r.error(f"{words_c} rANS words for {rows_c * cols} levels", f"lc_chunk_words[{c}]")
         word_counts.append(words_c)
     bounds.append(grid_rows)
@@ -591,10 +751,10 @@ def read_levels_payload(r, rows: int, cols: int, *, version: int = 2) -> LevelsP
         words_offset = r.base_offset + r.pos // 8
         nbytes = 2 * word_counts[c] if c < nchunks - 1 else r.bits_left() // 8
         levels_c = (bounds[c + 1] - bounds[c]) * cols
-        words = _read_words(r, nbytes, levels_c, f"{where}lc_rans_words")
+        words = _read_words(r, nbytes, levels_c * per_level, f"{where}lc_rans_words")
         chunks.append(LevelsChunk(bounds[c], bounds[c + 1], esc_bounds[c], esc_bounds[c + 1], states, words,
                                   words_offset, where))
-    return LevelsPayload(2, E, freqs, row_class, escapes, chunks)
+    return LevelsPayload(version, E, freqs, row_class, escapes, chunks, model, eg_order)
 
 
 def _read_escapes(r, count: int, E: int) -> list[int]:
@@ -624,11 +784,11 @@ def _read_escapes(r, count: int, E: int) -> list[int]:
     return escapes
 
 
-def _read_words(r, nbytes: int, levels: int, name: str) -> memoryview:
+def _read_words(r, nbytes: int, most: int, name: str) -> memoryview:
     if nbytes % 2:
         raise r.error("the rANS word stream has an odd number of bytes", name)
-    if nbytes // 2 > levels:
-        raise r.error(f"{nbytes // 2} rANS words for {levels} levels", name)
+    if nbytes // 2 > most:
+        raise r.error(f"{nbytes // 2} rANS words, at most {most} allowed for the chunk's levels", name)
     return r.view(nbytes, name)
 
 
@@ -637,9 +797,9 @@ _OUT_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16,
 
 
 def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, scale=None, zero_point=None,
-                  codebook=None, path: str = "unit_payload", base_offset: int = 0, out=None, version: int = 2,
+                  codebook=None, path: str = "unit_payload", base_offset: int = 0, out=None, version: int = 3,
                   threads: int | None = None) -> np.ndarray:
-    """Decode ``levels_payload()`` (of ``version``, 1 or 2) into a flat int64 (LC_OUT_I64), int32
+    """Decode ``levels_payload()`` (of ``version``, 1, 2 or 3) into a flat int64 (LC_OUT_I64), int32
     (LC_OUT_I32) or int16 (LC_OUT_I16) array of levels, or float32 values: (level -
     zero_point[row]) * scale[row] (LC_OUT_AFFINE) or codebook[level] (LC_OUT_CODEBOOK). ``out``:
     the array to decode into (of that dtype and rows * cols elements), e.g. a view of the caller's
@@ -657,16 +817,28 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
         out = np.empty(n, dtype=dtype)
     elif out.dtype != dtype or out.shape != (n,) or not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"out must be a writable contiguous {np.dtype(dtype).name} array of {n} elements")
-    fc, sy = _backend.rans.build_tables(p.freqs)
     escapes = np.asarray(p.escapes, dtype=np.int64) if p.escapes else np.zeros(0, np.int64)
+    if p.model == LC_MODEL_ADAPTIVE:
+        errors = adaptive_reference.ERRORS
 
-    def run(chunk: LevelsChunk):
-        a, b = chunk.row0 * cols, chunk.row1 * cols
-        sc = None if scale is None else scale[chunk.row0:chunk.row1]
-        zp = None if zero_point is None else zero_point[chunk.row0:chunk.row1]
-        return _backend.rans.decode(chunk.words, chunk.states, fc, sy, p.row_class[chunk.row0:chunk.row1],
-                                    chunk.row1 - chunk.row0, cols, p.escape_limit, escapes[chunk.esc0:chunk.esc1],
-                                    out_kind, out[a:b], sc, zp, codebook)
+        def run(chunk: LevelsChunk):
+            a, b = chunk.row0 * cols, chunk.row1 * cols
+            sc = None if scale is None else scale[chunk.row0:chunk.row1]
+            zp = None if zero_point is None else zero_point[chunk.row0:chunk.row1]
+            return _backend.adaptive.decode(chunk.words, chunk.states[0], chunk.row1 - chunk.row0, cols,
+                                            p.escape_limit, p.eg_order, escapes[chunk.esc0:chunk.esc1], out_kind,
+                                            out[a:b], sc, zp, codebook)
+    else:
+        errors = rans_reference.ERRORS
+        fc, sy = _backend.rans.build_tables(p.freqs)
+
+        def run(chunk: LevelsChunk):
+            a, b = chunk.row0 * cols, chunk.row1 * cols
+            sc = None if scale is None else scale[chunk.row0:chunk.row1]
+            zp = None if zero_point is None else zero_point[chunk.row0:chunk.row1]
+            return _backend.rans.decode(chunk.words, chunk.states, fc, sy, p.row_class[chunk.row0:chunk.row1],
+                                        chunk.row1 - chunk.row0, cols, p.escape_limit,
+                                        escapes[chunk.esc0:chunk.esc1], out_kind, out[a:b], sc, zp, codebook)
 
     workers = min(len(p.chunks), _decode_threads if threads is None else max(1, threads))
     if workers > 1:
@@ -679,7 +851,7 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
                 break
     for chunk, (status, at, value) in zip(p.chunks, results):
         if status:
-            raise_status(rans_reference.ERRORS, status, at, value, path=path + ("." + chunk.path[:-1] if chunk.path
+            raise_status(errors, status, at, value, path=path + ("." + chunk.path[:-1] if chunk.path
                                                                                 else ""),
                          base_offset=chunk.words_offset)
     return out
@@ -724,14 +896,16 @@ def _thread_pool(workers: int):
 
 
 def trace_levels_payload(payload, rows: int, cols: int, *, path: str, base_offset: int, trace: list,
-                         version: int = 2) -> None:
+                         version: int = 3) -> None:
     """Record the syntax elements of ``levels_payload()`` in ``trace`` (``codec-dump --fields``)."""
     read_levels_payload(_backend.bit_reader(payload, base_offset, path, trace), rows, cols, version=version)
 
 
-def levels_summary(payload, rows: int, cols: int, *, path: str, base_offset: int, version: int = 2) -> dict:
-    """What ``codec-dump`` shows of a ``levels_payload()``: escape limit, row classes, escapes,
-    states and chunks."""
+def levels_summary(payload, rows: int, cols: int, *, path: str, base_offset: int, version: int = 3) -> dict:
+    """What ``codec-dump`` shows of a ``levels_payload()``: model (static or adaptive), Exp-Golomb
+    order (adaptive), escape limit, row classes, escapes, states and chunks."""
     p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols, version=version)
-    return {"escape_limit": p.escape_limit, "row_classes": int(p.freqs.shape[0]), "escapes": len(p.escapes),
-            "states": len(p.states), "chunks": len(p.chunks)}
+    return {"model": "adaptive" if p.model == LC_MODEL_ADAPTIVE else "static", "eg_order": p.eg_order,
+            "escape_limit": p.escape_limit,
+            "row_classes": max(1, int(p.freqs.shape[0])), "escapes": len(p.escapes), "states": len(p.states),
+            "chunks": len(p.chunks)}

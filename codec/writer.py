@@ -98,7 +98,7 @@ class _PayloadSink:
 
 
 #: The versions a Writer can write (``format_version=``): 1.x files for readers of version 1.x.
-WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0))
+WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0), (2, 1))
 
 
 class _Prepared(NamedTuple):
@@ -132,9 +132,10 @@ class _MemorySink:
 
 def _layer_version(coding, levels_version: int) -> tuple[int, int]:
     """The lowest format version that holds a layer of this mode with this levels syntax. A mode of
-    id 2 and up written for 2.x readers has no unit padding (section 5): the file is 2.x."""
-    if levels_version == 2 and (coding.codes_levels or coding.mode_id >= UNPADDED_MODES_FROM):
-        return (2, 0)
+    id 2 and up written for 2.x readers has no unit padding (section 5): the file is 2.x; levels
+    coded with payload version 3 (which may use lc_model 1, spec 7.5) make it 2.1."""
+    if levels_version >= 2 and (coding.codes_levels or coding.mode_id >= UNPADDED_MODES_FROM):
+        return (2, 1) if levels_version == 3 and coding.codes_levels else (2, 0)
     return (1, coding.since_minor)
 
 
@@ -142,7 +143,7 @@ def _layer_padding(offset: int, mode_id: int, version: tuple[int, int]) -> int:
     return padding_size(offset, version=version, coding_mode=mode_id)
 
 
-def _plan_layer(index: int, name: str, array, params: dict, global_qp, levels_version: int = 2):
+def _plan_layer(index: int, name: str, array, params: dict, global_qp, levels_version: int = 3):
     """Validate a layer and plan its coding: return (array, dtype code, coding mode, plan, header body)."""
     params = dict(params)
     mode = params.pop("mode", "zstd")
@@ -204,7 +205,7 @@ class LayerTask(NamedTuple):
         return array, params
 
 
-def _prepare_layer(index: int, name: str, array, params: dict, global_qp, levels_version: int = 2) -> _Prepared:
+def _prepare_layer(index: int, name: str, array, params: dict, global_qp, levels_version: int = 3) -> _Prepared:
     """Encode one layer in memory (module-level so that process pools can run it)."""
     if isinstance(array, LayerTask):
         array, params = array.resolve()
@@ -231,9 +232,11 @@ class Writer:
         ``method``, ``bits``, ``step``, ``granularity``, ``axis``, ``qp_density``.
     format_version : (int, int), optional
         The lowest version to write, one of ``WRITABLE_VERSIONS``. By default the file has the
-        lowest version that holds what it uses: 2.0 as soon as a layer codes levels (spec 7.4: the
-        level coder with 32 states and chunks), 1.0 or 1.1 otherwise. ``(1, 0)`` or ``(1, 1)``
-        writes a file that readers of version 1.x read (levels coded as spec 7.2).
+        lowest version that holds what it uses: 2.1 as soon as a layer codes levels (spec 7.4: the
+        level coder with 32 states and chunks; 7.5: adaptive contexts where they pay), 2.0 for
+        other unpadded modes, 1.0 or 1.1 otherwise. ``(2, 0)`` writes levels for 2.0 readers (no
+        adaptive contexts); ``(1, 0)`` or ``(1, 1)`` a file that readers of version 1.x read
+        (levels coded as spec 7.2).
 
     Examples
     --------
@@ -255,8 +258,10 @@ class Writer:
             if format_version not in WRITABLE_VERSIONS:
                 raise ValueError(f"format_version must be one of {', '.join(map(str, WRITABLE_VERSIONS))} or None, "
                                  f"got {format_version}")
-        # 1.x files code levels with the payload of spec 7.2 (for readers of version 1.x)
-        self._levels_version = 1 if format_version is not None and format_version[0] == 1 else 2
+        # 1.x files code levels with the payload of spec 7.2 (for readers of version 1.x), 2.0 files
+        # without lc_model 1 (spec 7.5)
+        self._levels_version = (3 if format_version is None or format_version >= (2, 1)
+                                else 1 if format_version[0] == 1 else 2)
         # the version: the lowest that has every feature used (1.0 files stay 1.0), at least the one asked
         self._version = max(format_version or (1, 0), (1, 1) if self._global_qp_bytes else (1, 0))
         self._header = self._network_header(0)

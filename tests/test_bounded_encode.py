@@ -156,7 +156,8 @@ def test_ternary_payload_in_pieces_is_the_whole_layer(n, zeros, scheme, piece, s
     levels.PIECE_ELEMENTS, ternary.PIECE_ELEMENTS, spool.SPOOL_MEMORY = 37, piece, 64
     try:
         # float +-alpha input: its trits are made piece by piece (TritSource), never as a whole array
-        source, alphas = ternary.ternary_source(t.astype(np.float32) * np.float32(0.375))
+        # the source's grid is the layer's (adaptive contexts restart at each row)
+        source, alphas = ternary.ternary_source((t.astype(np.float32) * np.float32(0.375)).reshape(rows, cols))
         out = io.BytesIO()
         ternary.write_payload(source, rows, cols, out, scheme)
     finally:

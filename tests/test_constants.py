@@ -18,9 +18,10 @@ FAST_DIR = os.path.join(os.path.dirname(__file__), "..", "codec", "_fast")
 
 #: C names without a Python twin: implementation choices of the compiled core only.
 C_ONLY = {"CODEC_RANS_IMPL_H", "CODEC_CRC32C_IMPL_H", "CRC32C_LONG", "CRC32C_SHORT", "CRC32C_PREFETCH", "CRC32C_X86",
-          "NOGIL_MIN", "LC_HAVE_AVX2"}
+          "NOGIL_MIN", "LC_HAVE_AVX2", "CODEC_ADAPTIVE_IMPL_H",
+          "LA_ERR_NO_MEMORY", "LA_COUNT", "LA_ENTRIES", "LA_COST"}
 #: Prefixes of the constants each side must have.
-SHARED_PREFIXES = ("LC_", "TN_ERR_", "US_ERR_", "MK_ERR_", "IX_ERR_", "CRC32C_POLY", "INDEX_ENTRY_", "MIN_UNIT_",
+SHARED_PREFIXES = ("LC_", "LA_", "TN_ERR_", "US_ERR_", "MK_ERR_", "IX_ERR_", "CRC32C_POLY", "INDEX_ENTRY_", "MIN_UNIT_",
                    "MAX_FLAG_", "UE_MAX_")
 
 

@@ -55,18 +55,93 @@ def test_roundtrip_v2_every_state_count_and_chunking(case, nstates, chunk_elemen
     saved = levels.lc_plan_states, levels.LC_CHUNK_ELEMENTS
     try:
         levels.lc_plan_states, levels.LC_CHUNK_ELEMENTS = (lambda n: nstates), chunk_elements
-        payload = levels.encode_levels(q, rows, cols)
+        payload = levels.encode_levels(q, rows, cols, adaptive="never")
         plan = levels.lc_plan_chunks(rows, cols)
     finally:
         levels.lc_plan_states, levels.LC_CHUNK_ELEMENTS = saved
     p = levels.read_levels_payload(__import__("codec")._backend.BitReader(payload), rows, cols)
-    assert len(p.states) == nstates and p.version == 2
+    assert len(p.states) == nstates and p.version == 3 and p.model == levels.LC_MODEL_STATIC
     if rows * cols:
         assert [c.row0 for c in p.chunks] == plan
         assert p.chunks[-1].row1 == rows and sum(c.esc1 - c.esc0 for c in p.chunks) == len(p.escapes)
     assert np.array_equal(levels.decode_levels(payload, rows, cols, threads=threads), q)
     v1 = levels.encode_levels(q, rows, cols, version=1)
     assert np.array_equal(levels.decode_levels(v1, rows, cols, version=1), q)
+
+
+@given(level_arrays(), st.integers(1, 120), st.sampled_from([1, 3]), st.sampled_from(["always", "auto", "never"]))
+@settings(deadline=None)
+def test_roundtrip_adaptive_contexts(case, chunk_elements, threads, adaptive):
+    """lc_model 1 (spec 7.5) and the encoder's choice: any chunking, one or several threads; the
+    levels come back, and "auto" keeps the static payload unless the adaptive one is >= 1% smaller."""
+    q, rows, cols = case
+    saved = levels.LC_CHUNK_ELEMENTS
+    try:
+        levels.LC_CHUNK_ELEMENTS = chunk_elements
+        payload = levels.encode_levels(q, rows, cols, adaptive=adaptive)
+        static = levels.encode_levels(q, rows, cols, adaptive="never")
+    finally:
+        levels.LC_CHUNK_ELEMENTS = saved
+    p = levels.read_levels_payload(__import__("codec")._backend.BitReader(payload), rows, cols)
+    if adaptive == "always" and q.size:
+        assert p.model == levels.LC_MODEL_ADAPTIVE and len(p.states) == 1
+    if p.model == levels.LC_MODEL_ADAPTIVE and adaptive == "auto":
+        assert len(payload) <= len(static) * (1 - levels.LA_MIN_GAIN)
+    if adaptive == "never":
+        assert payload == static
+    assert np.array_equal(levels.decode_levels(payload, rows, cols, threads=threads), q)
+
+
+@given(level_arrays(), st.integers(0, 7))
+def test_adaptive_kernels_agree_and_cost_is_the_code_length(case, k0):
+    q, rows, cols = case
+    top = int(np.abs(q.astype(np.float64)).max()) if q.size else 0
+    E = min(127, top)
+    lv = check("adaptive", "clip_levels", q, E)
+    status, state, words = check("adaptive", "encode", lv, cols, E, k0)
+    assert status == 0
+    bits = check("adaptive", "cost", lv, cols, E, k0, check("adaptive", "cost_table")) / 2**16
+    # rANS codes within a few bits of the ideal code length: the state's 32 bits, rounding
+    assert abs(len(words) * 8 + 16 - bits) <= 32 + 0.01 * bits
+    escapes = q[(q > E) | (q < -E)].tolist()
+    out = check("adaptive", "decode", words, state, rows, cols, E, k0, escapes, 0, np.empty(q.size, np.int64))
+    assert out[0] == 0 and np.array_equal(out[2], q)
+
+
+def test_adaptive_contexts_win_on_locally_correlated_levels():
+    # neighbouring magnitudes alike (a convolution's kernels): the contexts see it, static tables do not
+    rng = np.random.default_rng(4)
+    q = np.rint(rng.laplace(0, 1, (64, 288)) * np.repeat(rng.gamma(0.7, 1.5, (64, 32)), 9, axis=1)).astype(np.int64)
+    static = levels.encode_levels(q, 64, 288, adaptive="never")
+    auto = levels.encode_levels(q, 64, 288)
+    p = levels.read_levels_payload(__import__("codec")._backend.BitReader(auto), 64, 288)
+    assert p.model == levels.LC_MODEL_ADAPTIVE and len(auto) < 0.95 * len(static)
+    assert np.array_equal(levels.decode_levels(auto, 64, 288), q.reshape(-1))
+    # i.i.d. levels of a large layer: static tables, the adaptive coder not even tried past its sample
+    iid = np.rint(rng.laplace(0, 5, (40, 4000))).astype(np.int64)
+    p = levels.read_levels_payload(__import__("codec")._backend.BitReader(levels.encode_levels(iid, 40, 4000)), 40, 4000)
+    assert p.model == levels.LC_MODEL_STATIC
+
+
+def test_adaptive_needs_format_2_1():
+    q = np.rint(np.random.default_rng(1).laplace(0, 2, (8, 50))).astype(np.int64)
+    with pytest.raises(ValueError, match="adaptive must be"):
+        levels.encode_levels(q, 8, 50, adaptive="yes")
+    for version in (1, 2):  # 1.x and 2.0 payloads: static tables whatever is asked
+        payload = levels.encode_levels(q, 8, 50, version=version, adaptive="always")
+        p = levels.read_levels_payload(__import__("codec")._backend.BitReader(payload), 8, 50, version=version)
+        assert p.model == levels.LC_MODEL_STATIC
+    adaptive = levels.encode_levels(q, 8, 50, adaptive="always")
+    from codec.errors import UnsupportedError
+    with pytest.raises(UnsupportedError, match="lc_model 1 is reserved"):
+        levels.decode_levels(adaptive, 8, 50, version=2)
+    previous = levels.set_adaptive("never")
+    try:
+        assert levels.encode_levels(q, 8, 50) == levels.encode_levels(q, 8, 50, adaptive="never")
+    finally:
+        levels.set_adaptive(previous)
+    with pytest.raises(ValueError, match="adaptive must be"):
+        levels.set_adaptive("sometimes")
 
 
 def test_v2_chunks_follow_the_reference_plan(monkeypatch):
@@ -136,6 +211,11 @@ def test_pure_and_fast_agree_on_damaged_words(case, junk, cut):
         r = __import__("codec")._backend.BitReader(damaged)
         p = levels.read_levels_payload(r, rows, cols)
     except CodecError:
+        return
+    if p.model == levels.LC_MODEL_ADAPTIVE:
+        for chunk in p.chunks:
+            check("adaptive", "decode", chunk.words, chunk.states[0], chunk.row1 - chunk.row0, cols, p.escape_limit,
+                  p.eg_order, p.escapes[chunk.esc0:chunk.esc1], 0, np.empty((chunk.row1 - chunk.row0) * cols, np.int64))
         return
     fc, sy = check("rans", "build_tables", p.freqs)
     check("rans", "decode", p.words, p.states, fc, sy, p.row_class, rows, cols, p.escape_limit, p.escapes, 0,
@@ -327,7 +407,10 @@ def test_chunks_share_one_spool(monkeypatch):
     monkeypatch.setattr(levels, "LC_CHUNK_ELEMENTS", 1000)
     monkeypatch.setattr(levels, "PIECE_ELEMENTS", 1500)  # pieces across chunk boundaries
     q = np.rint(np.random.default_rng(8).laplace(0, 9, (60, 100))).astype(np.int64)
-    payload = levels.encode_levels(q, 60, 100)
-    p = levels.read_levels_payload(__import__("codec")._backend.BitReader(payload), 60, 100)
-    assert len(p.chunks) == 6 and len(opened) == 1
-    assert np.array_equal(levels.decode_levels(payload, 60, 100), q.reshape(-1))
+    for adaptive in ("never", "always"):  # ("auto" may code a layer both ways: two spools)
+        opened.clear()
+        payload = levels.encode_levels(q, 60, 100, adaptive=adaptive)
+        p = levels.read_levels_payload(__import__("codec")._backend.BitReader(payload), 60, 100)
+        assert len(p.chunks) == 6 and len(opened) == 1
+        assert p.model == (levels.LC_MODEL_STATIC if adaptive == "never" else levels.LC_MODEL_ADAPTIVE)
+        assert np.array_equal(levels.decode_levels(payload, 60, 100), q.reshape(-1))

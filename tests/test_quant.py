@@ -193,9 +193,10 @@ def test_global_step():
 
 def test_version_is_the_lowest_needed():
     assert codec.open(codec.encode({"a": np.ones(3)}, mode="raw")).version == (1, 0)
-    # level-coded layers: version 2.0 (the level coder of spec 7.4), or 1.1 when asked for
-    assert codec.open(roundtrip({"a": (weights(), dict(mode="quantized"))})).version == (2, 0)
-    assert codec.open(codec.encode({"a": np.arange(3)}, mode="entropy")).version == (2, 0)
+    # level-coded layers: version 2.1 (the level coder of spec 7.4 with 7.5), or 2.0 or 1.1 when asked for
+    assert codec.open(roundtrip({"a": (weights(), dict(mode="quantized"))})).version == (2, 1)
+    assert codec.open(codec.encode({"a": np.arange(3)}, mode="entropy")).version == (2, 1)
+    assert codec.open(codec.encode({"a": np.arange(3)}, mode="entropy", format_version=(2, 0))).version == (2, 0)
     old = codec.encode({"a": np.arange(3)}, mode="entropy", format_version=(1, 0))
     assert codec.open(old).version == (1, 1)
     assert codec.decode(old)["a"].tolist() == [0, 1, 2]

@@ -402,8 +402,79 @@ def _planes():
         check("planes", "merge_plane", np.zeros(3, np.uint32), np.zeros(2, np.uint8), 0, 23, 8)
 
 
-CASES = {"bitio": _bitio, "crc32c": _crc32c, "index": _index, "rans": _rans, "ternary": _ternary, "masks": _masks,
-         "planes": _planes}
+def _adaptive():
+    from codec.kernels import adaptive as ref
+
+    rng = np.random.default_rng(2)
+    table = check("adaptive", "cost_table")
+    q = np.rint(rng.laplace(0, 6, (5, 40))).astype(np.int64)
+    q[1, 7], q[3, 0] = 500, -400  # escapes of both signs
+    E = 30
+    lv = check("adaptive", "clip_levels", q, E)
+    escapes = q.reshape(-1)[np.abs(q.reshape(-1)) > E].tolist()
+    for k0 in range(8):
+        assert check("adaptive", "cost", lv, 40, E, k0, table) > 0
+    status, state, words = check("adaptive", "encode", lv, 40, E, 2)
+    assert status == 0
+    for e in (0, 1, 2, 3):  # the small escape limits: the gt flags and the remainder end early
+        small = check("adaptive", "clip_levels", q, e)
+        st_e, x_e, w_e = check("adaptive", "encode", small, 40, e, 0)
+        esc_e = q.reshape(-1)[np.abs(q.reshape(-1)) > e].tolist()
+        out = check("adaptive", "decode", w_e, x_e, 5, 40, e, 0, esc_e, 0, np.empty(200, np.int64))
+        assert out[0] == 0 and out[2].tolist() == q.reshape(-1).tolist()
+    check("adaptive", "encode", np.zeros(0, np.int16), 0, 0, 0)
+    check("adaptive", "decode", b"", 1 << 16, 0, 0, 0, 0, [], 0, np.empty(0, np.int64))
+    args = (5, 40, E, 2, escapes)
+    assert check("adaptive", "decode", words, state, *args, 0, np.empty(200, np.int64))[0] == 0
+    check("adaptive", "decode", words, state, *args, 3, np.empty(200, np.int32))
+    check("adaptive", "decode", words, state, *args, 4, np.empty(200, np.int16))
+    scale, zp = np.full(5, 0.25, np.float32), np.arange(5, dtype=np.int64)
+    check("adaptive", "decode", words, state, *args, 1, np.empty(200, np.float32), scale, zp)
+    huge = np.full(5, -(2**63), np.int64)
+    assert check("adaptive", "decode", words, state, *args, 1, np.empty(200, np.float32), scale,
+                 huge)[0] == ref.LA_ERR_AFFINE_RANGE
+    assert check("adaptive", "decode", words, state, *args, 2, np.empty(200, np.float32), None, None,
+                 np.zeros(3, np.float32))[0] == ref.LA_ERR_CODEBOOK
+    # damaged: cut and extra words, a bad state, escape lists too short, too long, of the wrong sign
+    assert check("adaptive", "decode", words[:-2], state, *args, 0, np.empty(200, np.int64))[0] < 0
+    assert check("adaptive", "decode", words + b"\x01\x00", state, *args, 0,
+                 np.empty(200, np.int64))[0] == ref.LA_ERR_WORDS_LEFT
+    assert check("adaptive", "decode", words, 5, *args, 0, np.empty(200, np.int64))[:2] == (ref.LA_ERR_BAD_STATE, -4)
+    assert check("adaptive", "decode", words, state, 5, 40, E, 2, escapes[:1], 0,
+                 np.empty(200, np.int64))[0] == ref.LA_ERR_ESCAPES
+    assert check("adaptive", "decode", words, state, 5, 40, E, 2, escapes + [99], 0,
+                 np.empty(200, np.int64))[0] == ref.LA_ERR_ESCAPES
+    assert check("adaptive", "decode", words, state, 5, 40, E, 2, [-v for v in escapes], 0,
+                 np.empty(200, np.int64))[0] == ref.LA_ERR_ESCAPE_SIGN
+    # a smaller escape limit than the words were coded for: magnitudes past E + 1 or long prefixes
+    seen = set()
+    for e, k in ((3, 2), (10, 0), (29, 2), (30, 0), (30, 7)):
+        seen.add(check("adaptive", "decode", words, state, 5, 40, e, k, escapes, 0, np.empty(200, np.int64))[0])
+    assert ref.LA_ERR_MAGNITUDE in seen, seen
+    # random words (this seed was found by search) run into a prefix of more than 7 ones
+    junk = np.random.default_rng(23)
+    junk_words, junk_state = junk.integers(0, 256, 64, dtype=np.uint8).tobytes(), int(junk.integers(1 << 16, 1 << 32))
+    assert check("adaptive", "decode", junk_words, junk_state, 1, 16, 127, 0, [], 0,
+                 np.empty(16, np.int64))[0] == ref.LA_ERR_PREFIX
+    for j in range(0, len(words), 7):
+        flipped = bytearray(words)
+        flipped[j] ^= 1 << (j % 8)
+        check("adaptive", "decode", bytes(flipped), state, *args, 0, np.empty(200, np.int64))
+        check("adaptive", "decode", words, state ^ (1 << (j % 31)), *args, 0, np.empty(200, np.int64))
+    with pytest.raises(ValueError, match="clipped"):
+        check("adaptive", "encode", np.array([5, -40], np.int16), 2, 30, 0)
+    with pytest.raises(ValueError, match="k0 must be"):
+        check("adaptive", "cost", lv, 40, E, 8, table)
+    with pytest.raises(ValueError, match="E must be"):
+        check("adaptive", "decode", words, state, 5, 40, 128, 0, [], 0, np.empty(200, np.int64))
+    with pytest.raises(ValueError, match="2\\^15 entries"):
+        check("adaptive", "cost", lv, 40, E, 0, table[:10])
+    with pytest.raises(ValueError, match="E must be"):
+        check("adaptive", "clip_levels", q, -1)
+
+
+CASES = {"bitio": _bitio, "crc32c": _crc32c, "index": _index, "rans": _rans, "adaptive": _adaptive,
+         "ternary": _ternary, "masks": _masks, "planes": _planes}
 
 
 @pytest.mark.parametrize("stem", sorted(CASES))

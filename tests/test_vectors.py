@@ -94,7 +94,8 @@ def test_reencode_identical(path):
     # a 1.x vector is re-encoded as a 1.x file (levels of spec 7.2); the writer picks the minor
     major = int(desc["format_version"].split(".")[0])
     with codec.Writer(buf, metadata={k: typed(v) for k, v in desc["metadata"].items()},
-                      quantization=desc.get("quantization"), format_version=(1, 0) if major == 1 else None) as w:
+                      quantization=desc.get("quantization"),
+                          format_version=(1, 0) if major == 1 else tuple(map(int, desc["format_version"].split(".")))) as w:
         for layer in desc["layers"]:
             source = expected_array(layer, "input_hex" if "input_hex" in layer else "data_hex")
             w.add_layer(layer["name"], source, mode=layer["mode"], kind=layer["kind"],
@@ -148,3 +149,19 @@ def test_stream_decode(path):
             got = got.view(np.uint16)
         assert got.shape == tuple(layer["shape"]), name
         assert got.astype(got.dtype.newbyteorder("<")).tobytes() == bytes.fromhex(layer["data_hex"]), name
+
+
+def test_adaptive_vector_has_both_models():
+    # 012-levels-adaptive covers lc_model 1 (spec 7.5) in several modes and a layer that stays static
+    from codec.dump import summarize
+
+    path = os.path.join(VECTOR_DIR, "012-levels-adaptive.nnc")
+    with codec.open(path) as reader:
+        doc = summarize(reader)
+    models = {}
+    for layer in doc["layers"]:
+        coding = layer["coding"]
+        summary = coding.get("levels", coding) if coding else {}
+        models[layer["name"]] = summary.get("model")
+    assert models["noise.static"] == "static"
+    assert sum(m == "adaptive" for m in models.values()) >= 4, models

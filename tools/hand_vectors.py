@@ -218,6 +218,50 @@ def reject_cases():
     yield "r032-chunk-state", "7.4: every chunk's lc_rans_state is >= 2^16", \
         _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_v2(chunks=[(1, 0, 0)], bad_state=(1, 0)),
              version=(2, 0))
+    # format 2.1: lc_model 1 (spec 7.5)
+    yield "r033-adaptive-classes", "7.5: an lc_model 1 payload has one class (lc_num_classes_minus1 = 0)", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_adaptive(classes_minus1=1), version=(2, 1))
+    yield "r034-adaptive-states", "7.5: an lc_model 1 payload has one state (lc_log2_states = 0)", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_adaptive(log2_states=1), version=(2, 1))
+    yield "r035-lc-model-2", "7.4: lc_model 2 is reserved in format 2.1 (UnsupportedError)", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_adaptive(model=2), version=(2, 1))
+    yield "r036-adaptive-magnitude", "7.5: a level's magnitude is at most lc_escape_limit + 1", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_adaptive(header_e=4), version=(2, 1))
+    yield "r037-adaptive-chunk-words", "7.5: a chunk of lc_model 1 has at most 14 rANS words per level", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_adaptive(chunk_words=8 * 14 + 1), version=(2, 1))
+    yield "r038-adaptive-escape-sign", "7.5: an escaped level has the sign of its sign bin", \
+        _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_adaptive(negate_escape=True), version=(2, 1))
+
+
+def _levels_adaptive(*, classes_minus1: int = 0, log2_states: int = 0, model: int = 1, header_e=None,
+                     chunk_words=None, negate_escape: bool = False) -> bytes:
+    """An lc_model 1 levels_payload() of 2 x 8 levels (E = 12, k0 = 1, one escape of 300; two chunks
+    of one row when ``chunk_words`` is given, else one) with the given header fields changed."""
+    from codec.kernels import adaptive
+
+    q = np.array([[0, 1, -2, 5, 12, -9, 0, 300], [3, 0, 0, -1, 7, 2, -12, 1]], np.int64)
+    E, k0 = 12, 1
+    rows = [q] if chunk_words is None else [q[:1], q[1:]]
+    coded = [adaptive.encode(adaptive.clip_levels(r, E), 8, E, k0) for r in rows]
+    w = _backend.BitWriter()
+    w.ue(0, E if header_e is None else header_e)
+    w.u(4, classes_minus1)
+    w.u(3, log2_states)
+    w.u(2, model)
+    w.u(3, k0)
+    w.ue(0, 1)  # one escape
+    w.u(1, 1 if negate_escape else 0)
+    w.ue(0, 300 - E - 1)
+    w.ue(0, len(rows) - 1)
+    if chunk_words is not None:
+        w.ue(0, 0)  # one row
+        w.ue(0, 1)  # the escape
+        w.ue(0, chunk_words)
+    w.byte_alignment()
+    out = bytearray(w.getvalue())
+    for _, state, words in coded:
+        out += int(state).to_bytes(4, "little") + words
+    return bytes(out)
 
 
 def _levels_v2(*, log2_states: int = 0, model: int = 0, chunks=(), bad_state=None) -> bytes:

@@ -179,6 +179,26 @@ def _levels_v2_vectors():
     ]
 
 
+def _levels_adaptive_vectors():
+    # convolution-like layers at a coarse step: where the adaptive contexts of spec 7.5 pay
+    rng = np.random.default_rng(31)
+    conv = (rng.standard_normal((24, 16, 3, 3)) * np.exp(rng.normal(0, 0.7, (24, 16, 1, 1))) * 0.05).astype(np.float32)
+    local = np.repeat(rng.laplace(0, 3, (30, 6)), 8, axis=1) * rng.random((30, 48))
+    ints = np.clip(np.rint(local), -100, 100).astype(np.int8)
+    ints[4, 7] = 127
+    trits = np.where(np.repeat(rng.random((32, 12)) < 0.3, 6, axis=1) * rng.random((32, 72)) > 0.2,
+                     rng.choice([-1, 1], (32, 72)), 0).astype(np.int8)
+    yield "012-levels-adaptive", "format 2.1: adaptive binary contexts (lc_model 1, spec 7.5) where the reference " \
+        "encoder finds them >= 1% smaller than static tables, static tables elsewhere", {}, [
+        ("conv.step4", conv, "quantized", "weight", None, {"step": 2 ** -4}),
+        ("conv.step6", conv, "quantized", "weight", None, {"step": 2 ** -6}),
+        ("conv.channel", conv, "quantized", "weight", None, {"bits": 4, "granularity": "channel"}),
+        ("entropy.local", ints, "entropy", None, None, {}),
+        ("ternary.entropy", trits, "ternary", None, None, {"scheme": "entropy"}),
+        ("noise.static", np.rint(rng.laplace(0, 4, (8, 300))).astype(np.int16), "entropy", None, None, {}),
+    ]
+
+
 def describe(name, description, metadata, layers, data: bytes, quantization=None) -> dict:
     out = {
         "description": description,
@@ -235,7 +255,7 @@ def main() -> int:
     os.makedirs(VECTOR_DIR, exist_ok=True)
     for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors(), *_ternary_vectors(),
                                                         *_floatplanes_vectors(), *_sparse_vectors(),
-                                                        *_levels_v2_vectors()]:
+                                                        *_levels_v2_vectors(), *_levels_adaptive_vectors()]:
         quantization = rest[0] if rest else None
         bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")
         json_path = os.path.join(VECTOR_DIR, f"{name}.json")
@@ -243,7 +263,7 @@ def main() -> int:
             print(f"keep    {name} (exists; vectors are append-only)")
             continue
         # the vectors written while the format was 1.x are 1.x files (the writer bumps the minor)
-        data = build(metadata, layers, quantization, (1, 0) if name < "010" else None)
+        data = build(metadata, layers, quantization, (1, 0) if name < "010" else (2, 0) if name < "012" else None)
         with open(bin_path, "wb") as f:
             f.write(data)
         with open(json_path, "w", encoding="utf-8") as f:

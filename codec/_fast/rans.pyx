@@ -133,6 +133,7 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
     cdef const uint32_t[:, ::1] tfc = np.ascontiguousarray(fc, dtype=np.uint32)
     cdef const uint8_t[:, ::1] tsy = np.ascontiguousarray(sy, dtype=np.uint8)
     cdef const uint8_t[::1] rc = np.ascontiguousarray(row_class, dtype=np.uint8).reshape(-1)
+    _check_decode_args(tfc.shape[0], tsy.shape[0], row_class, rows, cols)
     cdef const int64_t[::1] esc = np.ascontiguousarray(np.asarray(escapes, dtype=np.int64).reshape(-1))
     cdef int64_t[::1] o64
     cdef float[::1] o32
@@ -181,6 +182,12 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
     if result:
         return result, 0, 0
     return 0, 0, out
+
+
+def _check_decode_args(Py_ssize_t K, Py_ssize_t K_sy, row_class, Py_ssize_t rows, Py_ssize_t cols):
+    rc = np.asarray(row_class).reshape(-1)
+    if rows and cols and (K == 0 or K_sy != K or rc.size < rows or (rc.size and int(rc[:rows].max()) >= K)):
+        raise ValueError("fc, sy and row_class must give a table to every row")
 
 
 def freq_rows_from_codes(codes):

@@ -79,18 +79,10 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
 #define LC_OUT_I32 3      /* levels as int32 (the caller guarantees they fit) */
 #define LC_OUT_I16 4      /* levels as int16 (the caller guarantees they fit) */
 
-/* Turn a decoded symbol into element i of the output (level, escape, dequantized value). */
+/* Store level as element i of the output in its form (level, int32, int16, dequantized value). */
 static inline __attribute__((always_inline)) int
-lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep,
-                          int out_kind, size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r,
-                          const float *codebook, size_t codebook_size) {
-    int64_t level;
-    if (s == esc_sym) {
-        if (*ep >= nesc) return LC_ERR_ESCAPES;
-        level = escapes[(*ep)++];
-    } else {
-        level = (int64_t)s - E;
-    }
+lc_store(int64_t level, int out_kind, size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r,
+         const float *codebook, size_t codebook_size) {
     if (out_kind == LC_OUT_I64) {
         out_i64[i] = level;
     } else if (out_kind == LC_OUT_I32) {
@@ -106,6 +98,21 @@ lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t 
         out_f32[i] = codebook[level];
     }
     return LC_OK;
+}
+
+/* Turn a decoded symbol into element i of the output (level, escape, dequantized value). */
+static inline __attribute__((always_inline)) int
+lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep,
+                          int out_kind, size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r,
+                          const float *codebook, size_t codebook_size) {
+    int64_t level;
+    if (s == esc_sym) {
+        if (*ep >= nesc) return LC_ERR_ESCAPES;
+        level = escapes[(*ep)++];
+    } else {
+        level = (int64_t)s - E;
+    }
+    return lc_store(level, out_kind, i, out_i64, out_f32, s_r, z_r, codebook, codebook_size);
 }
 
 /* One element with its state: the general step of spec 7.3 (any position, any words left). */

@@ -19,16 +19,19 @@ MAGIC = b"\x89NNC\r\n\x1a\n"
 
 #: ``version_major``/``version_minor`` written by this implementation (its newest version).
 VERSION_MAJOR = 2
-VERSION_MINOR = 0
+VERSION_MINOR = 1
 #: The versions this implementation reads: the newest ``version_minor`` it knows of each
 #: ``version_major`` (spec section 11). Version 1.x files code levels with the payload of spec
-#: 7.2, version 2.x files with that of spec 7.4.
-KNOWN_VERSIONS = {1: 1, 2: 0}
+#: 7.2, version 2.x files with that of spec 7.4 (2.1 and later: with lc_model 1 of spec 7.5).
+KNOWN_VERSIONS = {1: 1, 2: 1}
 
 
-def levels_version(version_major: int) -> int:
-    """The ``levels_payload()`` syntax of a file of this major version: 1 (spec 7.2) or 2 (7.4)."""
-    return 1 if version_major == 1 else 2
+def levels_version(version_major: int, version_minor: int = 0) -> int:
+    """The ``levels_payload()`` syntax of a file of this version: 1 (spec 7.2, 1.x), 2 (7.4, 2.0)
+    or 3 (7.4 with lc_model 1 of 7.5, 2.1 and later)."""
+    if version_major == 1:
+        return 1
+    return 2 if version_minor == 0 else 3
 
 #: ``unit_start_code``: 3 bytes opening every unit.
 UNIT_START_CODE = b"NNU"

@@ -87,7 +87,7 @@ class LayerHeader:
     #: (the kept values of a sparse layer are a layer nested in its payload)
     paths: tuple[str, str, str] | None = None
     #: the ``levels_payload()`` syntax of the file (1: spec 7.2 in version 1.x files; 2: spec 7.4)
-    levels_version: int = 2
+    levels_version: int = 3
 
     @property
     def name(self) -> str:
@@ -226,7 +226,7 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[in
         payload_offset = unit_offset + header_size + pad
         layer = dataclasses.replace(layer, unit_offset=unit_offset, unit_header_size=header_size,
                                     payload_offset=payload_offset, payload_size=payload_size,
-                                    payload_crc32c=payload_crc, levels_version=levels_version(version[0]))
+                                    payload_crc32c=payload_crc, levels_version=levels_version(*version))
         finish_structure(body, version, "layer_header")
     elif unit_type == UnitType.INDEX:
         finish_structure(body, version, "index_header")

@@ -248,6 +248,10 @@ def _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, 
     for j, x in enumerate(st):
         if x < LC_RANS_L:
             return LC_ERR_BAD_STATE, -4 * (S - j), j
+    rc = np.asarray(row_class).reshape(-1)
+    if rows and cols and (len(fc) == 0 or len(sy) != len(fc) or rc.size < rows
+                          or (rc.size and int(rc[:rows].max()) >= len(fc))):
+        raise ValueError("fc, sy and row_class must give a table to every row")
     fc = np.asarray(fc).tolist()
     sy = np.asarray(sy).tolist()
     # a class whose table is one symbol of frequency 2^14 leaves the states as they are and reads no

@@ -40,7 +40,7 @@ class Plan:
     state: Any = None
     local_qp_set: bytes | None = None
     #: the levels_payload() syntax the payload uses (1 in files of version 1.x, 2 in 2.x)
-    levels_version: int = 2
+    levels_version: int = 3
 
 
 class Mode:
@@ -114,7 +114,7 @@ class Mode:
         return array, {k: v for k, v in params.items() if not (self.param(k) and self.param(k).prepare)}
 
     def plan(self, array: np.ndarray, dtype: DType, params: dict[str, Any], *, global_qp=None,
-             levels_version: int = 2) -> Plan:
+             levels_version: int = 3) -> Plan:
         """Plan a layer; ``levels_version``: the syntax of any ``levels_payload()`` it writes."""
         raise NotImplementedError
 

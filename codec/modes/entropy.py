@@ -28,7 +28,7 @@ class EntropyMode(Mode):
     dtypes = INTEGER_DTYPES
     params = (MAX_CLASSES,)
 
-    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=3):
         self.check_dtype(dtype)
         if dtype == DType.UINT64 and array.size and int(array.max()) >= 1 << 63:
             raise EncodeError("mode 'entropy' needs uint64 values below 2^63")
@@ -68,7 +68,10 @@ class EntropyMode(Mode):
 
 def levels_text(summary: dict) -> str:
     """The dump's short form of :func:`codec.levels.levels_summary`."""
-    text = f"E={summary['escape_limit']} K={summary['row_classes']} S={summary['states']}"
+    if summary.get("model") == "adaptive":  # spec 7.5: no tables, one state
+        text = f"E={summary['escape_limit']} ctx k0={summary['eg_order']}"
+    else:
+        text = f"E={summary['escape_limit']} K={summary['row_classes']} S={summary['states']}"
     if summary["chunks"] > 1:
         text += f" chunks={summary['chunks']}"
     return text + (f" esc={summary['escapes']}" if summary["escapes"] else "")

@@ -61,7 +61,7 @@ class _Exponents(LevelSource):
 
 
 def encode_planes(bits: np.ndarray, dtype: DType, rows: int, cols: int, *, level: int = 3, write=None,
-                  levels_version: int = 2):
+                  levels_version: int = 3):
     """Write ``float_planes_payload()`` for the raw bit patterns ``bits`` (flat, unsigned) through
     ``write`` as its parts are made; without ``write``, return the payload as bytes.
 
@@ -144,7 +144,7 @@ def read_float_planes_payload(r, dtype: DType, rows: int, cols: int):
 
 
 def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, base_offset: int,
-                  levels_version: int = 2) -> np.ndarray:
+                  levels_version: int = 3) -> np.ndarray:
     """Decode ``float_planes_payload()`` into the flat bit patterns (storage uint dtype).
 
     Memory: the output and CHUNK-sized temporaries. The exponents are decoded into the output
@@ -158,7 +158,7 @@ def decode_planes(payload, dtype: DType, rows: int, cols: int, *, path: str, bas
 
 
 def decode_planes_from(payload, dtype: DType, rows: int, cols: int, *, path: str, base_offset: int,
-                       levels_version: int = 2):
+                       levels_version: int = 3):
     """:func:`decode_planes` for a payload read in pieces (``payload.read_at(offset, size)``, e.g. a
     large payload of a file): the planes never wait in memory whole. Returns None, having read only
     their sizes, when the payload's layout is not sound: the caller then decodes the whole payload
@@ -218,7 +218,7 @@ class _PieceReader:
 
 
 def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int, *, path: str,
-              levels_version: int = 2) -> np.ndarray:
+              levels_version: int = 3) -> np.ndarray:
     """The bit patterns from the exponent payload and the planes, (mode, reader, size, file offset)."""
     storage, ebits, mbits, centre, nrest = LAYOUT[dtype]
     n = rows * cols
@@ -292,7 +292,7 @@ class FloatPlanesMode(Mode):
     dtypes = FLOAT_DTYPES
     params = (LEVEL,)
 
-    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=3):
         self.check_dtype(dtype)
         return Plan(b"", params.get("level", LEVEL.default), levels_version=levels_version)
 

@@ -314,7 +314,7 @@ def nm_layout(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndar
 # ---------------------------------------------------------------------------------------------
 # mask_block() writers
 # ---------------------------------------------------------------------------------------------
-def encode_bitmap(mask, *, levels_version: int = 2) -> bytes:
+def encode_bitmap(mask, *, levels_version: int = 3) -> bytes:
     """Bitmap mask_block: nibbles of each row (first element in the high bit, rows zero-padded) as
     levels (``levels_payload()`` of ``levels_version``); ``mask`` a bool array or a
     :class:`PackedMask` (then made a piece at a time)."""
@@ -482,7 +482,7 @@ def _check_groups(r, shape, axis: int, multiple: int, name: str, at: int) -> Non
         raise r.error(f"axis {axis} of shape {tuple(shape)} does not hold whole groups of {multiple}", name, at=at)
 
 
-def read_bitmap(block, r, shape, levels_version: int = 2) -> np.ndarray:
+def read_bitmap(block, r, shape, levels_version: int = 3) -> np.ndarray:
     """Bitmap (kind 0): levels_payload() of the nibbles, the rest of the block."""
     rows, cols = level_grid(tuple(shape))
     ncols = (cols + 3) // 4
@@ -566,7 +566,7 @@ _READERS = {MaskKind.BITMAP: read_bitmap, MaskKind.NM: read_nm, MaskKind.HIERARC
             MaskKind.HYBRID: read_hybrid}
 
 
-def read_mask_block(block, r, shape, *, levels_version: int = 2) -> tuple[int, np.ndarray]:
+def read_mask_block(block, r, shape, *, levels_version: int = 3) -> tuple[int, np.ndarray]:
     """Read and decode ``mask_block()`` (the whole of ``block``, read by ``r``): (kind, bool mask of
     ``shape``); a bitmap's levels are a ``levels_payload()`` of ``levels_version``."""
     kind = r.u8("sp_mask_kind", enum=MaskKind)

@@ -34,7 +34,7 @@ class QuantizedMode(Mode):
         MAX_CLASSES,
     )
 
-    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=3):
         self.check_dtype(dtype)
         params = dict(params)
         max_classes = params.pop("max_classes", LC_MAX_CLASSES)

@@ -21,7 +21,7 @@ class RawMode(Mode):
     name = "raw"
     mode_id = CodingMode.RAW
 
-    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=3):
         return Plan(b"")
 
     def write(self, plan, array, dtype, sink):

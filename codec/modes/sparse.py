@@ -111,7 +111,7 @@ class SparseMode(Mode):
             rest["mask"] = masks.prune_magnitude_packed(array, float(params["prune"]))
         return array, rest
 
-    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=3):
         params = dict(params)
         mask = params.pop("mask", None)
         nm = params.pop("nm", None)

@@ -219,14 +219,14 @@ def split_ternary(w, *, axis: int | None = None) -> tuple[np.ndarray, np.ndarray
 # ---------------------------------------------------------------------------------------------
 # ternary_payload() = tn_scheme u8 + the scheme's data (spec 6.6)
 # ---------------------------------------------------------------------------------------------
-def encode_payload(trits: np.ndarray, rows: int, cols: int, scheme: str = "auto", *, levels_version: int = 2) -> bytes:
+def encode_payload(trits: np.ndarray, rows: int, cols: int, scheme: str = "auto", *, levels_version: int = 3) -> bytes:
     """Return ``ternary_payload()``; ``auto`` keeps the smallest scheme (flag, base3, entropy order on ties)."""
     out = io.BytesIO()
     write_payload(trits, rows, cols, out, scheme, levels_version=levels_version)
     return out.getvalue()
 
 
-def write_payload(trits, rows: int, cols: int, sink, scheme: str = "auto", *, levels_version: int = 2) -> None:
+def write_payload(trits, rows: int, cols: int, sink, scheme: str = "auto", *, levels_version: int = 3) -> None:
     """Write ``ternary_payload()`` of ``trits`` (int8 array, or a LevelSource of trits such as
     :class:`TritSource`) to ``sink``, in memory of about the packed item flags (an eighth of the int8
     trits): the candidates' sizes are known before any is written (flag: from the item flags;
@@ -274,7 +274,7 @@ def write_payload(trits, rows: int, cols: int, sink, scheme: str = "auto", *, le
         entropy.close()
 
 
-def decode_payload(payload, rows: int, cols: int, *, path: str, base_offset: int, levels_version: int = 2) -> np.ndarray:
+def decode_payload(payload, rows: int, cols: int, *, path: str, base_offset: int, levels_version: int = 3) -> np.ndarray:
     """Decode ``ternary_payload()`` into flat int8 trits."""
     r = _backend.bit_reader(payload, base_offset, path)
     scheme = r.u8("tn_scheme", enum=TernaryScheme)
@@ -299,7 +299,7 @@ def decode_payload(payload, rows: int, cols: int, *, path: str, base_offset: int
 
 
 def _trace_payload(payload, trits, rows: int, cols: int, *, path: str, base_offset: int, trace: list,
-                   levels_version: int = 2) -> None:
+                   levels_version: int = 3) -> None:
     r = _backend.bit_reader(payload, base_offset, path, trace)
     scheme = r.u8("tn_scheme", enum=TernaryScheme)
     if scheme == TernaryScheme.ENTROPY:
@@ -358,7 +358,7 @@ class TernaryMode(Mode):
             rest["threshold"] = 0.7
         return array, rest
 
-    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=3):
         self.check_dtype(dtype)
         scheme = params.get("scheme", "auto")
         axis = params.get("axis")

@@ -28,7 +28,7 @@ class ZstdMode(Mode):
     mode_id = CodingMode.ZSTD
     params = (LEVEL,)
 
-    def plan(self, array, dtype, params, *, global_qp=None, levels_version=2):
+    def plan(self, array, dtype, params, *, global_qp=None, levels_version=3):
         return Plan(b"", params.get("level", LEVEL.default))
 
     def write(self, plan, array, dtype, sink):
