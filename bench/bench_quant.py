@@ -163,6 +163,13 @@ def equal_levels(weights, nnc, step: float, repeat: int, dataset: str = "MiniLM"
         assert np.array_equal(lc.decode_levels(p, *grids[k]), as64[k].reshape(-1)), k
     ours = sum(len(p) for p in payloads.values())
 
+    # format 2.0's level coder (static tables only, no lc_model 1) on the same levels, in the same run
+    static = {k: lc.encode_levels(v, *grids[k], adaptive="never") for k, v in as64.items()}
+    t_dec_static = best_time(lambda: [lc.decode_levels(p, *grids[k], out_kind=1, scale=scales[k],
+                                                       zero_point=zeros[k]) for k, p in static.items()], repeat)
+    adaptive_layers = sum(lc.read_levels_payload(_backend.bit_reader(p, 0, k), *grids[k]).model
+                          == lc.LC_MODEL_ADAPTIVE for k, p in payloads.items())
+
     # format 1.x's level coder (8 states, one chunk) on the same levels, in the same run
     v1 = {k: lc.encode_levels(v, *grids[k], version=1) for k, v in as64.items()}
     t_dec_v1 = best_time(lambda: [lc.decode_levels(p, *grids[k], version=1, out_kind=1, scale=scales[k],
@@ -192,8 +199,11 @@ def equal_levels(weights, nnc, step: float, repeat: int, dataset: str = "MiniLM"
 
     # the whole file: the levels as entropy-mode layers (headers, alignment, index included)
     ours_file = len(codec.encode(lv, mode="entropy"))
+    ours_file_static = len(codec.encode(lv, mode="entropy", format_version=(2, 0)))
     row = {"dataset": dataset, "step": step, "weights": n, "tensors": len(lv), "H0_bytes": h0, "row_H0_bytes": row_h0,
-           "ours_bytes": ours, "ours_file_bytes": ours_file, "zstd19_bytes": zsize,
+           "ours_bytes": ours, "ours_file_bytes": ours_file, "zstd19_bytes": zsize, "adaptive_layers": adaptive_layers,
+           "ours_static_bytes": sum(len(p) for p in static.values()), "ours_static_file_bytes": ours_file_static,
+           "ours_static_decode_fused_f32_Mw_s": n / t_dec_static / 1e6,
            "ours_encode_Mw_s": n / t_enc / 1e6, "ours_decode_Mw_s": n / t_dec / 1e6,
            "ours_decode_fused_f32_Mw_s": n / t_dec_f / 1e6,
            "ours_v1_bytes": sum(len(p) for p in v1.values()), "ours_v1_decode_fused_f32_Mw_s": n / t_dec_v1 / 1e6,
@@ -297,7 +307,9 @@ def print_equal_levels(eq_rows):
     print("Equal levels (weights of rank >= 2, round to nearest), one core: all-MiniLM-L6-v2 (large layers) and the "
           "YOLOv8n convnet of nudenet 3.4.2 (small layers). Payload rows: the level payloads only; file rows: "
           "everything a decoder reads (NNCodec's bitstream is one file). Row H0: the sum of each row's order-0 "
-          "entropy (no model cost)")
+          "entropy (no model cost). Ours: format 2.1 (adaptive contexts where they make a layer >= 1% smaller; "
+          "layers so coded: " + ", ".join(f"{r['dataset']} 2^{np.log2(r['step']):.0f}: {r['adaptive_layers']}/"
+                                          f"{r['tensors']}" for r in eq_rows) + "); format 2.0: static tables only")
     head = ["model", "step", "coder", "bytes", "bits/weight", "vs NNCodec", "vs H0", "vs row H0", "encode Mw/s",
             "decode Mw/s", "decode vs NNCodec", "encode vs NNCodec"]
     lines = []
@@ -308,6 +320,9 @@ def print_equal_levels(eq_rows):
         entries = [("ours, payloads", r["ours_bytes"], r["ours_encode_Mw_s"], r["ours_decode_Mw_s"]),
                    ("ours, fused to float32", None, None, r["ours_decode_fused_f32_Mw_s"]),
                    ("ours, file (entropy mode)", r["ours_file_bytes"], None, None),
+                   ("ours format 2.0 (static tables), payloads, fused", r.get("ours_static_bytes"), None,
+                    r.get("ours_static_decode_fused_f32_Mw_s")),
+                   ("ours format 2.0 (static tables), file", r.get("ours_static_file_bytes"), None, None),
                    ("ours format 1.1 (8 states), payloads, fused", r.get("ours_v1_bytes"), None,
                     r.get("ours_v1_decode_fused_f32_Mw_s")),
                    ("NNCodec (DeepCABAC), file", nb, r.get("nncodec_encode_Mw_s"), r.get("nncodec_decode_Mw_s")),

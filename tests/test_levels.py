@@ -123,6 +123,17 @@ def test_adaptive_contexts_win_on_locally_correlated_levels():
     assert p.model == levels.LC_MODEL_STATIC
 
 
+def test_adaptive_chunk_without_words(monkeypatch):
+    # a chunk of zeros codes no words: the next chunk's words must still be its own
+    monkeypatch.setattr(levels, "LC_CHUNK_ELEMENTS", 1)
+    q = np.zeros(26, np.int64)
+    q[16] = 3
+    payload = levels.encode_levels(q, 2, 13, adaptive="always")
+    p = levels.read_levels_payload(__import__("codec")._backend.BitReader(payload), 2, 13)
+    assert len(p.chunks) == 2 and len(p.chunks[0].words) == 0 and len(p.chunks[1].words) > 0
+    assert np.array_equal(levels.decode_levels(payload, 2, 13), q)
+
+
 def test_adaptive_needs_format_2_1():
     q = np.rint(np.random.default_rng(1).laplace(0, 2, (8, 50))).astype(np.int64)
     with pytest.raises(ValueError, match="adaptive must be"):

@@ -63,6 +63,9 @@ def seeds() -> list[bytes]:
         ("q.axis1", w, dict(mode="quantized", bits=6, granularity="channel", axis=1)),
         ("q.codebook", w, dict(mode="quantized", method="codebook", bits=2)),
         ("e", np.rint(w * 300).astype(np.int16), dict(mode="entropy")),
+        # locally alike magnitudes and an escape: adaptive contexts (lc_model 1, spec 7.5)
+        ("e.adaptive", np.concatenate([np.rint(w[:, :8] * 40), np.full((12, 1), 900.0), np.zeros((12, 7))], axis=1)
+         .astype(np.int16), dict(mode="entropy")),
         ("fp", w, dict(mode="floatplanes")),
         ("t.flag", codec.ternary.ternarize(w, axis=0), dict(mode="ternary", axis=0, scheme="flag")),
         ("t.base3", np.sign(np.rint(w * 10)).astype(np.int8), dict(mode="ternary", scheme="base3")),

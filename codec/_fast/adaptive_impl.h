@@ -177,11 +177,13 @@ static int la_encode(const int16_t *lv, size_t n, size_t cols, int E, int k0, ui
     return LA_OK;
 }
 
-/* Decode one chunk. *at: byte offset in the words reached (on an error). */
-static int la_decode(const uint8_t *words, size_t nwords, uint32_t state, size_t rows, size_t cols, int E, int k0,
-                     const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64, float *out_f32,
-                     const float *scale, const int64_t *zero_point, const float *codebook, size_t codebook_size,
-                     size_t *at) {
+/* Decode one chunk. *at: byte offset in the words reached (on an error). Instantiated per output
+ * kind (la_decode below), so the store is chosen once, not per level. */
+static inline __attribute__((always_inline)) int
+la_decode_kind(const uint8_t *words, size_t nwords, uint32_t state, size_t rows, size_t cols, int E, int k0,
+               const int64_t *escapes, size_t nesc, const int out_kind, int64_t *out_i64, float *out_f32,
+               const float *scale, const int64_t *zero_point, const float *codebook, size_t codebook_size,
+               size_t *at) {
     uint16_t pa[LA_NUM_CTX], pb[LA_NUM_CTX];
     for (int c = 0; c < LA_NUM_CTX; c++) pa[c] = pb[c] = LA_PROB_INIT;
     uint32_t x = state;
@@ -296,6 +298,23 @@ static int la_decode(const uint8_t *words, size_t nwords, uint32_t state, size_t
     if (x != LA_RANS_L) return LA_ERR_FINAL_STATE;
     *at = 0;
     return LA_OK;
+}
+
+static int la_decode(const uint8_t *words, size_t nwords, uint32_t state, size_t rows, size_t cols, int E, int k0,
+                     const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64, float *out_f32,
+                     const float *scale, const int64_t *zero_point, const float *codebook, size_t codebook_size,
+                     size_t *at) {
+#define LA_KIND(kind_)                                                                                   \
+    return la_decode_kind(words, nwords, state, rows, cols, E, k0, escapes, nesc, kind_, out_i64, out_f32, scale, \
+                          zero_point, codebook, codebook_size, at)
+    switch (out_kind) {
+    case LC_OUT_I64: LA_KIND(LC_OUT_I64);
+    case LC_OUT_I32: LA_KIND(LC_OUT_I32);
+    case LC_OUT_I16: LA_KIND(LC_OUT_I16);
+    case LC_OUT_AFFINE: LA_KIND(LC_OUT_AFFINE);
+    default: LA_KIND(LC_OUT_CODEBOOK);
+    }
+#undef LA_KIND
 }
 
 #endif
