@@ -61,7 +61,8 @@ LA_MAX_WORDS_PER_LEVEL = 14
 #: smaller than lc_model 0: the adaptive decoder is several times slower per level, so a small gain
 #: is not worth it.
 LA_MIN_GAIN = 0.01
-#: Levels the reference encoder codes as a sample to judge lc_model 1 on a large layer.
+#: About this many levels (whole rows spread over the layer) are what the reference encoder judges
+#: lc_model 1 and lc_eg_order on.
 LA_SAMPLE_LEVELS = 1 << 16
 
 
@@ -484,7 +485,7 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
     parts = LevelsPayloadParts(w.getvalue(), heads, spool, chunk_blocks)
     if adaptive == "auto" and n and E > 0:
         # a sample of adaptive coding first: a large layer it cannot win is not coded twice
-        sample = _gather(piece, pieces, 0, min(n, LA_SAMPLE_LEVELS))
+        sample = _sample(piece, pieces, rows, cols)
         k0 = _plan_eg_order(sample, cols, E, remainder)
         bits = _backend.adaptive.cost(adaptive_reference.clip_levels(sample, E), cols, E, k0, _cost_table())
         if bits / adaptive_reference.LA_COST_ONE * n / sample.size < 8 * parts.size * (1 - LA_MIN_GAIN):
@@ -526,6 +527,20 @@ def _gather(piece, pieces, start: int, stop: int) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+def _sample(piece, pieces, rows: int, cols: int) -> np.ndarray:
+    """About LA_SAMPLE_LEVELS levels of whole rows, in up to 16 groups spread over the layer (the
+    first rows of an embedding are not like the rest); the whole layer when it is that small."""
+    n = rows * cols
+    if n <= LA_SAMPLE_LEVELS:
+        return _gather(piece, pieces, 0, n)
+    take = max(1, LA_SAMPLE_LEVELS // cols)  # rows
+    groups = min(16, take)
+    per = take // groups
+    starts = sorted({g * (rows - per) // max(1, groups - 1) for g in range(groups)})
+    parts = [_gather(piece, pieces, r * cols, min(n, (r + per) * cols, r * cols + LA_SAMPLE_LEVELS)) for r in starts]
+    return np.concatenate(parts)
+
+
 def _plan_eg_order(sample: np.ndarray, cols: int, E: int, remainder) -> int:
     """lc_eg_order: the cheapest on the sample of the Exp-Golomb orders next to the one that suits
     the layer's mean remainder."""
@@ -544,9 +559,8 @@ def _code_adaptive(piece, pieces, rows: int, cols: int, E: int, escapes, escape_
                    k0: int | None = None) -> LevelsPayloadParts:
     """``levels_payload()`` version 2 with lc_model 1 (spec 7.5): the reference encoder's chunks,
     each coded forwards for its contexts and backwards by rANS, one block of the spool each."""
-    n = rows * cols
     if k0 is None:
-        k0 = _plan_eg_order(_gather(piece, pieces, 0, min(n, LA_SAMPLE_LEVELS)), cols, E, remainder)
+        k0 = _plan_eg_order(_sample(piece, pieces, rows, cols), cols, E, remainder)
     chunk_rows = lc_plan_chunks(rows, cols)
     bounds = chunk_rows + [rows]
     spool = Spool()
