@@ -456,6 +456,14 @@ def _adaptive():
     junk_words, junk_state = junk.integers(0, 256, 64, dtype=np.uint8).tobytes(), int(junk.integers(1 << 16, 1 << 32))
     assert check("adaptive", "decode", junk_words, junk_state, 1, 16, 127, 0, [], 0,
                  np.empty(16, np.int64))[0] == ref.LA_ERR_PREFIX
+    # and many more random word streams: every error where the reference finds it
+    statuses = set()
+    for _ in range(300):
+        junk_words = junk.integers(0, 256, int(junk.integers(0, 40)) * 2, dtype=np.uint8).tobytes()
+        e, k = int(junk.integers(0, 128)), int(junk.integers(0, 8))
+        statuses.add(check("adaptive", "decode", junk_words, int(junk.integers(1 << 16, 1 << 32)), 2, 8, e, k,
+                           [5000, -5000], 0, np.empty(16, np.int64))[0])
+    assert {ref.LA_ERR_PREFIX, ref.LA_ERR_MAGNITUDE, ref.LA_ERR_WORDS_TRUNCATED} <= statuses, statuses
     for j in range(0, len(words), 7):
         flipped = bytearray(words)
         flipped[j] ^= 1 << (j % 8)
