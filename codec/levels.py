@@ -459,11 +459,7 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
         write_table(w, codes)
     if K > 1:
         w.u_array((K - 1).bit_length(), row_class)
-    count = sum(e.size for e in escapes)
-    w.ue(0, count)
-    for v in (v for e in escapes for v in e.tolist()):
-        w.u(1, 1 if v < 0 else 0)
-        w.ue(0, abs(v) - E - 1)
+    _write_escapes(w, escapes, E)
     # chunks were coded last first: chunk c's blocks end where chunk c - 1's start
     first_block = [spool.block_count if b is None else b for b in first_block]
     chunk_blocks = [(first_block[c], first_block[c - 1] if c else spool.block_count) for c in range(nchunks)]
@@ -472,14 +468,7 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
         for st in states[0]:
             w.u32le(st)
         return LevelsPayloadParts(w.getvalue(), [b""], spool, [(0, spool.block_count)])
-    w.ue(0, nchunks - 1)
-    if nchunks > 1:
-        per_row = np.bincount(np.concatenate(escape_rows), minlength=rows) if escape_rows else np.zeros(rows, np.int64)
-        bounds = chunk_rows + [rows]
-        for c in range(nchunks - 1):
-            w.ue(0, bounds[c + 1] - bounds[c] - 1)
-            w.ue(0, int(per_row[bounds[c]:bounds[c + 1]].sum()))
-            w.ue(0, word_bytes[c] // 2)
+    _write_chunk_fields(w, chunk_rows, rows, escape_rows, [b // 2 for b in word_bytes])
     w.byte_alignment()
     heads = [b"".join(int(x).to_bytes(4, "little") for x in st) for st in states]
     parts = LevelsPayloadParts(w.getvalue(), heads, spool, chunk_blocks)
@@ -495,6 +484,27 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
                 return other
             other.close()
     return parts
+
+
+def _write_escapes(w, escapes, E: int) -> None:
+    """lc_escape_count and the escape list (``escapes``: arrays of escaped levels, in order)."""
+    w.ue(0, sum(e.size for e in escapes))
+    for v in (v for e in escapes for v in e.tolist()):
+        w.u(1, 1 if v < 0 else 0)
+        w.ue(0, abs(v) - E - 1)
+
+
+def _write_chunk_fields(w, chunk_rows: list, rows: int, escape_rows, word_counts: list) -> None:
+    """lc_num_chunks_minus1 and every chunk's but the last rows, escapes and words (spec 7.4)."""
+    nchunks = len(chunk_rows)
+    w.ue(0, nchunks - 1)
+    if nchunks > 1:
+        per_row = np.bincount(np.concatenate(escape_rows), minlength=rows) if escape_rows else np.zeros(rows, np.int64)
+        bounds = chunk_rows + [rows]
+        for c in range(nchunks - 1):
+            w.ue(0, bounds[c + 1] - bounds[c] - 1)
+            w.ue(0, int(per_row[bounds[c]:bounds[c + 1]].sum()))
+            w.ue(0, word_counts[c])
 
 
 _adaptive = "auto"
@@ -581,19 +591,8 @@ def _code_adaptive(piece, pieces, rows: int, cols: int, E: int, escapes, escape_
     w.u(3, 0)
     w.u(2, LC_MODEL_ADAPTIVE)
     w.u(3, k0)
-    count = sum(e.size for e in escapes)
-    w.ue(0, count)
-    for v in (v for e in escapes for v in e.tolist()):
-        w.u(1, 1 if v < 0 else 0)
-        w.ue(0, abs(v) - E - 1)
-    nchunks = len(chunk_rows)
-    w.ue(0, nchunks - 1)
-    if nchunks > 1:
-        per_row = np.bincount(np.concatenate(escape_rows), minlength=rows) if escape_rows else np.zeros(rows, np.int64)
-        for c in range(nchunks - 1):
-            w.ue(0, bounds[c + 1] - bounds[c] - 1)
-            w.ue(0, int(per_row[bounds[c]:bounds[c + 1]].sum()))
-            w.ue(0, word_counts[c])
+    _write_escapes(w, escapes, E)
+    _write_chunk_fields(w, chunk_rows, rows, escape_rows, word_counts)
     w.byte_alignment()
     return LevelsPayloadParts(w.getvalue(), heads, spool, blocks)
 
@@ -832,27 +831,22 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
     elif out.dtype != dtype or out.shape != (n,) or not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"out must be a writable contiguous {np.dtype(dtype).name} array of {n} elements")
     escapes = np.asarray(p.escapes, dtype=np.int64) if p.escapes else np.zeros(0, np.int64)
-    if p.model == LC_MODEL_ADAPTIVE:
-        errors = adaptive_reference.ERRORS
-
-        def run(chunk: LevelsChunk):
-            a, b = chunk.row0 * cols, chunk.row1 * cols
-            sc = None if scale is None else scale[chunk.row0:chunk.row1]
-            zp = None if zero_point is None else zero_point[chunk.row0:chunk.row1]
-            return _backend.adaptive.decode(chunk.words, chunk.states[0], chunk.row1 - chunk.row0, cols,
-                                            p.escape_limit, p.eg_order, escapes[chunk.esc0:chunk.esc1], out_kind,
-                                            out[a:b], sc, zp, codebook)
-    else:
-        errors = rans_reference.ERRORS
+    adaptive = p.model == LC_MODEL_ADAPTIVE
+    errors = adaptive_reference.ERRORS if adaptive else rans_reference.ERRORS
+    if not adaptive:
         fc, sy = _backend.rans.build_tables(p.freqs)
 
-        def run(chunk: LevelsChunk):
-            a, b = chunk.row0 * cols, chunk.row1 * cols
-            sc = None if scale is None else scale[chunk.row0:chunk.row1]
-            zp = None if zero_point is None else zero_point[chunk.row0:chunk.row1]
-            return _backend.rans.decode(chunk.words, chunk.states, fc, sy, p.row_class[chunk.row0:chunk.row1],
-                                        chunk.row1 - chunk.row0, cols, p.escape_limit,
-                                        escapes[chunk.esc0:chunk.esc1], out_kind, out[a:b], sc, zp, codebook)
+    def run(chunk: LevelsChunk):
+        a, b = chunk.row0 * cols, chunk.row1 * cols
+        sc = None if scale is None else scale[chunk.row0:chunk.row1]
+        zp = None if zero_point is None else zero_point[chunk.row0:chunk.row1]
+        esc = escapes[chunk.esc0:chunk.esc1]
+        if adaptive:
+            return _backend.adaptive.decode(chunk.words, chunk.states[0], chunk.row1 - chunk.row0, cols,
+                                            p.escape_limit, p.eg_order, esc, out_kind, out[a:b], sc, zp, codebook)
+        return _backend.rans.decode(chunk.words, chunk.states, fc, sy, p.row_class[chunk.row0:chunk.row1],
+                                    chunk.row1 - chunk.row0, cols, p.escape_limit, esc, out_kind, out[a:b], sc, zp,
+                                    codebook)
 
     workers = min(len(p.chunks), _decode_threads if threads is None else max(1, threads))
     if workers > 1:

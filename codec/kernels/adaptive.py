@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FormatError
-from .rans import LC_OUT_AFFINE, LC_OUT_I16, LC_OUT_I32, LC_OUT_I64
+from .rans import _emit_row
 
 __all__ = ["LA_PROB_BITS", "LA_PROB_ONE", "LA_PROB_INIT", "LA_RATE_FAST", "LA_RATE_SLOW", "LA_GT_FLAGS",
            "LA_ACT_CLASSES", "LA_MAX_PREFIX", "LA_MAX_EG_ORDER", "LA_NUM_CTX", "LA_COST_ONE", "ERRORS",
@@ -259,7 +259,6 @@ def _decode(words, x, rows, cols, E, k0, escapes, out_kind, out, scale, zero_poi
         return slot >> (LA_PROB_BITS - n)
 
     ep = 0
-    f32, i64 = np.float32, np.int64
     try:
         i = 0
         for r in range(rows if cols else 0):
@@ -300,17 +299,9 @@ def _decode(words, x, rows, cols, E, k0, escapes, out_kind, out, scale, zero_poi
                         return LA_ERR_ESCAPE_SIGN, 2 * wp, 0
                 else:
                     level = -m if negative else m
-                if out_kind in (LC_OUT_I64, LC_OUT_I32, LC_OUT_I16):
-                    out[i] = level
-                elif out_kind == LC_OUT_AFFINE:
-                    d = level - int(zero_point[r])
-                    if not -(1 << 63) <= d < 1 << 63:
-                        return LA_ERR_AFFINE_RANGE, 2 * wp, 0
-                    out[i] = f32(i64(d)) * f32(scale[r])
-                else:
-                    if not 0 <= level < len(codebook):
-                        return LA_ERR_CODEBOOK, 2 * wp, 0
-                    out[i] = codebook[level]
+                status = _emit_row(level, out_kind, out, i, 1, r, scale, zero_point, codebook)
+                if status:
+                    return status, 2 * wp, 0
                 i += 1
                 cm = -m if negative else m
                 p1 = cm
