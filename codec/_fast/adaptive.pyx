@@ -26,6 +26,8 @@ cdef extern from "adaptive_impl.h" nogil:
                   const float *scale, const int64_t *zero_point, const float *codebook, size_t codebook_size,
                   size_t *at)
 
+include "lc_out.pxi"
+
 from codec.kernels.adaptive import (LA_PROB_BITS, LA_PROB_INIT, LA_RATE_FAST, LA_RATE_SLOW, LA_GT_FLAGS,  # noqa: F401
                                     LA_ACT_CLASSES, LA_MAX_PREFIX, LA_NUM_CTX, LA_COST_ONE, ERRORS, clip_levels,
                                     cost_table)
@@ -95,46 +97,14 @@ def decode(words, state, Py_ssize_t rows, Py_ssize_t cols, int E, int k0, escape
     cdef uint32_t st = state
     cdef const uint8_t[::1] w = memoryview(words).cast("B")
     cdef const int64_t[::1] esc = np.ascontiguousarray(np.asarray(escapes, dtype=np.int64).reshape(-1))
-    cdef int64_t[::1] o64
-    cdef float[::1] o32
-    cdef int[::1] o32i
-    cdef int16_t[::1] o16i
-    cdef const float[::1] sc
-    cdef const int64_t[::1] zp
-    cdef const float[::1] cb
-    cdef int64_t *p64 = NULL
-    cdef float *p32 = NULL
-    cdef const float *psc = NULL
-    cdef const int64_t *pzp = NULL
-    cdef const float *pcb = NULL
-    cdef size_t cbn = 0
     cdef size_t at = 0
     cdef int result
-    if out_kind == LC_OUT_I64:
-        o64 = out
-        p64 = &o64[0] if o64.shape[0] else NULL
-    elif out_kind == LC_OUT_I32:
-        o32i = out
-        p64 = <int64_t *>&o32i[0] if o32i.shape[0] else NULL
-    elif out_kind == LC_OUT_I16:
-        o16i = out
-        p64 = <int64_t *>&o16i[0] if o16i.shape[0] else NULL
-    else:
-        o32 = out
-        p32 = &o32[0] if o32.shape[0] else NULL
-    if out_kind == LC_OUT_AFFINE:
-        sc = np.ascontiguousarray(scale, dtype=np.float32)
-        zp = np.ascontiguousarray(zero_point, dtype=np.int64)
-        psc = &sc[0] if sc.shape[0] else NULL
-        pzp = &zp[0] if zp.shape[0] else NULL
-    elif out_kind == LC_OUT_CODEBOOK:
-        cb = np.ascontiguousarray(codebook, dtype=np.float32)
-        cbn = cb.shape[0]
-        pcb = &cb[0] if cbn else NULL
+    cdef LcOut o
+    keep = lc_out_pointers(out_kind, out, scale, zero_point, codebook, &o)
     with nogil:
         result = la_decode(&w[0] if w.shape[0] else NULL, w.shape[0] // 2, st, rows, cols, E, k0,
-                           &esc[0] if esc.shape[0] else NULL, esc.shape[0], out_kind, p64, p32, psc, pzp, pcb, cbn,
-                           &at)
+                           &esc[0] if esc.shape[0] else NULL, esc.shape[0], out_kind, o.i64, o.f32, o.scale,
+                           o.zero_point, o.codebook, o.codebook_size, &at)
     if result:
         return result, int(at), 0
     return 0, 0, out

@@ -36,6 +36,8 @@ cdef extern from "rans_impl.h" nogil:
                   size_t codebook_size, int nstates, int simd)
     int lc_cpu_has_avx2()
 
+include "lc_out.pxi"
+
 
 def _check_nstates(int nstates):
     if nstates not in (1, 2, 4, 8, 16, 32):
@@ -135,50 +137,18 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
     cdef const uint8_t[::1] rc = np.ascontiguousarray(row_class, dtype=np.uint8).reshape(-1)
     _check_decode_args(tfc.shape[0], tsy.shape[0], row_class, rows, cols)
     cdef const int64_t[::1] esc = np.ascontiguousarray(np.asarray(escapes, dtype=np.int64).reshape(-1))
-    cdef int64_t[::1] o64
-    cdef float[::1] o32
-    cdef const float[::1] sc
-    cdef const int64_t[::1] zp
-    cdef const float[::1] cb
-    cdef int64_t *p64 = NULL
-    cdef float *p32 = NULL
-    cdef const float *psc = NULL
-    cdef const int64_t *pzp = NULL
-    cdef const float *pcb = NULL
-    cdef size_t cbn = 0
     cdef size_t nwords = w.shape[0] // 2
     cdef int result
     cdef int simd = _simd_enabled
-    cdef int[::1] o32i
-    cdef int16_t[::1] o16i
-    if out_kind == LC_OUT_I64:
-        o64 = out
-        p64 = &o64[0] if o64.shape[0] else NULL
-    elif out_kind == LC_OUT_I32:
-        o32i = out
-        p64 = <int64_t *>&o32i[0] if o32i.shape[0] else NULL
-    elif out_kind == LC_OUT_I16:
-        o16i = out
-        p64 = <int64_t *>&o16i[0] if o16i.shape[0] else NULL
-    else:
-        o32 = out
-        p32 = &o32[0] if o32.shape[0] else NULL
-    if out_kind == LC_OUT_AFFINE:
-        sc = np.ascontiguousarray(scale, dtype=np.float32)
-        zp = np.ascontiguousarray(zero_point, dtype=np.int64)
-        psc = &sc[0] if sc.shape[0] else NULL
-        pzp = &zp[0] if zp.shape[0] else NULL
-    elif out_kind == LC_OUT_CODEBOOK:
-        cb = np.ascontiguousarray(codebook, dtype=np.float32)
-        cbn = cb.shape[0]
-        pcb = &cb[0] if cbn else NULL
+    cdef LcOut o
+    keep = lc_out_pointers(out_kind, out, scale, zero_point, codebook, &o)
     with nogil:
         result = lc_decode(&w[0] if w.shape[0] else NULL, nwords, st,
                            &tfc[0, 0] if tfc.shape[0] else NULL, tfc.shape[1],
                            &tsy[0, 0] if tsy.shape[0] else NULL,
                            &rc[0] if rc.shape[0] else NULL, rows, cols, E,
-                           &esc[0] if esc.shape[0] else NULL, esc.shape[0], out_kind, p64, p32, psc, pzp, pcb, cbn,
-                           nstates, simd)
+                           &esc[0] if esc.shape[0] else NULL, esc.shape[0], out_kind, o.i64, o.f32, o.scale,
+                           o.zero_point, o.codebook, o.codebook_size, nstates, simd)
     if result:
         return result, 0, 0
     return 0, 0, out
