@@ -350,6 +350,8 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
         raise ValueError(f"levels payload version must be 1, 2 or 3, got {version}")
     if adaptive not in ("auto", "never", "always"):
         raise ValueError(f"adaptive must be 'auto', 'never' or 'always', got {adaptive!r}")
+    if version < 3:
+        adaptive = "never"  # lc_model 1 is defined from format 2.1 on (payload version 3)
     rows, cols = source.rows, source.cols
     n = rows * cols
     pieces = source.pieces() if n else []
@@ -381,17 +383,16 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
         starts = np.concatenate(([0], np.cumsum(span)[:-1]))
         m = np.abs(np.clip(q, -128, 128))
         magnitude[r0:r0 + span.size] += np.add.reduceat(m, starts, dtype=np.int64)
-        big = m[m >= 3]
-        remainder[0] += int(big.sum(dtype=np.int64)) - 3 * big.size
-        remainder[1] += big.size
+        if adaptive != "never":
+            big = m[m >= 3]
+            remainder[0] += int(big.sum(dtype=np.int64)) - 3 * big.size
+            remainder[1] += big.size
         if hi > LC_MAX_ESCAPE_LIMIT or lo < -LC_MAX_ESCAPE_LIMIT:
             where = (q > LC_MAX_ESCAPE_LIMIT) | (q < -LC_MAX_ESCAPE_LIMIT)
             escapes.append(q[where])  # in their own width
             escape_rows.append((np.flatnonzero(where) + a) // cols)
     E = min(LC_MAX_ESCAPE_LIMIT, top)
     alphabet = 2 * E + 2
-    if version < 3:
-        adaptive = "never"  # lc_model 1 is defined from format 2.1 on (payload version 3)
     if n and adaptive == "always":
         return _code_adaptive(piece, pieces, rows, cols, E, escapes, escape_rows, remainder)
     if n:
@@ -475,8 +476,7 @@ def code_levels(source: LevelSource, *, max_classes: int = LC_MAX_CLASSES, versi
     if adaptive == "auto" and n and E > 0:
         # a sample of adaptive coding first: a large layer it cannot win is not coded twice
         sample = _sample(piece, pieces, rows, cols)
-        k0 = _plan_eg_order(sample, cols, E, remainder)
-        bits = _backend.adaptive.cost(adaptive_reference.clip_levels(sample, E), cols, E, k0, _cost_table())
+        k0, bits = _plan_eg_order(sample, cols, E, remainder)
         if bits / adaptive_reference.LA_COST_ONE * n / sample.size < 8 * parts.size * (1 - LA_MIN_GAIN):
             other = _code_adaptive(piece, pieces, rows, cols, E, escapes, escape_rows, remainder, k0=k0)
             if other.size <= parts.size * (1 - LA_MIN_GAIN):
@@ -551,9 +551,9 @@ def _sample(piece, pieces, rows: int, cols: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _plan_eg_order(sample: np.ndarray, cols: int, E: int, remainder) -> int:
+def _plan_eg_order(sample: np.ndarray, cols: int, E: int, remainder) -> tuple[int, int]:
     """lc_eg_order: the cheapest on the sample of the Exp-Golomb orders next to the one that suits
-    the layer's mean remainder."""
+    the layer's mean remainder; and the sample's code length with it (adaptive.cost units)."""
     total, count = remainder
     guess = max(0, (total // count).bit_length() - 1) if count else 0
     clipped = adaptive_reference.clip_levels(sample, E)
@@ -562,7 +562,7 @@ def _plan_eg_order(sample: np.ndarray, cols: int, E: int, remainder) -> int:
         bits = _backend.adaptive.cost(clipped, cols, E, k0, _cost_table())
         if best is None or bits < best[0]:
             best = (bits, k0)
-    return best[1]
+    return best[1], best[0]
 
 
 def _code_adaptive(piece, pieces, rows: int, cols: int, E: int, escapes, escape_rows, remainder,
@@ -570,7 +570,7 @@ def _code_adaptive(piece, pieces, rows: int, cols: int, E: int, escapes, escape_
     """``levels_payload()`` version 2 with lc_model 1 (spec 7.5): the reference encoder's chunks,
     each coded forwards for its contexts and backwards by rANS, one block of the spool each."""
     if k0 is None:
-        k0 = _plan_eg_order(_sample(piece, pieces, rows, cols), cols, E, remainder)
+        k0 = _plan_eg_order(_sample(piece, pieces, rows, cols), cols, E, remainder)[0]
     chunk_rows = lc_plan_chunks(rows, cols)
     bounds = chunk_rows + [rows]
     spool = Spool()
