@@ -44,6 +44,7 @@ adaptive = modules["adaptive"]
 ternary = modules["ternary"]
 masks = modules["masks"]
 planes = modules["planes"]
+trellis = modules["trellis"]
 
 BitReader = bitio.BitReader
 BitWriter = bitio.BitWriter
@@ -64,5 +65,5 @@ def bit_reader(data, base_offset: int, path: str, trace: list | None = None):
     return r
 
 
-__all__ = ["BACKEND", "bit_reader", "modules", "bitio", "crc", "index", "rans", "adaptive", "ternary", "masks", "planes", "BitReader", "BitWriter",
+__all__ = ["BACKEND", "bit_reader", "modules", "bitio", "crc", "index", "rans", "adaptive", "ternary", "masks", "planes", "trellis", "BitReader", "BitWriter",
            "crc32c", "crc32c_copy", "crc32c_combine"]

@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lowest format version to write; 1.1: readable by codec 1.x readers (levels coded as spec "
                         "7.2); 2.0: readable by codec 2.0 readers (levels without adaptive contexts, the fastest "
                         "to decode); default: 2.1 when a layer codes levels (adaptive contexts where they make a "
-                        "layer >= 1%% smaller), else 1.x")
+                        "layer >= 1%% smaller), 2.2 when a layer uses mode dq, else 1.x")
     p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never an input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_encode)

@@ -43,6 +43,8 @@ GRANULARITIES = ("tensor", "channel")
 DEFAULT_DENSITY = 4
 MAX_DENSITY = 7
 MAX_CODEBOOK = 1 << 16
+#: the smallest step the format holds (spec 8.2): steps derived from a tiny range are raised to it
+MIN_STEP = 2.0 ** -126
 
 # qp_present_flags bits (spec table 8.1)
 _F_METHOD, _F_BITS, _F_GRANULARITY, _F_STEP, _F_ZERO_POINT, _F_CODEBOOK = 0x80, 0x40, 0x20, 0x10, 0x08, 0x04
@@ -447,7 +449,7 @@ def quantize_source(array, *, method: str = "uniform", bits: int | None = None, 
         if step is not None:
             qps = [qp_for_step(step, qp_density)] * channels
         else:
-            qps = [qp_for_step(a / top if a > 0 else 1.0, qp_density, at_least=True) for a in amax]
+            qps = [qp_for_step(max(a / top, MIN_STEP) if a > 0 else 1.0, qp_density, at_least=True) for a in amax]
         zps = [0] * channels
         lo = -top if top else None
         hi = top
@@ -458,7 +460,8 @@ def quantize_source(array, *, method: str = "uniform", bits: int | None = None, 
         if step is not None:
             qps = [qp_for_step(step, qp_density)] * channels
         else:
-            qps = [qp_for_step((b - a) / top if b > a else 1.0, qp_density, at_least=True) for a, b in zip(mn, mx)]
+            qps = [qp_for_step(max((b - a) / top, MIN_STEP) if b > a else 1.0, qp_density,
+                                 at_least=True) for a, b in zip(mn, mx)]
         zps = [int(min(top, max(0, round(-a / step_of_qp(q, qp_density))))) for a, q in zip(mn, qps)]
         lo, hi = 0, top
     steps = np.array([step_of_qp(q, qp_density) for q in qps])
@@ -520,7 +523,7 @@ def _quantize_whole(w: np.ndarray, *, method, bits, step, granularity, axis, qp_
         else:
             if top is None:
                 raise EncodeError("give bits= or step=")
-            qps = [qp_for_step(a / top if a > 0 else 1.0, qp_density, at_least=True) for a in amax]
+            qps = [qp_for_step(max(a / top, MIN_STEP) if a > 0 else 1.0, qp_density, at_least=True) for a in amax]
         zps = [0] * ch.shape[0]
         lo = -top if top else None
         hi = top
@@ -533,7 +536,8 @@ def _quantize_whole(w: np.ndarray, *, method, bits, step, granularity, axis, qp_
         if step is not None:
             qps = [qp_for_step(step, qp_density)] * ch.shape[0]
         else:
-            qps = [qp_for_step((b - a) / top if b > a else 1.0, qp_density, at_least=True) for a, b in zip(mn, mx)]
+            qps = [qp_for_step(max((b - a) / top, MIN_STEP) if b > a else 1.0, qp_density,
+                                 at_least=True) for a, b in zip(mn, mx)]
         zps = [int(min(top, max(0, round(-a / step_of_qp(q, qp_density))))) for a, q in zip(mn, qps)]
         lo, hi = 0, top
     steps = np.array([step_of_qp(q, qp_density) for q in qps])[:, None]

@@ -98,7 +98,7 @@ class _PayloadSink:
 
 
 #: The versions a Writer can write (``format_version=``): 1.x files for readers of version 1.x.
-WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0), (2, 1))
+WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0), (2, 1), (2, 2))
 
 
 class _Prepared(NamedTuple):
@@ -130,13 +130,16 @@ class _MemorySink:
         pass
 
 
-def _layer_version(coding, levels_version: int) -> tuple[int, int]:
+def _layer_version(coding, levels_version: int, plan) -> tuple[int, int]:
     """The lowest format version that holds a layer of this mode with this levels syntax. A mode of
     id 2 and up written for 2.x readers has no unit padding (section 5): the file is 2.x; levels
-    coded with payload version 3 (which may use lc_model 1, spec 7.5) make it 2.1."""
+    coded with payload version 3 (which may use lc_model 1, spec 7.5) make it 2.1; a mode added in 2.x
+    (dq) needs the version that added it (the plan says)."""
     if levels_version >= 2 and (coding.codes_levels or coding.mode_id >= UNPADDED_MODES_FROM):
-        return (2, 1) if levels_version == 3 and coding.codes_levels else (2, 0)
-    return (1, coding.since_minor)
+        version = (2, 1) if levels_version == 3 and coding.codes_levels else (2, 0)
+    else:
+        version = (1, coding.since_minor)
+    return max(version, plan.min_version)
 
 
 def _layer_padding(offset: int, mode_id: int, version: tuple[int, int]) -> int:
@@ -212,7 +215,7 @@ def _prepare_layer(index: int, name: str, array, params: dict, global_qp, levels
     array, dtype_code, coding, plan, body = _plan_layer(index, name, array, params, global_qp, levels_version)
     sink = _MemorySink()
     coding.write(plan, array, dtype_code, sink)
-    return _Prepared(name, body, sink.parts, sink.size, sink.crc, _layer_version(coding, levels_version),
+    return _Prepared(name, body, sink.parts, sink.size, sink.crc, _layer_version(coding, levels_version, plan),
                      coding.mode_id)
 
 
@@ -232,11 +235,11 @@ class Writer:
         ``method``, ``bits``, ``step``, ``granularity``, ``axis``, ``qp_density``.
     format_version : (int, int), optional
         The lowest version to write, one of ``WRITABLE_VERSIONS``. By default the file has the
-        lowest version that holds what it uses: 2.1 as soon as a layer codes levels (spec 7.4: the
-        level coder with 32 states and chunks; 7.5: adaptive contexts where they pay), 2.0 for
-        other unpadded modes, 1.0 or 1.1 otherwise. ``(2, 0)`` writes levels for 2.0 readers (no
-        adaptive contexts); ``(1, 0)`` or ``(1, 1)`` a file that readers of version 1.x read
-        (levels coded as spec 7.2).
+        lowest version that holds what it uses: 2.2 when a layer uses mode ``dq``, 2.1 as soon as a
+        layer codes levels (spec 7.4: the level coder with 32 states and chunks; 7.5: adaptive
+        contexts where they pay), 2.0 for other unpadded modes, 1.0 or 1.1 otherwise. ``(2, 0)``
+        writes levels for 2.0 readers (no adaptive contexts, no ``dq``); ``(1, 0)`` or ``(1, 1)`` a
+        file that readers of version 1.x read (levels coded as spec 7.2).
 
     Examples
     --------
@@ -345,7 +348,8 @@ class Writer:
             self._levels_version)
         unit_offset = self._pos
         header = write_unit_header(UnitType.LAYER, body, 0, 0)
-        pad = _layer_padding(unit_offset + len(header), coding.mode_id, _layer_version(coding, self._levels_version))
+        version = _layer_version(coding, self._levels_version, plan)
+        pad = _layer_padding(unit_offset + len(header), coding.mode_id, version)
         try:
             self._file.write(header)
             self._file.write(_ZEROS[:pad])
@@ -360,7 +364,7 @@ class Writer:
             self._rewind(unit_offset)
             raise
         self._pos = end
-        self._version = max(self._version, _layer_version(coding, self._levels_version))
+        self._version = max(self._version, version)
         self._names.add(name)
         self._entries.append(IndexEntry(name, unit_offset, end - unit_offset))
         _log.debug("wrote %s: %s %s %s, %d payload bytes", name, array.dtype, array.shape, coding.name, sink.size)

@@ -481,8 +481,51 @@ def _adaptive():
         check("adaptive", "clip_levels", q, -1)
 
 
+def _trellis():
+    from codec.kernels import trellis as ref
+
+    rng = np.random.default_rng(5)
+    shapes = [(0, 0), (3, 0), (0, 4), (1, 1), (1, 2), (2, 3), (4, 37), (7, 64)]
+    for i, (rows, cols) in enumerate(shapes * 3):
+        x = rng.laplace(0, float(rng.uniform(0.3, 12)), (rows, cols))
+        if i % 3 == 1:
+            x = np.round(x * 2) / 2  # ties between candidates: the earlier one stays
+            x[x == 0] = -0.0
+        limit = int(rng.integers(0, 24))
+        lam_rate = rng.uniform(0, 4, 2 * limit + 1) if i % 4 else np.zeros(2 * limit + 1)
+        levels = check("trellis", "quantize", x, lam_rate, limit)
+        assert levels.shape == (rows, cols) and (np.abs(levels) <= limit).all()
+        q = levels.reshape(-1).copy()
+        assert _in_place("trellis", "reconstruct", q, rows, cols) == (0, 0, 0)
+        if x.size and limit > 2 * np.abs(x).max() + 2:
+            # nothing clipped and no rate: each reconstruction is within one step of x
+            assert not (i % 4) or (np.abs(q.reshape(rows, cols) - x) <= 1.0 + 1e-9).all()
+    # beyond the limit, huge magnitudes clip
+    check("trellis", "quantize", np.array([[1e12, -1e12, 3.0, 1e300]]), np.ones(7), 3)
+    # levels reconstruct whatever their source; the first level of magnitude >= 2^31 is reported
+    q = rng.integers(-9, 10, 60).astype(np.int64)
+    assert _in_place("trellis", "reconstruct", q.copy(), 6, 10) == (0, 0, 0)
+    for bad in (2**31, -(2**31), 2**62):
+        damaged = q.copy()
+        damaged[[17, 40]] = bad
+        assert _in_place("trellis", "reconstruct", damaged, 6, 10) == (ref.DQ_ERR_LEVEL, 0, 17)
+    edge = np.array([2**31 - 1, -(2**31 - 1)], np.int64)
+    _in_place("trellis", "reconstruct", edge, 1, 2)
+    assert edge.tolist() == [2**32 - 2, -(2**32 - 2)]  # state 0, then (k odd) state 2: both even multiples
+    with pytest.raises(TypeError, match="1-D int64"):
+        check("trellis", "reconstruct", np.zeros(4, np.int32), 2, 2)
+    with pytest.raises(ValueError, match="rows \\* cols"):
+        check("trellis", "reconstruct", np.zeros(4, np.int64), 3, 2)
+    with pytest.raises(TypeError, match="float64"):
+        check("trellis", "quantize", np.zeros((2, 2), np.float32), np.zeros(3), 1)
+    with pytest.raises(ValueError, match="2 \\* limit \\+ 1"):
+        check("trellis", "quantize", np.zeros((2, 2)), np.zeros(4), 1)
+    with pytest.raises(ValueError, match="2 \\* limit \\+ 1"):
+        check("trellis", "quantize", np.zeros((2, 2)), np.zeros(3), -1)
+
+
 CASES = {"bitio": _bitio, "crc32c": _crc32c, "index": _index, "rans": _rans, "adaptive": _adaptive,
-         "ternary": _ternary, "masks": _masks, "planes": _planes}
+         "ternary": _ternary, "masks": _masks, "planes": _planes, "trellis": _trellis}
 
 
 @pytest.mark.parametrize("stem", sorted(CASES))

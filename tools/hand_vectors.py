@@ -232,6 +232,20 @@ def reject_cases():
     yield "r038-adaptive-escape-sign", "7.5: an escaped level has the sign of its sign bin", \
         _one(layer_body(shape=(2, 8), dtype=5, mode=2), _levels_adaptive(negate_escape=True), version=(2, 1))
 
+    # format 2.2: dq (spec 6.8, 8.5)
+    uniform = quant.write_qp_set_data(quant.QuantParams(method="uniform", qp_density=2, qps=(-20,)))
+    zp = quant.write_qp_set_data(quant.QuantParams(method="uniform_zp", qp_density=2, qps=(-20,), zero_points=(3,)))
+    levels = lc.encode_levels(np.arange(-8, 8, dtype=np.int64), 2, 8)
+    yield "r039-dq-trellis", "6.8: dq_trellis values other than 0 are reserved (UnsupportedError)", \
+        _one(layer_body(shape=(2, 8), dtype=2, mode=7, qp=uniform, mode_params=b"\x01"), levels, version=(2, 2))
+    yield "r040-dq-method", "6.8: a dq layer's effective quantization method is uniform", \
+        _one(layer_body(shape=(2, 8), dtype=2, mode=7, qp=zp, mode_params=b"\x00"), levels, version=(2, 2))
+    big = np.zeros(16, np.int64)
+    big[11] = -(2**31)
+    yield "r041-dq-level", "8.5: a dq level's magnitude is below 2^31", \
+        _one(layer_body(shape=(2, 8), dtype=2, mode=7, qp=uniform, mode_params=b"\x00"),
+             lc.encode_levels(big, 2, 8), version=(2, 2))
+
 
 def _levels_adaptive(*, classes_minus1: int = 0, log2_states: int = 0, model: int = 1, header_e=None,
                      chunk_words=None, negate_escape: bool = False) -> bytes:

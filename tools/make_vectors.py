@@ -199,6 +199,26 @@ def _levels_adaptive_vectors():
     ]
 
 
+def _dq_vectors():
+    rng = np.random.default_rng(37)
+    conv = (rng.standard_normal((16, 8, 3, 3)) * np.exp(rng.normal(0, 0.6, (16, 1, 1, 1))) * 0.05).astype(np.float32)
+    dense = (rng.laplace(0, 0.03, (12, 40))).astype(np.float32)
+    values = np.where(rng.random((10, 32)) < 0.3, rng.standard_normal((10, 32)) * 0.1, 0).astype(np.float32)
+    yield "013-dq", "format 2.2: dependent quantization (coding mode 7, spec 6.8 and 8.5): per tensor and per " \
+        "channel steps (axis 0 and another axis), every float dtype, a vector (one row), an empty tensor and the " \
+        "kept values of a sparse layer", {}, [
+        ("conv.step", conv, "dq", "weight", None, {"step": 2 ** -4}),
+        ("conv.channel", conv, "dq", "weight", None, {"bits": 4, "granularity": "channel"}),
+        ("conv.axis1", conv, "dq", "weight", None, {"step": 2 ** -5, "granularity": "channel", "axis": 1}),
+        ("dense.f16", dense.astype(np.float16), "dq", "weight", None, {"step": 2 ** -6, "qp_density": 2}),
+        ("dense.bf16", _bf16_bits(dense[:3].reshape(-1)).reshape(3, 40), "dq", "weight", "bfloat16", {"bits": 3}),
+        ("dense.f64", dense[3:5].astype(np.float64), "dq", "weight", None, {"step": 2 ** -7, "dq_lambda": 0.0}),
+        ("vector", dense[5], "dq", "bias", None, {"step": 2 ** -5}),
+        ("empty", np.zeros((0, 4), np.float32), "dq", "weight", None, {"step": 2 ** -5}),
+        ("sparse.values", values, "sparse", None, None, {"values_mode": "dq", "step": 2 ** -5}),
+    ]
+
+
 def describe(name, description, metadata, layers, data: bytes, quantization=None) -> dict:
     out = {
         "description": description,
@@ -230,7 +250,7 @@ def describe(name, description, metadata, layers, data: bytes, quantization=None
         }
         if params:
             entry["params"] = params
-        if mode == "quantized":
+        if mode in ("quantized", "dq"):
             entry["input_hex"] = le_hex(array)
             with codec.open(data) as r:
                 levels, _ = r.get(layer, levels=True)
@@ -255,7 +275,8 @@ def main() -> int:
     os.makedirs(VECTOR_DIR, exist_ok=True)
     for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors(), *_ternary_vectors(),
                                                         *_floatplanes_vectors(), *_sparse_vectors(),
-                                                        *_levels_v2_vectors(), *_levels_adaptive_vectors()]:
+                                                        *_levels_v2_vectors(), *_levels_adaptive_vectors(),
+                                                        *_dq_vectors()]:
         quantization = rest[0] if rest else None
         bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")
         json_path = os.path.join(VECTOR_DIR, f"{name}.json")

@@ -41,6 +41,9 @@ class Plan:
     local_qp_set: bytes | None = None
     #: the levels_payload() syntax the payload uses (1 in files of version 1.x, 2 in 2.x)
     levels_version: int = 3
+    #: the lowest format version that holds the payload, where the mode needs more than its levels
+    #: syntax does (a mode added in 2.x, or a sparse layer whose values use one)
+    min_version: tuple[int, int] = (1, 0)
 
 
 class Mode:

@@ -156,7 +156,8 @@ class SparseMode(Mode):
         coding = get_mode(values_mode)
         vplan = coding.plan(values, dtype, coding.validate(params), global_qp=global_qp,
                             **({"levels_version": levels_version} if coding.codes_levels else {}))
-        return Plan(b"", (block, mask.count, coding, vplan, values), levels_version=levels_version)
+        return Plan(b"", (block, mask.count, coding, vplan, values), levels_version=levels_version,
+                    min_version=vplan.min_version)
 
     def write(self, plan, array, dtype, sink):
         block, kept, coding, vplan, values = plan.state

@@ -1,0 +1,164 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Dependent quantization kernels: twin of codec.kernels.trellis (same results, same statuses, GIL released).
+
+The Viterbi search repeats the reference's float64 arithmetic operation for operation (the build
+turns off contraction into fused multiply-adds), so both backends choose the same levels."""
+
+from libc.math cimport floor, INFINITY
+from libc.stdint cimport int8_t, int32_t, int64_t
+from libc.stdlib cimport malloc, free
+
+import numpy as np
+
+from codec.errors import FormatError
+
+cdef enum:
+    DQ_NUM_STATES = 8
+    DQ_ERR_LEVEL = -1
+
+DQ_NEXT_STATE = ((0, 2), (7, 5), (1, 3), (6, 4), (2, 0), (5, 7), (3, 1), (4, 6))
+DQ_LEVEL_LIMIT = 1 << 31
+ERRORS = {
+    DQ_ERR_LEVEL: (FormatError, "level[{}]", "a dq level's magnitude must be below 2^31"),
+}
+
+cdef int NEXT[8][2]
+NEXT[:] = [[0, 2], [7, 5], [1, 3], [6, 4], [2, 0], [5, 7], [3, 1], [4, 6]]
+
+cdef int64_t LIMIT = 1LL << 31
+
+
+def _check_levels(levels, rows, cols):
+    if not isinstance(levels, np.ndarray) or levels.dtype != np.int64 or levels.ndim != 1:
+        raise TypeError("levels must be a 1-D int64 array")
+    if rows < 0 or cols < 0 or levels.size != rows * cols:
+        raise ValueError(f"levels has {levels.size} elements, not rows * cols = {rows} * {cols}")
+    if not levels.flags.writeable or not levels.flags.c_contiguous:
+        raise ValueError("levels must be writeable and C-contiguous")
+
+
+def reconstruct(levels, rows, cols):
+    """See codec.kernels.trellis.reconstruct."""
+    _check_levels(levels, rows, cols)
+    cdef int64_t[::1] v = levels
+    cdef Py_ssize_t n = levels.size, i, r, t, bad = -1
+    cdef Py_ssize_t R = rows, C = cols
+    cdef int64_t k
+    cdef int s
+    if n == 0:
+        return 0, 0, 0
+    with nogil:
+        for i in range(n):
+            if v[i] >= LIMIT or v[i] <= -LIMIT:
+                bad = i
+                break
+    if bad >= 0:
+        return DQ_ERR_LEVEL, 0, bad
+    with nogil:
+        for r in range(R):
+            s = 0
+            for t in range(C):
+                k = v[r * C + t]
+                if k > 0:
+                    v[r * C + t] = 2 * k - (s & 1)
+                elif k < 0:
+                    v[r * C + t] = 2 * k + (s & 1)
+                s = NEXT[s][k & 1]
+    return 0, 0, 0
+
+
+def _check_quantize(x, lam_rate, limit):
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64 or x.ndim != 2 or not x.flags.c_contiguous:
+        raise TypeError("x must be a C-contiguous 2-D float64 array")
+    if not isinstance(lam_rate, np.ndarray) or lam_rate.dtype != np.float64 or lam_rate.ndim != 1:
+        raise TypeError("lam_rate must be a 1-D float64 array")
+    if not 0 <= limit < DQ_LEVEL_LIMIT // 2 or lam_rate.size != 2 * limit + 1:
+        raise ValueError(f"lam_rate must have 2 * limit + 1 entries for a limit in 0..2^30 - 1 (limit {limit}, "
+                         f"{lam_rate.size} entries)")
+
+
+cdef void _viterbi_row(const double* x, Py_ssize_t cols, const double* lam_rate, int64_t limit,
+                       int32_t* back_k, int8_t* back_s, int64_t* out) noexcept nogil:
+    cdef double cost[8]
+    cdef double new[8]
+    cdef double ax, cs, aq, diff, c
+    cdef int64_t base0, base1, m0, mag, k
+    cdef int32_t new_k[8]
+    cdef int8_t new_s[8]
+    cdef int s, j, tgt, p, neg, best
+    cdef Py_ssize_t t
+    for s in range(8):
+        cost[s] = INFINITY
+    cost[0] = 0.0
+    for t in range(cols):
+        ax = x[t]
+        neg = ax < 0
+        if neg:
+            ax = -ax
+        base0 = <int64_t>min(floor(ax * 0.5), <double>limit)
+        base1 = <int64_t>min(floor((ax + 1.0) * 0.5), <double>limit)
+        for s in range(8):
+            new[s] = INFINITY
+            new_k[s] = 0
+            new_s[s] = 0
+        for s in range(8):
+            p = s & 1
+            cs = cost[s]
+            m0 = base1 if p else base0
+            for j in range(3):
+                if j == 0:
+                    mag = m0
+                elif j == 1:
+                    mag = m0 + 1 if m0 + 1 < limit else limit
+                else:
+                    mag = 0
+                aq = <double>(2 * mag - p) if mag > 0 else 0.0
+                k = -mag if neg else mag
+                diff = ax - aq
+                c = cs + (diff * diff + lam_rate[k + limit])
+                tgt = NEXT[s][mag & 1]
+                if c < new[tgt]:
+                    new[tgt] = c
+                    new_k[tgt] = <int32_t>k
+                    new_s[tgt] = <int8_t>s
+        for s in range(8):
+            cost[s] = new[s]
+            back_k[t * 8 + s] = new_k[s]
+            back_s[t * 8 + s] = new_s[s]
+    best = 0
+    for s in range(1, 8):
+        if cost[s] < cost[best]:
+            best = s
+    t = cols - 1
+    while t >= 0:
+        out[t] = back_k[t * 8 + best]
+        best = back_s[t * 8 + best]
+        t -= 1
+
+
+def quantize(x, lam_rate, limit):
+    """See codec.kernels.trellis.quantize."""
+    _check_quantize(x, lam_rate, limit)
+    rows, cols = x.shape
+    out = np.zeros((rows, cols), dtype=np.int64)
+    if x.size == 0:
+        return out
+    cdef const double[:, ::1] xv = x
+    cdef const double[::1] lr = lam_rate
+    cdef int64_t[:, ::1] ov = out
+    cdef Py_ssize_t R = rows, C = cols, r
+    cdef int64_t L = limit
+    cdef int32_t* back_k = <int32_t*>malloc(C * 8 * sizeof(int32_t))
+    cdef int8_t* back_s = <int8_t*>malloc(C * 8 * sizeof(int8_t))
+    if back_k == NULL or back_s == NULL:
+        free(back_k)
+        free(back_s)
+        raise MemoryError()
+    try:
+        with nogil:
+            for r in range(R):
+                _viterbi_row(&xv[r, 0], C, &lr[0], L, back_k, back_s, &ov[r, 0])
+    finally:
+        free(back_k)
+        free(back_s)
+    return out

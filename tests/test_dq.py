@@ -1,0 +1,194 @@
+"""Mode ``dq`` (spec 6.8, 8.5): the reconstruction against the spec's formula written out here, round
+trips that reproduce exactly what the encoder chose, the version rules, and the rate-distortion
+gain that is the mode's reason to exist."""
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import codec
+from codec import dq, quant
+from codec.errors import EncodeError, FormatError
+from codec.levels import level_grid
+
+# spec table 8.5, written out again: DQ_NEXT_STATE[s][parity]
+NEXT = {0: (0, 2), 1: (7, 5), 2: (1, 3), 3: (6, 4), 4: (2, 0), 5: (5, 7), 6: (3, 1), 7: (4, 6)}
+
+
+def spec_reconstruct(levels: np.ndarray) -> np.ndarray:
+    """Spec 8.5 one level at a time: q = 2k - sgn(k) * (s mod 2), s = NEXT[s][|k| mod 2], per row."""
+    out = np.zeros(levels.shape, dtype=np.int64)
+    for r, row in enumerate(levels.tolist()):
+        s = 0
+        for c, k in enumerate(row):
+            sgn = (k > 0) - (k < 0)
+            out[r, c] = 2 * k - sgn * (s % 2)
+            s = NEXT[s][abs(k) % 2]
+    return out
+
+
+def spec_values(levels: np.ndarray, params: quant.QuantParams, shape) -> np.ndarray:
+    """float32(q) * step[c] (spec 8.4 with q for the level)."""
+    rows, cols = level_grid(shape)
+    q = spec_reconstruct(levels.reshape(rows, cols)).reshape(shape)
+    steps = np.array([quant.step_of_qp(v, params.qp_density) for v in params.qps], dtype=np.float32)
+    if params.granularity == "channel":
+        view = [1] * len(shape)
+        view[params.axis] = -1
+        steps = steps.reshape(view)
+    else:
+        steps = steps[0]
+    return q.astype(np.float32) * steps
+
+
+def test_reconstruct_follows_the_spec_formula():
+    rng = np.random.default_rng(3)
+    for rows, cols in ((1, 1), (3, 17), (8, 64), (2, 0)):
+        k = rng.integers(-40, 41, (rows, cols)).astype(np.int64)
+        got = dq.reconstruct(k.reshape(-1).copy(), rows, cols, path="t")
+        assert got.reshape(rows, cols).tolist() == spec_reconstruct(k).tolist()
+
+
+def test_reconstruct_rejects_large_levels_naming_the_level():
+    k = np.zeros(12, np.int64)
+    k[7] = 2**31
+    with pytest.raises(FormatError, match=r"layers\[0\]\.unit_payload\.level\[7\].*below 2\^31"):
+        dq.reconstruct(k, 3, 4, path="layers[0].unit_payload")
+
+
+float_tensors = st.one_of(
+    hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=9),
+               elements=st.floats(-4, 4, width=32)),
+    st.sampled_from([np.zeros((5, 7), np.float32), np.zeros((0, 3), np.float32), np.array(1.5, np.float32),
+                     np.array([3e4, -3e4, 1e-30], np.float32)]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=float_tensors, choice=st.sampled_from(["step", "bits", "channel", "axis1"]),
+       lam=st.sampled_from([0.0, 0.3, 2.0]))
+def test_round_trip_gives_the_encoders_levels_reconstructed(w, choice, lam):
+    params = {"step": dict(step=2 ** -3), "bits": dict(bits=5), "channel": dict(bits=4, granularity="channel"),
+              "axis1": dict(step=2 ** -2, granularity="channel", axis=1)}[choice]
+    if choice == "axis1" and w.ndim < 2:
+        params = dict(step=2 ** -2)
+    if "step" in params and w.size and np.abs(w).max() / params["step"] > 2**15 - 2:
+        params = dict(bits=8)
+    data = codec.encode({"w": w}, mode="dq", dq_lambda=lam, **params)
+    levels, full = dq.quantize_dq(w, dq_lambda=lam, **params)
+    want = spec_values(levels, full, w.shape)
+    got = codec.decode(data)["w"]
+    assert got.dtype == w.dtype and got.shape == w.shape
+    assert got.tobytes() == want.astype(w.dtype).tobytes()
+    with codec.open(data) as r:
+        stored, eff = r.get("w", levels=True)
+        assert r.version == (2, 2)
+    assert np.array_equal(stored, levels)
+    assert eff.method == "uniform"
+    if w.size and lam == 0.0 and choice == "step" and "step" in params:
+        # without a rate term each weight takes one of the two levels of its quantizer that enclose
+        # it (each within 2 Delta) or zero (to reach a better state)
+        delta = float(eff.steps.max())
+        err = np.abs(got.astype(np.float64) - w)
+        assert ((err <= 2 * delta * (1 + 1e-6)) | (got == 0)).all()
+
+
+def test_every_float_dtype_and_the_step_meaning():
+    rng = np.random.default_rng(4)
+    w = rng.laplace(0, 0.05, (32, 48))
+    for dtype in (np.float64, np.float32, np.float16):
+        a = w.astype(dtype)
+        out = codec.decode(codec.encode({"w": a}, mode="dq", step=2 ** -6))["w"]
+        assert out.dtype == dtype
+    # a range below the smallest step the format holds gets that step (it was an error), in both modes
+    tiny = np.array([1e-38, -3e-39], np.float32)
+    for mode in ("dq", "quantized"):
+        out = codec.decode(codec.encode({"w": tiny}, mode=mode, bits=5))["w"]
+        assert (np.abs(out.astype(np.float64) - tiny) <= 2.0 ** -126).all(), (mode, out)
+    # the stored step is half the given one (spec 8.5: the union of the two quantizers)
+    with codec.open(codec.encode({"w": w.astype(np.float32)}, mode="dq", step=2 ** -6)) as r:
+        _, eff = r.get("w", levels=True)
+    assert eff.steps.tolist() == [2 ** -7]
+
+
+def test_fewer_bytes_than_uniform_at_equal_error():
+    # the mode's purpose, on Laplacian weights with row scales like a trained layer's: the uniform
+    # quantizer's size at dq's squared error (interpolated on a fine grid of steps) is larger
+    rng = np.random.default_rng(5)
+    w = (rng.laplace(0, 0.02, (96, 288)) * np.exp(rng.normal(0, 0.4, (96, 1)))).astype(np.float32)
+
+    def size_and_mse(mode, step):
+        data = codec.encode({"w": w}, mode=mode, step=step)
+        return len(data), float(((codec.decode(data)["w"] - w) ** 2).mean())
+
+    for step in (2 ** -8, 2 ** -5):
+        size, mse = size_and_mse("dq", step)
+        curve = [size_and_mse("quantized", step * 2 ** (j / 8)) for j in range(-6, 7)]
+        assert curve[0][1] < mse < curve[-1][1]
+        uniform = np.interp(np.log(mse), np.log([m for _, m in curve]), [b for b, _ in curve])
+        assert size < 0.99 * uniform, (step, size, uniform)
+
+
+def test_versions():
+    w = np.ones((4, 4), np.float32)
+    assert codec.open(codec.encode({"w": w}, mode="quantized", step=0.5)).version == (2, 1)
+    assert codec.open(codec.encode({"w": w}, mode="dq", step=0.5)).version == (2, 2)
+    for version, text in (((2, 0), "2.0"), ((1, 1), "1.x")):
+        with pytest.raises(EncodeError, match=f"mode 'dq' needs format version 2.2 or later .*{text} readers"):
+            with codec.Writer(io.BytesIO(), format_version=version) as wr:
+                wr.add_layer("w", w, mode="dq", step=0.5)
+    # a sparse layer with dq values makes the file 2.2 too
+    sparse = codec.encode({"w": np.eye(4, dtype=np.float32)}, mode="sparse", values_mode="dq", step=0.5)
+    assert codec.open(sparse).version == (2, 2)
+    assert codec.decode(sparse)["w"].tolist() == np.eye(4).tolist()
+
+
+def test_encoder_errors():
+    with pytest.raises(EncodeError, match="mode 'dq' codes float tensors, not int64"):
+        codec.encode({"x": np.arange(3)}, mode="dq")
+    with pytest.raises(EncodeError, match="NaN"):
+        codec.encode({"x": np.array([1.0, np.nan])}, mode="dq")
+    with pytest.raises(EncodeError, match=r"parameter 'bits' must be int in 2\.\.16"):
+        codec.encode({"x": np.ones(3)}, mode="dq", bits=1)
+    with pytest.raises(EncodeError, match="levels of 18 bits"):
+        codec.encode({"x": np.array([1.0, 70000.0])}, mode="dq", step=1.0)
+    with pytest.raises(EncodeError, match="takes no parameter 'method'"):
+        codec.encode({"x": np.ones(3)}, mode="dq", method="uniform_zp")
+
+
+def test_global_quantization_and_policy():
+    w = np.random.default_rng(6).standard_normal((8, 16)).astype(np.float32)
+    buf = io.BytesIO()
+    with codec.Writer(buf, quantization={"step": 2 ** -4}) as wr:
+        wr.add_layer("w", w, mode="dq")
+    levels, full = dq.quantize_dq(w, step=2 ** -4)
+    assert codec.decode(buf.getvalue())["w"].tobytes() == spec_values(levels, full, w.shape).tobytes()
+    from codec import policy
+
+    p = policy.load_policy('[[rules]]\nname = "*.weight"\nmode = "dq"\nbits = 6\ngranularity = "channel"\n')
+    action, rule = p.choose("fc.weight", w, "weight")
+    array, params = policy.apply(action, w)
+    assert rule == 0 and params == {"mode": "dq", "bits": 6, "granularity": "channel"}
+    levels, full = dq.quantize_dq(w, bits=6, granularity="channel")
+    out = codec.decode(codec.encode({"fc.weight": array}, **params))["fc.weight"]
+    assert out.tobytes() == spec_values(levels, full, w.shape).tobytes()
+    with pytest.raises(EncodeError, match="takes no parameter 'method'"):
+        policy.load_policy('[[rules]]\nmode = "dq"\nmethod = "codebook"\n')
+
+
+def test_dump_shows_the_mode():
+    from codec import dump
+
+    data = codec.encode({"w": np.random.default_rng(7).standard_normal((8, 16)).astype(np.float32)},
+                        mode="dq", bits=4, granularity="channel")
+    with codec.open(data) as r:
+        doc = dump.summarize(r)
+    coding = doc["layers"][0]["coding"]
+    assert coding["trellis"] == "8 states" and coding["bits"] == 4 and len(coding["qps"]) == 8
+    assert "dq 4b ch0 steps" in dump.render_text(doc, "x.nnc")
+    names = {f.path.rsplit(".", 1)[-1] for f in dump.walk(data)}
+    assert "dq_trellis" in names
