@@ -45,7 +45,9 @@ def encode(tensors: Mapping[str, Any], /, *, metadata: Mapping[str, Any] | None 
 
 class EncodeSummary(dict):
     """What :func:`encode_file` did: ``layers``, ``raw_bytes`` (of the input tensors), ``chosen``
-    (how many layers each policy choice coded, e.g. ``{"floatplanes": 3, "quantized (rule 0)": 2}``)."""
+    (how many layers each policy choice coded, e.g. ``{"floatplanes": 3, "quantized (rule 0)": 2}``)
+    and ``quality``: a :class:`codec.quality.LayerQuality` per lossy layer (relative error and SQNR
+    against the input tensor; empty when every layer is lossless or ``target`` is a file object)."""
 
 
 def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: Mapping[str, Any] | None = None,
@@ -61,7 +63,7 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
     action, reads the tensor in the worker and sends back only the encoded layer. The bytes are
     the same whatever the workers or executor. ``format_version``: as :class:`Writer`'s.
     """
-    from . import formats
+    from . import formats, quality
     from . import policy as policies
     from .writer import guess_kind
 
@@ -70,7 +72,8 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
     elif not isinstance(policy, policies.Policy):
         policy = policies.load_policy(policy)
     path = os.fspath(source)
-    summary = EncodeSummary(layers=0, raw_bytes=0, chosen={})
+    summary = EncodeSummary(layers=0, raw_bytes=0, chosen={}, quality=[])
+    modes = set()
     by_reference = path.lower().endswith(".safetensors")
     tensors = ((ref.name, ref, ref.hint) for ref in formats.safetensors_refs(path)) if by_reference \
         else formats.read_tensors(path)
@@ -81,6 +84,7 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
             action, rule = policy.choose(name, array, kind)
             label = f"{action['mode']}" + ("" if rule is None else f" (rule {rule})")
             summary["chosen"][label] = summary["chosen"].get(label, 0) + 1
+            modes.add(action["mode"])
             summary["raw_bytes"] += array.nbytes
             if by_reference:
                 yield name, LayerTask(array, dict(action), hint), None
@@ -95,6 +99,10 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
     with Writer(target, metadata=meta, format_version=format_version) as writer:
         writer.add_layers(items(), workers=workers, executor=executor, progress=progress)
         summary["layers"] = writer.layer_count
+    if isinstance(target, (str, os.PathLike)) and modes - quality.LOSSLESS_MODES:
+        # the lossy layers against the input, read again one tensor at a time
+        with Reader(target) as reader:
+            summary["quality"] = quality.measure(((n, a) for n, a, _ in formats.read_tensors(path)), reader)
     return summary
 
 

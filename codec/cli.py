@@ -6,6 +6,7 @@ Only this module and codec.dump print; the library logs.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -173,12 +174,15 @@ def _cmd_encode(args) -> int:
     del tensors
     progress = _Progress(total, "encoding", args.quiet)
     start = time.perf_counter()
+    warnings = _HeldWarnings()
     try:
         version = None if args.format_version is None else tuple(int(x) for x in args.format_version.split("."))
-        summary = encode_file(args.input, args.output, policy=policy, workers=args.workers, progress=progress,
-                              format_version=version)
+        with warnings:
+            summary = encode_file(args.input, args.output, policy=policy, workers=args.workers, progress=progress,
+                                  format_version=version)
     finally:
         progress.close()
+        warnings.print_held()
     if not args.quiet:
         size = os.path.getsize(args.output)
         raw_bytes = summary["raw_bytes"]
@@ -186,7 +190,48 @@ def _cmd_encode(args) -> int:
         print(f"{dump.escape(args.output)}: {summary['layers']} layers, {size:,} bytes from {raw_bytes:,} "
               f"({raw_bytes / max(size, 1):.3f}x) in {time.perf_counter() - start:.2f} s; "
               f"{'policy ' + dump.escape(args.policy) if args.policy else 'default policy (lossless)'}: {how}")
+        _print_quality(summary["quality"])
     return 0
+
+
+class _HeldWarnings(logging.Handler):
+    """Holds the library's warnings while a progress bar is drawn, then prints them on stderr."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def __enter__(self):
+        logging.getLogger("codec").addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("codec").removeHandler(self)
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    def print_held(self):
+        for message in self.messages:
+            print(f"warning: {message}", file=sys.stderr)
+        self.messages = []
+
+
+def _print_quality(layers, worst: int = 10) -> None:
+    """The lossy layers' error against the input: the total and the worst layers (warnings for
+    layers past the threshold are logged by codec.quality, on stderr)."""
+    from . import quality
+
+    every = quality.total(layers)
+    if every is None:
+        return
+    print(f"quality of the {len(layers)} lossy layers (weight error against the input): relative error "
+          f"{every.rel_error:.4f}, SQNR {every.sqnr_db:.1f} dB")
+    ranked = sorted(layers, key=lambda q: -q.rel_error)[:worst]
+    print(f"  {'rel. error':>10} {'SQNR dB':>8}  {'mode':<10} layer" + (f" (the {worst} worst)" if len(layers) > worst
+                                                                          else ""))
+    for q in ranked:
+        print(f"  {q.rel_error:>10.4f} {q.sqnr_db:>8.1f}  {q.mode:<10} {dump.escape(q.name)}")
 
 
 def _cmd_decode(args) -> int:

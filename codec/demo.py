@@ -35,6 +35,10 @@ DEMO_POLICIES = {
         {"min_rank": 2, "mode": "quantized", "bits": 8, "granularity": "channel"}]},
     "4-bit per channel": {"defaults": _LOSSLESS, "rules": [
         {"min_rank": 2, "mode": "quantized", "bits": 4, "granularity": "channel"}]},
+    "uniform, step 2^-2": {"defaults": _LOSSLESS, "rules": [
+        {"min_rank": 2, "mode": "quantized", "step": 0.25}]},
+    "dq, step 2^-2": {"defaults": _LOSSLESS, "rules": [
+        {"min_rank": 2, "mode": "dq", "step": 0.25}]},
     "ternary (TWN)": {"defaults": _LOSSLESS, "rules": [
         {"min_rank": 2, "mode": "ternary", "ternarize": True, "axis": 0}]},
     "2:4 sparse + 8-bit": {"defaults": _LOSSLESS, "rules": [

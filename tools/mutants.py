@@ -176,11 +176,27 @@ MUTANTS = [
     ("la-truncated-c", "codec/_fast/adaptive_impl.h", "if (__builtin_expect(need_ && wp >= nwords, 0)) {",
      "if (__builtin_expect(need_ && wp > nwords, 0)) {", "reads one word past the chunk (C)"),
 
+    # -- dependent quantization (spec 8.5): reconstruction in both twins, the method rule
+    ("dq-next-state-py", "codec/kernels/trellis.py", "(5, 7), (3, 1), (4, 6))", "(5, 7), (1, 3), (4, 6))",
+     "one trellis transition wrong (pure)"),
+    ("dq-next-state-c", "codec/_fast/trellis.pyx", "[5, 7], [3, 1], [4, 6]]", "[5, 7], [3, 1], [6, 4]]",
+     "one trellis transition wrong (C)"),
+    ("dq-parity-c", "codec/_fast/trellis.pyx", "v[r * C + t] = 2 * k + (s & 1)", "v[r * C + t] = 2 * k - (s & 1)",
+     "negative levels of Q1 reconstruct away from zero (C)"),
+    ("dq-limit-c", "codec/_fast/trellis.pyx", "if v[i] >= LIMIT or v[i] <= -LIMIT:",
+     "if v[i] > LIMIT or v[i] < -LIMIT:", "a level of magnitude 2^31 accepted (C)"),
+    ("dq-limit-py", "codec/kernels/trellis.py", "(levels >= DQ_LEVEL_LIMIT) | (levels <= -DQ_LEVEL_LIMIT)",
+     "(levels > DQ_LEVEL_LIMIT) | (levels < -DQ_LEVEL_LIMIT)", "a level of magnitude 2^31 accepted (pure)"),
+    ("dq-method", "codec/modes/dq.py", 'if eff.method != "uniform":', "if False:", "a dq layer with uniform_zp accepted"),
+    ("dq-trellis-reserved", "codec/modes/dq.py", "if trellis != DQ_TRELLIS_8_STATES:", "if False:",
+     "a reserved dq_trellis accepted"),
+    ("dq-viterbi-tie-c", "codec/_fast/trellis.pyx", "if c < new[tgt]:", "if c <= new[tgt]:",
+     "the encoder's ties keep the later candidate (C): the twins choose differently"),
 ]
 
 FIRST = ["tests/test_twins.py", "tests/test_index_twin.py", "tests/test_levels.py", "tests/test_vectors.py",
          "tests/test_limits.py", "tests/test_malformed.py", "tests/test_reader.py", "tests/test_reader_safety.py",
-         "tests/test_writer.py", "tests/test_dump.py", "tests/test_hostile.py", "tests/test_damage.py"]
+         "tests/test_writer.py", "tests/test_dump.py", "tests/test_hostile.py", "tests/test_damage.py", "tests/test_dq.py"]
 
 SHUTIL_SHIM = "\n\ndef shutil_copy(src, dst):\n    import shutil\n    shutil.copyfile(src, dst)\n    os.unlink(src)\n"
 

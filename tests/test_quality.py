@@ -1,0 +1,77 @@
+"""The encode-time quality report (codec.quality): the measure itself, encode_file's summary, the
+warning for a layer past the threshold, and what `codec encode` prints."""
+
+import logging
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import codec
+from codec import quality
+from codec.api import encode_file
+
+
+def test_layer_quality_values():
+    a = np.array([3.0, 4.0, 0.0], np.float32)
+    b = np.array([3.0, 3.0, 0.0], np.float32)
+    q = quality.layer_quality("w", "dq", a, b)
+    assert q.rel_error == pytest.approx(1 / 5) and q.sqnr_db == pytest.approx(-20 * math.log10(0.2))
+    assert q.max_abs_error == 1.0 and q.elements == 3
+    exact = quality.layer_quality("w", "dq", a, a)
+    assert exact.rel_error == 0.0 and exact.sqnr_db == math.inf
+    assert quality.layer_quality("z", "dq", np.zeros(2), np.ones(2)).rel_error == math.inf
+    # bfloat16 held as raw bit patterns: compared as values
+    bits = np.array([0x3F80, 0x4000], np.uint16)  # 1.0, 2.0
+    half = quality.layer_quality("b", "dq", bits, np.array([0x3F80, 0x3F80], np.uint16), dtype=codec.DType.BFLOAT16)
+    assert half.rel_error == pytest.approx(1 / math.sqrt(5))
+    tot = quality.total([q, exact])
+    assert tot.rel_error == pytest.approx(math.sqrt(1 / 50)) and quality.total([]) is None
+    with pytest.raises(ValueError, match="3 original elements, 2 decoded"):
+        quality.layer_quality("w", "dq", a, b[:2])
+
+
+def _model(tmp_path):
+    import safetensors.numpy as stn
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "m.safetensors"
+    stn.save_file({"fc1.weight": (rng.standard_normal((64, 32)) * 0.05).astype(np.float32),
+                   "fc1.bias": np.zeros(64, np.float32),
+                   "fc2.weight": (rng.standard_normal((10, 64)) * 0.1).astype(np.float32)}, str(path))
+    policy = tmp_path / "p.toml"
+    policy.write_text('[[rules]]\nname = "fc2*"\nmode = "ternary"\nthreshold = 0.7\n\n'
+                      '[[rules]]\nname = "*.weight"\nmode = "dq"\nstep = 0.015625\n')
+    return path, policy
+
+
+def test_encode_file_reports_lossy_layers_and_warns(tmp_path, caplog):
+    src, policy = _model(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="codec"):
+        summary = encode_file(src, tmp_path / "m.nnc", policy=str(policy))
+    by_name = {q.name: q for q in summary["quality"]}
+    assert sorted(by_name) == ["fc1.weight", "fc2.weight"]  # the lossless bias is not measured
+    assert by_name["fc1.weight"].mode == "dq" and 0 < by_name["fc1.weight"].rel_error < 0.2
+    assert by_name["fc2.weight"].mode == "ternary" and by_name["fc2.weight"].rel_error > 0.2
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "layer 'fc2.weight' (ternary): relative error" in warned[0]
+    # the figures are those of the decoded file against the input
+    import safetensors.numpy as stn
+
+    decoded = codec.load_file(tmp_path / "m.nnc")["fc1.weight"]
+    w = stn.load_file(str(src))["fc1.weight"]
+    assert by_name["fc1.weight"].rel_error == pytest.approx(np.linalg.norm(decoded - w) / np.linalg.norm(w), rel=1e-6)
+    lossless = encode_file(src, tmp_path / "l.nnc")
+    assert lossless["quality"] == []
+
+
+def test_cli_prints_the_report_and_the_warning_after_the_progress(tmp_path):
+    src, policy = _model(tmp_path)
+    out = tmp_path / "m.nnc"
+    proc = subprocess.run([sys.executable, "-m", "codec", "encode", str(src), "-o", str(out), "--policy", str(policy)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "quality of the 2 lossy layers" in proc.stdout and "ternary    fc2.weight" in proc.stdout
+    assert proc.stderr.count("warning: layer 'fc2.weight' (ternary)") == 1
