@@ -52,15 +52,38 @@ def rate_table(levels: np.ndarray, limit: int) -> np.ndarray:
     return bits
 
 
+def column_weights(importance, shape: tuple[int, ...], cols: int) -> np.ndarray | None:
+    """Per-column float64 weights of the level grid from per-input-channel or per-column importances
+    (scaled to mean 1; None without importances or when they are all zero)."""
+    if importance is None:
+        return None
+    imp = np.asarray(importance, dtype=np.float64).reshape(-1)
+    if not np.isfinite(imp).all() or (imp < 0).any():
+        raise EncodeError("importance must be finite and non-negative")
+    if imp.size == cols:
+        weight = imp
+    elif len(shape) >= 2 and imp.size == shape[1] and cols % max(shape[1], 1) == 0:
+        weight = np.repeat(imp, cols // shape[1]) if shape[1] else imp
+    else:
+        raise EncodeError(f"importance has {imp.size} entries; a tensor of shape {tuple(shape)} needs one per input "
+                          f"channel ({shape[1] if len(shape) >= 2 else '-'}) or per column ({cols})")
+    mean = weight.mean() if weight.size else 0.0
+    return np.ascontiguousarray(weight / mean) if mean > 0 else None
+
+
 def quantize_dq(w: np.ndarray, *, bits: int | None = None, step: float | None = None, granularity: str = "tensor",
                 axis: int = 0, qp_density: int = DEFAULT_DENSITY, dq_lambda: float = DEFAULT_LAMBDA,
-                ) -> tuple[np.ndarray, QuantParams]:
+                importance=None) -> tuple[np.ndarray, QuantParams]:
     """Quantize a float array with the trellis; return (int64 levels of its shape, the complete
     local QuantParams: method uniform, the steps Delta = step / 2).
 
     ``step`` (rounded to the qp grid) or ``bits`` (|level| <= 2^(bits-1) - 1, the step the smallest
     grid step that reaches the largest magnitude, per tensor or per channel) as in the quantized
     mode; ``dq_lambda`` weighs estimated bits against squared error in units of Delta^2.
+    ``importance``: non-negative weights of the squared error per input channel (``shape[1]``
+    entries, each covering the columns of its channel) or per column of the level grid, for
+    instance the mean squared activation feeding each input (:func:`codec.torch.collect_importance`);
+    scaled to mean 1, so that lambda keeps its meaning.
     """
     if granularity not in GRANULARITIES:
         raise EncodeError(f"granularity must be 'tensor' or 'channel', got {granularity!r}")
@@ -109,10 +132,11 @@ def quantize_dq(w: np.ndarray, *, bits: int | None = None, step: float | None = 
         limit = min(need + 1, _MAX_LEVEL)
     else:
         limit = top
+    weight = column_weights(importance, shape, x.shape[1])
     levels = np.clip(np.rint(x * 0.5), -limit, limit).astype(np.int64)
     for _ in range(PASSES):
         lam_rate = dq_lambda * rate_table(levels, limit)
-        levels = _backend.trellis.quantize(x, lam_rate, limit)
+        levels = _backend.trellis.quantize(x, lam_rate, limit, weight)
     if top is None:
         bits = max(2, int(np.abs(levels).max()).bit_length() + 1) if levels.size else 2
     per_channel = granularity == "channel"

@@ -192,3 +192,60 @@ def test_dump_shows_the_mode():
     assert "dq 4b ch0 steps" in dump.render_text(doc, "x.nnc")
     names = {f.path.rsplit(".", 1)[-1] for f in dump.walk(data)}
     assert "dq_trellis" in names
+
+
+def test_importance_weights_the_error_per_input_channel():
+    rng = np.random.default_rng(9)
+    w = rng.laplace(0, 0.05, (32, 24)).astype(np.float32)
+    plain, _ = dq.quantize_dq(w, step=2 ** -4)
+    # equal importances are no importances (scaled to mean 1: the same decisions)
+    same, _ = dq.quantize_dq(w, step=2 ** -4, importance=np.full(24, 7.0))
+    assert np.array_equal(plain, same)
+    # the important columns get a smaller error, the others a larger one
+    imp = np.where(np.arange(24) < 12, 10.0, 0.1)
+    weighted, params = dq.quantize_dq(w, step=2 ** -4, importance=imp)
+    delta = quant.step_of_qp(params.qps[0], params.qp_density)
+
+    def col_mse(levels):
+        q = spec_reconstruct(levels) * delta
+        return ((q - w) ** 2)[:, :12].mean(), ((q - w) ** 2)[:, 12:].mean()
+
+    (hi_plain, lo_plain), (hi_w, lo_w) = col_mse(plain), col_mse(weighted)
+    assert hi_w < hi_plain and lo_w > lo_plain
+    # per input channel of a convolution: each channel's weight covers its kernel positions
+    conv = rng.laplace(0, 0.05, (8, 3, 2, 2)).astype(np.float32)
+    by_channel, _ = dq.quantize_dq(conv, step=2 ** -4, importance=[1.0, 5.0, 0.5])
+    by_column, _ = dq.quantize_dq(conv, step=2 ** -4, importance=np.repeat([1.0, 5.0, 0.5], 4))
+    assert np.array_equal(by_channel, by_column)
+    data = codec.encode({"w": w}, mode="dq", step=2 ** -4, importance=imp)
+    assert codec.decode(data)["w"].tobytes() == spec_values(weighted, params, w.shape).tobytes()
+    with pytest.raises(EncodeError, match="needs one per input channel \\(24\\) or per column \\(24\\)"):
+        dq.quantize_dq(w, step=2 ** -4, importance=np.ones(5))
+    with pytest.raises(EncodeError, match="finite and non-negative"):
+        dq.quantize_dq(w, step=2 ** -4, importance=-np.ones(24))
+    with pytest.raises(EncodeError, match="cannot be given in a policy"):
+        from codec import policy
+
+        policy.load_policy('[[rules]]\nmode = "dq"\nimportance = [1.0, 2.0]\n')
+
+
+def test_collect_importance_with_torch():
+    torch = pytest.importorskip("torch")
+    from codec.torch import collect_importance
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(3 * 4 * 4, 5))
+    batches = [torch.randn(4, 2, 6, 6) for _ in range(3)]
+    imp = collect_importance(model, batches)
+    assert sorted(imp) == ["0.weight", "3.weight"]
+    x = torch.cat(batches).double()
+    assert np.allclose(imp["0.weight"], (x ** 2).mean(dim=(0, 2, 3)).numpy())
+    with torch.no_grad():
+        hidden = torch.nn.Flatten()(torch.relu(model[0](torch.cat(batches)))).double()
+    assert np.allclose(imp["3.weight"], (hidden ** 2).mean(dim=0).numpy())
+    assert imp["0.weight"].shape == (2,) and imp["3.weight"].shape == (48,)
+    assert model.training  # the mode is restored
+    w = model[3].weight.detach().numpy()
+    out = codec.decode(codec.encode({"fc": w}, mode="dq", bits=4, importance=imp["3.weight"]))["fc"]
+    assert out.shape == w.shape

@@ -497,11 +497,33 @@ def _trellis():
         assert levels.shape == (rows, cols) and (np.abs(levels) <= limit).all()
         q = levels.reshape(-1).copy()
         assert _in_place("trellis", "reconstruct", q, rows, cols) == (0, 0, 0)
-        if x.size and limit > 2 * np.abs(x).max() + 2:
-            # nothing clipped and no rate: each reconstruction is within one step of x
-            assert not (i % 4) or (np.abs(q.reshape(rows, cols) - x) <= 1.0 + 1e-9).all()
+        if i == len(shapes):  # and once on a larger grid where the optimum matters
+            rows, cols, limit = 6, 50, 40
+            x = rng.laplace(0, 3.0, (rows, cols))
+            lam_rate = np.zeros(2 * limit + 1)
+            q = check("trellis", "quantize", x, lam_rate, limit).reshape(-1)
+            _in_place("trellis", "reconstruct", q, rows, cols)
+        if x.size and not lam_rate.any() and limit > np.abs(x).max() + 2:
+            # no rate, nothing clipped: the search's squared error is at most that of the greedy path
+            # (each weight to the nearest level of its state's quantizer), one of the paths it weighs
+            greedy = 0.0
+            for row in x:
+                state = 0
+                for v in row:
+                    p = state & 1
+                    m = np.floor((abs(v) + p) / 2)
+                    mag = min((m, m + 1), key=lambda c: abs(abs(v) - (2 * c - p if c > 0 else 0)))
+                    greedy += (abs(v) - (2 * mag - p if mag > 0 else 0)) ** 2
+                    state = ref.DQ_NEXT_STATE[state][int(mag) & 1]
+            assert ((q.reshape(rows, cols) - x) ** 2).sum() <= greedy + 1e-9
+        if i % 2 and cols:  # weighted squared error per column (importance)
+            weight = rng.uniform(0, 3, cols)
+            weight[0] = 0.0
+            check("trellis", "quantize", x, lam_rate, limit, weight)
     # beyond the limit, huge magnitudes clip
     check("trellis", "quantize", np.array([[1e12, -1e12, 3.0, 1e300]]), np.ones(7), 3)
+    with pytest.raises(TypeError, match="one entry per column"):
+        check("trellis", "quantize", np.zeros((2, 3)), np.zeros(3), 1, np.ones(2))
     # levels reconstruct whatever their source; the first level of magnitude >= 2^31 is reported
     q = rng.integers(-9, 10, 60).astype(np.int64)
     assert _in_place("trellis", "reconstruct", q.copy(), 6, 10) == (0, 0, 0)

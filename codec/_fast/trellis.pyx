@@ -67,9 +67,12 @@ def reconstruct(levels, rows, cols):
     return 0, 0, 0
 
 
-def _check_quantize(x, lam_rate, limit):
+def _check_quantize(x, lam_rate, limit, weight):
     if not isinstance(x, np.ndarray) or x.dtype != np.float64 or x.ndim != 2 or not x.flags.c_contiguous:
         raise TypeError("x must be a C-contiguous 2-D float64 array")
+    if weight is not None and (not isinstance(weight, np.ndarray) or weight.dtype != np.float64
+                               or weight.shape != (x.shape[1],)):
+        raise TypeError("weight must be None or a float64 array of one entry per column of x")
     if not isinstance(lam_rate, np.ndarray) or lam_rate.dtype != np.float64 or lam_rate.ndim != 1:
         raise TypeError("lam_rate must be a 1-D float64 array")
     if not 0 <= limit < DQ_LEVEL_LIMIT // 2 or lam_rate.size != 2 * limit + 1:
@@ -78,10 +81,10 @@ def _check_quantize(x, lam_rate, limit):
 
 
 cdef void _viterbi_row(const double* x, Py_ssize_t cols, const double* lam_rate, int64_t limit,
-                       int32_t* back_k, int8_t* back_s, int64_t* out) noexcept nogil:
+                       const double* weight, int32_t* back_k, int8_t* back_s, int64_t* out) noexcept nogil:
     cdef double cost[8]
     cdef double new[8]
-    cdef double ax, cs, aq, diff, c
+    cdef double ax, cs, aq, diff, c, d
     cdef int64_t base0, base1, m0, mag, k
     cdef int32_t new_k[8]
     cdef int8_t new_s[8]
@@ -115,7 +118,8 @@ cdef void _viterbi_row(const double* x, Py_ssize_t cols, const double* lam_rate,
                 aq = <double>(2 * mag - p) if mag > 0 else 0.0
                 k = -mag if neg else mag
                 diff = ax - aq
-                c = cs + (diff * diff + lam_rate[k + limit])
+                d = diff * diff if weight == NULL else weight[t] * (diff * diff)
+                c = cs + (d + lam_rate[k + limit])
                 tgt = NEXT[s][mag & 1]
                 if c < new[tgt]:
                     new[tgt] = c
@@ -136,9 +140,9 @@ cdef void _viterbi_row(const double* x, Py_ssize_t cols, const double* lam_rate,
         t -= 1
 
 
-def quantize(x, lam_rate, limit):
+def quantize(x, lam_rate, limit, weight=None):
     """See codec.kernels.trellis.quantize."""
-    _check_quantize(x, lam_rate, limit)
+    _check_quantize(x, lam_rate, limit, weight)
     rows, cols = x.shape
     out = np.zeros((rows, cols), dtype=np.int64)
     if x.size == 0:
@@ -148,6 +152,11 @@ def quantize(x, lam_rate, limit):
     cdef int64_t[:, ::1] ov = out
     cdef Py_ssize_t R = rows, C = cols, r
     cdef int64_t L = limit
+    cdef const double[::1] wv
+    cdef const double* wp = NULL
+    if weight is not None and cols > 0:
+        wv = weight
+        wp = &wv[0]
     cdef int32_t* back_k = <int32_t*>malloc(C * 8 * sizeof(int32_t))
     cdef int8_t* back_s = <int8_t*>malloc(C * 8 * sizeof(int8_t))
     if back_k == NULL or back_s == NULL:
@@ -157,7 +166,7 @@ def quantize(x, lam_rate, limit):
     try:
         with nogil:
             for r in range(R):
-                _viterbi_row(&xv[r, 0], C, &lr[0], L, back_k, back_s, &ov[r, 0])
+                _viterbi_row(&xv[r, 0], C, &lr[0], L, wp, back_k, back_s, &ov[r, 0])
     finally:
         free(back_k)
         free(back_s)

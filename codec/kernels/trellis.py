@@ -68,9 +68,12 @@ def reconstruct(levels: np.ndarray, rows: int, cols: int) -> tuple[int, int, int
     return 0, 0, 0
 
 
-def _check_quantize(x, lam_rate, limit: int) -> None:
+def _check_quantize(x, lam_rate, limit: int, weight) -> None:
     if not isinstance(x, np.ndarray) or x.dtype != np.float64 or x.ndim != 2 or not x.flags.c_contiguous:
         raise TypeError("x must be a C-contiguous 2-D float64 array")
+    if weight is not None and (not isinstance(weight, np.ndarray) or weight.dtype != np.float64
+                               or weight.shape != (x.shape[1],)):
+        raise TypeError("weight must be None or a float64 array of one entry per column of x")
     if not isinstance(lam_rate, np.ndarray) or lam_rate.dtype != np.float64 or lam_rate.ndim != 1:
         raise TypeError("lam_rate must be a 1-D float64 array")
     if not 0 <= limit < DQ_LEVEL_LIMIT // 2 or lam_rate.size != 2 * limit + 1:
@@ -78,8 +81,9 @@ def _check_quantize(x, lam_rate, limit: int) -> None:
                          f"{lam_rate.size} entries)")
 
 
-def quantize(x: np.ndarray, lam_rate: np.ndarray, limit: int) -> np.ndarray:
-    """The levels (int64, shape of ``x``) minimising, per row, sum (x - q)^2 + lam_rate[k + limit].
+def quantize(x: np.ndarray, lam_rate: np.ndarray, limit: int, weight: np.ndarray | None = None) -> np.ndarray:
+    """The levels (int64, shape of ``x``) minimising, per row, sum (x - q)^2 + lam_rate[k + limit]
+    (with ``weight``, a float64 per column: sum weight[col] * (x - q)^2 + lam_rate[k + limit]).
 
     ``x``: the weights divided by their step (float64, C order, rows x columns, finite);
     ``lam_rate[k + limit]``: lambda times the estimated bits of level k, for |k| <= ``limit``
@@ -87,7 +91,7 @@ def quantize(x: np.ndarray, lam_rate: np.ndarray, limit: int) -> np.ndarray:
     For each state the candidates are, in this order, the two levels of its quantizer whose
     reconstructions enclose |x| (with the sign of x), then 0.
     """
-    _check_quantize(x, lam_rate, limit)
+    _check_quantize(x, lam_rate, limit, weight)
     rows, cols = x.shape
     out = np.zeros((rows, cols), dtype=np.int64)
     if x.size == 0:
@@ -95,11 +99,11 @@ def quantize(x: np.ndarray, lam_rate: np.ndarray, limit: int) -> np.ndarray:
     block = max(1, (1 << 18) // max(cols, 1))
     with np.errstate(over="ignore"):  # a square beyond float64 is inf, as in C
         for r0 in range(0, rows, block):
-            out[r0:r0 + block] = _viterbi(x[r0:r0 + block], lam_rate, limit)
+            out[r0:r0 + block] = _viterbi(x[r0:r0 + block], lam_rate, limit, weight)
     return out
 
 
-def _viterbi(x: np.ndarray, lam_rate: np.ndarray, limit: int) -> np.ndarray:
+def _viterbi(x: np.ndarray, lam_rate: np.ndarray, limit: int, weight) -> np.ndarray:
     rows, cols = x.shape
     inf = np.inf
     cost = np.full((rows, DQ_NUM_STATES), inf)
@@ -126,7 +130,8 @@ def _viterbi(x: np.ndarray, lam_rate: np.ndarray, limit: int) -> np.ndarray:
                 aq = np.where(mag > 0, 2 * mag - p, 0).astype(np.float64)
                 k = np.where(negative, -mag, mag)
                 diff = ax - aq
-                c = cs + (diff * diff + lam_rate[k + limit])
+                d = diff * diff if weight is None else weight[t] * (diff * diff)
+                c = cs + (d + lam_rate[k + limit])
                 odd = mag & 1
                 for b in (0, 1):
                     tgt = DQ_NEXT_STATE[s][b]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 
 from .. import dq, quant
 from ..dtypes import FLOAT_DTYPES, as_float, float_output
@@ -49,6 +50,9 @@ class DqMode(Mode):
         Param("qp_density", (int,), "density d of the step grid: 2^d steps per octave", range=(0, quant.MAX_DENSITY)),
         Param("dq_lambda", (float,), "weight of estimated bits against squared error (in units of the stored "
               "step squared) in the trellis search", range=(0.0, math.inf)),
+        Param("importance", (np.ndarray, list), "weights of the squared error per input channel (shape[1] entries) or "
+              "per column of the level grid, e.g. codec.torch.collect_importance's mean squared inputs",
+              policy=False),
         MAX_CLASSES,
     )
 
@@ -67,7 +71,7 @@ class DqMode(Mode):
             as_float(array, dtype), bits=params.get("bits", g.bits if step is None else None), step=step,
             granularity=params.get("granularity", g.granularity or "tensor"), axis=params.get("axis", g.axis or 0),
             qp_density=params.get("qp_density", g.qp_density if g.qp_density is not None else quant.DEFAULT_DENSITY),
-            dq_lambda=params.get("dq_lambda", dq.DEFAULT_LAMBDA))
+            dq_lambda=params.get("dq_lambda", dq.DEFAULT_LAMBDA), importance=params.get("importance"))
         local = full.without(g)
         return Plan(self._mode_params(), (ArrayLevels(levels, *level_grid(levels.shape)), max_classes),
                     quant.write_qp_set_data(local) if not local.is_empty() else None, levels_version=levels_version,
