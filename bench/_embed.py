@@ -98,8 +98,9 @@ def _gelu(x):
     return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
-def embed(tensors: dict[str, np.ndarray], batches: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """L2-normalised mean-pooled embeddings (float32) of token batches ``(ids, mask)``."""
+def embed(tensors: dict[str, np.ndarray], batches: list[tuple[np.ndarray, np.ndarray]], record=None) -> np.ndarray:
+    """L2-normalised mean-pooled embeddings (float32) of token batches ``(ids, mask)``;
+    ``record(weight_name, inputs, mask)`` sees the input of every linear layer."""
     t = {k: np.asarray(v, dtype=np.float32) for k, v in tensors.items() if k != "embeddings.position_ids"}
     out = []
     for ids, mask in batches:
@@ -113,6 +114,8 @@ def embed(tensors: dict[str, np.ndarray], batches: list[tuple[np.ndarray, np.nda
             hd = x.shape[-1] // HEADS
 
             def proj(name):
+                if record:
+                    record(p + f"attention.self.{name}.weight", x, mask)
                 y = x @ t[p + f"attention.self.{name}.weight"].T + t[p + f"attention.self.{name}.bias"]
                 return y.reshape(n, length, HEADS, hd).transpose(0, 2, 1, 3)
 
@@ -121,14 +124,34 @@ def embed(tensors: dict[str, np.ndarray], batches: list[tuple[np.ndarray, np.nda
             s = np.exp(s - s.max(-1, keepdims=True))
             s /= s.sum(-1, keepdims=True)
             a = (s @ v).transpose(0, 2, 1, 3).reshape(n, length, -1)
+            if record:
+                record(p + "attention.output.dense.weight", a, mask)
             a = a @ t[p + "attention.output.dense.weight"].T + t[p + "attention.output.dense.bias"]
             x = _layer_norm(a + x, t[p + "attention.output.LayerNorm.weight"], t[p + "attention.output.LayerNorm.bias"])
+            if record:
+                record(p + "intermediate.dense.weight", x, mask)
             h = _gelu(x @ t[p + "intermediate.dense.weight"].T + t[p + "intermediate.dense.bias"])
+            if record:
+                record(p + "output.dense.weight", h, mask)
             h = h @ t[p + "output.dense.weight"].T + t[p + "output.dense.bias"]
             x = _layer_norm(h + x, t[p + "output.LayerNorm.weight"], t[p + "output.LayerNorm.bias"])
         pooled = (x * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
         out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
     return np.concatenate(out)
+
+
+def input_importance(tensors: dict[str, np.ndarray], batches) -> dict[str, np.ndarray]:
+    """The mean squared input of each linear layer's input features over the tokens of ``batches``
+    (what ``codec.torch.collect_importance`` computes with hooks on a torch model)."""
+    sums: dict = {}
+
+    def record(name, x, mask):
+        rows = x.reshape(-1, x.shape[-1])[mask.reshape(-1) > 0].astype(np.float64)
+        s, n = sums.get(name, (0.0, 0))
+        sums[name] = (s + (rows ** 2).sum(0), n + rows.shape[0])
+
+    embed(tensors, batches, record)
+    return {k: s / n for k, (s, n) in sums.items()}
 
 
 def batches(tokenizer: WordPiece, sentences: list[str], size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:

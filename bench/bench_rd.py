@@ -5,6 +5,8 @@ error; running the detector is not part of the benchmark).
 Families, each swept over its step (or NNCodec's qp):
   * ``codec quantized``: uniform rounding at one step per tensor (the 2-D weights);
   * ``codec dq``: dependent (trellis-coded) quantization at the same steps (coding mode 7);
+  * ``codec dq + importance`` (MiniLM): dq whose trellis weighs each input feature's squared error
+    by its mean squared activation over 300 calibration sentences (not the evaluation ones);
   * ``NNCodec DQ`` / ``NNCodec``: MPEG NNR's reference software with and without its dependent
     quantization (pip install --no-deps nncodec==2.1.3: see bench_quant.py's docstring).
 The tensors of rank < 2 stay lossless (codec floatplanes), the same bytes for every family, and
@@ -20,6 +22,7 @@ log(1 - cosine)) and gives the ratio to NNCodec with DQ, the reference to beat.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -47,8 +50,15 @@ def split(tensors: dict) -> tuple[dict, dict, int]:
     return weights, rest, sum(v.size for v in tensors.values())
 
 
-def codec_point(weights: dict, mode: str, step: float) -> tuple[int, dict]:
-    data = codec.encode(weights, mode=mode, step=step)
+def codec_point(weights: dict, mode: str, step: float, importance: dict | None = None) -> tuple[int, dict]:
+    if importance is None:
+        data = codec.encode(weights, mode=mode, step=step)
+    else:  # per-layer importance= where there is one (dq), plain dq elsewhere
+        buf = io.BytesIO()
+        with codec.Writer(buf) as w:
+            for k, a in weights.items():
+                w.add_layer(k, a, mode="dq", step=step, **({"importance": importance[k]} if k in importance else {}))
+        data = buf.getvalue()
     return len(data), codec.decode(data)
 
 
@@ -59,7 +69,8 @@ def nncodec_point(nnc, weights: dict, qp: int, dq: bool) -> tuple[int, dict]:
     return len(bs), {k: np.asarray(out[k], np.float32).reshape(weights[k].shape) for k in weights}
 
 
-def sweep(name: str, tensors: dict, nnc, steps: list[float], qps: list[int], quality, log) -> list[dict]:
+def sweep(name: str, tensors: dict, nnc, steps: list[float], qps: list[int], quality, log,
+          importance: dict | None = None) -> list[dict]:
     weights, rest, params = split(tensors)
     rest_bytes = len(codec.encode(rest, mode="floatplanes")) if rest else 0
     flat = np.concatenate([w.reshape(-1).astype(np.float64) for w in weights.values()])
@@ -76,10 +87,11 @@ def sweep(name: str, tensors: dict, nnc, steps: list[float], qps: list[int], qua
         rows.append(row)
         log(row)
 
-    for mode in ("quantized", "dq"):
+    for mode in ("quantized", "dq") + (("dq + importance",) if importance else ()):
         for step in steps:
             t0 = time.perf_counter()
-            nbytes, decoded = codec_point(weights, mode, step)
+            nbytes, decoded = codec_point(weights, mode.split()[0], step,
+                                          importance if mode == "dq + importance" else None)
             record(f"codec {mode}", f"step 2^{np.log2(step):g}", nbytes, decoded, time.perf_counter() - t0)
     if nnc is not None:
         for dq in (True, False):
@@ -101,6 +113,15 @@ def minilm_quality(sentences: int):
         return {"mean_cosine": float(cos.mean()), "p1_cosine": float(np.percentile(cos, 1))}
 
     return quality
+
+
+def minilm_importance(count: int) -> dict:
+    """Each linear layer's mean squared input over ``count`` calibration sentences that are not
+    among the evaluation sentences (as ``codec.torch.collect_importance`` measures them)."""
+    tok = _embed.WordPiece(_embed.vocab_path(minilm_path()))
+    evaluation = set(_embed.sentences(count))
+    calibration = [s for s in _embed.sentences(2 * count, seed=1) if s not in evaluation][:count]
+    return _embed.input_importance(minilm_tensors(), _embed.batches(tok, calibration))
 
 
 def at_equal(rows: list[dict], key: str, targets, *, log_gap: bool) -> list[dict]:
@@ -169,7 +190,8 @@ def main(argv=None) -> int:
               + (f", mean cosine {row['mean_cosine']:.5f}" if "mean_cosine" in row else "")
               + f", rel. RMSE {row['rel_rmse']:.4f}", file=sys.stderr, flush=True)
 
-    rows = sweep("MiniLM", minilm_tensors(), nnc, steps, qps, minilm_quality(args.sentences), log)
+    rows = sweep("MiniLM", minilm_tensors(), nnc, steps, qps, minilm_quality(args.sentences), log,
+                 importance=minilm_importance(args.sentences))
     equal = at_equal(rows, "mean_cosine", COSINES, log_gap=True) + at_equal(rows, "rel_rmse", REL_RMSE,
                                                                               log_gap=False)
     convnet = None if args.no_convnet else convnet_tensors()
