@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from typing import Any, Mapping
 
 import numpy as np
 
+from .errors import EncodeError
 from .format import DEFAULT_LIMITS, Limits
 from .reader import Reader
 from .writer import LayerTask, Writer
+
+_log = logging.getLogger("codec")
 
 __all__ = ["save_file", "load_file", "encode", "decode", "open", "encode_file", "EncodeSummary"]
 
@@ -44,14 +48,17 @@ def encode(tensors: Mapping[str, Any], /, *, metadata: Mapping[str, Any] | None 
 
 
 class EncodeSummary(dict):
-    """What :func:`encode_file` did: ``layers``, ``raw_bytes`` (of the input tensors), ``chosen``
-    (how many layers each policy choice coded, e.g. ``{"floatplanes": 3, "quantized (rule 0)": 2}``)
-    and ``quality``: a :class:`codec.quality.LayerQuality` per lossy layer (relative error and SQNR
-    against the input tensor; empty when every layer is lossless or ``target`` is a file object)."""
+    """What :func:`encode_file` did: ``layers``, ``raw_bytes`` and ``elements`` (of the input
+    tensors), ``chosen`` (how many layers each policy choice coded, e.g. ``{"floatplanes": 3,
+    "quantized (rule 0)": 2}``), ``modes`` (the set of modes used), ``quality``: a
+    :class:`codec.quality.LayerQuality` per lossy layer (relative error and SQNR against the input
+    tensor; empty when every layer is lossless or ``target`` is a file object), and with
+    ``target_bits`` the search (``target``) and the elements whose steps it scaled."""
 
 
 def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: Mapping[str, Any] | None = None,
-                workers: int | None = None, executor=None, progress=None, format_version=None) -> EncodeSummary:
+                workers: int | None = None, executor=None, progress=None, format_version=None,
+                target_bits: float | None = None) -> EncodeSummary:
     """Encode the tensors of a safetensors, npz, PyTorch or ONNX file into a bitstream at
     ``target`` (a path, written atomically, or a binary file object), layer by layer.
 
@@ -62,18 +69,105 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
     file each task carries a reference to its tensor (path, offset, shape, dtype) and the policy
     action, reads the tensor in the worker and sends back only the encoded layer. The bytes are
     the same whatever the workers or executor. ``format_version``: as :class:`Writer`'s.
+
+    ``target_bits``: the file's bits per parameter (all tensor elements) at most this, as close
+    as the step grid allows: every layer whose policy action is mode ``quantized`` or ``dq`` with a
+    ``step`` moves that step by the same number j of grid points (spec 8.2: qp + j, 2^qp_density per
+    octave; the policy's relative steps stay), found by encoding the file a few times (each pass
+    replaces ``target``, a path). Equal steps give the least squared error for a size (equal
+    rate-distortion slopes), which is why one offset serves every layer. ``summary["target"]``
+    holds j (``qp_offset``) and the bits of each pass.
     """
-    from . import formats, quality
     from . import policy as policies
-    from .writer import guess_kind
 
     if policy is None:
         policy = policies.DEFAULT_POLICY
     elif not isinstance(policy, policies.Policy):
         policy = policies.load_policy(policy)
+    if target_bits is not None:
+        return _encode_to_target(source, target, policy, float(target_bits), metadata=metadata, workers=workers,
+                                 executor=executor, progress=progress, format_version=format_version)
+    return _encode_once(source, target, policy, metadata=metadata, workers=workers, executor=executor,
+                        progress=progress, format_version=format_version)
+
+
+#: Most encoding passes of a target_bits search.
+TARGET_PASSES = 8
+
+
+def _encode_to_target(source, target, policy, target_bits: float, **kw) -> EncodeSummary:
+    if not isinstance(target, (str, os.PathLike)):
+        raise ValueError("target_bits needs a path target (the file is written once per pass)")
+    if not (target_bits > 0 and np.isfinite(target_bits)):
+        raise EncodeError(f"target_bits must be a positive number, got {target_bits}")
+    tried: dict[int, float] = {}
+
+    def run(offset: int) -> EncodeSummary:
+        summary = _encode_once(source, target, policy, step_offset=offset, measure=False, **kw)
+        if not summary["scaled_elements"]:
+            raise EncodeError("target_bits scales the steps of the layers a policy codes with mode 'quantized' or "
+                              "'dq' and a step=; no layer here has one")
+        tried[offset] = os.path.getsize(target) * 8 / max(summary["elements"], 1)
+        _log.info("target %.4f bits per parameter: step offset %d gives %.4f", target_bits, offset, tried[offset])
+        return summary
+
+    summary = run(0)
+    density = summary["density"]
+    while len(tried) < TARGET_PASSES:
+        below = [j for j, b in tried.items() if b <= target_bits]
+        above = [j for j, b in tried.items() if b > target_bits]
+        if below and above and min(below) - max(above) == 1:
+            break  # neighbours on the grid straddle the target: min(below) is the answer
+        # the next offset: the secant through the nearest points on either side, or one bit per
+        # weight per octave of step (the high-rate slope) from the nearest point
+        j_lo = max(above) if above else None
+        j_hi = min(below) if below else None
+        if j_lo is not None and j_hi is not None:
+            b_lo, b_hi = tried[j_lo], tried[j_hi]
+            guess = j_lo + (b_lo - target_bits) / (b_lo - b_hi) * (j_hi - j_lo)
+            nxt = min(max(int(np.ceil(guess)), j_lo + 1), j_hi - 1)
+        else:
+            j0 = j_lo if j_lo is not None else j_hi
+            share = summary["scaled_elements"] / max(summary["elements"], 1)
+            delta = (tried[j0] - target_bits) / share * (1 << density)
+            nxt = j0 + (int(np.ceil(delta)) if delta > 0 else int(np.floor(delta)))
+            nxt = nxt if nxt != j0 else j0 + (1 if delta > 0 else -1)
+        summary = run(nxt)
+    below = [j for j, b in tried.items() if b <= target_bits]
+    if not below:
+        raise EncodeError(f"target_bits {target_bits}: the smallest file tried has {min(tried.values()):.4f} bits per "
+                          "parameter; the lossless layers alone may exceed the target")
+    best = min(below)
+    if best != list(tried)[-1]:
+        summary = _encode_once(source, target, policy, step_offset=best, **kw)
+    else:
+        _measure(summary, source, target)
+    summary["target"] = {"target_bits": target_bits, "bits": tried[best], "qp_offset": best, "qp_density": density,
+                         "tried": {j: tried[j] for j in sorted(tried)}}
+    return summary
+
+
+def _measure(summary: EncodeSummary, source, target) -> None:
+    """The lossy layers against the input, read again one tensor at a time (``summary["quality"]``)."""
+    from . import formats, quality
+
+    if isinstance(target, (str, os.PathLike)) and summary["modes"] - quality.LOSSLESS_MODES:
+        with Reader(target) as reader:
+            summary["quality"] = quality.measure(((n, a) for n, a, _ in formats.read_tensors(os.fspath(source))),
+                                                 reader)
+
+
+def _encode_once(source, target, policy, *, metadata=None, workers=None, executor=None, progress=None,
+                 format_version=None, step_offset: int = 0, measure: bool = True) -> EncodeSummary:
+    from . import formats
+    from . import policy as policies
+    from .quant import DEFAULT_DENSITY, qp_for_step, qp_in_range, step_of_qp
+    from .writer import guess_kind
+
     path = os.fspath(source)
-    summary = EncodeSummary(layers=0, raw_bytes=0, chosen={}, quality=[])
-    modes = set()
+    summary = EncodeSummary(layers=0, raw_bytes=0, chosen={}, quality=[], elements=0, scaled_elements=0,
+                            density=DEFAULT_DENSITY, modes=set())
+    modes = summary["modes"]
     by_reference = path.lower().endswith(".safetensors")
     tensors = ((ref.name, ref, ref.hint) for ref in formats.safetensors_refs(path)) if by_reference \
         else formats.read_tensors(path)
@@ -86,6 +180,18 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
             summary["chosen"][label] = summary["chosen"].get(label, 0) + 1
             modes.add(action["mode"])
             summary["raw_bytes"] += array.nbytes
+            size = int(np.prod(array.shape))
+            summary["elements"] += size
+            if action["mode"] in ("quantized", "dq") and action.get("step") is not None:
+                # target_bits: this layer's step moves by 2^(offset / 2^density) (qp + offset)
+                density = action.get("qp_density", DEFAULT_DENSITY)
+                summary["density"] = density
+                summary["scaled_elements"] += size
+                if step_offset:
+                    qp = qp_for_step(action["step"], density) + step_offset
+                    if not qp_in_range(qp, density):
+                        raise EncodeError(f"target_bits: layer {name!r} would need a step outside the format's range")
+                    action = {**action, "step": step_of_qp(qp, density)}
             if by_reference:
                 yield name, LayerTask(array, dict(action), hint), None
             else:
@@ -99,10 +205,8 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
     with Writer(target, metadata=meta, format_version=format_version) as writer:
         writer.add_layers(items(), workers=workers, executor=executor, progress=progress)
         summary["layers"] = writer.layer_count
-    if isinstance(target, (str, os.PathLike)) and modes - quality.LOSSLESS_MODES:
-        # the lossy layers against the input, read again one tensor at a time
-        with Reader(target) as reader:
-            summary["quality"] = quality.measure(((n, a) for n, a, _ in formats.read_tensors(path)), reader)
+    if measure:
+        _measure(summary, source, target)
     return summary
 
 

@@ -179,7 +179,7 @@ def _cmd_encode(args) -> int:
         version = None if args.format_version is None else tuple(int(x) for x in args.format_version.split("."))
         with warnings:
             summary = encode_file(args.input, args.output, policy=policy, workers=args.workers, progress=progress,
-                                  format_version=version)
+                                  format_version=version, target_bits=args.target_bits)
     finally:
         progress.close()
         warnings.print_held()
@@ -190,8 +190,23 @@ def _cmd_encode(args) -> int:
         print(f"{dump.escape(args.output)}: {summary['layers']} layers, {size:,} bytes from {raw_bytes:,} "
               f"({raw_bytes / max(size, 1):.3f}x) in {time.perf_counter() - start:.2f} s; "
               f"{'policy ' + dump.escape(args.policy) if args.policy else 'default policy (lossless)'}: {how}")
+        if "target" in summary:
+            t = summary["target"]
+            print(f"target {t['target_bits']} bits per parameter: {t['bits']:.4f} with the policy's steps moved by "
+                  f"{t['qp_offset']:+d} qp ({t['qp_offset'] / (1 << t['qp_density']):+.3f} octave; "
+                  f"{len(t['tried'])} passes)")
         _print_quality(summary["quality"])
     return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 class _HeldWarnings(logging.Handler):
@@ -366,6 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="bitstream to write (atomically)")
     p.add_argument("--policy", help="policy file (.toml or .json)")
     p.add_argument("--workers", type=int, default=1, help="encode layers on this many threads (same bytes)")
+    p.add_argument("--target-bits", type=_positive_float, metavar="B",
+                   help="make the file at most B bits per parameter, as close as the step grid allows: the steps "
+                        "of the policy's quantized and dq rules (those with step=) all move by the same number of "
+                        "grid points, found by encoding a few times")
     p.add_argument("--format-version", choices=["1.1", "2.0", "2.1"], default=None,
                    help="lowest format version to write; 1.1: readable by codec 1.x readers (levels coded as spec "
                         "7.2); 2.0: readable by codec 2.0 readers (levels without adaptive contexts, the fastest "

@@ -75,3 +75,63 @@ def test_cli_prints_the_report_and_the_warning_after_the_progress(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "quality of the 2 lossy layers" in proc.stdout and "ternary    fc2.weight" in proc.stdout
     assert proc.stderr.count("warning: layer 'fc2.weight' (ternary)") == 1
+
+
+def _laplace_model(tmp_path):
+    import safetensors.numpy as stn
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "big.safetensors"
+    stn.save_file({"a.weight": rng.laplace(0, 0.03, (128, 96)).astype(np.float32),
+                   "b.weight": rng.laplace(0, 0.01, (64, 128)).astype(np.float32),
+                   "b.bias": rng.standard_normal(64).astype(np.float32)}, str(path))
+    return path
+
+
+POLICY = '[[rules]]\nmin_rank = 2\nmode = "dq"\nstep = 0.0078125\n\n[[rules]]\nmode = "floatplanes"\n'
+
+
+@pytest.mark.parametrize("target", [3.0, 1.7])
+def test_target_bits_gives_the_largest_file_not_above_the_target(tmp_path, target):
+    src = _laplace_model(tmp_path)
+    out = tmp_path / "t.nnc"
+    summary = encode_file(src, out, policy=POLICY, target_bits=target)
+    t = summary["target"]
+    elements = 128 * 96 + 64 * 128 + 64
+    assert t["bits"] == pytest.approx(out.stat().st_size * 8 / elements)
+    assert t["bits"] <= target
+    best = min(j for j, b in t["tried"].items() if b <= target)
+    assert t["qp_offset"] == best and t["qp_density"] == 4
+    # the next finer step of the grid was tried and is above the target: nothing larger fits
+    assert t["tried"][best - 1] > target
+    with codec.open(out) as r:
+        _, eff = r.get("a.weight", levels=True)
+    from codec.quant import qp_for_step, step_of_qp
+
+    assert eff.steps[0] == step_of_qp(qp_for_step(0.0078125, 4) + best - 16, 4)  # dq stores half the step
+    assert {q.name for q in summary["quality"]} == {"a.weight", "b.weight"}
+
+
+def test_target_bits_errors(tmp_path):
+    src = _laplace_model(tmp_path)
+    with pytest.raises(codec.EncodeError, match="no layer here has one"):
+        encode_file(src, tmp_path / "x.nnc", policy='[[rules]]\nmode = "floatplanes"\n', target_bits=3.0)
+    with pytest.raises(ValueError, match="needs a path target"):
+        import io
+
+        encode_file(src, io.BytesIO(), policy=POLICY, target_bits=3.0)
+    with pytest.raises(codec.EncodeError, match="lossless layers alone may exceed"):
+        encode_file(src, tmp_path / "y.nnc", policy=POLICY, target_bits=0.01)
+
+
+def test_cli_target_bits(tmp_path):
+    src = _laplace_model(tmp_path)
+    policy = tmp_path / "p.toml"
+    policy.write_text(POLICY)
+    proc = subprocess.run([sys.executable, "-m", "codec", "encode", str(src), "-o", str(tmp_path / "o.nnc"),
+                           "--policy", str(policy), "--target-bits", "2.5"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "target 2.5 bits per parameter: 2.4" in proc.stdout or "target 2.5 bits per parameter: 2.3" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "codec", "encode", str(src), "-o", str(tmp_path / "p.nnc"),
+                          "--target-bits", "-1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "must be a positive number" in bad.stderr
