@@ -29,8 +29,9 @@ class QuantizedMode(Mode):
     dtypes = FLOAT_DTYPES
     has_levels = True
     params = quant.QUANT_PARAMS + (
-        Param("rdo_lambda", (float,), "rate-distortion weight of the per-weight rounding choice (0: round to nearest)",
-              range=(0.0, math.inf)),
+        Param("rdo_lambda", (float,), "rate-distortion weight of the per-weight rounding choice (0: round to "
+              "nearest); it shrinks magnitudes: on MiniLM at 4 bits per channel 0.1 saves 0.9% and drops the "
+              "embedding cosine from 0.884 to 0.832; mode dq is the better trade", range=(0.0, math.inf)),
         MAX_CLASSES,
     )
 
