@@ -147,7 +147,7 @@ def at_equal(rows: list[dict], key: str, targets, *, log_gap: bool) -> list[dict
 
 def print_tables(rows, equal):
     print("Every point (bits per parameter of the whole model; rank < 2 tensors lossless in every family)")
-    head = ["model", "family", "setting", "bits/param", "rel. RMSE", "mean cosine", "1% cosine", "encode s"]
+    head = ["model", "family", "setting", "bits/param", "rel. RMSE", "mean cosine", "1% cosine", "enc.+dec. s"]
     markdown_table(head, [[r["model"], r["family"], r["setting"], f"{r['bits_per_param']:.4f}",
                            f"{r['rel_rmse']:.4f}", f"{r['mean_cosine']:.5f}" if "mean_cosine" in r else "-",
                            f"{r['p1_cosine']:.4f}" if "p1_cosine" in r else "-", f"{r['encode_s']:.1f}"]
@@ -170,7 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     parser.add_argument("--steps", default="-9,-8.5,-8,-7.5,-7,-6.5,-6,-5.5,-5,-4.5,-4,-3.5",
                         help="log2 of codec's steps")
-    parser.add_argument("--qps", default="-40,-36,-32,-28,-24,-20,-16,-12", help="NNCodec's qp values (density 2)")
+    parser.add_argument("--qps", default="-40,-38,-36,-34,-32,-30,-28,-26,-24,-22,-20,-18,-16,-14,-12",
+                        help="NNCodec's qp values (density 2)")
     parser.add_argument("--sentences", type=int, default=300, help="sentences of the MiniLM quality measure")
     parser.add_argument("--no-convnet", action="store_true", help="MiniLM only")
     parser.add_argument("--check-reference", action="store_true",
