@@ -30,8 +30,8 @@ class DqMode(Mode):
     """``coding_mode`` 7: float tensors, lossy, with dependent quantization (MPEG NNR's trellis).
 
     At the same ``step`` as the ``quantized`` mode the file is about as large and the error smaller;
-    at the same error it is 3-5% smaller (bench/bench_quant.py). Encoding runs a Viterbi search per
-    row (about 10 M weights/s compiled). Parameters not given come from the writer's global
+    at equal model quality or weight error it takes 2-5% fewer bits (bench/bench_rd.py). Encoding
+    runs a Viterbi search per row, twice (5-10 M weights/s compiled). Parameters not given come from the writer's global
     quantization parameters, then from the defaults (8 bits per tensor)."""
 
     name = "dq"
