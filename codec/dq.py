@@ -24,7 +24,7 @@ from .levels import level_grid
 from .quant import (DEFAULT_DENSITY, GRANULARITIES, MAX_DENSITY, MIN_STEP, QuantParams, _channel_view, qp_for_step,
                     step_of_qp)
 
-__all__ = ["DEFAULT_LAMBDA", "PASSES", "quantize_dq", "reconstruct"]
+__all__ = ["DEFAULT_LAMBDA", "PASSES", "quantize_dq", "reconstruct", "dequantize"]
 
 #: Lambda of the trellis cost, in units of Delta^2 per bit. Swept over 0.1..1.0 on MiniLM (bits at
 #: equal embedding cosine and at equal weight error) and YOLOv8n (equal weight error): 0.3 was the
@@ -141,6 +141,16 @@ def quantize_dq(w: np.ndarray, *, bits: int | None = None, step: float | None = 
     params = QuantParams(method="uniform", bits=bits, granularity=granularity, axis=axis if per_channel else 0,
                          qp_density=qp_density, qps=tuple(qps) if per_channel else (qps[0],))
     return levels.reshape(shape), params
+
+
+def dequantize(levels: np.ndarray, rows: int, cols: int, steps: np.ndarray, *, path: str,
+               base_offset: int = 0) -> np.ndarray:
+    """The float32 values of decoded levels (int64, C order) with one step per row (spec 8.5, 8.4)."""
+    out = np.empty(levels.size, dtype=np.float32)
+    status, at, value = _backend.trellis.dequantize(levels, rows, cols, np.ascontiguousarray(steps, np.float32), out)
+    if status:
+        raise_status(_backend.trellis.ERRORS, status, at, value, path=path, base_offset=base_offset)
+    return out
 
 
 def reconstruct(levels: np.ndarray, rows: int, cols: int, *, path: str, base_offset: int = 0) -> np.ndarray:

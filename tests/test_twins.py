@@ -531,6 +531,33 @@ def _trellis():
         damaged = q.copy()
         damaged[[17, 40]] = bad
         assert _in_place("trellis", "reconstruct", damaged, 6, 10) == (ref.DQ_ERR_LEVEL, 0, 17)
+    # fused with the scaling: the same values as reconstruct then float32(q) * scale of the row
+    def dequantize_both(levels, rows, cols, scale):
+        from tests.twins import CHECKED, FAST, PURE
+
+        results = []
+        for twins in (PURE, FAST) if FAST is not None else (PURE,):
+            out = np.full(rows * cols, 7.0, np.float32)  # unchanged on error
+            results.append((twins["trellis"].dequantize(levels, rows, cols, scale, out), out.tobytes()))
+        assert all(r == results[0] for r in results), "trellis.dequantize: results differ"
+        CHECKED.add(("trellis", "dequantize", "ok" if results[0][0][0] == 0 else "error"))
+        return results[0][0], np.frombuffer(results[0][1], np.float32)
+
+    scale = rng.uniform(1e-3, 4, 6).astype(np.float32)
+    status, fused = dequantize_both(q, 6, 10, scale)
+    plain = q.copy()
+    _in_place("trellis", "reconstruct", plain, 6, 10)
+    assert status == (0, 0, 0)
+    assert fused.tobytes() == (plain.reshape(6, 10).astype(np.float32) * scale[:, None]).reshape(-1).tobytes()
+    huge = q.copy()
+    huge[[3, 50]] = -(2**31)
+    status, out = dequantize_both(huge, 6, 10, scale)
+    assert status == (ref.DQ_ERR_LEVEL, 0, 3) and (out == 7.0).all()
+    assert dequantize_both(np.zeros(0, np.int64), 0, 5, np.zeros(0, np.float32))[0] == (0, 0, 0)
+    with pytest.raises(TypeError, match="one entry per row"):
+        check("trellis", "dequantize", q, 6, 10, scale[:5], np.zeros(60, np.float32))
+    with pytest.raises(TypeError, match="rows \\* cols elements"):
+        check("trellis", "dequantize", q, 6, 10, scale, np.zeros(59, np.float32))
     edge = np.array([2**31 - 1, -(2**31 - 1)], np.int64)
     _in_place("trellis", "reconstruct", edge, 1, 2)
     assert edge.tolist() == [2**32 - 2, -(2**32 - 2)]  # state 0, then (k odd) state 2: both even multiples

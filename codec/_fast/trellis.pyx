@@ -28,13 +28,13 @@ NEXT[:] = [[0, 2], [7, 5], [1, 3], [6, 4], [2, 0], [5, 7], [3, 1], [4, 6]]
 cdef int64_t LIMIT = 1LL << 31
 
 
-def _check_levels(levels, rows, cols):
+def _check_levels(levels, rows, cols, writeable=True):
     if not isinstance(levels, np.ndarray) or levels.dtype != np.int64 or levels.ndim != 1:
         raise TypeError("levels must be a 1-D int64 array")
     if rows < 0 or cols < 0 or levels.size != rows * cols:
         raise ValueError(f"levels has {levels.size} elements, not rows * cols = {rows} * {cols}")
-    if not levels.flags.writeable or not levels.flags.c_contiguous:
-        raise ValueError("levels must be writeable and C-contiguous")
+    if (writeable and not levels.flags.writeable) or not levels.flags.c_contiguous:
+        raise ValueError("levels must be writeable and C-contiguous" if writeable else "levels must be C-contiguous")
 
 
 def reconstruct(levels, rows, cols):
@@ -63,6 +63,44 @@ def reconstruct(levels, rows, cols):
                     v[r * C + t] = 2 * k - (s & 1)
                 elif k < 0:
                     v[r * C + t] = 2 * k + (s & 1)
+                s = NEXT[s][k & 1]
+    return 0, 0, 0
+
+
+def dequantize(levels, rows, cols, scale, out):
+    """See codec.kernels.trellis.dequantize."""
+    _check_levels(levels, rows, cols, writeable=False)
+    if not isinstance(scale, np.ndarray) or scale.dtype != np.float32 or scale.shape != (rows,):
+        raise TypeError("scale must be a float32 array of one entry per row")
+    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (rows * cols,) \
+            or not out.flags.writeable:
+        raise TypeError("out must be a writeable float32 array of rows * cols elements")
+    cdef const int64_t[::1] v = levels
+    cdef const float[::1] sc = scale
+    cdef float[::1] o = out
+    cdef Py_ssize_t n = levels.size, i, r, t, bad = -1
+    cdef Py_ssize_t R = rows, C = cols
+    cdef int64_t k, q
+    cdef int s
+    cdef float f
+    if n == 0:
+        return 0, 0, 0
+    with nogil:
+        for i in range(n):
+            if v[i] >= LIMIT or v[i] <= -LIMIT:
+                bad = i
+                break
+    if bad >= 0:
+        return DQ_ERR_LEVEL, 0, bad
+    with nogil:
+        for r in range(R):
+            s = 0
+            f = sc[r]
+            for t in range(C):
+                k = v[r * C + t]
+                # q = 2k - sgn(k) * (s & 1), branch-free: sgn(k) = (k > 0) - (k < 0)
+                q = 2 * k - ((k > 0) - (k < 0)) * (s & 1)
+                o[r * C + t] = (<float>q) * f
                 s = NEXT[s][k & 1]
     return 0, 0, 0
 

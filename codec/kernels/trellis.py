@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import FormatError
 
-__all__ = ["DQ_NEXT_STATE", "DQ_NUM_STATES", "DQ_LEVEL_LIMIT", "DQ_ERR_LEVEL", "ERRORS", "reconstruct", "quantize"]
+__all__ = ["DQ_NEXT_STATE", "DQ_NUM_STATES", "DQ_LEVEL_LIMIT", "DQ_ERR_LEVEL", "ERRORS", "reconstruct", "dequantize",
+           "quantize"]
 
 #: ``DQ_NEXT_STATE[s][k & 1]``: the state after a level k in state s (spec table 8.5).
 DQ_NEXT_STATE = ((0, 2), (7, 5), (1, 3), (6, 4), (2, 0), (5, 7), (3, 1), (4, 6))
@@ -38,13 +39,13 @@ ERRORS = {
 _NEXT = np.array(DQ_NEXT_STATE, dtype=np.int64)
 
 
-def _check_levels(levels, rows: int, cols: int) -> np.ndarray:
+def _check_levels(levels, rows: int, cols: int, writeable: bool = True) -> np.ndarray:
     if not isinstance(levels, np.ndarray) or levels.dtype != np.int64 or levels.ndim != 1:
         raise TypeError("levels must be a 1-D int64 array")
     if rows < 0 or cols < 0 or levels.size != rows * cols:
         raise ValueError(f"levels has {levels.size} elements, not rows * cols = {rows} * {cols}")
-    if not levels.flags.writeable or not levels.flags.c_contiguous:
-        raise ValueError("levels must be writeable and C-contiguous")
+    if (writeable and not levels.flags.writeable) or not levels.flags.c_contiguous:
+        raise ValueError("levels must be writeable and C-contiguous" if writeable else "levels must be C-contiguous")
     return levels
 
 
@@ -65,6 +66,25 @@ def reconstruct(levels: np.ndarray, rows: int, cols: int) -> tuple[int, int, int
         k = grid[:, t].copy()
         grid[:, t] = 2 * k - np.sign(k) * (state & 1)
         state = _NEXT[state, k & 1]
+    return 0, 0, 0
+
+
+def dequantize(levels: np.ndarray, rows: int, cols: int, scale: np.ndarray, out: np.ndarray) -> tuple[int, int, int]:
+    """Spec 8.5 and 8.4 in one pass: ``out[i] = float32(q_i) * scale[row of i]`` (float32, rounded
+    to nearest even) for the reconstructions q of ``levels`` (int64, left unchanged). Statuses as
+    :func:`reconstruct`; ``out`` is unchanged on error."""
+    _check_levels(levels, rows, cols, writeable=False)
+    if not isinstance(scale, np.ndarray) or scale.dtype != np.float32 or scale.shape != (rows,):
+        raise TypeError("scale must be a float32 array of one entry per row")
+    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (rows * cols,) \
+            or not out.flags.writeable:
+        raise TypeError("out must be a writeable float32 array of rows * cols elements")
+    q = levels.copy()
+    status = reconstruct(q, rows, cols)
+    if status[0]:
+        return status
+    if q.size:
+        out[:] = (q.reshape(rows, cols).astype(np.float32) * scale[:, None]).reshape(-1)
     return 0, 0, 0
 
 

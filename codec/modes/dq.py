@@ -113,8 +113,14 @@ class DqMode(Mode):
         flat = decode_levels(payload, rows, cols, **where)
         if levels:
             return flat.reshape(header.layer_shape), eff
-        q = dq.reconstruct(flat, rows, cols, path=header.payload_path, base_offset=header.payload_offset)
-        return float_output(header, quant.dequantize(q.reshape(header.layer_shape), eff).reshape(-1))
+        at = dict(path=header.payload_path, base_offset=header.payload_offset)
+        if eff.steps.size == 1 or (eff.axis == 0 and len(header.layer_shape) >= 2):
+            # one step per row of the level grid: reconstruction and scaling in one pass
+            out = dq.dequantize(flat, rows, cols, np.broadcast_to(eff.steps, (rows,)), **at)
+        else:
+            q = dq.reconstruct(flat, rows, cols, **at)
+            out = quant.dequantize(q.reshape(header.layer_shape), eff).reshape(-1)
+        return float_output(header, out)
 
     def summarize(self, header, payload, *, global_qp=None):
         try:
