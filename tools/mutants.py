@@ -190,6 +190,11 @@ MUTANTS = [
     ("dq-method", "codec/modes/dq.py", 'if eff.method != "uniform":', "if False:", "a dq layer with uniform_zp accepted"),
     ("dq-trellis-reserved", "codec/modes/dq.py", "if trellis != DQ_TRELLIS_8_STATES:", "if False:",
      "a reserved dq_trellis accepted"),
+    ("dq-fused-sign-c", "codec/_fast/trellis.pyx", "q = 2 * k - ((k > 0) - (k < 0)) * (s & 1)",
+     "q = 2 * k - (k != 0) * (s & 1)", "the fused decoder moves negative Q1 levels the wrong way (C)"),
+    ("dq-fused-limit-c", "codec/_fast/trellis.pyx", "            if v[i] >= LIMIT or v[i] <= -LIMIT:\n                bad = i\n                break\n    if bad >= 0:\n        return DQ_ERR_LEVEL, 0, bad\n    with nogil:\n        for r in range(R):\n            s = 0\n            f = sc[r]",
+     "            if v[i] > LIMIT or v[i] < -LIMIT:\n                bad = i\n                break\n    if bad >= 0:\n        return DQ_ERR_LEVEL, 0, bad\n    with nogil:\n        for r in range(R):\n            s = 0\n            f = sc[r]",
+     "the fused decoder accepts a level of magnitude 2^31 (C)"),
     ("dq-viterbi-tie-c", "codec/_fast/trellis.pyx", "if c < new[tgt]:", "if c <= new[tgt]:",
      "the encoder's ties keep the later candidate (C): the twins choose differently"),
 ]
