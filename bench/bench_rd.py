@@ -8,7 +8,10 @@ Families, each swept over its step (or NNCodec's qp):
   * ``codec dq + importance`` (MiniLM): dq whose trellis weighs each input feature's squared error
     by its mean squared activation over 300 calibration sentences (not the evaluation ones);
   * ``NNCodec DQ`` / ``NNCodec``: MPEG NNR's reference software with and without its dependent
-    quantization (pip install --no-deps nncodec==2.1.3: see bench_quant.py's docstring).
+    quantization (pip install --no-deps nncodec==2.1.3: see bench_quant.py's docstring);
+  * ``GGUF``: llama.cpp's block types that gguf-py quantizes in numpy (Q8_0, Q5_1, Q5_0, Q4_1,
+    Q4_0, MXFP4; ``pip install gguf``), rows of 32 along the last axis (MiniLM only: the convnet's
+    rows are not multiples of 32).
 The tensors of rank < 2 stay lossless (codec floatplanes), the same bytes for every family, and
 count in bits per parameter; ``embeddings.position_ids`` is a buffer, not a parameter.
 
@@ -93,6 +96,19 @@ def sweep(name: str, tensors: dict, nnc, steps: list[float], qps: list[int], qua
             nbytes, decoded = codec_point(weights, mode.split()[0], step,
                                           importance if mode == "dq + importance" else None)
             record(f"codec {mode}", f"step 2^{np.log2(step):g}", nbytes, decoded, time.perf_counter() - t0)
+    for qtype in gguf_types():  # the block types gguf-py quantizes in numpy (rows along the last axis)
+        from gguf import GGML_QUANT_SIZES, quants
+
+        if any(w.shape[-1] % GGML_QUANT_SIZES[qtype][0] for w in weights.values()):
+            continue  # rows that are not whole blocks (TQ1_0/TQ2_0 need 256 on MiniLM's 384; the convnet)
+        t0 = time.perf_counter()
+        nbytes, decoded = 0, {}
+        for k, w in weights.items():
+            matrix = np.ascontiguousarray(w, dtype=np.float32).reshape(-1, w.shape[-1])
+            blocks = quants.quantize(matrix, qtype)
+            nbytes += blocks.nbytes
+            decoded[k] = quants.dequantize(blocks, qtype).reshape(w.shape)
+        record("GGUF", qtype.name, nbytes, decoded, time.perf_counter() - t0)
     if nnc is not None:
         for dq in (True, False):
             for qp in qps:
@@ -100,6 +116,50 @@ def sweep(name: str, tensors: dict, nnc, steps: list[float], qps: list[int], qua
                 nbytes, decoded = nncodec_point(nnc, weights, qp, dq)
                 record("NNCodec DQ" if dq else "NNCodec", f"qp {qp}", nbytes, decoded, time.perf_counter() - t0)
     return rows
+
+
+def gguf_types() -> list:
+    """The GGUF block types gguf-py both quantizes and dequantizes (Q8_0 .. Q4_0, MXFP4), or [] without gguf."""
+    try:
+        from gguf import GGMLQuantizationType as T
+        from gguf import quants
+    except ImportError:
+        return []
+    probe = np.random.default_rng(0).standard_normal((2, 256)).astype(np.float32)
+    out = []
+    for t in T:
+        if t.name in ("F32", "F16", "BF16", "F64"):
+            continue
+        try:
+            quants.dequantize(quants.quantize(probe, t), t)
+        except Exception:  # noqa: BLE001 - a type gguf-py only dequantizes (the K and I types)
+            continue
+        out.append(t)
+    return out
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """Bits per parameter against 1 - mean cosine (log scale), one curve per family (MiniLM)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for fam in dict.fromkeys(r["family"] for r in rows if "mean_cosine" in r):
+        pts = sorted((1 - r["mean_cosine"], r["bits_per_param"]) for r in rows
+                     if r["family"] == fam and "mean_cosine" in r and r["mean_cosine"] < 1)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=fam)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 0.5)
+    ax.set_ylim(0, 9)
+    ax.set_xlabel("1 - mean cosine of the sentence embeddings (log)")
+    ax.set_ylabel("bits per parameter")
+    ax.set_title("all-MiniLM-L6-v2: size against quality (lower is better)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def minilm_quality(sentences: int):
@@ -154,13 +214,14 @@ def print_tables(rows, equal):
                           for r in rows])
     fams = list(dict.fromkeys(r["family"] for r in rows))
     print("\nBits per parameter at equal quality (interpolated), and the ratio to NNCodec with DQ")
-    head = ["model", "quality"] + fams + [f"{f} / NNCodec DQ" for f in fams if f != "NNCodec DQ"]
+    ratios = [(f, "NNCodec DQ") for f in fams if f != "NNCodec DQ"]
+    ratios += [(f, "GGUF") for f in fams if f.startswith("codec dq") and "GGUF" in fams]
+    head = ["model", "quality"] + fams + [f"{a} / {b}" for a, b in ratios]
     lines = []
     for e in equal:
         label = f"mean cosine {e['target']}" if e["key"] == "mean_cosine" else f"rel. RMSE {e['target']}"
-        ref = e.get("NNCodec DQ")
         line = [e["model"], label] + [f"{e[f]:.3f}" if e.get(f) is not None else "-" for f in fams]
-        line += [f"{e[f] / ref:.4f}x" if e.get(f) is not None and ref else "-" for f in fams if f != "NNCodec DQ"]
+        line += [f"{e[a] / e[b]:.4f}x" if e.get(a) is not None and e.get(b) else "-" for a, b in ratios]
         lines.append(line)
     markdown_table(head, lines)
 
@@ -174,6 +235,7 @@ def main(argv=None) -> int:
                         help="NNCodec's qp values (density 2)")
     parser.add_argument("--sentences", type=int, default=300, help="sentences of the MiniLM quality measure")
     parser.add_argument("--no-convnet", action="store_true", help="MiniLM only")
+    parser.add_argument("--plot", help="write the MiniLM curves (bits vs 1 - cosine) to this PNG (needs matplotlib)")
     parser.add_argument("--check-reference", action="store_true",
                         help="compare _embed.py's tokenizer and embeddings with transformers (if installed), then exit")
     add_output_args(parser)
@@ -202,6 +264,8 @@ def main(argv=None) -> int:
         equal += at_equal(conv_rows, "rel_rmse", REL_RMSE, log_gap=False)
     if nnc is None:
         print("(NNCodec not installed: its rows are missing; see bench_quant.py's docstring)", file=sys.stderr)
+    if args.plot:
+        plot(rows, args.plot)
     if args.json:
         print(json.dumps({"points": rows, "equal_quality": equal}, indent=2))
     else:
