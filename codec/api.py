@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 from typing import Any, Mapping
 
@@ -52,13 +53,15 @@ class EncodeSummary(dict):
     tensors), ``chosen`` (how many layers each policy choice coded, e.g. ``{"floatplanes": 3,
     "quantized (rule 0)": 2}``), ``modes`` (the set of modes used), ``quality``: a
     :class:`codec.quality.LayerQuality` per lossy layer (relative error and SQNR against the input
-    tensor; empty when every layer is lossless or ``target`` is a file object), and with
+    tensor; empty when every layer is lossless or ``target`` is a file object not open for reading;
+    also stored in the file, spec 5.7), and with
     ``target_bits`` the search (``target``) and the elements whose steps it scaled."""
 
 
 def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: Mapping[str, Any] | None = None,
                 workers: int | None = None, executor=None, progress=None, format_version=None,
-                target_bits: float | None = None) -> EncodeSummary:
+                target_bits: float | None = None, target_size: int | str | None = None,
+                max_rel_error: float | None = None) -> EncodeSummary:
     """Encode the tensors of a safetensors, npz, PyTorch or ONNX file into a bitstream at
     ``target`` (a path, written atomically, or a binary file object), layer by layer.
 
@@ -70,13 +73,17 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
     action, reads the tensor in the worker and sends back only the encoded layer. The bytes are
     the same whatever the workers or executor. ``format_version``: as :class:`Writer`'s.
 
-    ``target_bits``: the file's bits per parameter (all tensor elements) at most this, as close
-    as the step grid allows: every layer whose policy action is mode ``quantized`` or ``dq`` with a
-    ``step`` moves that step by the same number j of grid points (spec 8.2: qp + j, 2^qp_density per
-    octave; the policy's relative steps stay), found by encoding the file a few times (each pass
-    replaces ``target``, a path). Equal steps give the least squared error for a size (equal
-    rate-distortion slopes), which is why one offset serves every layer. ``summary["target"]``
-    holds j (``qp_offset``) and the bits of each pass.
+    A target (at most one; the policy's ``[target]`` table when none is given here):
+    ``target_bits``, the file's bits per parameter (all tensor elements) at most this;
+    ``target_size``, the file's bytes at most this (an int, or a string such as ``"12MB"``,
+    ``"12MiB"``); ``max_rel_error``, the weight error of the lossy layers (the total relative
+    error of the quality report) at most this, with the smallest file that keeps it. Every layer
+    whose policy action is mode ``quantized`` or ``dq`` with a ``step`` moves that step by the same
+    number j of grid points (spec 8.2: qp + j, 2^qp_density per octave; the policy's relative
+    steps stay), found by encoding the file a few times (each pass replaces ``target``, a path).
+    Equal steps give the least squared error for a size (equal rate-distortion slopes), which is
+    why one offset serves every layer. ``summary["target"]`` holds j (``qp_offset``) and the
+    measured value of each pass.
     """
     from . import policy as policies
 
@@ -84,81 +91,135 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
         policy = policies.DEFAULT_POLICY
     elif not isinstance(policy, policies.Policy):
         policy = policies.load_policy(policy)
-    if target_bits is not None:
-        return _encode_to_target(source, target, policy, float(target_bits), metadata=metadata, workers=workers,
-                                 executor=executor, progress=progress, format_version=format_version)
-    return _encode_once(source, target, policy, metadata=metadata, workers=workers, executor=executor,
-                        progress=progress, format_version=format_version)
+    given = [(k, v) for k, v in (("bits", target_bits), ("size", target_size), ("max_rel_error", max_rel_error))
+             if v is not None]
+    if len(given) > 1:
+        raise ValueError("give at most one of target_bits, target_size and max_rel_error")
+    goal = policies.check_target(*given[0]) if given else policy.target
+    kw = dict(metadata=metadata, workers=workers, executor=executor, progress=progress, format_version=format_version)
+    if goal is not None:
+        return _encode_to_target(source, target, policy, goal, **kw)
+    return _encode_once(source, target, policy, **kw)
 
 
-#: Most encoding passes of a target_bits search.
+#: Most encoding passes of a target search.
 TARGET_PASSES = 8
 
+_GOAL_TEXT = {"bits": "target_bits", "size": "target_size", "max_rel_error": "max_rel_error"}
 
-def _encode_to_target(source, target, policy, target_bits: float, **kw) -> EncodeSummary:
+
+def _encode_to_target(source, target, policy, goal: tuple[str, float], **kw) -> EncodeSummary:
+    """Search the step offset j for a goal. The search runs on u = j (bits, size: the value falls
+    as j grows) or u = -j (error: it grows with j), so that in u the value v(u) falls and the
+    answer is the smallest u with v(u) <= limit; v is bits, bytes or log2 of the error."""
+    from . import quality
+
+    kind, limit = goal
+    option = _GOAL_TEXT[kind]
     if not isinstance(target, (str, os.PathLike)):
-        raise ValueError("target_bits needs a path target (the file is written once per pass)")
-    if not (target_bits > 0 and np.isfinite(target_bits)):
-        raise EncodeError(f"target_bits must be a positive number, got {target_bits}")
-    tried: dict[int, float] = {}
+        raise ValueError(f"{option} needs a path target (the file is written once per pass)")
+    sign = -1 if kind == "max_rel_error" else 1
+    bound = math.log2(limit) if kind == "max_rel_error" else limit
+    tried: dict[int, float] = {}  # u -> v
+    shown: dict[int, float] = {}  # j -> the measured bits, bytes or error
 
-    def run(offset: int) -> EncodeSummary:
-        summary = _encode_once(source, target, policy, step_offset=offset, measure=False, **kw)
+    def run(u: int) -> EncodeSummary:
+        offset = sign * u
+        # measured on every pass: the report (a metadata unit) is part of the size
+        summary = _encode_once(source, target, policy, step_offset=offset, warn=False, **kw)
         if not summary["scaled_elements"]:
-            raise EncodeError("target_bits scales the steps of the layers a policy codes with mode 'quantized' or "
+            raise EncodeError(f"{option} scales the steps of the layers a policy codes with mode 'quantized' or "
                               "'dq' and a step=; no layer here has one")
-        tried[offset] = os.path.getsize(target) * 8 / max(summary["elements"], 1)
-        _log.info("target %.4f bits per parameter: step offset %d gives %.4f", target_bits, offset, tried[offset])
+        size = os.path.getsize(target)
+        if kind == "bits":
+            shown[offset] = tried[u] = size * 8 / max(summary["elements"], 1)
+        elif kind == "size":
+            shown[offset] = tried[u] = size
+        else:
+            shown[offset] = quality.total(summary["quality"]).rel_error if summary["quality"] else 0.0
+            tried[u] = math.log2(shown[offset]) if shown[offset] > 0 else -math.inf
+        _log.info("%s %s: step offset %d gives %s", option, limit, offset, shown[offset])
         return summary
 
     summary = run(0)
     density = summary["density"]
+    # how fast v falls per grid point at high rate: 1 bit per scaled weight per octave of step;
+    # the error halves per octave
+    share = summary["scaled_elements"] / max(summary["elements"], 1)
+    slope = {"bits": share, "size": summary["scaled_elements"] / 8, "max_rel_error": 1.0}[kind] / (1 << density)
     while len(tried) < TARGET_PASSES:
-        below = [j for j, b in tried.items() if b <= target_bits]
-        above = [j for j, b in tried.items() if b > target_bits]
-        if below and above and min(below) - max(above) == 1:
-            break  # neighbours on the grid straddle the target: min(below) is the answer
-        # the next offset: the secant through the nearest points on either side, or one bit per
-        # weight per octave of step (the high-rate slope) from the nearest point
-        j_lo = max(above) if above else None
-        j_hi = min(below) if below else None
-        if j_lo is not None and j_hi is not None:
-            b_lo, b_hi = tried[j_lo], tried[j_hi]
-            guess = j_lo + (b_lo - target_bits) / (b_lo - b_hi) * (j_hi - j_lo)
-            nxt = min(max(int(np.ceil(guess)), j_lo + 1), j_hi - 1)
+        ok = [u for u, v in tried.items() if v <= bound]
+        bad = [u for u, v in tried.items() if v > bound]
+        if ok and bad and min(ok) - max(bad) == 1:
+            break  # neighbours on the grid straddle the limit: min(ok) is the answer
+        u_bad = max(bad) if bad else None
+        u_ok = min(ok) if ok else None
+        if u_bad is not None and u_ok is not None:
+            v_bad, v_ok = tried[u_bad], tried[u_ok]
+            guess = u_bad + (v_bad - bound) / (v_bad - v_ok) * (u_ok - u_bad) if math.isfinite(v_ok) \
+                else (u_bad + u_ok) / 2
+            nxt = min(max(int(math.ceil(guess)), u_bad + 1), u_ok - 1)
         else:
-            j0 = j_lo if j_lo is not None else j_hi
-            share = summary["scaled_elements"] / max(summary["elements"], 1)
-            delta = (tried[j0] - target_bits) / share * (1 << density)
-            nxt = j0 + (int(np.ceil(delta)) if delta > 0 else int(np.floor(delta)))
-            nxt = nxt if nxt != j0 else j0 + (1 if delta > 0 else -1)
-        summary = run(nxt)
-    below = [j for j, b in tried.items() if b <= target_bits]
-    if not below:
-        raise EncodeError(f"target_bits {target_bits}: the smallest file tried has {min(tried.values()):.4f} bits per "
-                          "parameter; the lossless layers alone may exceed the target")
-    best = min(below)
+            u0 = u_bad if u_bad is not None else u_ok
+            if not math.isfinite(tried[u0]):
+                break  # an exact result (no error at all): nothing coarser is known to keep it
+            rate = slope
+            side = sorted(bad if u_bad is not None else ok, reverse=u_bad is not None)
+            if len(side) >= 2:  # two passes on the same side: the measured slope
+                u1, u2 = side[0], side[1]
+                rate = (tried[u2] - tried[u1]) / (u1 - u2) if u1 != u2 else slope
+                if rate < slope / 10:
+                    break  # the value hardly moves with the step (layers the target does not scale)
+                rate = max(rate, slope / 4)
+            delta = (tried[u0] - bound) / rate
+            nxt = u0 + (int(math.ceil(delta)) if delta > 0 else int(math.floor(delta)))
+            nxt = nxt if nxt != u0 else u0 + (1 if delta > 0 else -1)
+        try:
+            summary = run(nxt)
+        except EncodeError as exc:  # a step outside what the format or the level limit allows
+            _log.info("%s: step offset %d: %s", option, sign * nxt, exc)
+            break
+    ok = [u for u, v in tried.items() if v <= bound]
+    if not ok:
+        best_seen = shown[sign * min(tried, key=tried.get)]
+        what = {"bits": f"{best_seen:.4f} bits per parameter; the lossless layers alone may exceed the target",
+                "size": f"{best_seen:,.0f} bytes; the lossless layers alone may exceed the target",
+                "max_rel_error": f"relative error {best_seen:.4g}; layers the target does not scale (ternary, "
+                                 "sparse, bits= rules) may exceed it"}[kind]
+        raise EncodeError(f"{option} {limit}: the best pass gives {what}")
+    best = min(ok)
     if best != list(tried)[-1]:
-        summary = _encode_once(source, target, policy, step_offset=best, **kw)
+        summary = _encode_once(source, target, policy, step_offset=sign * best, **kw)
     else:
-        _measure(summary, source, target)
-    summary["target"] = {"target_bits": target_bits, "bits": tried[best], "qp_offset": best, "qp_density": density,
-                         "tried": {j: tried[j] for j in sorted(tried)}}
+        quality.warn_about(summary["quality"])
+    summary["target"] = {"kind": kind, "limit": limit, "value": shown[sign * best], "qp_offset": sign * best,
+                         "qp_density": density, "tried": {j: shown[j] for j in sorted(shown)}}
+    if kind == "bits":  # the names of the first version
+        summary["target"].update(target_bits=limit, bits=shown[sign * best])
     return summary
 
 
-def _measure(summary: EncodeSummary, source, target) -> None:
-    """The lossy layers against the input, read again one tensor at a time (``summary["quality"]``)."""
+def _measure(summary: EncodeSummary, source, writer: Writer, format_version, *, warn: bool = True) -> None:
+    """The lossy layers against the input (read again one tensor at a time), read back from the
+    writer's file before it closes (``summary["quality"]``); the report goes into the file as a
+    metadata unit (spec 5.7) when the format version allows it."""
     from . import formats, quality
+    from .format.unit import METADATA_UNIT_VERSION
+    from .writer import WrittenLayers
 
-    if isinstance(target, (str, os.PathLike)) and summary["modes"] - quality.LOSSLESS_MODES:
-        with Reader(target) as reader:
-            summary["quality"] = quality.measure(((n, a) for n, a, _ in formats.read_tensors(os.fspath(source))),
-                                                 reader)
+    readable = getattr(writer._file, "readable", None)
+    if not summary["modes"] - quality.LOSSLESS_MODES or not (readable and readable()):
+        return
+    summary["quality"] = quality.measure(((n, a) for n, a, _ in formats.read_tensors(os.fspath(source))),
+                                         WrittenLayers(writer), warn=warn)
+    if format_version is None or tuple(format_version) >= METADATA_UNIT_VERSION:
+        writer.append_metadata({quality.METADATA_KEY: quality.to_metadata(summary["quality"])})
+    else:
+        _log.info("the quality report is not stored: format version %s.%s has no metadata units", *format_version)
 
 
 def _encode_once(source, target, policy, *, metadata=None, workers=None, executor=None, progress=None,
-                 format_version=None, step_offset: int = 0, measure: bool = True) -> EncodeSummary:
+                 format_version=None, step_offset: int = 0, warn: bool = True) -> EncodeSummary:
     from . import formats
     from . import policy as policies
     from .quant import DEFAULT_DENSITY, qp_for_step, qp_in_range, step_of_qp
@@ -205,8 +266,7 @@ def _encode_once(source, target, policy, *, metadata=None, workers=None, executo
     with Writer(target, metadata=meta, format_version=format_version) as writer:
         writer.add_layers(items(), workers=workers, executor=executor, progress=progress)
         summary["layers"] = writer.layer_count
-    if measure:
-        _measure(summary, source, target)
+        _measure(summary, source, writer, format_version, warn=warn)
     return summary
 
 

@@ -179,7 +179,8 @@ def _cmd_encode(args) -> int:
         version = None if args.format_version is None else tuple(int(x) for x in args.format_version.split("."))
         with warnings:
             summary = encode_file(args.input, args.output, policy=policy, workers=args.workers, progress=progress,
-                                  format_version=version, target_bits=args.target_bits)
+                                  format_version=version, target_bits=args.target_bits,
+                                  target_size=args.target_size, max_rel_error=args.max_rel_error)
     finally:
         progress.close()
         warnings.print_held()
@@ -192,11 +193,26 @@ def _cmd_encode(args) -> int:
               f"{'policy ' + dump.escape(args.policy) if args.policy else 'default policy (lossless)'}: {how}")
         if "target" in summary:
             t = summary["target"]
-            print(f"target {t['target_bits']} bits per parameter: {t['bits']:.4f} with the policy's steps moved by "
+            goal = {"bits": f"target {t['limit']} bits per parameter: {t['value']:.4f}",
+                    "size": f"target {t['limit']:,} bytes: {t['value']:,}",
+                    "max_rel_error": f"max relative error {t['limit']}: {t['value']:.4g}"}[t["kind"]]
+            print(f"{goal} with the policy's steps moved by "
                   f"{t['qp_offset']:+d} qp ({t['qp_offset'] / (1 << t['qp_density']):+.3f} octave; "
                   f"{len(t['tried'])} passes)")
         _print_quality(summary["quality"])
     return 0
+
+
+def _size(text: str) -> int:
+    from .policy import parse_size
+
+    try:
+        value = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive size, got {text}")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -381,15 +397,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="bitstream to write (atomically)")
     p.add_argument("--policy", help="policy file (.toml or .json)")
     p.add_argument("--workers", type=int, default=1, help="encode layers on this many threads (same bytes)")
-    p.add_argument("--target-bits", type=_positive_float, metavar="B",
-                   help="make the file at most B bits per parameter, as close as the step grid allows: the steps "
-                        "of the policy's quantized and dq rules (those with step=) all move by the same number of "
-                        "grid points, found by encoding a few times")
+    goal = p.add_mutually_exclusive_group()
+    goal.add_argument("--target-bits", type=_positive_float, metavar="B",
+                      help="make the file at most B bits per parameter, as close as the step grid allows: the steps "
+                           "of the policy's quantized and dq rules (those with step=) all move by the same number of "
+                           "grid points, found by encoding a few times (also a policy's [target] table)")
+    goal.add_argument("--target-size", type=_size, metavar="SIZE",
+                      help="the same for a file of at most SIZE bytes (12MB = 12,000,000; 12MiB = 12 x 2^20)")
+    goal.add_argument("--max-rel-error", type=_positive_float, metavar="E",
+                      help="the smallest file whose lossy layers keep a total relative weight error (the quality "
+                           "report's) of at most E, by moving the same steps")
     p.add_argument("--format-version", choices=["1.1", "2.0", "2.1"], default=None,
                    help="lowest format version to write; 1.1: readable by codec 1.x readers (levels coded as spec "
                         "7.2); 2.0: readable by codec 2.0 readers (levels without adaptive contexts, the fastest "
                         "to decode); default: 2.1 when a layer codes levels (adaptive contexts where they make a "
-                        "layer >= 1%% smaller), 2.2 when a layer uses mode dq, else 1.x")
+                        "layer >= 1%% smaller), 2.2 when a layer uses mode dq, 2.3 with the quality report of a lossy "
+                        "policy, else 1.x")
     p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never an input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_encode)

@@ -27,6 +27,9 @@ from .format.constants import STORAGE_DTYPE, TRAILER_SIZE
 from .kernels import Field
 from .modes import get_mode, mode_name
 from .quant import read_qp_set_data
+from . import quality
+from .format.metadata import read_metadata_unit
+from .format.unit import is_metadata_unit
 from .reader import Reader, iter_units, memory_for
 
 __all__ = ["main", "summarize", "walk", "escape"]
@@ -83,6 +86,8 @@ def _coding_summary(reader: Reader, h) -> tuple[dict[str, Any] | None, str]:
 def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = None) -> dict[str, Any]:
     """Return the ``--json`` document for an open reader (checksums too if ``verify``)."""
     nh = reader.network_header
+    metadata = reader.metadata
+    report = _quality_report(metadata)
     layers = []
     for name in reader:
         h = reader.header(name)
@@ -114,6 +119,9 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
             "coding": coding,
             "coding_text": coding_text,
         }
+        q = report.get(name)
+        if q is not None:
+            entry["quality"] = _quality_entry(q)
         if verify:
             try:
                 reader.get(name, verify=True)
@@ -131,12 +139,33 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
             "network_flags": nh.network_flags,
             "global_qp_set_bytes": len(nh.global_qp_set),
         },
-        "metadata": {k: _json_value(v) for k, v in nh.metadata.items()},
+        "metadata": {k: _json_value(v) for k, v in metadata.items()},
         "layers": layers,
     }
+    if report:
+        doc["quality_total"] = _quality_entry(quality.total(list(report.values())))
     if verify:
         doc["verified"] = all(entry["check"] == "ok" for entry in layers)
     return doc
+
+
+def _quality_report(metadata: dict) -> dict[str, "quality.LayerQuality"]:
+    """The stored quality report (spec 5.7, ``codec.quality``) by layer name; empty without one
+    (or when it cannot be parsed: the dump shows the raw value then)."""
+    text = metadata.get(quality.METADATA_KEY)
+    if not isinstance(text, str):
+        return {}
+    try:
+        return {q.name: q for q in quality.from_metadata(text)}
+    except ValueError:
+        return {}
+
+
+def _quality_entry(q) -> dict[str, Any]:
+    def finite(x):
+        return x if math.isfinite(x) else None
+
+    return {"rel_error": finite(q.rel_error), "sqnr_db": finite(q.sqnr_db), "max_abs_error": finite(q.max_abs_error)}
 
 
 def walk(buf, *, limits: Limits = DEFAULT_LIMITS) -> list[Field]:
@@ -160,6 +189,12 @@ def walk(buf, *, limits: Limits = DEFAULT_LIMITS) -> list[Field]:
         payload = buf[unit.payload_offset:unit.payload_offset + unit.unit_payload_size]
         trace.append(Field(f"{path}.unit_payload", unit.payload_offset * 8, unit.unit_payload_size * 8,
                            f"b({unit.unit_payload_size})", f"<{unit.unit_payload_size} bytes>"))
+        if is_metadata_unit(unit.unit_type, nh.version):
+            try:
+                read_metadata_unit(payload, unit.payload_offset, limits, taken=(), path="unit.unit_payload",
+                                   trace=trace)
+            except CodecError as exc:
+                trace.append(Field(path, unit.payload_offset * 8, 0, "error", str(exc)))
         if h is not None:
             try:
                 if h.local_qp_set is not None:
@@ -240,13 +275,18 @@ def render_text(doc: dict[str, Any], path: str) -> str:
     out.append(f"network header: {nh['network_header_size']} bytes, {nh['layer_count']} layers, "
                f"flags 0x{nh['network_flags']:04x}, global_qp_set {nh['global_qp_set_bytes']} bytes")
     out.append("")
+    has_quality = "quality_total" in doc
     if doc["metadata"]:
-        rows = [[escape(k), v["type"], _short(_plain(v))] for k, v in doc["metadata"].items()]
+        rows = [[escape(k), v["type"], "quality report: the SQNR column and the total below"
+                 if k == quality.METADATA_KEY and has_quality else _short(_plain(v))]
+                for k, v in doc["metadata"].items()]
         out.append(_table(rows, ["key", "type", "value"], set()))
     else:
         out.append("metadata: (none)")
     out.append("")
     header = ["#", "name", "kind", "dtype", "shape", "mode", "coding", "payload", "bits/elem", "ratio"]
+    if has_quality:
+        header.append("SQNR dB")
     verify = "verified" in doc
     if verify:
         header.append("check")
@@ -267,18 +307,31 @@ def render_text(doc: dict[str, Any], path: str) -> str:
             "-" if bpe is None else f"{bpe:.3f}",
             "-" if ratio is None else f"{ratio:.3f}",
         ]
+        if has_quality:
+            row.append(_sqnr_text(layer["quality"]) if "quality" in layer else "-")
         if verify:
             row.append("ok" if layer["check"] == "ok" else "FAILED")
         rows.append(row)
         total_payload += layer["payload_bytes"]
         total_raw += layer["raw_bytes"] or 0
-    out.append(_table(rows, header, {0, 7, 8, 9}))
+    out.append(_table(rows, header, {0, 7, 8, 9, 10} if has_quality else {0, 7, 8, 9}))
     ratio = f"{total_raw / total_payload:.3f}" if total_payload else "-"
     out.append(f"total: {len(rows)} layers, {_fmt_bytes(total_payload)} payload bytes, "
                f"{_fmt_bytes(total_raw)} raw bytes, ratio {ratio}")
+    if has_quality:
+        t = doc["quality_total"]
+        rel = "inf" if t["rel_error"] is None else f"{t['rel_error']:.4g}"
+        out.append(f"quality (stored by the encoder): lossy layers' relative error {rel}, SQNR {_sqnr_text(t)} dB "
+                   "(weights vs the encoder's input)")
     if verify:
         out.append("checksums: " + ("all ok" if doc["verified"] else "FAILED"))
     return "\n".join(out)
+
+
+def _sqnr_text(q: dict) -> str:
+    if q["sqnr_db"] is not None:
+        return f"{q['sqnr_db']:.1f}"
+    return "inf" if q["rel_error"] == 0 else "-inf"
 
 
 def render_fields(fields: list[Field]) -> str:

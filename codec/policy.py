@@ -24,7 +24,7 @@ import numpy as np
 from .errors import EncodeError
 from .modes import get_mode, registered_modes
 
-__all__ = ["Policy", "load_policy", "DEFAULT_POLICY", "apply", "default_action"]
+__all__ = ["Policy", "load_policy", "DEFAULT_POLICY", "apply", "default_action", "check_target", "parse_size"]
 
 MATCH_KEYS = {"name", "kind", "dtype", "rank", "min_rank", "max_rank", "min_elements", "max_elements"}
 
@@ -47,9 +47,16 @@ class Policy:
     def __init__(self, doc: dict[str, Any]):
         if not isinstance(doc, dict):
             raise EncodeError("a policy must be a table/object")
-        unknown = set(doc) - {"defaults", "rules", "version"}
+        unknown = set(doc) - {"defaults", "rules", "version", "target"}
         if unknown:
             raise EncodeError(f"policy: unknown key {sorted(unknown)[0]!r}")
+        self.target = None
+        if doc.get("target") is not None:
+            target = doc["target"]
+            if not isinstance(target, dict) or len(target) != 1:
+                raise EncodeError("policy.target: a table with one of bits, size, max_rel_error")
+            (key, value), = target.items()
+            self.target = check_target(key, value, where="policy.target")
         self.defaults = dict(doc.get("defaults") or {})
         if self.defaults:
             _check_action(self.defaults, "policy.defaults")
@@ -63,6 +70,8 @@ class Policy:
             self.rules.append((match, action))
         self.doc = {"version": 1, "defaults": self.defaults,
                     "rules": [{**m, **a} for m, a in self.rules]}
+        if self.target is not None:
+            self.doc["target"] = {self.target[0]: self.target[1]}
 
     def to_json(self) -> str:
         return json.dumps(self.doc, sort_keys=True)
@@ -75,6 +84,45 @@ class Policy:
         if self.defaults:
             return self.defaults, None
         return default_action(array), None
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_size(value) -> int:
+    """Bytes from an int or a string such as ``"12MB"`` (10^6), ``"12MiB"`` (2^20), ``"500k"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"a size, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"a size such as 12MB, 12MiB or 500000, got {value!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def check_target(key: str, value, *, where: str = "target") -> tuple[str, float]:
+    """A validated target: ("bits", bits per parameter), ("size", bytes) or ("max_rel_error", e)."""
+    try:
+        if key == "size":
+            size = parse_size(value)
+            if size < 1:
+                raise ValueError(f"a positive size, got {value!r}")
+            return "size", size
+        if key in ("bits", "max_rel_error"):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise ValueError(f"a number, got {value!r}")
+            if not (value > 0 and np.isfinite(value)):
+                raise ValueError(f"a positive number, got {value!r}")
+            return key, float(value)
+    except ValueError as exc:
+        raise EncodeError(f"{where}.{key}: {exc}") from None
+    raise EncodeError(f"{where}: unknown key {key!r} (one of bits, size, max_rel_error)")
 
 
 def _dtype_class(array: np.ndarray) -> str:

@@ -37,7 +37,8 @@ from .format import (
 )
 from .format.constants import CRC_SIZE, INDEX_ENTRY_FIXED_SIZE, NETWORK_PREFIX_SIZE, TRAILER_SIZE, UNIT_PREFIX_SIZE, \
     CodingMode, UnitType
-from .format.unit import MIN_UNIT_HEADER_SIZE
+from .format.metadata import read_metadata_unit
+from .format.unit import MIN_UNIT_HEADER_SIZE, is_metadata_unit
 from .modes import get_mode
 from .quant import QuantParams, read_qp_set_data
 
@@ -53,6 +54,38 @@ def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits,
     limits.check("max_decoded_bytes", nbytes, path=f"{header.path}.layer_dim")
     with memory_for(header, nbytes):
         return mode.decode(header, payload, verify=verify, global_qp=global_qp, levels=levels, format=format)
+
+
+class _UnitMetadata:
+    """The entries of the metadata units (section 5.7) met so far, checked as they arrive."""
+
+    def __init__(self, network_metadata: dict, limits: Limits):
+        self.network_metadata = network_metadata
+        self.entries: dict[str, Any] = {}
+        self.limits = limits
+        self.count = 0
+        self.total = 0
+
+    def check_size(self, unit: UnitHeader) -> str:
+        path = f"metadata_unit[{self.count}]"
+        self.total += unit.unit_payload_size
+        self.limits.check("max_metadata_bytes", self.total, path=f"{path}.unit_payload_size",
+                          bit_offset=(unit.unit_offset + 8) * 8)
+        return path
+
+    def add(self, unit: UnitHeader, payload, path: str) -> None:
+        actual = _backend.crc32c(payload)
+        if actual != unit.unit_payload_crc32c:
+            raise ChecksumError(f"metadata unit payload crc32c mismatch: stored 0x{unit.unit_payload_crc32c:08x}, "
+                                f"computed 0x{actual:08x}", path=f"{path}.unit_payload_crc32c",
+                                bit_offset=unit.payload_offset * 8)
+        taken = self.network_metadata.keys() | self.entries.keys()
+        self.entries.update(read_metadata_unit(payload, unit.payload_offset, self.limits, taken=taken,
+                                               path=f"{path}.unit_payload"))
+        self.count += 1
+
+    def merged(self) -> dict[str, Any]:
+        return {**self.network_metadata, **self.entries}
 
 
 #: Outputs above this size are reserved before decoding (below it the probe costs more than it saves).
@@ -228,6 +261,7 @@ class Reader:
         entries = read_index_payload(payload, unit.payload_offset, self.limits,
                                      layer_count=self.network_header.layer_count, first_unit_offset=first_unit,
                                      index_unit_offset=index_offset)
+        self._unit_metadata = _UnitMetadata(self.network_header.metadata, self.limits)
         self._check_gaps(entries, first_unit, index_offset)
         self._index_offset = index_offset
         self._entries: dict[str, tuple[int, IndexEntry]] = {e.name: (i, e) for i, e in enumerate(entries)}
@@ -245,6 +279,11 @@ class Reader:
                     if unit.unit_type == UnitType.LAYER:
                         raise FormatError("a layer unit the index does not list", path=f"layers[{position}]",
                                           bit_offset=unit.unit_offset * 8)
+                    if is_metadata_unit(unit.unit_type, self.network_header.version):
+                        path = self._unit_metadata.check_size(unit)
+                        # iter_units checked that the payload lies before the index
+                        payload = bytes(self._buf[unit.payload_offset:unit.payload_offset + unit.unit_payload_size])
+                        self._unit_metadata.add(unit, payload, path)
             if position < len(entries):
                 start = end + entries[position].unit_size
 
@@ -272,8 +311,9 @@ class Reader:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """The typed metadata of the network header."""
-        return dict(self.network_header.metadata)
+        """The typed metadata: the network header's, then the entries of the metadata units (spec
+        5.7: what the writer learned after coding the layers, such as ``codec.quality``)."""
+        return self._unit_metadata.merged()
 
     @property
     def version(self) -> tuple[int, int]:
@@ -537,7 +577,9 @@ class StreamReader:
         data = prefix + self._in.read(size - NETWORK_PREFIX_SIZE, "network_header")
         self.network_header = read_network_header(data, self.limits)
         self.global_qp = _global_qp(self.network_header)
+        #: the network header's metadata, then (once read) the entries of the metadata units
         self.metadata = dict(self.network_header.metadata)
+        self._unit_metadata = _UnitMetadata(self.network_header.metadata, self.limits)
         self._done = False
 
     def __iter__(self) -> Iterator[tuple[LayerHeader, np.ndarray]]:
@@ -572,6 +614,11 @@ class StreamReader:
                                                 layer_position=position if is_layer else None)
             if unit.unit_type == UnitType.INDEX:
                 break
+            if is_metadata_unit(unit.unit_type, self.network_header.version):
+                path = self._unit_metadata.check_size(unit)
+                self._unit_metadata.add(unit, self._in.read(unit.unit_payload_size, f"{path}.unit_payload"), path)
+                self.metadata = self._unit_metadata.merged()
+                continue
             if unit.layer is None:  # ancillary unit this reader does not know: skip its payload
                 self._skip(unit.unit_payload_size, unit_offset)
                 continue

@@ -28,6 +28,7 @@ from .format import (
     UnitType,
     normalize_metadata,
     padding_size,
+    read_unit_header,
     write_index_payload,
     write_layer_header,
     write_network_header,
@@ -36,7 +37,8 @@ from .format import (
 )
 from .format import DEFAULT_LIMITS
 from .format.constants import MAX_RANK, PAYLOAD_ALIGNMENT, STORAGE_DTYPE, TRAILER_SIZE
-from .format.unit import MIN_UNIT_HEADER_SIZE, UNPADDED_MODES_FROM
+from .format.metadata import write_metadata_unit_payload
+from .format.unit import METADATA_UNIT_VERSION, MIN_UNIT_HEADER_SIZE, UNPADDED_MODES_FROM
 from .modes import get_mode, registered_modes
 from .quant import global_quantization, write_qp_set_data
 
@@ -98,7 +100,7 @@ class _PayloadSink:
 
 
 #: The versions a Writer can write (``format_version=``): 1.x files for readers of version 1.x.
-WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0), (2, 1), (2, 2))
+WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (2, 3))
 
 
 class _Prepared(NamedTuple):
@@ -267,6 +269,9 @@ class Writer:
                                 else 1 if format_version[0] == 1 else 2)
         # the version: the lowest that has every feature used (1.0 files stay 1.0), at least the one asked
         self._version = max(format_version or (1, 0), (1, 1) if self._global_qp_bytes else (1, 0))
+        self._requested_version = format_version
+        self._unit_metadata_keys: set[str] = set()
+        self._unit_metadata_bytes = 0
         self._header = self._network_header(0)
         too_long = next((k for k in self._metadata if len(k.encode("utf-8")) > DEFAULT_LIMITS.max_name_bytes), None)
         if too_long is not None:
@@ -422,6 +427,43 @@ class Writer:
             if own:
                 pool.shutdown(wait=True)
 
+    def append_metadata(self, metadata, /) -> None:
+        """Append a metadata unit (spec 5.7): typed entries learned after coding layers (the
+        quality report of :func:`codec.encode_file` is one). Readers list them in ``metadata`` after
+        the network header's; a key may appear once in the file. Needs format version 2.3 (the
+        file's version is raised to it; an error when ``format_version`` asked for an older one)."""
+        if self._closed:
+            raise EncodeError("Writer is closed")
+        requested = self._requested_version
+        if requested is not None and requested < METADATA_UNIT_VERSION:
+            raise EncodeError("metadata units need format version {}.{} or later (this file is written for {}.{} "
+                              "readers)".format(*METADATA_UNIT_VERSION, *requested))
+        metadata = normalize_metadata(metadata)
+        for key in metadata:
+            if key in self._metadata or key in self._unit_metadata_keys:
+                raise EncodeError(f"metadata key {key!r} is already in this file", path=f"metadata[{key[:40]!r}]")
+            if len(key.encode("utf-8")) > DEFAULT_LIMITS.max_name_bytes:
+                raise EncodeError(f"metadata key of more than max_name_bytes={DEFAULT_LIMITS.max_name_bytes} UTF-8 "
+                                  "bytes is refused by readers by default", path=f"metadata[{key[:40]!r}...]")
+        payload = write_metadata_unit_payload(metadata)
+        if self._unit_metadata_bytes + len(payload) > DEFAULT_LIMITS.max_metadata_bytes:
+            raise EncodeError(f"metadata units of more than max_metadata_bytes={DEFAULT_LIMITS.max_metadata_bytes} "
+                              "bytes in all are refused by readers by default", path="metadata_unit")
+        unit_offset = self._pos
+        header = write_unit_header(UnitType.METADATA, b"", len(payload), _backend.crc32c(payload))
+        pad = padding_size(unit_offset + len(header), version=METADATA_UNIT_VERSION, unit_type=UnitType.METADATA)
+        try:
+            self._file.write(header)
+            self._file.write(_ZEROS[:pad])
+            self._file.write(payload)
+        except BaseException:
+            self._rewind(unit_offset)
+            raise
+        self._pos = unit_offset + len(header) + pad + len(payload)
+        self._version = max(self._version, METADATA_UNIT_VERSION)
+        self._unit_metadata_keys.update(metadata)
+        self._unit_metadata_bytes += len(payload)
+
     def _next_index(self, pending: int) -> int:
         index = len(self._entries) + pending
         if index >= DEFAULT_LIMITS.max_layers:
@@ -494,6 +536,52 @@ class Writer:
     @property
     def layer_count(self) -> int:
         return len(self._entries)
+
+
+class WrittenLayers:
+    """The layers a :class:`Writer` has written so far, read back from its file before it closes
+    (``name in``, ``header(name)``, ``get(name)``): what :func:`codec.encode_file` measures its
+    quality report on, so that the report can go into the same file (a metadata unit)."""
+
+    def __init__(self, writer: Writer):
+        self._writer = writer
+        self._positions = {e.name: i for i, e in enumerate(writer._entries)}
+        self._last: tuple[str, bytes, Any] | None = None
+
+    def __contains__(self, name) -> bool:
+        return name in self._positions
+
+    def _unit(self, name: str):
+        if self._last is not None and self._last[0] == name:
+            return self._last[1], self._last[2]
+        w = self._writer
+        position = self._positions[name]
+        entry = w._entries[position]
+        w._file.flush()
+        try:
+            fd = w._file.fileno()
+        except (AttributeError, OSError):  # io.UnsupportedOperation: a BytesIO
+            fd = None
+        if fd is not None:
+            data = os.pread(fd, entry.unit_size, w._origin + entry.unit_offset)
+        else:
+            w._seek(entry.unit_offset)
+            data = w._file.read(entry.unit_size)
+            w._seek(w._pos)
+        unit = read_unit_header(data, entry.unit_offset, DEFAULT_LIMITS, version=w._version, layer_position=position)
+        self._last = (name, data, unit)
+        return data, unit
+
+    def header(self, name: str):
+        return self._unit(name)[1].layer
+
+    def get(self, name: str) -> np.ndarray:
+        from .reader import _decode_layer
+
+        data, unit = self._unit(name)
+        start = unit.payload_offset - unit.unit_offset
+        return _decode_layer(unit.layer, data[start:start + unit.unit_payload_size], verify=True,
+                             limits=DEFAULT_LIMITS, global_qp=self._writer._global_qp)
 
 
 def _modes_doc() -> str:

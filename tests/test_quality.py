@@ -1,6 +1,7 @@
 """The encode-time quality report (codec.quality): the measure itself, encode_file's summary, the
 warning for a layer past the threshold, and what `codec encode` prints."""
 
+import json
 import logging
 import math
 import subprocess
@@ -135,3 +136,73 @@ def test_cli_target_bits(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "codec", "encode", str(src), "-o", str(tmp_path / "p.nnc"),
                           "--target-bits", "-1"], capture_output=True, text=True)
     assert bad.returncode == 2 and "must be a positive number" in bad.stderr
+
+
+def test_target_size_gives_the_largest_file_not_above_it(tmp_path):
+    src = _laplace_model(tmp_path)
+    out = tmp_path / "s.nnc"
+    summary = encode_file(src, out, policy=POLICY, target_size="5kB")
+    t = summary["target"]
+    assert t["kind"] == "size" and t["limit"] == 5000
+    assert t["value"] == out.stat().st_size <= 5000
+    best = t["qp_offset"]
+    assert best == min(j for j, b in t["tried"].items() if b <= 5000) and t["tried"][best - 1] > 5000
+
+
+def test_max_rel_error_gives_the_coarsest_step_that_keeps_it(tmp_path):
+    src = _laplace_model(tmp_path)
+    out = tmp_path / "e.nnc"
+    summary = encode_file(src, out, policy=POLICY, max_rel_error=0.05)
+    t = summary["target"]
+    assert t["kind"] == "max_rel_error"
+    total = quality.total(summary["quality"]).rel_error
+    assert t["value"] == pytest.approx(total) and total <= 0.05
+    best = t["qp_offset"]
+    assert best == max(j for j, e in t["tried"].items() if e <= 0.05) and t["tried"][best + 1] > 0.05
+    # the file holds the report of the pass it kept
+    with codec.open(out) as r:
+        stored = quality.total(quality.from_metadata(r.metadata[quality.METADATA_KEY]))
+    assert stored.rel_error == pytest.approx(total)
+    # a ternary layer the target cannot scale keeps the error above the limit
+    with pytest.raises(codec.EncodeError, match="max_rel_error 0.05: the best pass gives relative error"):
+        encode_file(src, tmp_path / "t.nnc", max_rel_error=0.05,
+                    policy='[[rules]]\nname = "a.weight"\nmode = "ternary"\nternarize = true\n' + POLICY)
+
+
+def test_policy_target_table(tmp_path):
+    src = _laplace_model(tmp_path)
+    out = tmp_path / "p.nnc"
+    summary = encode_file(src, out, policy=POLICY + "\n[target]\nbits = 2.0\n")
+    assert summary["target"]["kind"] == "bits" and summary["target"]["bits"] <= 2.0
+    with codec.open(out) as r:
+        assert json.loads(r.metadata["codec.policy"])["target"] == {"bits": 2.0}
+    # a target given to the call wins over the policy's
+    summary = encode_file(src, out, policy=POLICY + "\n[target]\nbits = 2.0\n", target_size=6000)
+    assert summary["target"]["kind"] == "size"
+    for bad, message in [("[target]\nbits = -1\n", "policy.target.bits: a positive number"),
+                         ("[target]\nsize = '12 parsecs'\n", "policy.target.size: a size such as"),
+                         ("[target]\nbits = 2\nsize = 5\n", "a table with one of bits, size, max_rel_error"),
+                         ("[target]\nquality = 2\n", "unknown key 'quality'")]:
+        with pytest.raises(codec.EncodeError, match=message):
+            encode_file(src, tmp_path / "x.nnc", policy=POLICY + "\n" + bad)
+    with pytest.raises(ValueError, match="at most one of"):
+        encode_file(src, out, policy=POLICY, target_bits=2.0, max_rel_error=0.1)
+
+
+def test_cli_target_size_and_max_rel_error(tmp_path):
+    src = _laplace_model(tmp_path)
+    policy = tmp_path / "p.toml"
+    policy.write_text(POLICY)
+    run = [sys.executable, "-m", "codec", "encode", str(src), "--policy", str(policy)]
+    proc = subprocess.run(run + ["-o", str(tmp_path / "a.nnc"), "--target-size", "6KB"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "target 6,000 bytes: " in proc.stdout and (tmp_path / "a.nnc").stat().st_size <= 6000
+    proc = subprocess.run(run + ["-o", str(tmp_path / "b.nnc"), "--max-rel-error", "0.02"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "max relative error 0.02: 0.01" in proc.stdout
+    both = subprocess.run(run + ["-o", str(tmp_path / "c.nnc"), "--max-rel-error", "0.02", "--target-bits", "2"],
+                          capture_output=True, text=True)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    bad = subprocess.run(run + ["-o", str(tmp_path / "d.nnc"), "--target-size", "lots"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "a size such as 12MB" in bad.stderr

@@ -62,7 +62,9 @@ def test_decode(path):
         r.verify()
         assert f"{r.version[0]}.{r.version[1]}" == desc["format_version"]
         meta = {k: typed(v) for k, v in desc["metadata"].items()}
-        assert r.metadata.keys() == meta.keys()
+        for unit in desc.get("unit_metadata", []):  # metadata units (spec 5.7) follow, in file order
+            meta.update({k: typed(v) for k, v in unit.items()})
+        assert list(r.metadata) == list(meta)
         for k in meta:
             assert repr(r.metadata[k]) == repr(meta[k])
         assert r.keys() == [layer["name"] for layer in desc["layers"]]
@@ -100,6 +102,8 @@ def test_reencode_identical(path):
             source = expected_array(layer, "input_hex" if "input_hex" in layer else "data_hex")
             w.add_layer(layer["name"], source, mode=layer["mode"], kind=layer["kind"],
                         dtype="bfloat16" if layer["dtype"] == "bfloat16" else None, **layer.get("params", {}))
+        for unit in desc.get("unit_metadata", []):
+            w.append_metadata({k: typed(v) for k, v in unit.items()})
     assert buf.getvalue() == open(path, "rb").read()
 
 

@@ -222,6 +222,11 @@ def mutate(rnd: random.Random, seed: bytes) -> bytes:
         if what < 0.12:
             network = _bytes(rnd, network, focus=64)
             return join(network, units)
+        metas = [u for u in units if u.unit_type == 0x81]  # metadata units (spec 5.7)
+        if metas and what < 0.2:
+            m = rnd.choice(metas)
+            m.payload = _bytes(rnd, m.payload, focus=32)
+            return join(network, units)
         u = units[rnd.choice(layers)]
         layer = u.layer
         if what < 0.5:

@@ -28,6 +28,7 @@ import codec.masks  # noqa: F401
 from codec import _backend, quant
 from codec import levels as lc
 from codec.format.constants import MAGIC, UnitType
+from codec.format.metadata import write_metadata_unit_payload
 from codec.levels import encode_levels
 from codec.modes.ternary import encode_payload as ternary_payload
 from tests.helpers import assemble, layer_body, raw_layer
@@ -245,6 +246,19 @@ def reject_cases():
     yield "r041-dq-level", "8.5: a dq level's magnitude is below 2^31", \
         _one(layer_body(shape=(2, 8), dtype=2, mode=7, qp=uniform, mode_params=b"\x00"),
              lc.encode_levels(big, 2, 8), version=(2, 2))
+
+    # format 2.3: metadata units (spec 5.7)
+    layer = raw_layer(np.arange(4, dtype=np.float32))
+    yield "r042-metadata-unit-key", "5.7: a metadata unit's key does not repeat a key of the network header", \
+        assemble([layer, (UnitType.METADATA, b"", write_metadata_unit_payload({"arch": "cnn"}))],
+                 metadata={"arch": "mlp"}, version=(2, 3))
+    yield "r043-metadata-unit-tail", "5.7: a metadata unit's payload is one metadata() and nothing after it", \
+        assemble([layer, (UnitType.METADATA, b"", write_metadata_unit_payload({"note": "x"}) + b"\x00")],
+                 version=(2, 3))
+    data = bytearray(assemble([layer, (UnitType.METADATA, b"", write_metadata_unit_payload({"note": "xyz"}))],
+                              version=(2, 3)))
+    data[data.index(b"xyz")] ^= 0x20
+    yield "r044-metadata-unit-crc", "5.7: a metadata unit's payload matches its unit_payload_crc32c", bytes(data)
 
 
 def _levels_adaptive(*, classes_minus1: int = 0, log2_states: int = 0, model: int = 1, header_e=None,

@@ -219,7 +219,29 @@ def _dq_vectors():
     ]
 
 
-def describe(name, description, metadata, layers, data: bytes, quantization=None) -> dict:
+def _metadata_unit_vectors():
+    """(name, description, metadata, layers, quantization, unit_metadata): the quality report the
+    encoder stores, as encode_file measures it, and a second metadata unit after it."""
+    from codec import quality
+
+    rng = np.random.default_rng(41)
+    w = rng.laplace(0, 0.05, (12, 20)).astype(np.float32)
+    t = rng.standard_normal((8, 16)).astype(np.float32)
+    layers = [
+        ("fc.weight", w, "dq", "weight", None, {"step": 2 ** -5}),
+        ("fc.bias", w[0], "floatplanes", "bias", None),
+        ("tern.weight", t, "ternary", "weight", None, {"threshold": 0.7}),
+    ]
+    decoded = codec.decode(build({}, layers))
+    report = quality.to_metadata([quality.layer_quality(n, m, a, decoded[n]) for n, a, m, *_ in layers
+                                  if m not in quality.LOSSLESS_MODES])
+    yield "014-metadata-unit", "format 2.3: metadata units (spec 5.7) after the layers: the encoder's quality " \
+        "report (codec.quality) and a second unit with typed values; the file's metadata is the network " \
+        "header's entries, then the units'", {"model": "golden"}, layers, None, \
+        [{quality.METADATA_KEY: report}, {"note": "late", "scores": [1, 2.5, True]}]
+
+
+def describe(name, description, metadata, layers, data: bytes, quantization=None, unit_metadata=()) -> dict:
     out = {
         "description": description,
         "format_version": "{}.{}".format(*codec.open(data).version),
@@ -230,6 +252,9 @@ def describe(name, description, metadata, layers, data: bytes, quantization=None
     }
     if quantization:
         out["quantization"] = quantization
+    if unit_metadata:
+        out["unit_metadata"] = [{k: _json_value(v) for k, v in codec.format.normalize_metadata(m).items()}
+                                for m in unit_metadata]
     decoded = codec.decode(data)
     for layer, array, mode, kind, dtype, *rest in layers:
         params = rest[0] if rest else {}
@@ -261,13 +286,15 @@ def describe(name, description, metadata, layers, data: bytes, quantization=None
     return out
 
 
-def build(metadata, layers, quantization=None, format_version=None) -> bytes:
+def build(metadata, layers, quantization=None, format_version=None, unit_metadata=()) -> bytes:
     import io
 
     buf = io.BytesIO()
     with codec.Writer(buf, metadata=metadata, quantization=quantization, format_version=format_version) as w:
         for layer, array, mode, kind, dtype, *rest in layers:
             w.add_layer(layer, array, mode=mode, kind=kind, dtype=dtype, **(rest[0] if rest else {}))
+        for entries in unit_metadata:
+            w.append_metadata(entries)
     return buf.getvalue()
 
 
@@ -276,19 +303,21 @@ def main() -> int:
     for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors(), *_ternary_vectors(),
                                                         *_floatplanes_vectors(), *_sparse_vectors(),
                                                         *_levels_v2_vectors(), *_levels_adaptive_vectors(),
-                                                        *_dq_vectors()]:
+                                                        *_dq_vectors(), *_metadata_unit_vectors()]:
         quantization = rest[0] if rest else None
+        unit_metadata = rest[1] if len(rest) > 1 else ()
         bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")
         json_path = os.path.join(VECTOR_DIR, f"{name}.json")
         if os.path.exists(bin_path) or os.path.exists(json_path):
             print(f"keep    {name} (exists; vectors are append-only)")
             continue
         # the vectors written while the format was 1.x are 1.x files (the writer bumps the minor)
-        data = build(metadata, layers, quantization, (1, 0) if name < "010" else (2, 0) if name < "012" else None)
+        data = build(metadata, layers, quantization, (1, 0) if name < "010" else (2, 0) if name < "012" else None,
+                     unit_metadata)
         with open(bin_path, "wb") as f:
             f.write(data)
         with open(json_path, "w", encoding="utf-8") as f:
-            json.dump(describe(name, description, metadata, layers, data, quantization), f, indent=1,
+            json.dump(describe(name, description, metadata, layers, data, quantization, unit_metadata), f, indent=1,
                       ensure_ascii=True)
             f.write("\n")
         print(f"wrote   {name} ({len(data)} bytes)")

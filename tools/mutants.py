@@ -197,6 +197,19 @@ MUTANTS = [
      "the fused decoder accepts a level of magnitude 2^31 (C)"),
     ("dq-viterbi-tie-c", "codec/_fast/trellis.pyx", "if c < new[tgt]:", "if c <= new[tgt]:",
      "the encoder's ties keep the later candidate (C): the twins choose differently"),
+    # -- metadata units (spec 5.7)
+    ("meta-unit-taken", "codec/format/metadata.py", "        if key in taken:", "        if False:",
+     "a metadata unit repeating a network header key accepted"),
+    ("meta-unit-tail", "codec/format/metadata.py", "    if left:\n        raise r.error(f\"{left} bytes after",
+     "    if False:\n        raise r.error(f\"{left} bytes after", "bytes after a metadata unit's metadata() accepted"),
+    ("meta-unit-crc", "codec/reader.py", "        if actual != unit.unit_payload_crc32c:\n            raise ChecksumError(f\"metadata",
+     "        if False:\n            raise ChecksumError(f\"metadata", "a metadata unit's payload CRC not checked"),
+    ("meta-unit-limit", "codec/reader.py", "        self.total += unit.unit_payload_size", "        self.total = 0",
+     "metadata units not counted against max_metadata_bytes"),
+    ("meta-unit-padding", "codec/format/unit.py", "    if is_metadata_unit(unit_type, version):\n        return 0",
+     "", "metadata units padded to 64 bytes (the reader expects what the writer writes: both change)"),
+    ("meta-unit-stream", "codec/reader.py", "                self.metadata = self._unit_metadata.merged()\n", "",
+     "the sequential reader drops the metadata units' entries"),
 ]
 
 FIRST = ["tests/test_twins.py", "tests/test_index_twin.py", "tests/test_levels.py", "tests/test_vectors.py",

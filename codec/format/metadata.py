@@ -178,8 +178,9 @@ def write_metadata(w, metadata: dict[str, Any]) -> None:
         write_typed_value(w, value)
 
 
-def read_metadata(r, limits: Limits) -> dict[str, Any]:
-    """Read ``metadata()``; values of unknown type are skipped (and their keys dropped)."""
+def read_metadata(r, limits: Limits, *, taken=()) -> dict[str, Any]:
+    """Read ``metadata()``; values of unknown type are skipped (and their keys dropped). ``taken``:
+    keys read before (a metadata unit's keys may not repeat them, section 5.7)."""
     count = r.u32le("metadata_count")
     # Each entry takes at least 7 bytes (empty key: 2, value_type and value_size: 5).
     if count * 7 * 8 > r.bits_left():
@@ -191,7 +192,32 @@ def read_metadata(r, limits: Limits) -> dict[str, Any]:
         key = r.st(f"metadata[{i}].metadata_key", max_bytes=limits.max_name_bytes)
         if key in metadata:
             raise r.error(f"duplicate metadata key {key!r}", f"metadata[{i}].metadata_key", at=key_pos)
+        if key in taken:
+            raise r.error(f"metadata key {key!r} repeats a key of the network header or an earlier metadata unit",
+                          f"metadata[{i}].metadata_key", at=key_pos)
         value = read_typed_value(r, f"metadata[{i}]", 0, limits)
         if not isinstance(value, UnknownValue):
             metadata[key] = value
     return metadata
+
+
+def read_metadata_unit(payload, payload_offset: int, limits: Limits, *, taken, path: str,
+                       trace=None) -> dict[str, Any]:
+    """Read the payload of a metadata unit (section 5.7): one ``metadata()`` filling it exactly,
+    with keys not in ``taken``. The caller checks the payload size and CRC."""
+    from .. import _backend
+
+    r = _backend.bit_reader(payload, payload_offset, path, trace)
+    metadata = read_metadata(r, limits, taken=taken)
+    left = r.bits_left() // 8
+    if left:
+        raise r.error(f"{left} bytes after metadata()", "metadata")
+    return metadata
+
+
+def write_metadata_unit_payload(metadata: dict[str, Any]) -> bytes:
+    from .. import _backend
+
+    w = _backend.BitWriter()
+    write_metadata(w, metadata)
+    return w.getvalue()

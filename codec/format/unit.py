@@ -46,10 +46,22 @@ def padding_size(offset: int, *, version: tuple[int, int] = (1, 1), unit_type: i
                  coding_mode: int = CodingMode.RAW) -> int:
     """Return the number of ``unit_padding`` bytes after a unit header ending at ``offset`` (section
     5): up to a multiple of 64, so that a raw payload can be used in place; none in a 2.x file for a
-    layer unit whose coding_mode is 2 or more (entropy-coded payloads gain nothing from alignment)."""
+    layer unit whose coding_mode is 2 or more (entropy-coded payloads gain nothing from alignment),
+    nor for a metadata unit (2.3 and later)."""
     if version[0] >= 2 and unit_type == UnitType.LAYER and coding_mode >= UNPADDED_MODES_FROM:
         return 0
+    if is_metadata_unit(unit_type, version):
+        return 0
     return -offset % PAYLOAD_ALIGNMENT
+
+
+#: The first version whose unit_type 0x81 is the metadata unit (section 5.7); before, it is an
+#: unknown ancillary unit.
+METADATA_UNIT_VERSION = (2, 3)
+
+
+def is_metadata_unit(unit_type: int, version: tuple[int, int]) -> bool:
+    return unit_type == UnitType.METADATA and tuple(version) >= METADATA_UNIT_VERSION
 
 
 #: In a 2.x file, layer units of these coding modes (2 and up) have no unit_padding.
@@ -230,6 +242,9 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[in
         finish_structure(body, version, "layer_header")
     elif unit_type == UnitType.INDEX:
         finish_structure(body, version, "index_header")
+    elif is_metadata_unit(unit_type, version):
+        finish_structure(body, version, "metadata_unit_header")  # unit_header_data is empty (section 5.7)
+        pad = 0
     elif unit_type & UNIT_ANCILLARY_BIT:
         body.view(body.bits_left() // 8, "unit_header_data")  # an unknown ancillary unit: skipped
     else:
