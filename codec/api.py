@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import io
 import logging
 import math
@@ -61,7 +62,7 @@ class EncodeSummary(dict):
 def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: Mapping[str, Any] | None = None,
                 workers: int | None = None, executor=None, progress=None, format_version=None,
                 target_bits: float | None = None, target_size: int | str | None = None,
-                max_rel_error: float | None = None) -> EncodeSummary:
+                max_rel_error: float | None = None, importance=None) -> EncodeSummary:
     """Encode the tensors of a safetensors, npz, PyTorch or ONNX file into a bitstream at
     ``target`` (a path, written atomically, or a binary file object), layer by layer.
 
@@ -84,6 +85,12 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
     Equal steps give the least squared error for a size (equal rate-distortion slopes), which is
     why one offset serves every layer. ``summary["target"]`` holds j (``qp_offset``) and the
     measured value of each pass.
+
+    ``importance``: per-input-channel importances by tensor name (the dict of
+    :func:`codec.torch.collect_importance`, or a safetensors/npz file of them; the policy's
+    ``importance`` file when not given): each layer coded with mode ``dq`` whose name is there
+    weighs its squared error by them. The file's name and SHA-256 go into the metadata
+    (``codec.importance``); ``summary["importance"]`` counts the layers that used one.
     """
     from . import policy as policies
 
@@ -96,7 +103,24 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
     if len(given) > 1:
         raise ValueError("give at most one of target_bits, target_size and max_rel_error")
     goal = policies.check_target(*given[0]) if given else policy.target
-    kw = dict(metadata=metadata, workers=workers, executor=executor, progress=progress, format_version=format_version)
+    if importance is None:
+        importance = policy.importance
+    metadata = dict(metadata or {})
+    if importance is not None:
+        if isinstance(importance, (str, os.PathLike)):
+            import hashlib
+
+            loaded = policies.load_importance(importance)
+            digest = hashlib.sha256()
+            with builtins.open(importance, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            metadata.setdefault("codec.importance", f"{os.path.basename(importance)} sha256:{digest.hexdigest()}")
+            importance = loaded
+        else:
+            importance = policies.load_importance(importance)
+    kw = dict(metadata=metadata, workers=workers, executor=executor, progress=progress, format_version=format_version,
+              importance=importance)
     if goal is not None:
         return _encode_to_target(source, target, policy, goal, **kw)
     return _encode_once(source, target, policy, **kw)
@@ -219,7 +243,7 @@ def _measure(summary: EncodeSummary, source, writer: Writer, format_version, *, 
 
 
 def _encode_once(source, target, policy, *, metadata=None, workers=None, executor=None, progress=None,
-                 format_version=None, step_offset: int = 0, warn: bool = True) -> EncodeSummary:
+                 format_version=None, step_offset: int = 0, warn: bool = True, importance=None) -> EncodeSummary:
     from . import formats
     from . import policy as policies
     from .quant import DEFAULT_DENSITY, qp_for_step, qp_in_range, step_of_qp
@@ -227,7 +251,7 @@ def _encode_once(source, target, policy, *, metadata=None, workers=None, executo
 
     path = os.fspath(source)
     summary = EncodeSummary(layers=0, raw_bytes=0, chosen={}, quality=[], elements=0, scaled_elements=0,
-                            density=DEFAULT_DENSITY, modes=set())
+                            density=DEFAULT_DENSITY, modes=set(), importance=0)
     modes = summary["modes"]
     by_reference = path.lower().endswith(".safetensors")
     tensors = ((ref.name, ref, ref.hint) for ref in formats.safetensors_refs(path)) if by_reference \
@@ -253,6 +277,9 @@ def _encode_once(source, target, policy, *, metadata=None, workers=None, executo
                     if not qp_in_range(qp, density):
                         raise EncodeError(f"target_bits: layer {name!r} would need a step outside the format's range")
                     action = {**action, "step": step_of_qp(qp, density)}
+            if importance and action["mode"] == "dq" and name in importance:
+                action = {**action, "importance": importance[name]}
+                summary["importance"] += 1
             if by_reference:
                 yield name, LayerTask(array, dict(action), hint), None
             else:

@@ -167,7 +167,8 @@ def _cmd_encode(args) -> int:
 
     policy = policies.load_policy(args.policy) if args.policy else policies.DEFAULT_POLICY
     tensors = formats.read_tensors(args.input)  # a missing or unknown input is reported first
-    _check_output(args.output, [args.input] + ([args.policy] if args.policy else []), args.force)
+    _check_output(args.output, [args.input] + ([args.policy] if args.policy else [])
+                  + ([args.importance] if args.importance else []), args.force)
     total = None
     if args.input.endswith(".safetensors"):
         total = len(formats.safetensors_refs(args.input))
@@ -180,7 +181,8 @@ def _cmd_encode(args) -> int:
         with warnings:
             summary = encode_file(args.input, args.output, policy=policy, workers=args.workers, progress=progress,
                                   format_version=version, target_bits=args.target_bits,
-                                  target_size=args.target_size, max_rel_error=args.max_rel_error)
+                                  target_size=args.target_size, max_rel_error=args.max_rel_error,
+                                  importance=args.importance)
     finally:
         progress.close()
         warnings.print_held()
@@ -397,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="bitstream to write (atomically)")
     p.add_argument("--policy", help="policy file (.toml or .json)")
     p.add_argument("--workers", type=int, default=1, help="encode layers on this many threads (same bytes)")
+    p.add_argument("--importance", metavar="FILE",
+                   help="safetensors or npz file of per-input-channel importances by tensor name (the mean squared "
+                        "input of each layer, codec.torch.collect_importance): dq layers weigh their error by them")
     goal = p.add_mutually_exclusive_group()
     goal.add_argument("--target-bits", type=_positive_float, metavar="B",
                       help="make the file at most B bits per parameter, as close as the step grid allows: the steps "

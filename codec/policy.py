@@ -24,7 +24,7 @@ import numpy as np
 from .errors import EncodeError
 from .modes import get_mode, registered_modes
 
-__all__ = ["Policy", "load_policy", "DEFAULT_POLICY", "apply", "default_action", "check_target", "parse_size"]
+__all__ = ["Policy", "load_policy", "DEFAULT_POLICY", "apply", "default_action", "check_target", "parse_size", "load_importance"]
 
 MATCH_KEYS = {"name", "kind", "dtype", "rank", "min_rank", "max_rank", "min_elements", "max_elements"}
 
@@ -44,12 +44,19 @@ def _check_action(action: dict, where: str) -> None:
 class Policy:
     """A parsed, validated policy."""
 
-    def __init__(self, doc: dict[str, Any]):
+    def __init__(self, doc: dict[str, Any], *, base_dir: str | None = None):
         if not isinstance(doc, dict):
             raise EncodeError("a policy must be a table/object")
-        unknown = set(doc) - {"defaults", "rules", "version", "target"}
+        unknown = set(doc) - {"defaults", "rules", "version", "target", "importance"}
         if unknown:
             raise EncodeError(f"policy: unknown key {sorted(unknown)[0]!r}")
+        #: the importance file (``importance = "..."``: relative to the policy file's directory)
+        self.importance = None
+        if doc.get("importance") is not None:
+            if not isinstance(doc["importance"], str) or not doc["importance"]:
+                raise EncodeError("policy.importance: the path of a safetensors or npz file of importances, "
+                                  f"got {doc['importance']!r}")
+            self.importance = os.path.join(base_dir or "", doc["importance"])
         self.target = None
         if doc.get("target") is not None:
             target = doc["target"]
@@ -72,6 +79,8 @@ class Policy:
                     "rules": [{**m, **a} for m, a in self.rules]}
         if self.target is not None:
             self.doc["target"] = {self.target[0]: self.target[1]}
+        if self.importance is not None:
+            self.doc["importance"] = doc["importance"]
 
     def to_json(self) -> str:
         return json.dumps(self.doc, sort_keys=True)
@@ -161,7 +170,9 @@ def load_policy(path_or_text) -> Policy:
     """Read a policy from a .toml or .json file (or a JSON/TOML string)."""
     text = path_or_text
     is_toml = False
+    base_dir = None
     if isinstance(path_or_text, (str, os.PathLike)) and os.path.exists(path_or_text):
+        base_dir = os.path.dirname(os.path.abspath(path_or_text))
         with open(path_or_text, "rb") as f:
             raw = f.read()
         is_toml = os.fspath(path_or_text).lower().endswith(".toml")
@@ -177,7 +188,27 @@ def load_policy(path_or_text) -> Policy:
             doc = json.loads(text)
     except Exception as exc:  # noqa: BLE001 - both parsers' errors become one clear message
         raise EncodeError(f"policy is not valid TOML/JSON: {exc}") from None
-    return Policy(doc)
+    return Policy(doc, base_dir=base_dir)
+
+
+def load_importance(source) -> dict[str, np.ndarray]:
+    """Importances by tensor name (``codec.torch.collect_importance``'s dict, or a safetensors or
+    npz file of them): 1-D, finite, non-negative float64 vectors."""
+    if isinstance(source, (str, os.PathLike)):
+        from .formats import read_tensors
+
+        where = os.fspath(source)
+        items = [(name, array) for name, array, _ in read_tensors(where)]
+    else:
+        where, items = "importance", list(dict(source).items())
+    out = {}
+    for name, array in items:
+        v = np.asarray(array, dtype=np.float64)
+        if v.ndim != 1 or not np.all(np.isfinite(v)) or np.any(v < 0):
+            raise EncodeError(f"{where}: importance {name!r} must be a 1-D vector of finite, non-negative values, "
+                              f"got shape {v.shape}")
+        out[name] = v
+    return out
 
 
 def apply(action: dict, array: np.ndarray) -> tuple[np.ndarray, dict]:

@@ -599,7 +599,9 @@ QUANT_PARAMS = (
     Param("bits", (int,), "bits per level: bounds the levels, and sets the step when no step is given",
           range=(1, 16)),
     Param("step", (float,), "step size (rounded to the qp grid of qp_density)", check=_positive_finite),
-    Param("method", (str,), "quantizer", choices=METHODS),
+    Param("method", (str,), "quantizer; codebook (k-means, per tensor) needs ~30% more bits than uniform with a step "
+          "at equal weight error (MiniLM: 3.77 b/w at rel. RMSE 0.142 vs 2.87 at 0.145): use it only where a decoder "
+          "wants at most 2^bits distinct values, not for size", choices=METHODS),
     Param("granularity", (str,), "one step (and zero point) per tensor, or per channel along axis (a tensor of "
           "rank < 2 is quantized per tensor)", choices=GRANULARITIES),
     Param("axis", (int,), "channel axis of per-channel quantization", range=(0, 7)),

@@ -206,3 +206,46 @@ def test_cli_target_size_and_max_rel_error(tmp_path):
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
     bad = subprocess.run(run + ["-o", str(tmp_path / "d.nnc"), "--target-size", "lots"], capture_output=True, text=True)
     assert bad.returncode == 2 and "a size such as 12MB" in bad.stderr
+
+
+def test_importance_file_from_the_api_the_policy_and_the_cli(tmp_path):
+    import safetensors.numpy as stn
+
+    src = _laplace_model(tmp_path)
+    rng = np.random.default_rng(5)
+    imp = {"a.weight": rng.gamma(0.5, 1.0, 96), "b.weight": rng.gamma(0.5, 1.0, 128)}
+    stn.save_file({k: v.astype(np.float32) for k, v in imp.items()}, str(tmp_path / "imp.safetensors"))
+    plain = encode_file(src, tmp_path / "plain.nnc", policy=POLICY)
+    weighted = encode_file(src, tmp_path / "w.nnc", policy=POLICY, importance=imp)
+    assert plain["importance"] == 0 and weighted["importance"] == 2
+    # the same as giving importance= per layer to the writer
+    expect = {}
+    with codec.open(tmp_path / "w.nnc") as r:
+        for name in ("a.weight", "b.weight"):
+            source = dict((n, a) for n, a, _ in codec.formats.read_tensors(str(src)))[name]
+            one = codec.decode(codec.encode({name: source}, mode="dq", step=0.0078125, importance=imp[name]))
+            expect[name] = one[name]
+            assert np.array_equal(r[name], expect[name])
+    # importances weigh some columns' error more: the total error differs from the plain encode
+    assert quality.total(weighted["quality"]).rel_error != quality.total(plain["quality"]).rel_error
+    # a policy names the file (relative to the policy file); the metadata records its name and hash
+    policy = tmp_path / "p.toml"
+    policy.write_text('importance = "imp.safetensors"\n' + POLICY)
+    summary = encode_file(src, tmp_path / "p.nnc", policy=policy)
+    assert summary["importance"] == 2
+    with codec.open(tmp_path / "p.nnc") as r:
+        assert r.metadata["codec.importance"].startswith("imp.safetensors sha256:")
+        assert json.loads(r.metadata["codec.policy"])["importance"] == "imp.safetensors"
+        assert all(np.array_equal(r[n], expect[n]) for n in expect)
+    proc = subprocess.run([sys.executable, "-m", "codec", "encode", str(src), "-o", str(tmp_path / "c.nnc"),
+                           "--policy", str(tmp_path / "p.toml"), "--importance",
+                           str(tmp_path / "imp.safetensors")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    cli = codec.load_file(tmp_path / "c.nnc")
+    assert all(np.array_equal(cli[n], expect[n]) for n in expect)
+    with pytest.raises(codec.EncodeError, match="importance 'a.weight' must be a 1-D vector"):
+        encode_file(src, tmp_path / "x.nnc", policy=POLICY, importance={"a.weight": -np.ones(96)})
+    with pytest.raises(codec.EncodeError, match="importance has 5 entries"):
+        encode_file(src, tmp_path / "x.nnc", policy=POLICY, importance={"a.weight": np.ones(5)})
+    with pytest.raises(codec.EncodeError, match="policy.importance"):
+        encode_file(src, tmp_path / "x.nnc", policy="importance = 3\n" + POLICY)
