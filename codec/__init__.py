@@ -28,6 +28,7 @@ from .errors import (
     FileChangedError,
     FormatError,
     LimitError,
+    PerformanceWarning,
     TruncatedError,
     UnsupportedError,
 )
@@ -67,5 +68,6 @@ __all__ = [
     "UnsupportedError",
     "LimitError",
     "EncodeError",
+    "PerformanceWarning",
     "FileChangedError",
 ]

@@ -2,8 +2,9 @@
 
 ``CODEC_PUREPYTHON=1`` (any non-empty value other than ``0``) selects ``codec.kernels.<stem>`` for
 every stem of :data:`codec.kernels.KERNELS`. Otherwise ``codec._fast.<stem>`` is used when every
-compiled twin imports; if any is missing (a source install without a compiler, or a pure build) the
-pure references are used for all of them, and a debug message is logged. ``BACKEND`` says which:
+compiled twin imports; if any is missing (a source install without a compiler, a pure build, or a
+source checkout that shadows the installed package) the pure references are used for all of them,
+with a :class:`codec.errors.PerformanceWarning` that says why. ``BACKEND`` says which:
 ``"fast"`` or ``"pure"``. Callers use the kernel modules exported here (``_backend.rans``), never
 ``codec._fast`` directly.
 """
@@ -31,7 +32,17 @@ if not _want_pure:
         modules = _load("codec._fast")
         BACKEND = "fast"
     except ImportError as exc:  # pragma: no cover - depends on how the package was built
-        _log.debug("compiled core not available (%s); using the pure-Python reference", exc)
+        import warnings
+
+        from .errors import PerformanceWarning
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        warnings.warn(
+            f"codec: the compiled core is not in use ({exc}); every kernel runs on the pure-Python reference, "
+            f"10-100x slower. codec was imported from {here}: from a source checkout, build it in place "
+            "(pip install -e . or python setup.py build_ext --inplace) or run from another directory so the "
+            "installed package is imported. Set CODEC_PUREPYTHON=1 to use the reference on purpose (and silence "
+            "this).", PerformanceWarning, stacklevel=2)
 if modules is None:
     modules = _load("codec.kernels")
     BACKEND = "pure"

@@ -21,30 +21,74 @@ _log = logging.getLogger("codec")
 __all__ = ["save_file", "load_file", "encode", "decode", "open", "encode_file", "EncodeSummary"]
 
 
-def _write_all(writer: Writer, tensors: Mapping[str, Any], mode: str, mode_params: dict, workers, executor) -> None:
-    items = ((name, array, {"mode": mode, **mode_params}) for name, array in tensors.items())
+def _resolve_policy(policy, mode, mode_params):
+    """A loaded policy (or None) for save_file / encode: mode= and policy= exclude each other."""
+    if policy is None:
+        return None
+    from . import policy as policies
+
+    if mode is not None or mode_params:
+        raise ValueError("give either mode= (with its parameters) or policy=, not both")
+    policy = policy if isinstance(policy, policies.Policy) else policies.load_policy(policy)
+    if policy.target is not None:
+        raise EncodeError("a policy [target] is searched by encode_file (codec encode), which re-encodes a file; "
+                          "save_file and encode write once")
+    return policy
+
+
+def _policy_items(tensors: Mapping[str, Any], policy):
+    from . import policy as policies
+    from .writer import guess_kind
+
+    importance = policies.load_importance(policy.importance) if policy.importance else {}
+    for name, array in tensors.items():
+        array = np.asarray(array)
+        action, _ = policy.choose(name, array, guess_kind(name, array).name.lower())
+        if action.get("mode") == "dq" and name in importance:
+            action = {**action, "importance": importance[name]}
+        yield (name, *policies.apply(action, array))
+
+
+def _write_all(writer: Writer, tensors: Mapping[str, Any], mode, mode_params: dict, workers, executor,
+               policy=None) -> None:
+    if policy is not None:
+        items = _policy_items(tensors, policy)
+    else:
+        items = ((name, array, {"mode": mode, **mode_params}) for name, array in tensors.items())
     writer.add_layers(items, workers=workers, executor=executor)
 
 
+def _with_policy(metadata, policy):
+    return metadata if policy is None else {"codec.policy": policy.to_json(), **(metadata or {})}
+
+
 def save_file(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, metadata: Mapping[str, Any] | None = None,
-              mode: str = "zstd", workers: int | None = None, executor=None, format_version=None,
-              **mode_params: Any) -> None:
+              mode: str | None = None, policy=None, workers: int | None = None, executor=None,
+              format_version=None, **mode_params: Any) -> None:
     """Write ``tensors`` (an ordered mapping of name -> array) to ``path`` atomically.
 
-    Every layer uses coding mode ``mode`` with ``mode_params``; use :class:`Writer` to choose per
-    layer. ``workers`` > 1 (or an ``executor``) encodes layers in parallel; the bytes are the same.
-    ``format_version``: as :class:`Writer`'s (``(1, 1)`` for readers of version 1.x).
+    Without ``mode`` or ``policy``, every layer gets the lossless default, as ``codec encode``
+    without a policy does: ``floatplanes`` for float tensors, ``entropy`` for integer and bool
+    tensors, ``raw`` where that payload would not be smaller. ``mode`` (with ``mode_params``)
+    codes every layer with one mode; ``policy`` (a :class:`codec.policy.Policy`, a file path or
+    TOML/JSON text, spec/policy.md) chooses per layer and is stored in the metadata
+    (``codec.policy``); :class:`Writer` chooses per layer in code. ``workers`` > 1 (or an
+    ``executor``) encodes layers in parallel; the bytes are the same. ``format_version``: as
+    :class:`Writer`'s (``(1, 1)`` for readers of version 1.x).
     """
-    with Writer(path, metadata=metadata, format_version=format_version) as writer:
-        _write_all(writer, tensors, mode, mode_params, workers, executor)
+    policy = _resolve_policy(policy, mode, mode_params)
+    with Writer(path, metadata=_with_policy(metadata, policy), format_version=format_version) as writer:
+        _write_all(writer, tensors, mode, mode_params, workers, executor, policy)
 
 
-def encode(tensors: Mapping[str, Any], /, *, metadata: Mapping[str, Any] | None = None, mode: str = "zstd",
-           workers: int | None = None, executor=None, format_version=None, **mode_params: Any) -> bytes:
-    """Return the bitstream of ``tensors`` as bytes (same layout as :func:`save_file` writes)."""
+def encode(tensors: Mapping[str, Any], /, *, metadata: Mapping[str, Any] | None = None, mode: str | None = None,
+           policy=None, workers: int | None = None, executor=None, format_version=None,
+           **mode_params: Any) -> bytes:
+    """Return the bitstream of ``tensors`` as bytes (the same options and bytes as :func:`save_file`)."""
+    policy = _resolve_policy(policy, mode, mode_params)
     buf = io.BytesIO()
-    writer = Writer(buf, metadata=metadata, format_version=format_version)
-    _write_all(writer, tensors, mode, mode_params, workers, executor)
+    writer = Writer(buf, metadata=_with_policy(metadata, policy), format_version=format_version)
+    _write_all(writer, tensors, mode, mode_params, workers, executor, policy)
     writer.close()
     return buf.getvalue()
 
@@ -52,7 +96,8 @@ def encode(tensors: Mapping[str, Any], /, *, metadata: Mapping[str, Any] | None 
 class EncodeSummary(dict):
     """What :func:`encode_file` did: ``layers``, ``raw_bytes`` and ``elements`` (of the input
     tensors), ``chosen`` (how many layers each policy choice coded, e.g. ``{"floatplanes": 3,
-    "quantized (rule 0)": 2}``), ``modes`` (the set of modes used), ``quality``: a
+    "quantized (rule 0)": 2}``; ``lossless`` is the writer's lossless default), ``written`` (how
+    many layers each coding mode coded), ``modes`` (the set of policy choices), ``quality``: a
     :class:`codec.quality.LayerQuality` per lossy layer (relative error and SQNR against the input
     tensor; empty when every layer is lossless or ``target`` is a file object not open for reading;
     also stored in the file, spec 5.7), and with
@@ -261,13 +306,14 @@ def _encode_once(source, target, policy, *, metadata=None, workers=None, executo
         for name, array, hint in tensors:
             kind = guess_kind(name, array).name.lower()
             action, rule = policy.choose(name, array, kind)
-            label = f"{action['mode']}" + ("" if rule is None else f" (rule {rule})")
+            mode = action.get("mode") or policies.LOSSLESS_DEFAULT
+            label = mode + ("" if rule is None else f" (rule {rule})")
             summary["chosen"][label] = summary["chosen"].get(label, 0) + 1
-            modes.add(action["mode"])
+            modes.add(mode)
             summary["raw_bytes"] += array.nbytes
             size = int(np.prod(array.shape))
             summary["elements"] += size
-            if action["mode"] in ("quantized", "dq") and action.get("step") is not None:
+            if action.get("mode") in ("quantized", "dq") and action.get("step") is not None:
                 # target_bits: this layer's step moves by 2^(offset / 2^density) (qp + offset)
                 density = action.get("qp_density", DEFAULT_DENSITY)
                 summary["density"] = density
@@ -277,7 +323,7 @@ def _encode_once(source, target, policy, *, metadata=None, workers=None, executo
                     if not qp_in_range(qp, density):
                         raise EncodeError(f"target_bits: layer {name!r} would need a step outside the format's range")
                     action = {**action, "step": step_of_qp(qp, density)}
-            if importance and action["mode"] == "dq" and name in importance:
+            if importance and action.get("mode") == "dq" and name in importance:
                 action = {**action, "importance": importance[name]}
                 summary["importance"] += 1
             if by_reference:
@@ -293,6 +339,7 @@ def _encode_once(source, target, policy, *, metadata=None, workers=None, executo
     with Writer(target, metadata=meta, format_version=format_version) as writer:
         writer.add_layers(items(), workers=workers, executor=executor, progress=progress)
         summary["layers"] = writer.layer_count
+        summary["written"] = writer.mode_counts
         _measure(summary, source, writer, format_version, warn=warn)
     return summary
 

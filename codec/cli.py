@@ -190,6 +190,8 @@ def _cmd_encode(args) -> int:
         size = os.path.getsize(args.output)
         raw_bytes = summary["raw_bytes"]
         how = ", ".join(f"{n} x {label}" for label, n in summary["chosen"].items()) or "no layers"
+        if any(label.startswith("lossless") for label in summary["chosen"]):
+            how += " (coded as " + ", ".join(f"{n} {m}" for m, n in sorted(summary["written"].items())) + ")"
         print(f"{dump.escape(args.output)}: {summary['layers']} layers, {size:,} bytes from {raw_bytes:,} "
               f"({raw_bytes / max(size, 1):.3f}x) in {time.perf_counter() - start:.2f} s; "
               f"{'policy ' + dump.escape(args.policy) if args.policy else 'default policy (lossless)'}: {how}")

@@ -20,6 +20,7 @@ __all__ = [
     "LimitError",
     "EncodeError",
     "FileChangedError",
+    "PerformanceWarning",
 ]
 
 
@@ -101,3 +102,7 @@ class FileChangedError(CodecError):
 
 class EncodeError(CodecError):
     """The encoder was given input it cannot write (bad name, unsupported dtype, bad parameter)."""
+
+
+class PerformanceWarning(UserWarning):
+    """codec works, but slower than it should: the compiled core is not in use."""

@@ -156,11 +156,16 @@ def _matches(match: dict, name: str, array: np.ndarray, kind: str) -> bool:
             and match.get("min_elements", size) <= size <= match.get("max_elements", size))
 
 
+#: The label of the lossless default in summaries (it is not a coding mode: the writer picks
+#: floatplanes, entropy or raw per tensor, :func:`codec.writer.lossless_mode`).
+LOSSLESS_DEFAULT = "lossless"
+
+
 def default_action(array: np.ndarray) -> dict:
-    """The default when there is no policy: lossless, the best lossless mode for the dtype."""
-    if _dtype_class(array) == "float":
-        return {"mode": "floatplanes"}
-    return {"mode": "entropy"}
+    """The default when no rule matches and the policy has no ``[defaults]``: the writer's lossless
+    default (no mode: floatplanes for floats, entropy for integers and bool, raw where that is not
+    smaller), the same as ``save_file`` without a mode."""
+    return {}
 
 
 DEFAULT_POLICY = Policy({"rules": []})
@@ -215,6 +220,8 @@ def apply(action: dict, array: np.ndarray) -> tuple[np.ndarray, dict]:
     """Turn a policy action into (the array to write, ``add_layer`` keyword arguments): the mode
     prepares the tensor (ternarize, prune) and consumes the parameters that say how."""
     params = dict(action)
+    if params.get("mode") is None:  # the lossless default
+        return array, {}
     mode = get_mode(params.pop("mode"))
     array, params = mode.prepare(array, params)
     return array, {"mode": mode.name, **params}

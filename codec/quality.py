@@ -27,7 +27,7 @@ METADATA_KEY = "codec.quality"
 _log = logging.getLogger("codec")
 
 #: Modes that reproduce their input exactly (nothing to measure).
-LOSSLESS_MODES = frozenset({"raw", "zstd", "floatplanes", "entropy"})
+LOSSLESS_MODES = frozenset({"raw", "zstd", "floatplanes", "entropy", "lossless"})  # lossless: the writer's default
 #: A layer whose relative error exceeds this gets a warning: at 0.2 the weights keep less than
 #: 14 dB of SQNR, where networks not trained for the setting (ternary, 2:4, 2-3 bits) lose accuracy.
 WARN_REL_ERROR = 0.2

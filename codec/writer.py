@@ -36,7 +36,7 @@ from .format import (
     write_unit_header,
 )
 from .format import DEFAULT_LIMITS
-from .format.constants import MAX_RANK, PAYLOAD_ALIGNMENT, STORAGE_DTYPE, TRAILER_SIZE
+from .format.constants import MAX_RANK, PAYLOAD_ALIGNMENT, STORAGE_DTYPE, TRAILER_SIZE, DType
 from .format.metadata import write_metadata_unit_payload
 from .format.unit import METADATA_UNIT_VERSION, MIN_UNIT_HEADER_SIZE, UNPADDED_MODES_FROM
 from .modes import get_mode, registered_modes
@@ -113,6 +113,7 @@ class _Prepared(NamedTuple):
     crc: int
     version: tuple[int, int]
     mode_id: int
+    mode_name: str
 
 
 class _MemorySink:
@@ -148,16 +149,32 @@ def _layer_padding(offset: int, mode_id: int, version: tuple[int, int]) -> int:
     return padding_size(offset, version=version, coding_mode=mode_id)
 
 
+#: Float layer dtypes: the lossless default codes them with floatplanes.
+_FLOAT_CODES = frozenset({DType.FLOAT64, DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16})
+
+
+def lossless_mode(dtype_code) -> str:
+    """The lossless default's mode for a layer dtype: floatplanes for floats, entropy otherwise (the
+    writer falls back to raw when that is not smaller)."""
+    return "floatplanes" if dtype_code in _FLOAT_CODES else "entropy"
+
+
 def _plan_layer(index: int, name: str, array, params: dict, global_qp, levels_version: int = 3):
-    """Validate a layer and plan its coding: return (array, dtype code, coding mode, plan, header body)."""
+    """Validate a layer and plan its coding: return (array, dtype code, coding mode, plan, header body).
+    ``mode`` None (or absent) is the lossless default (:func:`lossless_mode`)."""
     params = dict(params)
-    mode = params.pop("mode", "zstd")
+    mode = params.pop("mode", None)
     kind = params.pop("kind", None)
     dtype = params.pop("dtype", None)
     array = np.asarray(array)
     if array.ndim > MAX_RANK:
         raise EncodeError(f"rank {array.ndim} exceeds {MAX_RANK}", path=f"layers[{index}].layer_rank")
     dtype_code = dtype_code_of(array, dtype)
+    if mode is None:
+        if params:
+            raise EncodeError(f"parameters {sorted(params)} need a mode (none given: the lossless default)",
+                              path=f"layers[{index}] ({name!r})")
+        mode = lossless_mode(dtype_code)
     layer_kind = _as_kind(kind)
     if layer_kind is None:
         layer_kind = guess_kind(name, array)
@@ -210,15 +227,23 @@ class LayerTask(NamedTuple):
         return array, params
 
 
+def _raw_is_smaller(array: np.ndarray, dtype_code, payload_size: int) -> bool:
+    """The lossless default keeps raw when its coded payload is not smaller than the raw bytes."""
+    return payload_size >= array.size * STORAGE_DTYPE[dtype_code].itemsize
+
+
 def _prepare_layer(index: int, name: str, array, params: dict, global_qp, levels_version: int = 3) -> _Prepared:
     """Encode one layer in memory (module-level so that process pools can run it)."""
     if isinstance(array, LayerTask):
         array, params = array.resolve()
+    auto = params.get("mode") is None
     array, dtype_code, coding, plan, body = _plan_layer(index, name, array, params, global_qp, levels_version)
     sink = _MemorySink()
     coding.write(plan, array, dtype_code, sink)
+    if auto and coding.name != "raw" and _raw_is_smaller(array, dtype_code, sink.size):
+        return _prepare_layer(index, name, array, {**params, "mode": "raw"}, global_qp, levels_version)
     return _Prepared(name, body, sink.parts, sink.size, sink.crc, _layer_version(coding, levels_version, plan),
-                     coding.mode_id)
+                     coding.mode_id, coding.name)
 
 
 class Writer:
@@ -282,6 +307,7 @@ class Writer:
                               f"{DEFAULT_LIMITS.max_metadata_bytes}, which readers apply by default",
                               path="network_header")
         self._entries: list[IndexEntry] = []
+        self._mode_counts: dict[str, int] = {}
         self._names: set[str] = set()
         self._closed = False
         self._atomic = None
@@ -323,7 +349,7 @@ class Writer:
                 pass
 
     # -- writing -----------------------------------------------------------------------------
-    def add_layer(self, name: str, array, /, *, mode: str = "zstd", kind=None, dtype: str | None = None,
+    def add_layer(self, name: str, array, /, *, mode: str | None = None, kind=None, dtype: str | None = None,
                   **mode_params: Any) -> None:
         """Encode one layer and append it to the bitstream.
 
@@ -334,8 +360,11 @@ class Writer:
         array : array-like
             The tensor, rank 0 to 8. Any dtype of spec table 5.4; ``ml_dtypes.bfloat16`` arrays, or
             2-byte integer arrays with ``dtype="bfloat16"``, are stored as bfloat16.
-        mode : str
-            A registered coding mode (listed below with its parameters).
+        mode : str, optional
+            A registered coding mode (listed below with its parameters). None (the default): the
+            lossless default, the same everywhere (``save_file``, ``encode``, ``codec encode``
+            without a policy): ``floatplanes`` for float tensors, ``entropy`` for integer and bool
+            tensors, and ``raw`` when that payload would not be smaller.
         kind : str or LayerKind, optional
             ``weight``, ``bias``, ``norm``, ``embedding`` or ``other``; guessed from the name if omitted.
         **mode_params
@@ -351,6 +380,7 @@ class Writer:
         array, dtype_code, coding, plan, body = _plan_layer(
             index, name, array, {"mode": mode, "kind": kind, "dtype": dtype, **mode_params}, self._global_qp,
             self._levels_version)
+        auto = mode is None
         unit_offset = self._pos
         header = write_unit_header(UnitType.LAYER, body, 0, 0)
         version = _layer_version(coding, self._levels_version, plan)
@@ -368,10 +398,14 @@ class Writer:
             # Leave the stream as it was before this layer so the writer stays usable.
             self._rewind(unit_offset)
             raise
+        if auto and coding.name != "raw" and _raw_is_smaller(array, dtype_code, sink.size):
+            self._rewind(unit_offset)  # the lossless default: raw is no larger
+            return self.add_layer(name, array, mode="raw", kind=kind, dtype=dtype)
         self._pos = end
         self._version = max(self._version, version)
         self._names.add(name)
         self._entries.append(IndexEntry(name, unit_offset, end - unit_offset))
+        self._mode_counts[coding.name] = self._mode_counts.get(coding.name, 0) + 1
         _log.debug("wrote %s: %s %s %s, %d payload bytes", name, array.dtype, array.shape, coding.name, sink.size)
 
     def add_layers(self, items, /, *, workers: int | None = None, executor=None, progress=None) -> None:
@@ -488,6 +522,7 @@ class Writer:
         self._version = max(self._version, prep.version)
         self._names.add(prep.name)
         self._entries.append(IndexEntry(prep.name, unit_offset, end - unit_offset))
+        self._mode_counts[prep.mode_name] = self._mode_counts.get(prep.mode_name, 0) + 1
         if progress:
             progress(prep.name)
 
@@ -536,6 +571,11 @@ class Writer:
     @property
     def layer_count(self) -> int:
         return len(self._entries)
+
+    @property
+    def mode_counts(self) -> dict[str, int]:
+        """How many layers each coding mode has coded so far (after the lossless default's choice)."""
+        return dict(self._mode_counts)
 
 
 class WrittenLayers:

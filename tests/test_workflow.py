@@ -116,8 +116,8 @@ def test_policy_first_match_wins_and_defaults():
     assert p.choose("a.weight", w, "weight") == ({"mode": "quantized", "bits": 4}, 1)
     assert p.choose("ids", np.zeros((2, 2), np.int64), "other") == ({"mode": "raw"}, 2)
     assert p.choose("x", np.zeros(3, np.int8), "other") == ({"mode": "zstd"}, None)
-    assert policies.DEFAULT_POLICY.choose("x", w, "weight")[0] == {"mode": "floatplanes"}
-    assert policies.DEFAULT_POLICY.choose("x", np.zeros(2, np.int8), "other")[0] == {"mode": "entropy"}
+    assert policies.DEFAULT_POLICY.choose("x", w, "weight")[0] == {}  # the writer's lossless default
+    assert policies.DEFAULT_POLICY.choose("x", np.zeros(2, np.int8), "other")[0] == {}
 
 
 @pytest.mark.parametrize("doc, match", [
