@@ -305,7 +305,7 @@ def _encode_once(source, target, policy, *, metadata=None, workers=None, executo
     def items():
         for name, array, hint in tensors:
             kind = guess_kind(name, array).name.lower()
-            action, rule = policy.choose(name, array, kind)
+            action, rule = policy.choose(name, array, kind, hint=hint)
             mode = action.get("mode") or policies.LOSSLESS_DEFAULT
             label = mode + ("" if rule is None else f" (rule {rule})")
             summary["chosen"][label] = summary["chosen"].get(label, 0) + 1

@@ -6,8 +6,10 @@ Only this module and codec.dump print; the library logs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -28,8 +30,9 @@ EPILOG = """examples:
   codec info model.nnc             one-line summary
   codec verify model.nnc           check all checksums; exit 0 if the file is intact
 
-exit status: 0 ok, 1 usage error (bad arguments, an output that exists without -f, an output that is an
-input) or failed demo, 2 bad or unreadable file, 128+N killed by signal N (the output is left as it was)"""
+exit status: 0 ok; 1 the demo's round trip failed; 2 an error: bad arguments (as argparse reports them), an
+output that exists without -f or that is an input, a bad or unreadable file; 128+N killed by signal N (the
+output is left as it was)"""
 
 
 def _cmd_demo(args) -> int:
@@ -107,17 +110,21 @@ def _demo_policies() -> None:
 
 
 class _Progress:
-    """A progress bar on stderr (tqdm if installed), silent with --quiet."""
+    """A progress bar on stderr (tqdm if installed) counting the bytes of the finished tensors
+    (``sizes``: name -> bytes; layers when unknown); drawn only on a terminal, never with --quiet."""
 
-    def __init__(self, total: int | None, desc: str, quiet: bool):
+    def __init__(self, sizes: dict[str, int] | None, desc: str, quiet: bool):
         self.bar = None
-        self.quiet = quiet
-        if quiet:
+        self.quiet = quiet or not sys.stderr.isatty()
+        self.sizes = sizes
+        if self.quiet:
             return
+        total = sum(sizes.values()) if sizes else None
         try:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit="layer", file=sys.stderr, leave=False)
+            self.bar = tqdm(total=total, desc=desc, unit="B" if sizes else "layer", unit_scale=bool(sizes),
+                            file=sys.stderr, leave=False)
         except ImportError:
             self.count = 0
             self.total = total
@@ -126,11 +133,13 @@ class _Progress:
     def __call__(self, name: str) -> None:
         if self.quiet:
             return
+        step = self.sizes.get(name, 0) if self.sizes else 1
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(step)
         else:
-            self.count += 1
-            print(f"\r{self.desc}: {self.count}/{self.total or '?'}", end="", file=sys.stderr)
+            self.count += step
+            print(f"\r{self.desc}: {self.count:,}/{self.total or '?'}{' bytes' if self.sizes else ''}", end="",
+                  file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -140,7 +149,7 @@ class _Progress:
 
 
 class UsageError(Exception):
-    """A command line the CLI refuses before doing any work (exit status 1)."""
+    """A command line the CLI refuses before doing any work (exit status 2, as argparse's)."""
 
 
 def _check_output(output: str, inputs: list[str], force: bool) -> None:
@@ -167,44 +176,67 @@ def _cmd_encode(args) -> int:
 
     policy = policies.load_policy(args.policy) if args.policy else policies.DEFAULT_POLICY
     tensors = formats.read_tensors(args.input)  # a missing or unknown input is reported first
-    _check_output(args.output, [args.input] + ([args.policy] if args.policy else [])
-                  + ([args.importance] if args.importance else []), args.force)
-    total = None
+    to_stdout = args.output == "-"
+    if to_stdout:
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write a bitstream to a terminal: redirect stdout, or give -o FILE")
+    else:
+        _check_output(args.output, [args.input] + ([args.policy] if args.policy else [])
+                      + ([args.importance] if args.importance else []), args.force)
+    sizes = None
     if args.input.endswith(".safetensors"):
-        total = len(formats.safetensors_refs(args.input))
+        sizes = {ref.name: ref.nbytes for ref in formats.safetensors_refs(args.input)}
     del tensors
-    progress = _Progress(total, "encoding", args.quiet)
+    progress = _Progress(sizes, "encoding", args.quiet)
     start = time.perf_counter()
     warnings = _HeldWarnings()
+    # -o -: the file is made in a temporary folder (the writer seeks), then copied to stdout
+    scratch = tempfile.mkdtemp(prefix="codec-encode-") if to_stdout else None
+    out_path = os.path.join(scratch, "out.nnc") if to_stdout else args.output
     try:
-        version = None if args.format_version is None else tuple(int(x) for x in args.format_version.split("."))
-        with warnings:
-            summary = encode_file(args.input, args.output, policy=policy, workers=args.workers, progress=progress,
-                                  format_version=version, target_bits=args.target_bits,
-                                  target_size=args.target_size, max_rel_error=args.max_rel_error,
-                                  importance=args.importance)
+        try:
+            version = None if args.format_version is None else tuple(int(x) for x in args.format_version.split("."))
+            with warnings:
+                summary = encode_file(args.input, out_path, policy=policy, workers=args.workers, progress=progress,
+                                      format_version=version, target_bits=args.target_bits,
+                                      target_size=args.target_size, max_rel_error=args.max_rel_error,
+                                      importance=args.importance)
+        finally:
+            progress.close()
+            warnings.print_held()
+        size = os.path.getsize(out_path)
+        if to_stdout:
+            with open(out_path, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
     finally:
-        progress.close()
-        warnings.print_held()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     if not args.quiet:
-        size = os.path.getsize(args.output)
-        raw_bytes = summary["raw_bytes"]
-        how = ", ".join(f"{n} x {label}" for label, n in summary["chosen"].items()) or "no layers"
-        if any(label.startswith("lossless") for label in summary["chosen"]):
-            how += " (coded as " + ", ".join(f"{n} {m}" for m, n in sorted(summary["written"].items())) + ")"
-        print(f"{dump.escape(args.output)}: {summary['layers']} layers, {size:,} bytes from {raw_bytes:,} "
-              f"({raw_bytes / max(size, 1):.3f}x) in {time.perf_counter() - start:.2f} s; "
-              f"{'policy ' + dump.escape(args.policy) if args.policy else 'default policy (lossless)'}: {how}")
-        if "target" in summary:
-            t = summary["target"]
-            goal = {"bits": f"target {t['limit']} bits per parameter: {t['value']:.4f}",
-                    "size": f"target {t['limit']:,} bytes: {t['value']:,}",
-                    "max_rel_error": f"max relative error {t['limit']}: {t['value']:.4g}"}[t["kind"]]
-            print(f"{goal} with the policy's steps moved by "
-                  f"{t['qp_offset']:+d} qp ({t['qp_offset'] / (1 << t['qp_density']):+.3f} octave; "
-                  f"{len(t['tried'])} passes)")
-        _print_quality(summary["quality"])
+        with contextlib.redirect_stdout(sys.stderr) if to_stdout else contextlib.nullcontext():
+            _print_encode_summary(args, summary, size, start)
     return 0
+
+
+def _print_encode_summary(args, summary, size: int, start: float) -> None:
+    """What codec encode did (on stdout, or on stderr when the bitstream goes to stdout)."""
+    raw_bytes = summary["raw_bytes"]
+    how = ", ".join(f"{n} x {label}" for label, n in summary["chosen"].items()) or "no layers"
+    if any(label.startswith("lossless") for label in summary["chosen"]):
+        how += " (coded as " + ", ".join(f"{n} {m}" for m, n in sorted(summary["written"].items())) + ")"
+    where = "(stdout)" if args.output == "-" else dump.escape(args.output)
+    print(f"{where}: {summary['layers']} layers, {size:,} bytes from {raw_bytes:,} "
+          f"({raw_bytes / max(size, 1):.3f}x) in {time.perf_counter() - start:.2f} s; "
+          f"{'policy ' + dump.escape(args.policy) if args.policy else 'default policy (lossless)'}: {how}")
+    if "target" in summary:
+        t = summary["target"]
+        goal = {"bits": f"target {t['limit']} bits per parameter: {t['value']:.4f}",
+                "size": f"target {t['limit']:,} bytes: {t['value']:,}",
+                "max_rel_error": f"max relative error {t['limit']}: {t['value']:.4g}"}[t["kind"]]
+        print(f"{goal} with the policy's steps moved by "
+              f"{t['qp_offset']:+d} qp ({t['qp_offset'] / (1 << t['qp_density']):+.3f} octave; "
+              f"{len(t['tried'])} passes)")
+    _print_quality(summary["quality"])
 
 
 def _size(text: str) -> int:
@@ -216,6 +248,16 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive size, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
 
 
@@ -269,15 +311,47 @@ def _print_quality(layers, worst: int = 10) -> None:
         print(f"  {q.rel_error:>10.4f} {q.sqnr_db:>8.1f}  {q.mode:<10} {dump.escape(q.name)}")
 
 
+def _decoded_sizes(reader) -> dict[str, int]:
+    from .dtypes import storage_dtype
+    from .errors import CodecError
+
+    sizes = {}
+    for name in reader:
+        h = reader.header(name)
+        try:
+            sizes[name] = h.num_elements * storage_dtype(h).itemsize
+        except CodecError:  # a reserved dtype: the decode reports it
+            sizes[name] = 0
+    return sizes
+
+
 def _cmd_decode(args) -> int:
+    from . import formats
+
+    if args.output == "-":
+        raise UsageError("-o -: the output format follows the file name's extension; give -o FILE.safetensors "
+                         "(or .npz, .pt)")
+    if formats._format_of(args.output) == ".onnx":  # fail before decoding anything
+        raise EncodeError("cannot write .onnx files: decode to .safetensors, .npz or .pt")
+    if args.input == "-":  # a pipe: spooled to a temporary file (the reader needs random access)
+        scratch = tempfile.mkdtemp(prefix="codec-decode-")
+        try:
+            spooled = os.path.join(scratch, "in.nnc")
+            with open(spooled, "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+            return _decode_path(args, spooled)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return _decode_path(args, args.input)
+
+
+def _decode_path(args, source: str) -> int:
     from . import formats
     from .reader import Reader
 
-    if formats._format_of(args.output) == ".onnx":  # fail before decoding anything
-        raise EncodeError("cannot write .onnx files: decode to .safetensors, .npz or .pt")
-    with Reader(args.input) as r:
+    with Reader(source) as r:
         _check_output(args.output, [args.input], args.force)
-        progress = _Progress(len(r), "decoding", args.quiet)
+        progress = _Progress(_decoded_sizes(r), "decoding", args.quiet)
         # the output's header comes from the layer headers; each layer is decoded when its bytes
         # are written (``workers`` ahead at most), so memory holds a layer or a few, not the model
         prefetch = _Prefetch(r, args.workers, progress)
@@ -392,15 +466,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("encode", help="compress a safetensors/npz/PyTorch/ONNX file into a bitstream",
                        description="Compress the tensors of IN (safetensors, npz, .pt/.pth, .onnx) into a codec "
                        "bitstream. Without --policy every tensor is stored losslessly with the best lossless "
-                       "mode for its dtype; a policy file (TOML/JSON, see spec/policy.md) chooses modes per layer. "
+                       "mode for its dtype; a policy (a TOML/JSON file or a built-in preset, see --policy) chooses modes per "
+                       "layer. "
                        "The policy is stored in the file's metadata.",
                        epilog="examples:\n  codec encode model.safetensors -o model.nnc\n"
                        "  codec encode model.pt -o model.nnc --policy int8.toml --workers 2",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="safetensors, npz, .pt/.pth or .onnx file")
     p.add_argument("-o", "--output", required=True, help="bitstream to write (atomically)")
-    p.add_argument("--policy", help="policy file (.toml or .json)")
-    p.add_argument("--workers", type=int, default=1, help="encode layers on this many threads (same bytes)")
+    from .presets import PRESETS
+
+    p.add_argument("--policy", metavar="POLICY",
+                   help="policy file (.toml or .json, see the policy section of the README) or a built-in preset: "
+                        + "; ".join(f"{name}: {text}" for name, (text, _) in PRESETS.items()).replace("%", "%%"))
+    p.add_argument("--workers", type=_positive_int, default=1, help="encode layers on this many threads (same bytes)")
     p.add_argument("--importance", metavar="FILE",
                    help="safetensors or npz file of per-input-channel importances by tensor name (the mean squared "
                         "input of each layer, codec.torch.collect_importance): dq layers weigh their error by them")
@@ -431,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True, help=".safetensors, .npz or .pt file to write (atomically)")
-    p.add_argument("--workers", type=int, default=1, help="decode layers on this many threads")
+    p.add_argument("--workers", type=_positive_int, default=1, help="decode layers on this many threads")
     p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never the input)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_decode)
@@ -470,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except UsageError as exc:
         print(f"codec {args.command}: error: {dump.escape(str(exc))}", file=sys.stderr)
-        return 1
+        return 2
     except (CodecError, OSError) as exc:
         print(f"codec {args.command}: error: {dump.escape(str(exc))}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ length, a JSON header, and the tensors' little-endian bytes), so bfloat16 works 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import struct
@@ -21,6 +22,8 @@ import numpy as np
 
 from .atomic import AtomicFile
 from .errors import EncodeError, FormatError
+
+_log = logging.getLogger("codec")
 
 __all__ = ["read_tensors", "write_tensors", "LazyTensor", "TensorRef", "safetensors_refs", "FORMATS"]
 
@@ -173,14 +176,36 @@ def _tensor_to_numpy(name, value):
     raise EncodeError(f"entry {name!r} is a {type(value).__name__}, not a tensor")
 
 
+#: Keys under which training checkpoints keep the model's state dict, tried in this order.
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "ema", "weights")
+
+
+def _unwrap_checkpoint(path, obj, torch):
+    """A training checkpoint (``{"model": state_dict, "step": N, ...}``) gives its state dict; a
+    state dict (every value a tensor) is returned as it is."""
+    if not isinstance(obj, dict) or all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    for key in CHECKPOINT_KEYS:
+        inner = obj.get(key)
+        if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+            others = [str(k) for k in obj if k != key]
+            _log.info("%s: a checkpoint; coding its %r entry (not %s)", path, key, ", ".join(others) or "-")
+            return inner
+    nested = [str(k) for k, v in obj.items() if isinstance(v, dict)]
+    if nested:
+        raise EncodeError(f"{path}: a checkpoint whose entries {', '.join(map(repr, nested))} are dicts, not tensors; "
+                          f"save the state dict alone (torch.save(checkpoint[{nested[0]!r}], 'model.pt')) or under "
+                          f"one of the keys {', '.join(CHECKPOINT_KEYS)}")
+    return obj
+
+
 def read_torch(path):
     torch = _torch()
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
         raise FormatError(f"{path}: cannot load with weights_only=True: {exc}") from None
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
+    obj = _unwrap_checkpoint(path, obj, torch)
     if not isinstance(obj, dict):
         raise EncodeError(f"{path}: holds a {type(obj).__name__}, not a state dict")
     for name, value in obj.items():

@@ -29,11 +29,50 @@ __all__ = ["Policy", "load_policy", "DEFAULT_POLICY", "apply", "default_action",
 MATCH_KEYS = {"name", "kind", "dtype", "rank", "min_rank", "max_rank", "min_elements", "max_elements"}
 
 
+KINDS = ("weight", "bias", "norm", "embedding", "other")
+DTYPE_CLASSES = ("float", "int", "bool")
+DTYPE_NAMES = ("float64", "float32", "float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "uint16",
+               "uint32", "uint64", "bool")
+
+
+def _did_you_mean(word, choices) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_match(match: dict, where: str) -> None:
+    """Every match value checked when the policy is loaded."""
+    def bad(key, rule):
+        return EncodeError(f"{where}: match key {key!r} must be {rule}, got {match[key]!r}")
+
+    for key, value in match.items():
+        if key == "name":
+            globs = value if isinstance(value, list) else [value]
+            if not globs or not all(isinstance(g, str) and g for g in globs):
+                raise bad(key, "a glob or a list of globs")
+        elif key == "kind":
+            if value not in KINDS:
+                raise EncodeError(f"{where}: match key 'kind' must be one of {', '.join(KINDS)}, got {value!r}"
+                                  + _did_you_mean(value, KINDS))
+        elif key == "dtype":
+            if value not in DTYPE_CLASSES + DTYPE_NAMES:
+                raise EncodeError(f"{where}: match key 'dtype' must be float, int, bool or a dtype name "
+                                  f"({', '.join(DTYPE_NAMES)}), got {value!r}"
+                                  + _did_you_mean(value, DTYPE_CLASSES + DTYPE_NAMES))
+        elif key in ("rank", "min_rank", "max_rank"):
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 8:
+                raise bad(key, "an int in 0..8")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:  # min/max_elements
+            raise bad(key, "an int >= 0")
+
+
 def _check_action(action: dict, where: str) -> None:
     mode = action.get("mode")
     names = [m.name for m in registered_modes()]
     if mode not in names:
-        raise EncodeError(f"{where}: mode must be one of {', '.join(names)}, got {mode!r}")
+        raise EncodeError(f"{where}: mode must be one of {', '.join(names)}, got {mode!r}" + _did_you_mean(mode, names))
     params = {k: v for k, v in action.items() if k != "mode"}
     try:
         get_mode(mode).validate(params, policy=True)
@@ -47,7 +86,7 @@ class Policy:
     def __init__(self, doc: dict[str, Any], *, base_dir: str | None = None):
         if not isinstance(doc, dict):
             raise EncodeError("a policy must be a table/object")
-        unknown = set(doc) - {"defaults", "rules", "version", "target", "importance"}
+        unknown = set(doc) - {"defaults", "rules", "version", "target", "importance", "preset"}
         if unknown:
             raise EncodeError(f"policy: unknown key {sorted(unknown)[0]!r}")
         #: the importance file (``importance = "..."``: relative to the policy file's directory)
@@ -73,6 +112,7 @@ class Policy:
                 raise EncodeError(f"policy.rules[{i}]: a rule must be a table/object")
             match = {k: v for k, v in rule.items() if k in MATCH_KEYS}
             action = {k: v for k, v in rule.items() if k not in MATCH_KEYS}
+            _check_match(match, f"policy.rules[{i}]")
             _check_action(action, f"policy.rules[{i}]")
             self.rules.append((match, action))
         self.doc = {"version": 1, "defaults": self.defaults,
@@ -81,17 +121,22 @@ class Policy:
             self.doc["target"] = {self.target[0]: self.target[1]}
         if self.importance is not None:
             self.doc["importance"] = doc["importance"]
+        #: the built-in policy this is (codec.presets), informative
+        self.preset = doc.get("preset") if isinstance(doc.get("preset"), str) else None
+        if self.preset is not None:
+            self.doc["preset"] = self.preset
 
     def to_json(self) -> str:
         return json.dumps(self.doc, sort_keys=True)
 
-    def choose(self, name: str, array: np.ndarray, kind: str) -> tuple[dict, int | None]:
-        """Return (action, rule index or None for the default) for a tensor."""
+    def choose(self, name: str, array: np.ndarray, kind: str, *, hint: str | None = None) -> tuple[dict, int | None]:
+        """Return (action, rule index or None for the default) for a tensor; an EncodeError naming
+        the tensor and the rule when the chosen mode cannot code the tensor's dtype."""
         for i, (match, action) in enumerate(self.rules):
             if _matches(match, name, array, kind):
-                return action, i
+                return _checked(action, f"policy.rules[{i}]", name, array, hint), i
         if self.defaults:
-            return self.defaults, None
+            return _checked(self.defaults, "policy.defaults", name, array, hint), None
         return default_action(array), None
 
 
@@ -134,6 +179,18 @@ def check_target(key: str, value, *, where: str = "target") -> tuple[str, float]
     raise EncodeError(f"{where}: unknown key {key!r} (one of bits, size, max_rel_error)")
 
 
+def _checked(action: dict, where: str, name: str, array, hint) -> dict:
+    from .dtypes import dtype_code_of
+
+    try:
+        get_mode(action["mode"]).check_dtype(dtype_code_of(array, hint))
+    except EncodeError as exc:
+        raise EncodeError(f"tensor {name!r} ({array.dtype}, shape {tuple(array.shape)}): {where} chose mode "
+                          f"{action['mode']!r}, but {exc.reason}; add a match key such as dtype = \"float\" to the "
+                          "rule, or a rule before it for this tensor") from None
+    return action
+
+
 def _dtype_class(array: np.ndarray) -> str:
     if array.dtype == np.bool_:
         return "bool"
@@ -143,9 +200,9 @@ def _dtype_class(array: np.ndarray) -> str:
 
 
 def _matches(match: dict, name: str, array: np.ndarray, kind: str) -> bool:
-    if "name" in match:
+    if "name" in match:  # case-insensitive: "*norm*" matches LayerNorm
         globs = match["name"] if isinstance(match["name"], list) else [match["name"]]
-        if not any(fnmatch.fnmatchcase(name, g) for g in globs):
+        if not any(fnmatch.fnmatchcase(name.lower(), g.lower()) for g in globs):
             return False
     if "kind" in match and match["kind"] != kind:
         return False
@@ -172,7 +229,16 @@ DEFAULT_POLICY = Policy({"rules": []})
 
 
 def load_policy(path_or_text) -> Policy:
-    """Read a policy from a .toml or .json file (or a JSON/TOML string)."""
+    """Read a policy from a .toml or .json file, a JSON/TOML string, or the name of a built-in
+    preset (:data:`codec.presets.PRESETS`: lossless, int8, int4, dq-fine, dq, dq-small)."""
+    from .presets import PRESETS, preset
+
+    if isinstance(path_or_text, str) and path_or_text in PRESETS and not os.path.exists(path_or_text):
+        return Policy(preset(path_or_text))
+    if isinstance(path_or_text, (str, os.PathLike)) and not os.path.exists(path_or_text) \
+            and os.fspath(path_or_text).lower().endswith((".toml", ".json")):
+        raise EncodeError(f"policy file {os.fspath(path_or_text)!r} does not exist (built-in presets: "
+                          f"{', '.join(PRESETS)})")
     text = path_or_text
     is_toml = False
     base_dir = None

@@ -50,11 +50,13 @@ _ZEROS = bytes(PAYLOAD_ALIGNMENT)
 
 
 def guess_kind(name: str, array: np.ndarray) -> LayerKind:
-    """Return a ``layer_kind`` guessed from a tensor's name and rank (informative only)."""
+    """Return a ``layer_kind`` guessed from a tensor's name, rank and dtype (informative only)."""
     lower = name.lower()
     leaf = lower.rsplit(".", 1)[-1]
     parts = lower.replace("/", ".").split(".")
-    if array.ndim == 2 and any(p.startswith(("emb", "tok_emb")) or p in ("wte", "wpe") for p in parts):
+    is_float = array.dtype.kind == "f" or array.dtype.name == "bfloat16"
+    # an embedding is a float table (an int64 "embeddings.position_ids" is a buffer of indices)
+    if array.ndim == 2 and is_float and any(p.startswith(("emb", "tok_emb")) or p in ("wte", "wpe") for p in parts):
         return LayerKind.EMBEDDING
     if array.ndim == 1 and ("norm" in lower or leaf in ("ln", "gamma", "beta") or lower.startswith("ln")):
         return LayerKind.NORM

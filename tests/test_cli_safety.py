@@ -38,28 +38,28 @@ def test_refuses_to_write_onto_the_input(model, tmp_path):
     sym.symlink_to(model)
     for out in (model, link, sym):
         proc = cli("encode", str(model), "-o", str(out), "-f")
-        assert proc.returncode == 1 and "refusing to write onto the input" in proc.stderr, proc.stderr
+        assert proc.returncode == 2 and "refusing to write onto the input" in proc.stderr, proc.stderr
     assert model.read_bytes() == before
     encoded = tmp_path / "codec-bitstream.npz"  # any name: the output's extension picks the format
     assert cli("encode", str(model), "-o", str(encoded)).returncode == 0
     proc = cli("decode", str(encoded), "-o", str(encoded), "-f")
-    assert proc.returncode == 1 and "refusing to write onto the input" in proc.stderr
+    assert proc.returncode == 2 and "refusing to write onto the input" in proc.stderr
 
 
 def test_an_existing_output_needs_force(model, tmp_path):
     out = tmp_path / "out.nnc"
     out.write_bytes(b"keep me")
     proc = cli("encode", str(model), "-o", str(out))
-    assert proc.returncode == 1 and "exists: use -f/--force" in proc.stderr and out.read_bytes() == b"keep me"
+    assert proc.returncode == 2 and "exists: use -f/--force" in proc.stderr and out.read_bytes() == b"keep me"
     assert cli("encode", str(model), "-o", str(out), "--force").returncode == 0
     assert list(codec.load_file(out)) == ["w"]
 
 
 def test_bad_output_paths_fail_before_any_work_and_name_the_users_path(model, tmp_path):
     proc = cli("encode", str(model), "-o", str(tmp_path / "nodir" / "out.nnc"))
-    assert proc.returncode == 1 and "nodir" in proc.stderr and ".tmp" not in proc.stderr
+    assert proc.returncode == 2 and "nodir" in proc.stderr and ".tmp" not in proc.stderr
     proc = cli("encode", str(model), "-o", str(tmp_path))
-    assert proc.returncode == 1 and "is a directory" in proc.stderr
+    assert proc.returncode == 2 and "is a directory" in proc.stderr
     with pytest.raises(OSError) as info:
         codec.Writer(tmp_path / "nodir" / "out.nnc")
     assert "out.nnc" in str(info.value) and ".tmp" not in str(info.value)

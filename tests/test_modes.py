@@ -44,7 +44,7 @@ def test_declarations_are_complete():
 
 
 def test_validation_names_the_mode_the_parameter_and_the_rule():
-    with pytest.raises(EncodeError, match=r"mode 'zstd' takes no parameter 'lvl' \(its parameters: level\)"):
+    with pytest.raises(EncodeError, match=r"mode 'zstd' takes no parameter 'lvl' \(its parameters: level; did you mean 'level'\?\)"):
         codec.encode({"w": np.ones(2)}, mode="zstd", lvl=3)
     with pytest.raises(EncodeError, match=r"mode 'quantized' parameter 'bits' must be int in 1..16, got 20"):
         codec.encode({"w": np.ones(2)}, mode="quantized", bits=20)

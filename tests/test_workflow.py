@@ -196,7 +196,7 @@ def test_cli_encode_decode(tmp_path):
         assert json.loads(r.metadata["codec.policy"])["rules"][0]["bits"] == 8
     for args, needle in [(("encode", str(tmp_path / "missing.safetensors"), "-o", str(q)), "no such file"),
                          (("encode", str(src), "-o", str(tmp_path / "x.nnc"), "--policy", str(tmp_path / "none.toml")),
-                          "not valid TOML/JSON"),
+                          "none.toml' does not exist"),
                          (("decode", str(src), "-o", str(back)), "not a codec bitstream"),
                          (("decode", str(out), "-o", str(tmp_path / "x.txt")), "unsupported file type")]:
         proc = run(*args)

@@ -85,8 +85,16 @@ class Mode:
         for key, value in params.items():
             p = declared.get(key)
             if p is None:
-                known = ", ".join(sorted(q.name for q in declared.values() if q.prepare <= policy)) or "none"
-                raise EncodeError(f"mode {self.name!r} takes no parameter {key!r} (its parameters: {known})")
+                names = sorted(q.name for q in declared.values() if q.prepare <= policy)
+                import difflib
+
+                # in a policy a misspelt match key reads as a parameter: suggest from both
+                pool = names + (["name", "kind", "dtype", "rank", "min_rank", "max_rank", "min_elements",
+                                 "max_elements"] if policy else [])
+                close = difflib.get_close_matches(str(key), pool, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise EncodeError(f"mode {self.name!r} takes no parameter {key!r} (its parameters: "
+                                  f"{', '.join(names) or 'none'}{hint})")
             if p.prepare and not policy:
                 raise EncodeError(f"mode {self.name!r} parameter {key!r} prepares a tensor in a policy; "
                                   f"here pass the prepared tensor ({p.doc})")

@@ -1,0 +1,78 @@
+"""The CLI as a new user meets it: pipes, checkpoints, progress only on a terminal, exit codes."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import codec
+
+CLI = [sys.executable, "-m", "codec"]
+
+
+def _src(tmp_path):
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    tensors = {"w": rng.standard_normal((32, 16)).astype(np.float32), "ids": np.arange(10, dtype=np.int64)}
+    path = tmp_path / "m.safetensors"
+    save_file(tensors, str(path))
+    return path, tensors
+
+
+def test_encode_to_stdout_and_decode_from_stdin(tmp_path):
+    src, tensors = _src(tmp_path)
+    proc = subprocess.run(CLI + ["encode", str(src), "-o", "-"], capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "-").exists()
+    data = proc.stdout
+    assert data.startswith(b"\x89NNC") and b"(stdout): 2 layers" in proc.stderr  # the summary goes to stderr
+    assert all(np.array_equal(codec.decode(data)[n], a) for n, a in tensors.items())
+    out = tmp_path / "back.safetensors"
+    proc = subprocess.run(CLI + ["decode", "-", "-o", str(out)], input=data, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    from safetensors.numpy import load_file
+
+    assert all(np.array_equal(load_file(str(out))[n], a) for n, a in tensors.items())
+    proc = subprocess.run(CLI + ["decode", "-", "-o", "-"], input=data, capture_output=True, text=False)
+    assert proc.returncode == 2 and b"the output format follows the file name's extension" in proc.stderr
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path):
+    src, _ = _src(tmp_path)
+    proc = subprocess.run(CLI + ["encode", str(src), "-o", str(tmp_path / "a.nnc")], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == "" and "2 layers" in proc.stdout
+    proc = subprocess.run(CLI + ["decode", str(tmp_path / "a.nnc"), "-o", str(tmp_path / "a.npz")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "--workers: must be at least 1, got 0"),
+    (["--workers", "two"], "--workers: not an integer"),
+    (["--target-size", "lots"], "a size such as 12MB"),
+])
+def test_bad_arguments_exit_2(tmp_path, args, message):
+    src, _ = _src(tmp_path)
+    proc = subprocess.run(CLI + ["encode", str(src), "-o", str(tmp_path / "x.nnc")] + args, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not (tmp_path / "x.nnc").exists()
+
+
+def test_training_checkpoints_are_unwrapped_or_explained(tmp_path):
+    torch = pytest.importorskip("torch")
+    layer = torch.nn.Linear(4, 3)
+    for key in ("model", "state_dict", "model_state_dict"):
+        path = tmp_path / f"{key}.pt"
+        torch.save({key: layer.state_dict(), "step": 5, "optimizer": {"lr": 0.1}}, path)
+        out = tmp_path / f"{key}.nnc"
+        proc = subprocess.run(CLI + ["encode", str(path), "-o", str(out)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert codec.load_file(out).keys() == {"weight", "bias"}
+    torch.save({"a": {"x": torch.ones(2), "n": 3}, "b": 1}, tmp_path / "odd.pt")
+    proc = subprocess.run(CLI + ["encode", str(tmp_path / "odd.pt"), "-o", str(tmp_path / "odd.nnc")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "a checkpoint whose entries 'a' are dicts" in proc.stderr
+    assert "torch.save(checkpoint['a'], 'model.pt')" in proc.stderr
