@@ -33,6 +33,7 @@ from .errors import (
     UnsupportedError,
 )
 from .reader import Reader, StreamReader, iter_stream
+from .safe import safe_open
 from .writer import Writer
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ __all__ = [
     "Reader",
     "StreamReader",
     "iter_stream",
+    "safe_open",
     "Writer",
     "Limits",
     "LayerHeader",

@@ -335,7 +335,10 @@ def _encode_once(source, target, policy, *, metadata=None, workers=None, executo
                 yield name, array, params
             del array  # one layer in memory at a time
 
-    meta = {"codec.policy": policy.to_json(), "codec.source": os.path.basename(path), **(metadata or {})}
+    # the source's own metadata (a safetensors __metadata__ such as {"format": "pt"}) travels along;
+    # the reserved codec.* keys are this run's
+    carried = {k: v for k, v in formats.source_metadata(path).items() if not k.startswith("codec.")}
+    meta = {**carried, "codec.policy": policy.to_json(), "codec.source": os.path.basename(path), **(metadata or {})}
     with Writer(target, metadata=meta, format_version=format_version) as writer:
         writer.add_layers(items(), workers=workers, executor=executor, progress=progress)
         summary["layers"] = writer.layer_count

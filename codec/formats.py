@@ -103,6 +103,35 @@ class TensorRef(NamedTuple):
         return array
 
 
+def source_metadata(path) -> dict[str, str]:
+    """The metadata a source file carries (a safetensors file's ``__metadata__``), which
+    ``encode_file`` keeps; empty for other formats or when it is not a str -> str table."""
+    if _format_of(path) != ".safetensors":
+        return {}
+    header = _safetensors_header(path)
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict):
+        return {}
+    return {k: v for k, v in meta.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _safetensors_header(path) -> dict:
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 8:
+            raise FormatError(f"{path}: not a safetensors file (too short)")
+        (n,) = struct.unpack("<Q", f.read(8))
+        if n > min(MAX_ST_HEADER, size - 8):
+            raise FormatError(f"{path}: safetensors header of {n} bytes does not fit the file")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"{path}: safetensors header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise FormatError(f"{path}: safetensors header is not an object")
+    return header
+
+
 def safetensors_refs(path) -> list[TensorRef]:
     """References to the tensors of a safetensors file, in file order (nothing but the header read)."""
     refs = []

@@ -12,6 +12,8 @@ import builtins
 import contextlib
 import mmap
 import os
+import sys
+from collections.abc import Mapping
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
@@ -173,7 +175,10 @@ def _global_qp(network_header: NetworkHeader) -> QuantParams:
                             base_offset=GLOBAL_QP_SET_OFFSET)
 
 
-class Reader:
+_MISSING = object()
+
+
+class Reader(Mapping):
     """Random-access reader over a codec bitstream (a path, or bytes-like data).
 
     Use :func:`codec.open`. The reader is a read-only mapping from layer name to decoded array;
@@ -302,7 +307,15 @@ class Reader:
         return name in self._entries
 
     def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._entries:
+            raise KeyError(name)
         return self.get(name)
+
+    # a reader is equal only to itself (comparing as mappings would decode both files)
+    def __eq__(self, other) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
 
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         """Yield (name, array) pairs in file order, decoding one layer at a time."""
@@ -385,8 +398,15 @@ class Reader:
         self._headers[name] = header
         return header
 
-    def get(self, name: str, *, verify: bool | None = None, levels: bool = False, format: str = "dense"):
-        """Decode and return layer ``name`` as a new numpy array.
+    def get(self, name: str, default=_MISSING, /, *, verify: bool | None = None, levels: bool = False,
+            format: str = "dense", copy: bool = True):
+        """Decode and return layer ``name`` as a new numpy array (``default``, None unless given, when
+        the file has no such layer: the Mapping protocol; ``reader[name]`` raises KeyError).
+
+        ``copy=False`` returns a raw layer as a read-only view of the memory map (zero-copy: the
+        payload is 64-byte aligned; its checksum is still checked unless ``verify=False``); other
+        modes decode into a new array either way. A view keeps the map alive after ``close()``
+        and sees the file as it is: replace files by renaming (see the class docstring).
 
         ``verify`` overrides the reader's payload checksum setting for this call. For a quantized
         layer, ``levels=True`` returns ``(levels, params)`` instead: the int64 levels and the
@@ -395,18 +415,51 @@ class Reader:
         sparse-tensor-core layout (values, metadata); see :func:`codec.masks.nm_layout`. A mode
         declares the options it offers (``Mode.has_levels``, ``Mode.formats``).
         """
+        if name not in self._entries:
+            if default is _MISSING:
+                return None
+            return default
         header = self.header(name)
+        verify = self.verify_payloads if verify is None else verify
+        if not copy and header.coding_mode == CodingMode.RAW and not levels and format == "dense":
+            view = self._raw_view(header, verify)
+            if view is not None:
+                return view
         mode = get_mode(header.coding_mode, path=f"{header.path}.coding_mode")
         if getattr(mode, "reads_in_pieces", False) and self._file is not None and header.payload_size > _PIECES_BYTES:
             payload = _FilePayload(self, header)  # read as it is decoded: memory holds the output, not both
         else:
             payload = self._payload(header, mapped=header.coding_mode == CodingMode.RAW)
         try:
-            return _decode_layer(header, payload, verify=self.verify_payloads if verify is None else verify,
+            return _decode_layer(header, payload, verify=verify,
                                  limits=self.limits, global_qp=self.global_qp, levels=levels, format=format)
         finally:
             del payload
             self._release(header)
+
+    def _raw_view(self, header: LayerHeader, verify: bool):
+        """A read-only array over a raw layer's mapped payload, or None where a view cannot be had
+        (a bytes source is fine; a big-endian machine or a bool layer with bytes above 1 copies)."""
+        from .dtypes import user_array
+
+        storage = storage_dtype(header)
+        nbytes = header.num_elements * storage.itemsize
+        if header.payload_size != nbytes or sys.byteorder != "little":
+            return None  # the decoder reports the size error, and swaps bytes
+        payload = self._payload(header, mapped=True)
+        if verify:
+            actual = _backend.crc32c(payload)
+            if actual != header.payload_crc32c:
+                from .modes.base import payload_checksum_error
+
+                raise payload_checksum_error(header, actual)
+        flat = np.frombuffer(payload, dtype=storage, count=header.num_elements)
+        try:
+            out = user_array(header, flat)
+        except CodecError:
+            return None
+        out.flags.writeable = False
+        return out
 
     def payload(self, name: str) -> memoryview:
         """Return the payload bytes of layer ``name`` (a view into the file; valid until close)."""

@@ -34,8 +34,9 @@ def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike, /, *
         writer.add_layers(items(), workers=workers)
 
 
-def load_state_dict(path: str | os.PathLike, /, *, workers: int | None = None) -> dict:
-    """Read a bitstream into a dict of name -> torch.Tensor (bfloat16 layers as torch.bfloat16)."""
+def load_state_dict(path: str | os.PathLike, /, *, workers: int | None = None, device=None) -> dict:
+    """Read a bitstream into a dict of name -> torch.Tensor (bfloat16 layers as torch.bfloat16),
+    on ``device`` (default the CPU). The tensors share the decoded arrays' memory (no copy)."""
     import numpy as np
     import torch
 
@@ -46,11 +47,14 @@ def load_state_dict(path: str | os.PathLike, /, *, workers: int | None = None) -
     with Reader(path) as r:
         arrays = _read_all(r, workers)
         for name in r:
-            a = arrays[name]
+            a = arrays.pop(name)
+            if not (a.flags.writeable and a.flags.c_contiguous):
+                a = np.array(a, order="C")
             if r.header(name).dtype_name == "bfloat16":
-                out[name] = torch.from_numpy(np.array(a.view(np.uint16), order="C").view(np.int16)).view(torch.bfloat16)
+                t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
             else:
-                out[name] = torch.from_numpy(np.array(a, order="C", copy=True))
+                t = torch.from_numpy(a)
+            out[name] = t if device is None else t.to(device)
     return out
 
 

@@ -76,3 +76,19 @@ def test_training_checkpoints_are_unwrapped_or_explained(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "a checkpoint whose entries 'a' are dicts" in proc.stderr
     assert "torch.save(checkpoint['a'], 'model.pt')" in proc.stderr
+
+
+def test_source_metadata_survives_a_lossless_round_trip(tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    tensors = {"w": np.ones((3, 2), np.float32)}
+    save_file(tensors, str(tmp_path / "m.safetensors"), metadata={"format": "pt", "codec.fake": "x"})
+    for args in (["encode", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "m.nnc")],
+                 ["decode", str(tmp_path / "m.nnc"), "-o", str(tmp_path / "back.safetensors")]):
+        proc = subprocess.run(CLI + args, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    with codec.open(tmp_path / "m.nnc") as r:
+        assert r.metadata["format"] == "pt" and "codec.fake" not in r.metadata  # codec.* keys are this run's
+    with safe_open(str(tmp_path / "back.safetensors"), framework="np") as f:
+        assert f.metadata()["format"] == "pt"

@@ -40,7 +40,8 @@ def test_mapping_interface(path, model):
         np.testing.assert_array_equal(r["fc.weight"], model["fc.weight"])
         assert [k for k, _ in r.items()] == list(model)
         with pytest.raises(KeyError):
-            r.get("nope")
+            r["nope"]
+        assert r.get("nope") is None and r.get("nope", 5) == 5  # the Mapping protocol
 
 
 def test_header_fields(path, model):

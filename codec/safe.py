@@ -1,0 +1,122 @@
+"""``codec.safe_open``: safetensors' reading API over a codec bitstream, so that code written for
+``safetensors.safe_open`` works by changing the import.
+
+    with codec.safe_open("model.nnc", framework="pt") as f:
+        for name in f.keys():
+            tensor = f.get_tensor(name)
+        rows = f.get_slice("embeddings.word_embeddings.weight")[1000:1010]
+
+Raw layers are read without a copy where the framework allows (a read-only view of the memory map
+for ``np``); other coding modes decode the whole layer (a slice of a compressed layer decodes the
+layer, then slices it). ``metadata()`` returns the file's metadata as str -> str, as safetensors
+does (other value types as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from .reader import Reader
+
+__all__ = ["safe_open"]
+
+_FRAMEWORKS = ("np", "numpy", "pt", "torch")
+
+
+class _Slice:
+    """What ``get_slice`` returns: shape and dtype without decoding, the data when indexed."""
+
+    def __init__(self, handle: "safe_open", name: str):
+        self._handle, self._name = handle, name
+        self._header = handle._reader.header(name)
+
+    def get_shape(self) -> list[int]:
+        return list(self._header.shape)
+
+    def get_dtype(self) -> str:
+        return _SAFETENSORS_DTYPES.get(self._header.dtype_name, self._header.dtype_name.upper())
+
+    def __getitem__(self, index) -> Any:
+        array = self._handle._reader.get(self._name, copy=False)[index]  # a view of a raw layer: no copy
+        return self._handle._convert(np.ascontiguousarray(array) if self._handle._torch else array)
+
+
+_SAFETENSORS_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int8": "I8",
+                       "int16": "I16", "int32": "I32", "int64": "I64", "uint8": "U8", "uint16": "U16",
+                       "uint32": "U32", "uint64": "U64", "bool": "BOOL"}
+
+
+class safe_open:  # noqa: N801 - the name of the safetensors function it stands in for
+    """Open a codec bitstream with safetensors' API: ``keys()``, ``metadata()``,
+    ``get_tensor(name)``, ``get_slice(name)``; a context manager.
+
+    ``framework``: ``"np"`` (numpy arrays; raw layers as read-only views of the map) or ``"pt"``
+    (torch tensors, sharing the decoded array's memory, moved to ``device``).
+    """
+
+    def __init__(self, filename: str | os.PathLike, framework: str = "np", device: str = "cpu"):
+        if framework not in _FRAMEWORKS:
+            raise ValueError(f"framework must be one of {', '.join(_FRAMEWORKS)}, got {framework!r}")
+        self._torch = framework in ("pt", "torch")
+        self._device = device
+        if not self._torch and device != "cpu":
+            raise ValueError(f"framework {framework!r} holds arrays in memory: device must be 'cpu', got {device!r}")
+        self._reader = Reader(filename)
+
+    def __enter__(self) -> "safe_open":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._reader.close()
+
+    def keys(self) -> list[str]:
+        """The tensor names, in file order."""
+        return self._reader.keys()
+
+    def offset_keys(self) -> list[str]:
+        return self._reader.keys()
+
+    def metadata(self) -> dict[str, str] | None:
+        """The metadata as str -> str (None when the file has none), as safetensors returns it."""
+        meta = self._reader.metadata
+        if not meta:
+            return None
+        return {k: v if isinstance(v, str) else json.dumps(_plain(v)) for k, v in meta.items()}
+
+    def get_tensor(self, name: str) -> Any:
+        if name not in self._reader:
+            raise KeyError(name)  # safetensors raises SafetensorError, a subclass of Exception
+        if self._torch:
+            return self._convert(self._reader.get(name))
+        return self._reader.get(name, copy=False)
+
+    def get_slice(self, name: str) -> _Slice:
+        if name not in self._reader:
+            raise KeyError(name)
+        return _Slice(self, name)
+
+    def _convert(self, array: np.ndarray) -> Any:
+        if not self._torch:
+            return array
+        import torch
+
+        if not array.flags.writeable:  # a view of the map: torch wants writable memory
+            array = array.copy()
+        array = np.ascontiguousarray(array)
+        if array.dtype.name == "bfloat16":  # ml_dtypes' bfloat16: the same bits, no copy
+            tensor = torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+        else:
+            tensor = torch.from_numpy(array)
+        return tensor if self._device == "cpu" else tensor.to(self._device)
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
