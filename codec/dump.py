@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import enum
+import fnmatch
 import json
 import math
 import mmap
 import os
+import re
 import sys
 from typing import Any
 
@@ -269,7 +271,163 @@ def _plain(typed: dict[str, Any]):
     return typed["value"]
 
 
-def render_text(doc: dict[str, Any], path: str) -> str:
+#: The default view's width (a terminal's); --wide prints every column.
+WIDTH = 80
+#: Level-coder details that the default view leaves to --wide.
+_LEVEL_DETAILS = re.compile(r"\s*(E=\d+|K=\d+|S=\d+|esc=\d+|ctx k0=\d+|ctx|chunks=\d+)")
+
+
+def render_text(doc: dict[str, Any], path: str, *, wide: bool = False, metadata_only: bool = False,
+                shown: list[dict] | None = None) -> str:
+    """The text view: header lines (over the whole file), the metadata, then one row per layer of
+    ``shown`` (default all; ``wide``: every column, else one 80-column row each, the name last)."""
+    if wide and not metadata_only:
+        return _render_wide({**doc, "layers": doc["layers"] if shown is None else shown}, path)
+    layers = doc["layers"]
+    shown = layers if shown is None else shown
+    total_payload = sum(layer["payload_bytes"] for layer in layers)
+    total_raw = sum(layer["raw_bytes"] or 0 for layer in layers)
+    elements = sum(layer["elements"] for layer in layers)
+    file_bytes = doc["file_bytes"] or total_payload
+    nh = doc["network_header"]
+    out = [f"{escape(path)}: format {doc['version']}, {nh['layer_count']} layers, {elements:,} elements"]
+    if elements:
+        ratio = total_raw / max(file_bytes, 1)
+        versus = f"{ratio:.2f}x smaller than raw" if ratio >= 1 else f"{1 / max(ratio, 1e-9):.2f}x larger than raw"
+        out.append(f"  {_fmt_bytes(file_bytes)} bytes: {8 * file_bytes / elements:.3f} bits per element, {versus}")
+    by_mode: dict[str, list[int]] = {}
+    for layer in layers:
+        entry = by_mode.setdefault(layer["mode"], [0, 0])
+        entry[0] += layer["payload_bytes"]
+        entry[1] += 1
+    if by_mode:
+        shares = sorted(by_mode.items(), key=lambda kv: -kv[1][0])
+        line = "  share of the file:"
+        for i, (m, (b, n)) in enumerate(shares):
+            item = f" {m} {100 * b / max(file_bytes, 1):.1f}% ({n} layer{'s' if n != 1 else ''})" \
+                + ("," if i < len(shares) - 1 else "")
+            if len(line) + len(item) > WIDTH:
+                out.append(line)
+                line = "   "
+            line += item
+        out.append(line)
+    if "quality_total" in doc:
+        t = doc["quality_total"]
+        rel = "inf" if t["rel_error"] is None else f"{t['rel_error']:.4g}"
+        out.append(f"  lossy layers: relative error {rel}, SQNR {_sqnr_text(t)} dB (the encoder's report)")
+    out.append("")
+    meta = doc["metadata"]
+    if metadata_only:
+        for key, value in meta.items():
+            text = _plain(value)
+            if isinstance(text, str) and text.startswith("{"):
+                try:
+                    text = json.dumps(json.loads(text), indent=2, sort_keys=True)
+                except ValueError:
+                    pass
+            out.append(f"{escape(key)} ({value['type']}):")
+            out.extend("  " + escape(line) for line in str(text).splitlines() or [""])
+        return "\n".join(out)
+    if meta:
+        keyw = min(24, max(len(escape(k)) for k in meta))
+        for key, value in meta.items():
+            text = ("(the quality report: the SQNR column)" if key == quality.METADATA_KEY and "quality_total" in doc
+                    else _short(_plain(value), WIDTH - keyw - 4))
+            out.append(f"{escape(key)[:keyw].ljust(keyw)}  {text}")
+        out.append("(--metadata prints the values in full)")
+    else:
+        out.append("metadata: (none)")
+    out.append("")
+    has_quality = "quality_total" in doc
+    out.extend(_compact_rows(shown, file_bytes, has_quality))
+    if len(shown) != len(layers):
+        out.append(f"({len(shown)} of {len(layers)} layers shown)")
+    if "verified" in doc:
+        out.append("checksums: " + ("all ok" if doc["verified"] else "FAILED"))
+    return "\n".join(out)
+
+
+def _steps(c: dict, scale: float = 1.0) -> str:
+    lo, hi = c.get("step_min"), c.get("step_max")
+    if not lo or not hi:
+        return ""
+    a, b = math.log2(lo * scale), math.log2(hi * scale)
+    return f" 2^{a:.1f}" if abs(a - b) < 0.05 else f" 2^{a:.0f}..{b:.0f}"
+
+
+def _coding_short(layer: dict) -> str:
+    """The coding in a few words, from the mode's summary: method, bits, step(s), scheme."""
+    c, mode = layer.get("coding"), layer["mode"]
+    if not isinstance(c, dict):
+        return mode
+    if "error" in c:
+        return "invalid"
+    ch = "/ch" if c.get("granularity") == "channel" else ""
+    if mode == "quantized":  # int8/ch: 8-bit levels per channel; zp: with zero points
+        method = c.get("method")
+        if method == "codebook":
+            return f"codebook {c.get('bits', '?')}b"
+        return f"{'uint' if method == 'uniform_zp' else 'int'}{c.get('bits', '?')}{ch}" + _steps(c)
+    if mode == "dq":  # the stored step is half the quantizer's spacing (spec 8.5): show the user's step
+        return f"dq {c.get('bits', '?')}b{ch}" + _steps(c, 2.0)
+    if mode == "ternary":
+        return f"ternary {c.get('scheme', '?')} {c.get('bits_per_trit', 0):.2f}b"
+    if mode == "sparse":
+        nm = c.get("nm")
+        mask = f"{nm[0]}:{nm[1]}" if nm else f"d={c.get('density', 0):.2f}"
+        return f"sparse {mask} +{c.get('values_mode', '?')}"
+    return mode
+
+
+def _group(name: str) -> str:
+    """The part of a name that rows share: up to its first all-digit component ("encoder.layer.0."),
+    else its first component ("embeddings.")."""
+    parts = name.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part.isdigit():
+            return ".".join(parts[: i + 1]) + "."
+    return parts[0] + "." if len(parts) > 2 else ""
+
+
+def _compact_rows(layers: list[dict], file_bytes: int, has_quality: bool) -> list[str]:
+    codings = [_coding_short(layer) for layer in layers]
+    coding_w = min(22, max([6] + [len(c) for c in codings]))
+    head = f"{'bits':>6}  {'%file':>5}  " + (f"{'SQNR':>4}  " if has_quality else "") \
+        + f"{'coding'.ljust(coding_w)}  name"
+    lines = [head, "-" * WIDTH]
+    name_at = len(head) - len("name")
+    room = max(16, WIDTH - name_at)
+    previous_group = None
+    counts: dict[str, int] = {}
+    for layer in layers:
+        g = _group(layer["name"])
+        counts[g] = counts.get(g, 0) + 1
+    for layer, coding in zip(layers, codings):
+        name = layer["name"]
+        g = _group(name)
+        if g and counts[g] > 1:
+            if g != previous_group:
+                lines.append(" " * name_at + escape(g))
+            name = " " + name[len(g):]
+        previous_group = g if g and counts[g] > 1 else None
+        name = escape(name)
+        if len(name) > room:  # keep both ends: the distinguishing part is usually the tail
+            keep = room - 1
+            name = name[: keep // 3] + "~" + name[-(keep - keep // 3):]
+        bpe = layer["bits_per_element"]
+        row = f"{'-' if bpe is None else f'{bpe:.2f}':>6}  {100 * layer['payload_bytes'] / max(file_bytes, 1):5.1f}  "
+        if has_quality:
+            sq = _sqnr_text(layer["quality"]) if "quality" in layer else "-"
+            row += f"{sq.split('.')[0] if len(sq) > 4 else sq:>4}  "
+        coding = coding if len(coding) <= coding_w else coding[: coding_w - 1] + "~"
+        row += f"{escape(coding).ljust(coding_w)}  {name}"
+        if "check" in layer and layer["check"] != "ok":
+            row += "  FAILED"
+        lines.append(row)
+    return lines
+
+
+def _render_wide(doc: dict[str, Any], path: str) -> str:
     nh = doc["network_header"]
     out = [f"file: {escape(path)} ({_fmt_bytes(doc['file_bytes'])} bytes), format version {doc['version']}"]
     out.append(f"network header: {nh['network_header_size']} bytes, {nh['layer_count']} layers, "
@@ -345,18 +503,29 @@ def render_fields(fields: list[Field]) -> str:
 def build_parser(prog: str = "codec-dump") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Show what a codec bitstream holds: network header, metadata and one row per layer "
-        "(kind, dtype, shape, coding mode and what the mode says of its coding, payload bytes, bits per "
-        "element, ratio vs raw). Nothing is decoded unless --verify is given.",
+        description="Show what a codec bitstream holds: the whole file's bits per element, ratio and share per "
+        "mode, the metadata, and one row per layer (bits per element, share of the file, weight SQNR when the "
+        "encoder stored its quality report, what the coding mode says of its coding, the name; --wide adds "
+        "kind, dtype, shape, payload bytes and ratio). Nothing is decoded unless --verify is given.",
         epilog="examples:\n"
-        f"  {prog} model.nnc               table of layers\n"
+        f"  {prog} model.nnc               table of layers (80 columns)\n"
+        f"  {prog} --wide model.nnc        every column\n"
+        f"  {prog} --layers '*attention*' --mode dq model.nnc   some layers\n"
+        f"  {prog} --metadata model.nnc    the metadata in full (the stored policy, the quality report)\n"
         f"  {prog} --verify model.nnc      also check every checksum (exit 2 if one fails)\n"
-        f"  {prog} --json model.nnc        machine-readable summary (schema codec-dump/1)\n"
+        f"  {prog} --json model.nnc        machine-readable summary (schema codec-dump/2, spec/dump-json.md)\n"
         f"  {prog} --fields model.nnc      every syntax element with bit offset, descriptor, value\n\n"
         "exit status: 0 ok, 2 bad or unreadable file",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", help="bitstream to inspect")
+    parser.add_argument("--wide", action="store_true",
+                        help="every column (kind, dtype, shape, mode, the coding in full, payload bytes, ratio) instead "
+                             "of the 80-column view")
+    parser.add_argument("--layers", action="append", metavar="GLOB",
+                        help="only the layers whose name matches GLOB (case-insensitive; repeatable)")
+    parser.add_argument("--mode", action="append", metavar="MODE", help="only the layers of this coding mode (repeatable)")
+    parser.add_argument("--metadata", action="store_true", help="the header lines and the metadata in full, no layers")
     parser.add_argument("--verify", action="store_true", help="decode every layer and check all checksums")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     parser.add_argument("--fields", action="store_true", help="list every syntax element (video-analyzer style)")
@@ -388,7 +557,14 @@ def run(args: argparse.Namespace, prog: str = "codec-dump") -> int:
     except (CodecError, OSError) as exc:
         print(f"{prog}: error: {escape(str(exc))}", file=sys.stderr)
         return 2
+    globs, modes = getattr(args, "layers", None), getattr(args, "mode", None)
+    shown = [layer for layer in doc["layers"]
+             if (not globs or any(fnmatch.fnmatchcase(layer["name"].lower(), g.lower()) for g in globs))
+             and (not modes or layer["mode"] in modes)]
     if args.json:
+        if len(shown) != len(doc["layers"]):
+            doc["layers"] = shown
+            doc["filtered"] = True
         if fields is not None:
             doc["fields"] = [
                 {"path": f.path, "bit_offset": f.bit_offset, "bits": f.bits, "descriptor": f.descriptor,
@@ -397,7 +573,8 @@ def run(args: argparse.Namespace, prog: str = "codec-dump") -> int:
             ]
         print(json.dumps(doc, indent=2, ensure_ascii=True, default=str))
     else:
-        print(render_text(doc, args.file))
+        print(render_text(doc, args.file, wide=getattr(args, "wide", False),
+                          metadata_only=getattr(args, "metadata", False), shown=shown))
         if fields is not None:
             print()
             print(render_fields(fields))
@@ -411,7 +588,11 @@ def run(args: argparse.Namespace, prog: str = "codec-dump") -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return run(args)
+    try:
+        return run(args)
+    except BrokenPipeError:  # codec-dump ... | head: the reader has gone, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -189,7 +189,8 @@ def test_dump_shows_the_mode():
         doc = dump.summarize(r)
     coding = doc["layers"][0]["coding"]
     assert coding["trellis"] == "8 states" and coding["bits"] == 4 and len(coding["qps"]) == 8
-    assert "dq 4b ch0 steps" in dump.render_text(doc, "x.nnc")
+    assert "dq 4b ch0 steps" in dump.render_text(doc, "x.nnc", wide=True)
+    assert "dq 4b/ch 2^" in dump.render_text(doc, "x.nnc")
     names = {f.path.rsplit(".", 1)[-1] for f in dump.walk(data)}
     assert "dq_trellis" in names
 

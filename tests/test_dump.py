@@ -35,13 +35,40 @@ def path(tmp_path):
 
 
 def test_table(path):
-    proc = run_dump(str(path))
+    proc = run_dump("--wide", str(path))
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "format version 1.0" in out and "3 layers" in out
     assert "fc.weight" in out and "zstd" in out and "8x4" in out
     line = next(ln for ln in out.splitlines() if " fc.bias " in ln)
     assert line.split()[2:9] == ["bias", "float32", "8", "raw", "-", "32", "32.000"]
+    # the default view: 80 columns, the whole file's figures first, the name last
+    out = run_dump(str(path)).stdout
+    assert all(len(line) <= 80 for line in out.splitlines()[1:])  # the first line names the file
+    assert "format 1.0, 3 layers, 40 elements" in out and "bits per element" in out and "share of the file:" in out
+    assert "larger than raw" in out  # 40 elements: the framing outweighs them
+    row = next(ln for ln in out.splitlines() if ln.endswith(" fc.bias"))
+    assert row.split()[:3] == ["32.00", str(round(100 * 32 / path.stat().st_size, 1)), "raw"]
+
+
+def test_filters_and_metadata_view(tmp_path):
+    p = tmp_path / "f.nnc"
+    rng = np.random.default_rng(0)
+    with codec.Writer(p, metadata={"policy": '{"rules": [{"mode": "dq", "step": 0.01}], "x": ' + "1" * 200 + "}"}) as w:
+        for i in range(3):
+            w.add_layer(f"encoder.layer.{i}.attention.self.query.weight", rng.standard_normal((16, 8)).astype(
+                np.float32), mode="dq", step=2 ** -4)
+            w.add_layer(f"encoder.layer.{i}.attention.self.query.bias", np.zeros(16, np.float32), mode="raw")
+    out = run_dump("--layers", "*LAYER.1.*", "--mode", "dq", str(p)).stdout
+    rows = [ln for ln in out.splitlines() if ln.endswith(".weight")]
+    assert rows == [next(ln for ln in out.splitlines() if "attention.self.query.weight" in ln)]
+    assert "encoder.layer.1." in out and "encoder.layer.0." not in out and "(1 of 6 layers shown)" in out
+    assert "dq 8b 2^-4.0" in rows[0] or "dq " in rows[0]
+    doc = json.loads(run_dump("--json", "--mode", "raw", str(p)).stdout)
+    assert doc["filtered"] and {layer["mode"] for layer in doc["layers"]} == {"raw"} and len(doc["layers"]) == 3
+    full = run_dump("--metadata", str(p)).stdout
+    assert '"step": 0.01' in full and "1" * 200 in full and "attention" not in full  # in full, no layers
+    assert "..." in run_dump(str(p)).stdout  # the table view shortens it
 
 
 def test_json_schema(path):
@@ -180,10 +207,12 @@ def test_quantization_column_and_json(tmp_path):
         wr.add_layer("a", w, mode="quantized", step=2 ** -7)
         wr.add_layer("b", w, mode="quantized", granularity="channel")
         wr.add_layer("c", w, mode="quantized", method="codebook", bits=3)
-    out = run_dump(str(p)).stdout
+    out = run_dump("--wide", str(p)).stdout
     assert "uniform 6b step 2^-7.00" in out  # bits inherited from the global set
     assert "uniform 6b ch0 steps" in out
     assert "codebook 3b cb8" in out
+    out = run_dump(str(p)).stdout
+    assert "int6 2^-7.0" in out and "int6/ch 2^" in out and "codebook 3b" in out
     doc = json.loads(run_dump("--json", str(p)).stdout)
     qa, qb = doc["layers"][0]["coding"], doc["layers"][1]["coding"]
     assert qa["step_min"] == 2 ** -7 and qa["bits"] == 6 and "qps" in qa
@@ -199,8 +228,10 @@ def test_sparse_columns_and_json(tmp_path):
     with codec.Writer(p) as wr:
         wr.add_layer("nm", np.where(m24, w, 0), mode="sparse", mask=m24, nm=(2, 4))
         wr.add_layer("bm", np.where(masks.prune_magnitude(w, 0.9), w, 0), mode="sparse", values_mode="zstd")
-    out = run_dump(str(p)).stdout
+    out = run_dump("--wide", str(p)).stdout
     assert "2:4 d=0.500 mask" in out and "bitmap d=0.100 mask" in out and "+zstd" in out
+    out = run_dump(str(p)).stdout
+    assert "sparse 2:4 +raw" in out and "sparse d=0.10 +zstd" in out
     doc = json.loads(run_dump("--json", str(p)).stdout)
     s0, s1 = doc["layers"][0]["coding"], doc["layers"][1]["coding"]
     assert s0["nm"] == [2, 4] and s0["kept"] == 1024 and abs(s0["mask_bits_per_element"] - 0.65) < 0.05

@@ -190,8 +190,12 @@ def test_dump_shows_the_report(tmp_path):
     out = tmp_path / "m.nnc"
     codec.encode_file(src, out, policy=policy)
     run = [sys.executable, "-m", "codec.dump"]
-    text = subprocess.run(run + [str(out)], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(run + ["--wide", str(out)], capture_output=True, text=True, check=True).stdout
     assert "SQNR dB" in text and "quality (stored by the encoder)" in text
+    text = subprocess.run(run + [str(out)], capture_output=True, text=True, check=True).stdout
+    assert "SQNR" in text.splitlines()[text.splitlines().index(next(ln for ln in text.splitlines()
+                                                                    if ln.strip().startswith("bits")))]
+    assert "lossy layers: relative error" in text
     doc = json.loads(subprocess.run(run + ["--json", str(out)], capture_output=True, text=True, check=True).stdout)
     layers = {layer["name"]: layer for layer in doc["layers"]}
     assert "quality" not in layers["fc.bias"] and layers["t.weight"]["quality"]["rel_error"] > 0.2
