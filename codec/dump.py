@@ -513,7 +513,7 @@ def build_parser(prog: str = "codec-dump") -> argparse.ArgumentParser:
         f"  {prog} --layers '*attention*' --mode dq model.nnc   some layers\n"
         f"  {prog} --metadata model.nnc    the metadata in full (the stored policy, the quality report)\n"
         f"  {prog} --verify model.nnc      also check every checksum (exit 2 if one fails)\n"
-        f"  {prog} --json model.nnc        machine-readable summary (schema codec-dump/2, spec/dump-json.md)\n"
+        f"  {prog} --json model.nnc        machine-readable summary (schema codec-dump/2)\n"
         f"  {prog} --fields model.nnc      every syntax element with bit offset, descriptor, value\n\n"
         "exit status: 0 ok, 2 bad or unreadable file",
         formatter_class=argparse.RawDescriptionHelpFormatter,
