@@ -108,14 +108,15 @@ def source_metadata(path) -> dict[str, str]:
     ``encode_file`` keeps; empty for other formats or when it is not a str -> str table."""
     if _format_of(path) != ".safetensors":
         return {}
-    header = _safetensors_header(path)
+    header, _ = _safetensors_header(path)
     meta = header.get("__metadata__")
     if not isinstance(meta, dict):
         return {}
     return {k: v for k, v in meta.items() if isinstance(k, str) and isinstance(v, str)}
 
 
-def _safetensors_header(path) -> dict:
+def _safetensors_header(path) -> tuple[dict, int]:
+    """The JSON header of a safetensors file and where its data starts."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size < 8:
@@ -129,26 +130,14 @@ def _safetensors_header(path) -> dict:
             raise FormatError(f"{path}: safetensors header is not JSON: {exc}") from None
     if not isinstance(header, dict):
         raise FormatError(f"{path}: safetensors header is not an object")
-    return header
+    return header, 8 + n
 
 
 def safetensors_refs(path) -> list[TensorRef]:
     """References to the tensors of a safetensors file, in file order (nothing but the header read)."""
     refs = []
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < 8:
-            raise FormatError(f"{path}: not a safetensors file (too short)")
-        (n,) = struct.unpack("<Q", f.read(8))
-        if n > min(MAX_ST_HEADER, size - 8):
-            raise FormatError(f"{path}: safetensors header of {n} bytes does not fit the file")
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FormatError(f"{path}: safetensors header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise FormatError(f"{path}: safetensors header is not an object")
-    base = 8 + n
+    header, base = _safetensors_header(path)
+    size = os.path.getsize(path)
     entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
                      key=lambda kv: kv[1].get("data_offsets", [0])[0] if isinstance(kv[1], dict) else 0)
     for name, info in entries:
