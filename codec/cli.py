@@ -409,6 +409,24 @@ def _cmd_dump(args) -> int:
     return dump.run(args, prog="codec dump")
 
 
+def _cmd_report(args) -> int:
+    from .atomic import AtomicFile
+    from .report import build_report
+
+    _check_output(args.output, [args.input], args.force)
+    page = build_report(args.input)
+    atomic = AtomicFile(args.output, mode="w+b")
+    try:
+        atomic.file.write(page.encode("utf-8"))
+        atomic.commit()
+    except BaseException:
+        atomic.abort()
+        raise
+    if not args.quiet:
+        print(f"{dump.escape(args.output)}: {len(page):,} bytes (open it in a browser; it fetches nothing)")
+    return 0
+
+
 def _cmd_info(args) -> int:
     from .reader import Reader
 
@@ -514,6 +532,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never the input)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("report", help="write a self-contained HTML page with pictures of a bitstream",
+                       description="Write one HTML file (inline SVG, no script, nothing fetched) showing where the "
+                       "bytes go per layer and coding mode, bits per element and weight SQNR per layer, the level "
+                       "histograms of the largest quantized layers and the density of sparse layers.",
+                       epilog="example:\n  codec report model.nnc -o model.html",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="bitstream")
+    p.add_argument("-o", "--output", required=True, help="HTML file to write (atomically)")
+    p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("info", help="one-line summary of a bitstream")
     p.add_argument("file")
