@@ -11,10 +11,12 @@ never the temporary file. :func:`remove_temporary_files` is what a signal handle
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import secrets
+import signal
 import threading
 
 __all__ = ["AtomicFile", "output_mode", "remove_temporary_files"]
@@ -81,6 +83,25 @@ def remove_temporary_files() -> None:
             pass
 
 
+_HELD_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGTERM/SIGHUP/SIGINT while a file descriptor changes hands (created, wrapped, closed):
+    an exception raised by a signal handler in the middle would leave a descriptor owned twice, and
+    its second close could close another file. A signal that arrives meanwhile is delivered when the
+    section ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class AtomicFile:
     """A binary file written next to ``path`` and renamed over it on :meth:`commit`."""
 
@@ -91,14 +112,15 @@ class AtomicFile:
         if os.path.isdir(self.path):
             raise IsADirectoryError(errno.EISDIR, f"cannot write {self.path}: it is a directory")
         _remove_stale(directory, base)
-        fd = self._create(directory, base)
-        try:
-            os.fchmod(fd, output_mode(self.path))
-            self.file = os.fdopen(fd, mode)
-        except BaseException:
-            os.close(fd)
-            self._forget()
-            raise
+        with _signals_held():
+            fd = self._create(directory, base)
+            try:
+                os.fchmod(fd, output_mode(self.path))
+                self.file = os.fdopen(fd, mode)
+            except BaseException:
+                os.close(fd)
+                self._forget()
+                raise
 
     def _create(self, directory: str, base: str) -> int:
         # The name is registered before the file exists, so a signal arriving at any point between
@@ -134,13 +156,14 @@ class AtomicFile:
         try:
             self.file.flush()
             os.fsync(self.file.fileno())
-            self.file.close()
-            os.replace(self.tmp_path, self.path)
+            with _signals_held():  # closed and renamed, or neither
+                self.file.close()
+                os.replace(self.tmp_path, self.path)
+                with _live_lock:
+                    _live.discard(self.tmp_path)
         except OSError as exc:
             self.abort()
             raise type(exc)(exc.errno, f"cannot write {self.path}: {exc.strerror}") from None
-        with _live_lock:
-            _live.discard(self.tmp_path)
         try:
             dir_fd = os.open(os.path.dirname(os.path.abspath(self.path)) or ".", os.O_RDONLY)
         except OSError:
@@ -154,8 +177,9 @@ class AtomicFile:
 
     def abort(self) -> None:
         """Close and remove the temporary file; the target is left as it was."""
-        try:
-            if not self.file.closed:
-                self.file.close()
-        finally:
-            self._forget()
+        with _signals_held():
+            try:
+                if not self.file.closed:
+                    self.file.close()
+            finally:
+                self._forget()
