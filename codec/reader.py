@@ -92,6 +92,8 @@ class _UnitMetadata:
 
 #: Outputs above this size are reserved before decoding (below it the probe costs more than it saves).
 _PROBE_BYTES = 64 << 20
+#: Mapped payload pages are released (madvise) by layer above this size, together below it.
+_RELEASE_BYTES = 16 << 20
 #: verify() reads payloads in chunks of this size.
 _VERIFY_CHUNK = 16 << 20
 #: Payloads above this size are read in pieces by the modes that can (``Mode.reads_in_pieces``).
@@ -206,6 +208,7 @@ class Reader(Mapping):
     def __init__(self, source, /, *, limits: Limits | None = None, verify: bool = True):
         self.limits = limits or DEFAULT_LIMITS
         self.verify_payloads = verify
+        self._unreleased = 0  # payload bytes read from the map since its pages were last released
         self._mmap = None
         self._file = None
         self._closed = False
@@ -276,21 +279,24 @@ class Reader(Mapping):
     def _check_gaps(self, entries: list[IndexEntry], first_unit: int, index_offset: int) -> None:
         """Units between the indexed layer units may only be ancillary (section 5.1): a reserved
         critical unit there makes the file unreadable, on this path as on the sequential one."""
+        gaps = []  # (position of the next layer, start, end); usually none: the units tile the file
         start = first_unit
-        for position in range(len(entries) + 1):
-            end = entries[position].unit_offset if position < len(entries) else index_offset
-            if end > start:
-                for unit in iter_units(self._buf, self.network_header, self.limits, start=start, end=end):
-                    if unit.unit_type == UnitType.LAYER:
-                        raise FormatError("a layer unit the index does not list", path=f"layers[{position}]",
-                                          bit_offset=unit.unit_offset * 8)
-                    if is_metadata_unit(unit.unit_type, self.network_header.version):
-                        path = self._unit_metadata.check_size(unit)
-                        # iter_units checked that the payload lies before the index
-                        payload = bytes(self._buf[unit.payload_offset:unit.payload_offset + unit.unit_payload_size])
-                        self._unit_metadata.add(unit, payload, path)
-            if position < len(entries):
-                start = end + entries[position].unit_size
+        for position, entry in enumerate(entries):
+            if entry.unit_offset > start:
+                gaps.append((position, start, entry.unit_offset))
+            start = entry.unit_offset + entry.unit_size
+        if index_offset > start:
+            gaps.append((len(entries), start, index_offset))
+        for position, start, end in gaps:
+            for unit in iter_units(self._buf, self.network_header, self.limits, start=start, end=end):
+                if unit.unit_type == UnitType.LAYER:
+                    raise FormatError("a layer unit the index does not list", path=f"layers[{position}]",
+                                      bit_offset=unit.unit_offset * 8)
+                if is_metadata_unit(unit.unit_type, self.network_header.version):
+                    path = self._unit_metadata.check_size(unit)
+                    # iter_units checked that the payload lies before the index
+                    payload = bytes(self._buf[unit.payload_offset:unit.payload_offset + unit.unit_payload_size])
+                    self._unit_metadata.add(unit, payload, path)
 
     # -- mapping interface -------------------------------------------------------------------
     def keys(self) -> list[str]:
@@ -364,14 +370,25 @@ class Reader(Mapping):
         return data
 
     def _release(self, header: LayerHeader) -> None:
-        """Drop this layer's mapped pages from the process (they stay in the page cache): reading a
-        whole file keeps the resident memory at about one layer."""
-        if self._mmap is not None and hasattr(self._mmap, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-            page = mmap.PAGESIZE
-            start = header.payload_offset - header.payload_offset % page
-            end = min(len(self._mmap), header.payload_offset + header.payload_size)
-            if end > start:
-                self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
+        """Drop mapped pages from the process (they stay in the page cache), so that reading a whole
+        file keeps the resident memory at about one layer: a large layer's pages at once, small
+        layers' pages together once they add up to _RELEASE_BYTES (the call costs about as much as
+        copying a couple of MB, which a small layer's get would otherwise pay each time)."""
+        if self._mmap is None or not hasattr(self._mmap, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        self._unreleased += header.payload_size
+        if header.payload_size >= _RELEASE_BYTES:
+            start, end = header.payload_offset, header.payload_offset + header.payload_size
+        elif self._unreleased >= _RELEASE_BYTES:
+            start, end = 0, len(self._mmap)
+        else:
+            return
+        start -= start % mmap.PAGESIZE
+        end = min(len(self._mmap), end)
+        if end > start:
+            self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
+        if start == 0:
+            self._unreleased = 0
 
     def header(self, name: str) -> LayerHeader:
         """Return the parsed header of layer ``name`` without decoding its payload."""
