@@ -438,10 +438,10 @@ class Reader(Mapping):
             return default
         header = self.header(name)
         verify = self.verify_payloads if verify is None else verify
-        if not copy and header.coding_mode == CodingMode.RAW and not levels and format == "dense":
-            view = self._raw_view(header, verify)
-            if view is not None:
-                return view
+        if header.coding_mode == CodingMode.RAW and not levels and format == "dense":
+            array = self._raw_view(header, verify) if not copy else self._raw_read(header, verify)
+            if array is not None:
+                return array
         mode = get_mode(header.coding_mode, path=f"{header.path}.coding_mode")
         if getattr(mode, "reads_in_pieces", False) and self._file is not None and header.payload_size > _PIECES_BYTES:
             payload = _FilePayload(self, header)  # read as it is decoded: memory holds the output, not both
@@ -463,6 +463,8 @@ class Reader(Mapping):
         nbytes = header.num_elements * storage.itemsize
         if header.payload_size != nbytes or sys.byteorder != "little":
             return None  # the decoder reports the size error, and swaps bytes
+        self.limits.check("max_decoded_bytes", nbytes, path=f"{header.path}.layer_dim")
+        get_mode(CodingMode.RAW).params_of(header)
         payload = self._payload(header, mapped=True)
         if verify:
             actual = _backend.crc32c(payload)
@@ -477,6 +479,32 @@ class Reader(Mapping):
             return None
         out.flags.writeable = False
         return out
+
+    def _raw_read(self, header: LayerHeader, verify: bool):
+        """A raw layer read from the file straight into its output (pread: no page faults on a fresh
+        map, one copy), or None where the general path is needed (bytes source, big-endian)."""
+        from .dtypes import user_array
+
+        storage = storage_dtype(header)
+        nbytes = header.num_elements * storage.itemsize
+        if self._file is None or header.payload_size != nbytes or sys.byteorder != "little" or not nbytes:
+            return None
+        self.limits.check("max_decoded_bytes", nbytes, path=f"{header.path}.layer_dim")
+        get_mode(CodingMode.RAW).params_of(header)  # the checks of the raw mode's decode, in its order
+        self._check_file()
+        with memory_for(header, nbytes):
+            out = np.empty(nbytes, dtype=np.uint8)
+        got = os.preadv(self._file.fileno(), [out], header.payload_offset)
+        if got != nbytes:
+            raise FileChangedError(f"{self.path!r} ends before the payload of {header.layer_name!r} "
+                                   "(truncated while open)")
+        if verify:
+            actual = _backend.crc32c(out)
+            if actual != header.payload_crc32c:
+                from .modes.base import payload_checksum_error
+
+                raise payload_checksum_error(header, actual)
+        return user_array(header, out.view(storage))
 
     def payload(self, name: str) -> memoryview:
         """Return the payload bytes of layer ``name`` (a view into the file; valid until close)."""
