@@ -92,6 +92,10 @@ class _UnitMetadata:
 
 #: Outputs above this size are reserved before decoding (below it the probe costs more than it saves).
 _PROBE_BYTES = 64 << 20
+#: A verified raw layer below this size is read with pread and then checked (measured on this
+#: project's 2-CPU machine: 0.37 vs 0.44 ms for 2.25 MB); above it the copy from the map that
+#: computes the CRC in the same pass wins (0.49 vs 0.77 ms for 8 MB).
+_PREAD_VERIFIED_BYTES = 4 << 20
 #: Mapped payload pages are released (madvise) by layer above this size, together below it.
 _RELEASE_BYTES = 16 << 20
 #: verify() reads payloads in chunks of this size.
@@ -489,6 +493,8 @@ class Reader(Mapping):
         nbytes = header.num_elements * storage.itemsize
         if self._file is None or header.payload_size != nbytes or sys.byteorder != "little" or not nbytes:
             return None
+        if verify and nbytes >= _PREAD_VERIFIED_BYTES:
+            return None  # the decoder's copy from the map with the CRC in the same pass is faster here
         self.limits.check("max_decoded_bytes", nbytes, path=f"{header.path}.layer_dim")
         get_mode(CodingMode.RAW).params_of(header)  # the checks of the raw mode's decode, in its order
         self._check_file()
