@@ -117,6 +117,9 @@ class _Progress:
         self.bar = None
         self.quiet = quiet or not sys.stderr.isatty()
         self.sizes = sizes
+        self.desc = desc
+        self.seen: set[str] = set()
+        self.passes = 1
         if self.quiet:
             return
         total = sum(sizes.values()) if sizes else None
@@ -128,17 +131,27 @@ class _Progress:
         except ImportError:
             self.count = 0
             self.total = total
-            self.desc = desc
 
     def __call__(self, name: str) -> None:
         if self.quiet:
             return
+        if name in self.seen:  # a name again: the next pass of a target search
+            self.seen.clear()
+            self.passes += 1
+            if self.bar is not None:
+                self.bar.reset(total=self.bar.total)
+                self.bar.set_description(f"{self.desc} (pass {self.passes})")
+            else:
+                self.count = 0
+                print(file=sys.stderr)
+        self.seen.add(name)
         step = self.sizes.get(name, 0) if self.sizes else 1
         if self.bar is not None:
             self.bar.update(step)
         else:
             self.count += step
-            print(f"\r{self.desc}: {self.count:,}/{self.total or '?'}{' bytes' if self.sizes else ''}", end="",
+            label = self.desc if self.passes == 1 else f"{self.desc} (pass {self.passes})"
+            print(f"\r{label}: {self.count:,}/{self.total or '?'}{' bytes' if self.sizes else ''}", end="",
                   file=sys.stderr)
 
     def close(self) -> None:

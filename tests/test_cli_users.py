@@ -92,3 +92,24 @@ def test_source_metadata_survives_a_lossless_round_trip(tmp_path):
         assert r.metadata["format"] == "pt" and "codec.fake" not in r.metadata  # codec.* keys are this run's
     with safe_open(str(tmp_path / "back.safetensors"), framework="np") as f:
         assert f.metadata()["format"] == "pt"
+
+
+def test_progress_restarts_for_each_pass_of_a_target_search(monkeypatch):
+    import io
+
+    from codec import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    bar = cli._Progress({"a": 10, "b": 30}, "encoding", quiet=False)
+    for name in ("a", "b", "a", "b", "a"):  # three passes over the same two tensors
+        bar(name)
+    assert bar.passes == 3 and bar.seen == {"a"}
+    bar.close()
+    assert "encoding (pass 3)" in err.getvalue()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: nothing drawn
+    assert cli._Progress({"a": 1}, "encoding", quiet=False).quiet
