@@ -42,7 +42,7 @@ from .kernels.rans import (
 from .lazy import PieceArray
 from .spool import Spool
 
-__all__ = ["encode_levels", "write_levels", "code_levels", "set_adaptive", "set_decode_threads", "LevelSource", "ArrayLevels", "decode_levels", "read_levels_payload", "level_grid", "order0_entropy_bits",
+__all__ = ["encode_levels", "write_levels", "code_levels", "set_adaptive", "set_decode_threads", "LevelSource", "ArrayLevels", "decode_levels", "decode_level_rows", "read_levels_payload", "level_grid", "order0_entropy_bits",
            "LC_MAX_ESCAPE_LIMIT", "LC_MAX_CLASSES", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "LC_OUT_I64", "LC_OUT_AFFINE",
            "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16"]
 
@@ -819,12 +819,40 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
     output buffer. ``threads``: decode the chunks of a version 2 payload on up to this many threads
     (default: :func:`set_decode_threads`'s setting, 1 unless changed)."""
     p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols, version=version)
-    n = rows * cols
+    return _decode_chunks(p, p.chunks, cols, out_kind=out_kind, scale=scale, zero_point=zero_point,
+                          codebook=codebook, path=path, out=out, threads=threads)
+
+
+def decode_level_rows(payload, rows: int, cols: int, start: int, stop: int, *, out_kind: int = LC_OUT_I64,
+                      scale=None, zero_point=None, codebook=None, path: str = "unit_payload", base_offset: int = 0,
+                      version: int = 3, threads: int | None = None) -> tuple[int, np.ndarray]:
+    """Decode only the chunks of ``levels_payload()`` that hold rows ``start`` .. ``stop - 1`` of the
+    level grid (``0 <= start <= stop <= rows``): returns ``(first, flat)``, the first row decoded and
+    the values of the decoded chunks' rows, as :func:`decode_levels` gives them (``scale`` and
+    ``zero_point`` index all ``rows``). The payload's header is read and checked whole; chunks
+    outside the range are not decoded, so an error in their words is not seen."""
+    if not 0 <= start <= stop <= rows:
+        raise ValueError(f"rows {start}..{stop} are not within 0..{rows}")
+    p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols, version=version)
+    if start == stop:
+        return start, np.empty(0, dtype=_OUT_DTYPES[out_kind])
+    chosen = [c for c in p.chunks if c.row0 < stop and c.row1 > start]
+    first = chosen[0].row0
+    flat = _decode_chunks(p, chosen, cols, out_kind=out_kind, scale=scale, zero_point=zero_point,
+                          codebook=codebook, path=path, out=None, threads=threads, first_row=first)
+    return first, flat
+
+
+def _decode_chunks(p: LevelsPayload, chunks: list, cols: int, *, out_kind, scale, zero_point, codebook, path: str,
+                   out, threads, first_row: int = 0) -> np.ndarray:
+    """Decode ``chunks`` (consecutive chunks of ``p``) into ``out``, whose first element is row ``first_row``'s."""
+    n = (chunks[-1].row1 - first_row) * cols
     dtype = _OUT_DTYPES[out_kind]
+    escapes_all = p.escapes[chunks[0].esc0:chunks[-1].esc1]
     if out_kind in (LC_OUT_I32, LC_OUT_I16):
         # only for callers whose levels fit (E <= 127 and the escapes checked here)
         info = np.iinfo(dtype)
-        if any(not info.min <= v <= info.max for v in p.escapes):
+        if any(not info.min <= v <= info.max for v in escapes_all):
             raise FormatError(f"level does not fit {np.dtype(dtype).name}", path=f"{path}.lc_esc_magnitude")
     if out is None:
         out = np.empty(n, dtype=dtype)
@@ -835,9 +863,10 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
     errors = adaptive_reference.ERRORS if adaptive else rans_reference.ERRORS
     if not adaptive:
         fc, sy = _backend.rans.build_tables(p.freqs)
+    base = first_row * cols
 
     def run(chunk: LevelsChunk):
-        a, b = chunk.row0 * cols, chunk.row1 * cols
+        a, b = chunk.row0 * cols - base, chunk.row1 * cols - base
         sc = None if scale is None else scale[chunk.row0:chunk.row1]
         zp = None if zero_point is None else zero_point[chunk.row0:chunk.row1]
         esc = escapes[chunk.esc0:chunk.esc1]
@@ -848,16 +877,16 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
                                     chunk.row1 - chunk.row0, cols, p.escape_limit, esc, out_kind, out[a:b], sc, zp,
                                     codebook)
 
-    workers = min(len(p.chunks), _decode_threads if threads is None else max(1, threads))
+    workers = min(len(chunks), _decode_threads if threads is None else max(1, threads))
     if workers > 1:
-        results = list(_thread_pool(workers).map(run, p.chunks))
+        results = list(_thread_pool(workers).map(run, chunks))
     else:
         results = []
-        for chunk in p.chunks:  # stop at the first chunk in error
+        for chunk in chunks:  # stop at the first chunk in error
             results.append(run(chunk))
             if results[-1][0]:
                 break
-    for chunk, (status, at, value) in zip(p.chunks, results):
+    for chunk, (status, at, value) in zip(chunks, results):
         if status:
             raise_status(errors, status, at, value, path=path + ("." + chunk.path[:-1] if chunk.path
                                                                                 else ""),

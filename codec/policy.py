@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -229,9 +230,13 @@ DEFAULT_POLICY = Policy({"rules": []})
 
 
 def load_policy(path_or_text) -> Policy:
-    """Read a policy from a .toml or .json file, a JSON/TOML string, or the name of a built-in
-    preset (:data:`codec.presets.PRESETS`: lossless, int8, int4, dq-fine, dq, dq-small)."""
+    """Read a policy from a .toml or .json file, a JSON/TOML string, a dict of the same structure,
+    or the name of a built-in preset (:data:`codec.presets.PRESETS`: lossless, int8, int4, dq-fine,
+    dq, dq-small)."""
     from .presets import PRESETS, preset
+
+    if isinstance(path_or_text, Mapping):
+        return Policy(dict(path_or_text))
 
     if isinstance(path_or_text, str) and path_or_text in PRESETS and not os.path.exists(path_or_text):
         return Policy(preset(path_or_text))

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _backend
 from .dtypes import float_pieces
-from .errors import EncodeError, FormatError
+from .errors import CodecError, EncodeError, FormatError
 from .lazy import PieceArray
 from .levels import PIECE_ELEMENTS, ArrayLevels, LevelSource, level_grid
 from .params import Param
@@ -118,6 +118,13 @@ def step_of_qp(qp: int, density: int) -> float:
     return math.ldexp(base + qp % base, qp // base - density)
 
 
+def steps_of_qps(qps, density: int) -> np.ndarray:
+    """:func:`step_of_qp` of every qp, as float32 (exact: a step has at most 8 significant bits)."""
+    q = np.asarray(qps, dtype=np.int64)
+    base = 1 << density
+    return np.ldexp((base + q % base).astype(np.float64), (q // base - density).astype(np.int32)).astype(np.float32)
+
+
 def qp_for_step(step: float, density: int, *, at_least: bool = False) -> int:
     """Return the qp whose step is nearest to ``step`` in log scale (or the smallest >= it)."""
     if not (step > 0 and math.isfinite(step)):
@@ -194,6 +201,20 @@ def _read_deltas(r, count_name: str, delta_name: str, what: str, max_count: int,
     count = r.ue(0, count_name) + 1
     if count > max_count or count > r.bits_left():  # every delta takes at least one bit
         raise r.error(f"{count} {what} exceed the data or the limit", count_name)
+    if r.trace is None and count > 16:
+        # per-channel sets of big layers hold thousands of deltas: read them in one call, and only
+        # if anything is out of range again element by element, so that the error names the element
+        start = r.pos
+        try:
+            codes = r.ue_array(0, count)
+        except CodecError:
+            codes = None
+        if codes is not None and int(codes.max()) < 1 << 32:  # sums then fit int64 by far
+            codes = codes.astype(np.int64)
+            values = np.cumsum(np.where(codes & 1, (codes + 1) >> 1, -(codes >> 1)))
+            if density is None or (-126 <= int(values.min()) >> density and int(values.max()) >> density <= 127):
+                return tuple(values.tolist())
+        r.pos = start
     values, prev = [], 0
     for c in range(count):
         at = r.pos
@@ -266,7 +287,7 @@ def resolve(local: QuantParams, global_: QuantParams, shape: tuple[int, ...], *,
         raise FormatError(f"{len(p.qps)} step sizes for {channels} channels", path=path)
     if p.qp_density is None or p.qp_density > MAX_DENSITY:
         raise FormatError(f"qp_density {p.qp_density} outside 0..{MAX_DENSITY}", path=path)
-    steps = np.array([step_of_qp(q, p.qp_density) for q in p.qps], dtype=np.float32)
+    steps = steps_of_qps(p.qps, p.qp_density)
     zps = np.zeros(1, np.int64)
     if method == "uniform_zp":
         if p.zero_points is None or len(p.zero_points) not in (1, channels):

@@ -7,8 +7,10 @@
         rows = f.get_slice("embeddings.word_embeddings.weight")[1000:1010]
 
 Raw layers are read without a copy where the framework allows (a read-only view of the memory map
-for ``np``); other coding modes decode the whole layer (a slice of a compressed layer decodes the
-layer, then slices it). ``metadata()`` returns the file's metadata as str -> str, as safetensors
+for ``np``). A slice whose first index is an int or a slice with a positive step decodes only the
+chunks of rows that hold those rows where the layer's levels are coded in chunks (entropy, quantized
+and dq layers of rank >= 2 in a 2.x file, about 2^20 levels a chunk); other slices and modes decode
+the layer, then slice it. ``metadata()`` returns the file's metadata as str -> str, as safetensors
 does (other value types as JSON).
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .format import CodingMode
 from .reader import Reader
 
 __all__ = ["safe_open"]
@@ -41,8 +44,36 @@ class _Slice:
         return _SAFETENSORS_DTYPES.get(self._header.dtype_name, self._header.dtype_name.upper())
 
     def __getitem__(self, index) -> Any:
-        array = self._handle._reader.get(self._name, copy=False)[index]  # a view of a raw layer: no copy
+        reader = self._handle._reader
+        rows = None if self._header.coding_mode == CodingMode.RAW else _row_range(index, self._header.layer_shape)
+        if rows is None:
+            array = reader.get(self._name, copy=False)[index]  # a view of a raw layer: no copy
+        else:
+            start, stop, rest = rows
+            array = reader.get_rows(self._name, start, stop)[rest]  # only the chunks that hold the rows
         return self._handle._convert(np.ascontiguousarray(array) if self._handle._torch else array)
+
+
+def _row_range(index, shape: tuple[int, ...]):
+    """``(start, stop, rest)`` when ``index`` selects rows start..stop-1 along axis 0 by an int or a slice with a
+    positive step (``rest`` indexes those rows as ``index`` did the layer), else None (the layer is decoded)."""
+    key = index if isinstance(index, tuple) else (index,)
+    if not shape or not key:
+        return None
+    first, n = key[0], shape[0]
+    if isinstance(first, (int, np.integer)) and not isinstance(first, (bool, np.bool_)):
+        i = int(first)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} is out of bounds for axis 0 with size {n}")
+        i %= n
+        return i, i + 1, (0,) + key[1:]
+    if isinstance(first, slice):
+        start, stop, step = first.indices(n)
+        if step < 0:
+            return None
+        stop = max(start, stop)
+        return start, stop, (slice(0, stop - start, step),) + key[1:]
+    return None
 
 
 _SAFETENSORS_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int8": "I8",

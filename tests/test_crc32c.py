@@ -17,8 +17,11 @@ except ImportError:
 
 needs_fast = pytest.mark.skipif(fast is None, reason="compiled core not built")
 
-# Lengths around the 3-way block sizes of the hardware path (3*256 and 3*8192 bytes).
-EDGE_LENGTHS = [0, 1, 7, 8, 9, 15, 16, 767, 768, 769, 24575, 24576, 24577, 3 * 24576 + 5]
+# Lengths around the 3-way block sizes of the crc32 path (3*256 and 3*8192 bytes) and the folding paths (512 bytes
+# to start, then 64 or 256 bytes a step, then a tail of crc32 instructions).
+EDGE_LENGTHS = [0, 1, 7, 8, 9, 15, 16, 511, 512, 513, 575, 767, 768, 769, 1023, 1024, 1279, 24575, 24576, 24577,
+                3 * 24576 + 5]
+PATHS = list(fast.PATHS) if fast else []
 
 
 def test_check_value():
@@ -33,21 +36,34 @@ def test_pure_matches_oracle(n):
 
 
 @needs_fast
-@pytest.mark.parametrize("hardware", [True, False])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("n", EDGE_LENGTHS + [1 << 20])
 @pytest.mark.parametrize("misalign", [0, 3])
-def test_fast_matches_oracle(hardware, n, misalign):
-    fast.set_hardware(hardware)
+def test_fast_matches_oracle(path, n, misalign):
+    chosen = fast.set_path(path)
     try:
+        assert fast.path() == chosen
         data = os.urandom(n + misalign)[misalign:]
         expected = oracle.crc32c(data)
         assert fast.crc32c(data) == expected
         assert fast.crc32c(memoryview(data)) == expected
+        assert fast.crc32c(data[n // 3:], fast.crc32c(data[: n // 3])) == expected
         dst = bytearray(n + 1)
         assert fast.crc32c_copy(memoryview(dst)[1:], data) == expected
         assert bytes(dst[1:]) == data
+        # the copy writes exactly n bytes
+        assert dst[0] == 0
     finally:
-        fast.set_hardware(True)
+        fast.set_path("vpclmul512")
+
+
+@needs_fast
+def test_path_names_and_fallback():
+    assert fast.set_path("software") == "software" and not fast.hardware_enabled()
+    fast.set_hardware(True)
+    assert fast.path() in ("vpclmul512", "crc32", "software")  # the default never picks the slower 128-bit fold
+    with pytest.raises(ValueError):
+        fast.set_path("sse9")
 
 
 @needs_fast
@@ -86,8 +102,10 @@ def test_combine_pure_equals_fast_for_large_lengths(len2):
 
 @pytest.mark.parametrize("n", [0, 5, (4 << 20) + 3, (9 << 20) + 1])
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_parallel_copy_matches_sequential(n, workers):
+def test_parallel_copy_matches_sequential(n, workers, monkeypatch):
     from codec import parallel
+
+    monkeypatch.setattr(parallel, "MIN_PART_BYTES", 1 << 20)  # several parts at these sizes
 
     src = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
     dst = np.empty_like(src)

@@ -39,7 +39,16 @@ def test_kernels_agree_and_the_reader_follows_them(case):
     if len(data) >= 4 and int.from_bytes(data[:4], "little") == count and count * 18 <= len(data) - 4:
         status, _, value = check("index", "read_index_entries", data, count, 10, 100, end, IndexEntry)
         if status == 0:
-            assert all(type(e) is IndexEntry for e in value)
+            listed, by_name, gaps = value
+            assert all(type(e) is IndexEntry for e in listed)
+            assert by_name == {e.name: (i, e) for i, e in enumerate(listed)} and list(by_name) == [e.name for e in listed]
+            # the spans no entry covers, from the first unit (100) to the index (end)
+            expected_gaps, start = [], 100
+            for i, e in enumerate(listed + [IndexEntry("", end, 0)]):
+                if e.unit_offset > start:
+                    expected_gaps.append((i, start, e.unit_offset))
+                start = e.unit_offset + e.unit_size
+            assert gaps == expected_gaps
     try:
         got = read_index_payload(data, 0, Limits(max_name_bytes=10), layer_count=count, first_unit_offset=100,
                                  index_unit_offset=end)
@@ -47,7 +56,7 @@ def test_kernels_agree_and_the_reader_follows_them(case):
         assert status != 0
         assert str(exc).startswith("index")
     else:
-        assert status == 0 and got == value
+        assert status == 0 and got == value[0]
         if all(len(e.name.encode()) <= 10 for e in entries) and data == write_index_payload(entries):
             assert got == entries
 

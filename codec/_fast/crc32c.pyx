@@ -6,6 +6,8 @@ from libc.stdint cimport uint32_t
 cdef extern from "crc32c_impl.h" nogil:
     void crc32c_init()
     void crc32c_set_hw(int enable)
+    int crc32c_set_path(int path)
+    int crc32c_path()
     int crc32c_have_hw
     uint32_t crc32c_update(uint32_t crc, const unsigned char *buf, size_t len)
     uint32_t c_crc32c_combine "crc32c_combine"(uint32_t crc1, uint32_t crc2, unsigned long long len2)
@@ -57,9 +59,22 @@ def crc32c_combine(unsigned int crc1, unsigned int crc2, unsigned long long len2
     return c_crc32c_combine(crc1, crc2, len2)
 
 
+PATHS = ("software", "crc32", "pclmul", "vpclmul512")
+
+
 def hardware_enabled():
-    """Return True if the SSE4.2 path is in use."""
+    """Return True if a hardware path (SSE4.2 or better) is in use."""
     return bool(crc32c_have_hw)
+
+
+def path():
+    """Return the name of the path in use: one of ``PATHS``."""
+    return PATHS[crc32c_path()]
+
+
+def set_path(name):
+    """Use path ``name`` (one of ``PATHS``) or the best one below it that the CPU has; return the one chosen."""
+    return PATHS[crc32c_set_path(PATHS.index(name))]
 
 
 def set_hardware(enable):

@@ -15,7 +15,8 @@ cdef enum:
     IX_ERR_TRAILING = -6
 
 
-cdef inline uint64_t _le(const uint8_t[::1] buf, Py_ssize_t pos, int size) noexcept nogil:
+cdef inline uint64_t _le(const uint8_t *buf, Py_ssize_t pos, int size) noexcept nogil:
+    # a pointer, not a typed memoryview: passing a memoryview costs an atomic reference count per call
     cdef uint64_t value = 0
     cdef int i
     for i in range(size - 1, -1, -1):
@@ -25,22 +26,26 @@ cdef inline uint64_t _le(const uint8_t[::1] buf, Py_ssize_t pos, int size) noexc
 
 def read_index_entries(buf, Py_ssize_t count, Py_ssize_t max_name, uint64_t first_unit_offset,
                        uint64_t index_unit_offset, entry_type):
-    """Entries ``entry_type(name, unit_offset, unit_size)`` from byte 4 of ``buf``: (status, at, list | entry)."""
+    """Entries ``entry_type(name, unit_offset, unit_size)`` from byte 4 of ``buf``: (status, at, value), value on
+    success ``(entries, by_name, gaps)``: the list, a dict name -> (position, entry) and the spans between units
+    ``(position of the next entry, start, end)``; on an error the entry's number."""
     cdef const uint8_t[::1] data = memoryview(buf).cast("B")
     cdef Py_ssize_t n = data.shape[0]
+    cdef const uint8_t *raw = &data[0] if n else NULL
     cdef Py_ssize_t pos = 4, at
     cdef Py_ssize_t i, name_len
     cdef uint64_t offset, size, next_offset = first_unit_offset
     make = tuple.__new__
     entries = []
-    names = set()
+    by_name = {}
+    gaps = []
     for i in range(count):
         at = pos
         if pos + INDEX_ENTRY_FIXED_SIZE > n:
             return IX_ERR_TRUNCATED, at, i
-        offset = _le(data, pos, 8)
-        size = _le(data, pos + 8, 8)
-        name_len = <Py_ssize_t>_le(data, pos + 16, 2)
+        offset = _le(raw, pos, 8)
+        size = _le(raw, pos + 8, 8)
+        name_len = <Py_ssize_t>_le(raw, pos + 16, 2)
         pos += INDEX_ENTRY_FIXED_SIZE
         if name_len > max_name:
             return IX_ERR_NAME_LIMIT, pos - 2, i
@@ -50,7 +55,7 @@ def read_index_entries(buf, Py_ssize_t count, Py_ssize_t max_name, uint64_t firs
             name = ""
         else:
             try:
-                name = PyUnicode_DecodeUTF8(<const char *>&data[pos], name_len, NULL)
+                name = PyUnicode_DecodeUTF8(<const char *>raw + pos, name_len, NULL)
             except UnicodeDecodeError:
                 return IX_ERR_NAME_UTF8, pos - 2, i
         pos += name_len
@@ -58,11 +63,16 @@ def read_index_entries(buf, Py_ssize_t count, Py_ssize_t max_name, uint64_t firs
         if offset < next_offset or offset > index_unit_offset or size > index_unit_offset - offset \
                 or size < MIN_UNIT_SIZE:
             return IX_ERR_ORDER, at, i
-        if name in names:
+        if name in by_name:
             return IX_ERR_DUPLICATE, at + 16, i
-        names.add(name)
+        if offset > next_offset:
+            gaps.append((i, next_offset, offset))
         next_offset = offset + size
-        entries.append(make(entry_type, (name, offset, size)))
+        entry = make(entry_type, (name, offset, size))
+        entries.append(entry)
+        by_name[name] = (i, entry)
     if pos != n:
         return IX_ERR_TRAILING, pos, 0
-    return 0, pos, entries
+    if index_unit_offset > next_offset:
+        gaps.append((count, next_offset, index_unit_offset))
+    return 0, pos, (entries, by_name, gaps)

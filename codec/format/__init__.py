@@ -19,7 +19,7 @@ from .constants import (
     UnitType,
     ValueType,
 )
-from .index import IndexEntry, read_index_payload, read_trailer, write_index_payload, write_trailer
+from .index import Index, IndexEntry, read_index, read_index_payload, read_trailer, write_index_payload, write_trailer
 from .limits import DEFAULT_LIMITS, Limits
 from .metadata import UnknownValue, normalize_metadata, read_metadata, write_metadata
 from .network import GLOBAL_QP_SET_OFFSET, NetworkHeader, network_header_size, read_network_header, write_network_header
@@ -28,7 +28,8 @@ from .unit import (LayerHeader, UnitHeader, layer_coding_mode, padding_size, rea
 
 __all__ = [
     "MAGIC", "PAYLOAD_ALIGNMENT", "TRAILER_SIZE", "VERSION_MAJOR", "VERSION_MINOR", "CodingMode", "DType",
-    "LayerKind", "UnitType", "ValueType", "IndexEntry", "read_index_payload", "read_trailer", "write_index_payload",
+    "LayerKind", "UnitType", "ValueType", "Index", "IndexEntry", "read_index", "read_index_payload", "read_trailer",
+    "write_index_payload",
     "write_trailer", "DEFAULT_LIMITS", "Limits", "UnknownValue", "normalize_metadata", "read_metadata",
     "write_metadata", "GLOBAL_QP_SET_OFFSET", "NetworkHeader", "network_header_size", "read_network_header",
     "write_network_header", "LayerHeader", "UnitHeader", "padding_size", "layer_coding_mode", "read_unit_header", "write_layer_header",

@@ -13,7 +13,8 @@ from ._io import check_crc, take
 from .constants import CRC_SIZE, INDEX_ENTRY_FIXED_SIZE, TRAILER_MAGIC, TRAILER_SIZE
 from .limits import Limits
 
-__all__ = ["IndexEntry", "write_index_payload", "read_index_payload", "write_trailer", "read_trailer"]
+__all__ = ["IndexEntry", "Index", "write_index_payload", "read_index_payload", "read_index", "write_trailer",
+           "read_trailer"]
 
 
 class IndexEntry(NamedTuple):
@@ -22,6 +23,16 @@ class IndexEntry(NamedTuple):
     name: str
     unit_offset: int
     unit_size: int
+
+
+class Index(NamedTuple):
+    """An index read and checked: its entries in file order, the same by name (name -> (position, entry)), and
+    the spans between the first unit and the index that no entry covers (position of the next entry, start, end),
+    which may hold only ancillary units (section 5.1)."""
+
+    entries: list[IndexEntry]
+    by_name: dict[str, tuple[int, IndexEntry]]
+    gaps: list[tuple[int, int, int]]
 
 
 def write_index_payload(entries: list[IndexEntry]) -> bytes:
@@ -37,6 +48,13 @@ def write_index_payload(entries: list[IndexEntry]) -> bytes:
 def read_index_payload(buf, base_offset: int, limits: Limits, *, layer_count: int, first_unit_offset: int,
                        index_unit_offset: int, trace=None) -> list[IndexEntry]:
     """Read ``index_payload()`` and check it describes non-overlapping units in file order."""
+    return read_index(buf, base_offset, limits, layer_count=layer_count, first_unit_offset=first_unit_offset,
+                      index_unit_offset=index_unit_offset, trace=trace).entries
+
+
+def read_index(buf, base_offset: int, limits: Limits, *, layer_count: int, first_unit_offset: int,
+               index_unit_offset: int, trace=None) -> Index:
+    """Read ``index_payload()`` as :func:`read_index_payload`, with the lookups a reader needs."""
     r = _backend.bit_reader(buf, base_offset, "index", trace)
     count = r.u32le("index_entry_count")
     if count != layer_count:
@@ -54,8 +72,8 @@ def read_index_payload(buf, base_offset: int, limits: Limits, *, layer_count: in
         raise_status(index_reference.ERRORS, status, at, value, path="index", base_offset=base_offset,
                      length=length, limit=limits.max_name_bytes, name=repr(name))
     if trace is not None:
-        _trace_entries(trace, value, base_offset)
-    return value
+        _trace_entries(trace, value[0], base_offset)
+    return Index(*value)
 
 
 def _trace_entries(trace: list, entries: list[IndexEntry], base_offset: int) -> None:

@@ -2,7 +2,9 @@
 ``codec._fast.index``.
 
 ``read_index_entries`` reads the ``count`` entries that follow ``index_entry_count`` and returns
-``(status, at, value)`` (see :mod:`codec.kernels`); on an error ``value`` is the entry's number.
+``(status, at, value)`` (see :mod:`codec.kernels`); on success ``value`` is ``(entries, by_name, gaps)``:
+the entries, a dict name -> (position, entry), and the spans no entry covers between the first unit and
+the index, as ``(position of the next entry, start, end)``; on an error ``value`` is the entry's number.
 Checks per entry, in order: the fixed fields are there; the name's length against the limit; the
 name's bytes are there; UTF-8; the unit lies after the previous one and before the index; the name
 is new. Then: no bytes after the last entry.
@@ -39,13 +41,14 @@ ERRORS = {
 
 
 def read_index_entries(buf, count: int, max_name: int, first_unit_offset: int, index_unit_offset: int, entry_type):
-    """Entries ``entry_type(name, unit_offset, unit_size)`` from byte 4 of ``buf``: (status, at, list | entry)."""
+    """Entries ``entry_type(name, unit_offset, unit_size)`` from byte 4 of ``buf``: (status, at, value)."""
     data = memoryview(buf).cast("B")
     n = len(data)
     pos = 4
     next_offset = first_unit_offset
     entries = []
-    names = set()
+    by_name = {}
+    gaps = []
     for i in range(count):
         at = pos
         if pos + INDEX_ENTRY_FIXED_SIZE > n:
@@ -66,11 +69,16 @@ def read_index_entries(buf, count: int, max_name: int, first_unit_offset: int, i
         if offset < next_offset or offset > index_unit_offset or size > index_unit_offset - offset \
                 or size < MIN_UNIT_SIZE:
             return IX_ERR_ORDER, at, i
-        if name in names:
+        if name in by_name:
             return IX_ERR_DUPLICATE, at + 16, i
-        names.add(name)
+        if offset > next_offset:
+            gaps.append((i, next_offset, offset))
         next_offset = offset + size
-        entries.append(entry_type(name, offset, size))
+        entry = entry_type(name, offset, size)
+        entries.append(entry)
+        by_name[name] = (i, entry)
     if pos != n:
         return IX_ERR_TRAILING, pos, 0
-    return 0, pos, entries
+    if index_unit_offset > next_offset:
+        gaps.append((count, next_offset, index_unit_offset))
+    return 0, pos, (entries, by_name, gaps)

@@ -137,6 +137,13 @@ class Mode:
                format: str = "dense"):
         raise NotImplementedError
 
+    def decode_rows(self, header, payload, start: int, stop: int, *, verify: bool = True, global_qp=None):
+        """Rows ``start`` .. ``stop - 1`` (``0 <= start <= stop <= shape[0]``) along axis 0 of a layer, decoding as
+        little as the mode can: returns ``(first, array)``, where ``array`` holds the layer's rows ``first``,
+        ``first + 1``, ... up to at least ``stop - 1``. This default decodes the whole layer (``first`` 0); modes
+        whose levels are coded in chunks of rows (spec 7.4) decode only the chunks that hold the rows."""
+        return 0, self.decode(header, payload, verify=verify, global_qp=global_qp)
+
     def check_decode_options(self, header, levels: bool, format: str) -> None:
         """Reject ``levels=`` or ``format=`` this mode does not offer (a usage error: ValueError)."""
         if levels and not self.has_levels:
@@ -265,3 +272,12 @@ def registered_modes() -> list[Mode]:
     """The registered modes in ``coding_mode`` order."""
     return [_MODES[k] for k in sorted(_MODES)]
 
+
+def rows_header(header, rows: int):
+    """``header`` with its shape cut to ``rows`` along axis 0: what the output helpers shape a row range by."""
+    return dataclasses.replace(header, layer_shape=(rows,) + tuple(header.layer_shape[1:]))
+
+
+def chunked_rows(header) -> bool:
+    """Whether a level-coded layer can decode a range of rows alone: rank >= 2, elements, chunks (7.4)."""
+    return len(header.layer_shape) >= 2 and header.num_elements > 0 and header.levels_version >= 2

@@ -11,10 +11,10 @@ from .. import dq, quant
 from ..dtypes import FLOAT_DTYPES, as_float, float_output
 from ..errors import CodecError, EncodeError, FormatError, UnsupportedError
 from ..format.constants import CodingMode
-from ..levels import LC_MAX_CLASSES, ArrayLevels, decode_levels, level_grid, levels_summary, trace_levels_payload, \
+from ..levels import LC_MAX_CLASSES, ArrayLevels, decode_level_rows, decode_levels, level_grid, levels_summary, trace_levels_payload, \
     write_levels
 from ..params import Param
-from .base import Mode, Plan, register_mode
+from .base import Mode, Plan, chunked_rows, register_mode, rows_header
 from .entropy import MAX_CLASSES, levels_text
 
 #: ``dq_trellis`` values (spec 6.8): the trellis a layer's levels follow.
@@ -113,14 +113,31 @@ class DqMode(Mode):
         flat = decode_levels(payload, rows, cols, **where)
         if levels:
             return flat.reshape(header.layer_shape), eff
+        return float_output(header, self._values(header, eff, 0, flat))
+
+    def decode_rows(self, header, payload, start, stop, *, verify=True, global_qp=None):
+        if not chunked_rows(header):
+            return super().decode_rows(header, payload, start, stop, verify=verify, global_qp=global_qp)
+        self.begin_decode(header, payload, verify=verify, levels=False, format="dense")
+        rows, cols = level_grid(header.layer_shape)
+        eff = self.effective(header, global_qp)
+        first, flat = decode_level_rows(payload, rows, cols, start, stop, path=header.payload_path,
+                                        base_offset=header.payload_offset, version=header.levels_version)
+        sub = rows_header(header, flat.size // cols)
+        return first, float_output(sub, self._values(sub, eff, first, flat))
+
+    @staticmethod
+    def _values(header, eff, first: int, flat):
+        """The float32 values of the levels ``flat`` of rows ``first`` .. of the level grid (rows are independent
+        in spec 8.5, so any range of whole rows reconstructs alone)."""
+        rows, cols = level_grid(header.layer_shape)
         at = dict(path=header.payload_path, base_offset=header.payload_offset)
         if eff.steps.size == 1 or (eff.axis == 0 and len(header.layer_shape) >= 2):
             # one step per row of the level grid: reconstruction and scaling in one pass
-            out = dq.dequantize(flat, rows, cols, np.broadcast_to(eff.steps, (rows,)), **at)
-        else:
-            q = dq.reconstruct(flat, rows, cols, **at)
-            out = quant.dequantize(q.reshape(header.layer_shape), eff).reshape(-1)
-        return float_output(header, out)
+            steps = eff.steps[first:first + rows] if eff.steps.size > 1 else np.broadcast_to(eff.steps, (rows,))
+            return dq.dequantize(flat, rows, cols, steps, **at)
+        q = dq.reconstruct(flat, rows, cols, **at)
+        return quant.dequantize(q.reshape(header.layer_shape), eff).reshape(-1)
 
     def summarize(self, header, payload, *, global_qp=None):
         try:

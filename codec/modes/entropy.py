@@ -8,9 +8,9 @@ import numpy as np
 from ..dtypes import INTEGER_DTYPES, storage_dtype, user_array
 from ..errors import EncodeError, FormatError
 from ..format.constants import CodingMode, DType
-from ..levels import LC_MAX_CLASSES, ArrayLevels, decode_levels, level_grid, levels_summary, trace_levels_payload, \
+from ..levels import LC_MAX_CLASSES, ArrayLevels, decode_level_rows, decode_levels, level_grid, levels_summary, trace_levels_payload, \
     write_levels
-from .base import Mode, Param, Plan, register_mode
+from .base import Mode, Param, Plan, chunked_rows, register_mode, rows_header
 
 #: The level coder's row-class bound, shared by the level-coded modes.
 MAX_CLASSES = Param("max_classes", (int,), "most row classes the level coder may use (each has its own table)",
@@ -40,16 +40,28 @@ class EntropyMode(Mode):
 
     def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
         self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
-        storage = storage_dtype(header)
         rows, cols = level_grid(header.layer_shape)
         flat = decode_levels(payload, rows, cols, path=header.payload_path, base_offset=header.payload_offset,
                              version=header.levels_version)
+        return user_array(header, self._stored(header, flat))
+
+    def _stored(self, header, flat):
+        storage = storage_dtype(header)
         info = np.iinfo(storage) if storage.kind in "iu" else None
         lo, hi = (0, 1) if header.layer_dtype == DType.BOOL else (info.min, info.max)
         if flat.size and (flat.min() < lo or flat.max() > hi):
             raise FormatError(f"decoded value outside the range of {header.dtype_name}",
                               path=header.payload_path, bit_offset=header.payload_offset * 8)
-        return user_array(header, flat.astype(storage))
+        return flat.astype(storage)
+
+    def decode_rows(self, header, payload, start, stop, *, verify=True, global_qp=None):
+        if not chunked_rows(header):
+            return super().decode_rows(header, payload, start, stop, verify=verify, global_qp=global_qp)
+        self.begin_decode(header, payload, verify=verify, levels=False, format="dense")
+        rows, cols = level_grid(header.layer_shape)
+        first, flat = decode_level_rows(payload, rows, cols, start, stop, path=header.payload_path,
+                                        base_offset=header.payload_offset, version=header.levels_version)
+        return first, user_array(rows_header(header, flat.size // cols), self._stored(header, flat))
 
     def summarize(self, header, payload, *, global_qp=None):
         rows, cols = level_grid(header.layer_shape)

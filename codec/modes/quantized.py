@@ -11,9 +11,9 @@ from .. import quant
 from ..dtypes import FLOAT_DTYPES, float_output, is_bf16_bits
 from ..errors import CodecError
 from ..format.constants import CodingMode
-from ..levels import LC_MAX_CLASSES, LC_OUT_AFFINE, LC_OUT_CODEBOOK, decode_levels, level_grid, write_levels, \
+from ..levels import LC_MAX_CLASSES, LC_OUT_AFFINE, LC_OUT_CODEBOOK, decode_level_rows, decode_levels, level_grid, write_levels, \
     levels_summary, trace_levels_payload
-from .base import Mode, Param, Plan, register_mode
+from .base import Mode, Param, Plan, chunked_rows, register_mode, rows_header
 from .entropy import MAX_CLASSES, levels_text
 
 
@@ -77,20 +77,40 @@ class QuantizedMode(Mode):
         where = dict(path=header.payload_path, base_offset=header.payload_offset, version=header.levels_version)
         if levels:
             return decode_levels(payload, rows, cols, **where).reshape(header.layer_shape), eff
+
+        def decode(**kw):
+            return 0, decode_levels(payload, rows, cols, **kw, **where)
+        return float_output(header, self._values(header, eff, decode)[1])
+
+    def decode_rows(self, header, payload, start, stop, *, verify=True, global_qp=None):
+        if not chunked_rows(header):
+            return super().decode_rows(header, payload, start, stop, verify=verify, global_qp=global_qp)
+        self.begin_decode(header, payload, verify=verify, levels=False, format="dense")
+        rows, cols = level_grid(header.layer_shape)
+        eff = self.effective(header, global_qp)
+        where = dict(path=header.payload_path, base_offset=header.payload_offset, version=header.levels_version)
+
+        def decode(**kw):
+            return decode_level_rows(payload, rows, cols, start, stop, **kw, **where)
+        first, flat = self._values(header, eff, decode)
+        return first, float_output(rows_header(header, flat.size // cols), flat)
+
+    def _values(self, header, eff, decode):
+        """The float32 values of the rows ``decode`` (levels of some rows, as decode_level_rows) returns."""
+        rows, cols = level_grid(header.layer_shape)
         if eff.method == "codebook":
-            flat = decode_levels(payload, rows, cols, out_kind=LC_OUT_CODEBOOK, codebook=eff.codebook, **where)
-            return float_output(header, flat)
+            return decode(out_kind=LC_OUT_CODEBOOK, codebook=eff.codebook)
         # the kernel applies one step and zero point per row of the level grid: fused when each is
         # shared or the channels are those rows (axis 0 of a tensor of rank >= 2)
         per_row = eff.granularity == "channel" and eff.axis == 0 and len(header.layer_shape) >= 2
         if all(a.size == 1 or per_row for a in (eff.steps, eff.zero_points)):
             scale = np.broadcast_to(eff.steps, (rows,))
             zps = np.broadcast_to(eff.zero_points, (rows,))
-            flat = decode_levels(payload, rows, cols, out_kind=LC_OUT_AFFINE, scale=scale, zero_point=zps, **where)
-        else:
-            flat = decode_levels(payload, rows, cols, **where)
-            flat = quant.dequantize(flat.reshape(header.layer_shape), eff).reshape(-1)
-        return float_output(header, flat)
+            return decode(out_kind=LC_OUT_AFFINE, scale=scale, zero_point=zps)
+        first, flat = decode()
+        shape = (flat.size // cols if cols else rows,) + tuple(header.layer_shape[1:]) if len(header.layer_shape) >= 2 \
+            else header.layer_shape
+        return first, quant.dequantize(flat.reshape(shape), eff).reshape(-1)
 
     def summarize(self, header, payload, *, global_qp=None):
         try:
