@@ -8,8 +8,8 @@ the index; at the end it checks the index against what it read.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
+import io
 import mmap
 import os
 import sys
@@ -38,8 +38,8 @@ from .format import (
     read_trailer,
     read_unit_header,
 )
-from .format.constants import CRC_SIZE, INDEX_ENTRY_FIXED_SIZE, NETWORK_PREFIX_SIZE, TRAILER_SIZE, UNIT_PREFIX_SIZE, \
-    CodingMode, UnitType
+from .format.constants import CRC_SIZE, INDEX_ENTRY_FIXED_SIZE, NETWORK_PREFIX_SIZE, PAYLOAD_ALIGNMENT, TRAILER_SIZE, \
+    UNIT_PREFIX_SIZE, CodingMode, UnitType
 from .format.metadata import read_metadata_unit
 from .format.unit import MIN_UNIT_HEADER_SIZE, is_metadata_unit
 from .modes import get_mode
@@ -108,6 +108,13 @@ _RELEASE_BYTES = 16 << 20
 _VERIFY_CHUNK = 16 << 20
 #: Payloads above this size are read in pieces by the modes that can (``Mode.reads_in_pieces``).
 _PIECES_BYTES = 16 << 20
+#: Opening a file reads its first and last bytes (network header; index and trailer) and each layer
+#: header with pread, up to these sizes at first; the memory map is made only when a payload is read
+#: from it (on this machine the map and the page faults of a fresh one cost ~20 us of a 80 us open).
+_HEAD_BYTES = 4096
+_TAIL_BYTES = 16384
+#: An index unit larger than this is read from the map (an allocation never exceeds it).
+_INDEX_READ_BYTES = 4 << 20
 
 
 class _FilePayload:
@@ -230,36 +237,73 @@ class Reader(Mapping):
         self.path = None
         if isinstance(source, (str, os.PathLike)):
             self.path = os.fspath(source)
-            self._file = builtins.open(source, "rb")
+            self._file = io.FileIO(source, "r")
             try:
                 st = os.fstat(self._file.fileno())
                 self._identity = _identity(st)
                 if st.st_size == 0:
                     raise TruncatedError("file is empty", path="network_header", bit_offset=0)
-                self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             except BaseException:
                 self._file.close()
                 raise
-            self._buf = memoryview(self._mmap)
+            self._size = st.st_size
+            self._bytes = None  # the map's view, made by _buf on first use
         else:
-            self._buf = memoryview(source).cast("B")
+            self._bytes = memoryview(source).cast("B")
+            self._size = len(self._bytes)
         try:
             self._open()
         except BaseException:
             self.close()
             raise
 
+    @property
+    def _buf(self) -> memoryview:
+        """The whole file: the bytes given, or a read-only memory map of the file made on first use."""
+        if self._bytes is None:
+            self._check_file()  # map the file only as it was opened
+            self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._bytes = memoryview(self._mmap)
+        return self._bytes
+
+    def _read(self, offset: int, size: int):
+        """Bytes ``offset`` .. ``offset + size`` of the file (fewer at its end): a view where the data is
+        in memory or mapped, else read with pread (no map, no page faults)."""
+        if self._bytes is not None:
+            return self._bytes[offset:offset + size]
+        return os.pread(self._file.fileno(), size, offset)
+
+    def _unit_header_bytes(self, offset: int, end: int):
+        """What ``read_unit_header`` reads of the unit at ``offset`` .. ``end``: its header and padding
+        (fewer bytes where the unit is shorter; the parser reports that as it would on the whole unit)."""
+        if self._bytes is not None:
+            return self._bytes[offset:end]
+        data = self._read(offset, min(end - offset, _HEAD_BYTES))
+        if len(data) >= UNIT_PREFIX_SIZE:
+            header_size = int.from_bytes(data[4:8], "little")  # unit_header_size, after the start code and type
+            want = min(end - offset, header_size + PAYLOAD_ALIGNMENT)  # the header and at most 63 padding bytes
+            if want > len(data) and header_size <= self.limits.max_header_bytes:
+                data = self._read(offset, want)
+        return data
+
     def _open(self) -> None:
-        buf = self._buf
-        size = len(buf)
-        self.network_header: NetworkHeader = read_network_header(buf, self.limits)
+        size = self._size
+        head = self._read(0, min(size, _HEAD_BYTES))
+        if len(head) >= NETWORK_PREFIX_SIZE:
+            # read_network_header checks the size against the limit before it reads the header
+            want = network_header_size(head)
+            if want > len(head) and want <= self.limits.max_metadata_bytes:
+                head = self._read(0, want)
+        self.network_header: NetworkHeader = read_network_header(head, self.limits)
         self.global_qp = _global_qp(self.network_header)
         first_unit = self.network_header.network_header_size
         if size < first_unit + TRAILER_SIZE:
             raise TruncatedError(f"file of {size} bytes ends before its trailer", path="trailer",
                                  bit_offset=size * 8)
         trailer_offset = size - TRAILER_SIZE
-        index_offset, trailer_count = read_trailer(buf[trailer_offset:], trailer_offset)
+        tail_start = max(first_unit, size - _TAIL_BYTES)
+        tail = self._read(tail_start, size - tail_start)
+        index_offset, trailer_count = read_trailer(tail[trailer_offset - tail_start:], trailer_offset)
         if trailer_count != self.network_header.layer_count:
             raise FormatError(f"trailer_layer_count {trailer_count} differs from layer_count "
                               f"{self.network_header.layer_count}", path="trailer.trailer_layer_count",
@@ -267,15 +311,20 @@ class Reader(Mapping):
         if not first_unit <= index_offset <= trailer_offset - MIN_UNIT_HEADER_SIZE:
             raise FormatError(f"index_unit_offset {index_offset} is outside the file", path="trailer.index_unit_offset",
                               bit_offset=trailer_offset * 8)
-        unit = read_unit_header(buf[index_offset:trailer_offset], index_offset, self.limits,
-                                version=self.network_header.version)
+        if index_offset >= tail_start:
+            region = tail[index_offset - tail_start:trailer_offset - tail_start]
+        elif trailer_offset - index_offset <= _INDEX_READ_BYTES:
+            region = self._read(index_offset, trailer_offset - index_offset)
+        else:
+            region = self._buf[index_offset:trailer_offset]
+        unit = read_unit_header(region, index_offset, self.limits, version=self.network_header.version)
         if unit.unit_type != UnitType.INDEX:
             raise FormatError(f"unit at index_unit_offset has unit_type {unit.unit_type}, not index",
                               path="index.unit_type", bit_offset=(index_offset + 3) * 8)
         if unit.payload_offset + unit.unit_payload_size != trailer_offset:
             raise FormatError("index payload does not end where the trailer starts", path="index.unit_payload_size",
                               bit_offset=(index_offset + 8) * 8)
-        payload = buf[unit.payload_offset:trailer_offset]
+        payload = region[unit.payload_offset - index_offset:]
         actual = _backend.crc32c(payload)
         if actual != unit.unit_payload_crc32c:
             raise ChecksumError(f"index payload crc32c mismatch: stored 0x{unit.unit_payload_crc32c:08x}, "
@@ -287,7 +336,8 @@ class Reader(Mapping):
         if index.gaps:
             self._check_gaps(index.gaps)
         self._index_offset = index_offset
-        self._entries: dict[str, tuple[int, IndexEntry]] = index.by_name
+        self._index = index
+        self._entries: dict[str, int] = index.by_name  # name -> position
         self._names = list(index.by_name)
         self._headers: dict[str, LayerHeader] = {}
 
@@ -348,9 +398,10 @@ class Reader(Mapping):
     # -- layers ------------------------------------------------------------------------------
     def _entry(self, name: str) -> tuple[int, IndexEntry]:
         try:
-            return self._entries[name]
+            position = self._entries[name]
         except KeyError:
             raise KeyError(name) from None
+        return position, self._index.entry(name, position)
 
     def _check_file(self) -> None:
         """Before touching mapped pages: the reader is open and its file is as it was mapped. A file
@@ -405,7 +456,7 @@ class Reader(Mapping):
             return cached
         position, entry = self._entry(name)
         end = entry.unit_offset + entry.unit_size
-        unit = read_unit_header(self._buf[entry.unit_offset:end], entry.unit_offset, self.limits,
+        unit = read_unit_header(self._unit_header_bytes(entry.unit_offset, end), entry.unit_offset, self.limits,
                                 version=self.network_header.version, layer_position=position)
         path = f"layers[{position}]"
         if unit.layer is None:
@@ -551,7 +602,7 @@ class Reader(Mapping):
         """Check every unit, checksum and padding of the file in order; raise the first problem found.
         Payloads are read in chunks, so the resident memory stays small whatever the file's size."""
         self._check_file()
-        expected = [(e.unit_offset, name) for name, (_, e) in sorted(self._entries.items(), key=lambda kv: kv[1][0])]
+        expected = [(e.unit_offset, e.name) for e in self._index.entries]  # file order
         seen = []
         for unit in iter_units(self._buf, self.network_header, self.limits, end=self._index_offset):
             path = f"layers[{len(seen)}]" if unit.layer is not None else "unit"
@@ -582,7 +633,7 @@ class Reader(Mapping):
     def close(self) -> None:
         """Release the memory map and the file; later calls that read raise ValueError."""
         self._closed = True
-        self._buf = memoryview(b"")
+        self._bytes = memoryview(b"")
         if self._mmap is not None:
             try:
                 self._mmap.close()

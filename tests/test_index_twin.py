@@ -1,6 +1,7 @@
 """The index entry loop (spec 9): both kernels agree on valid and mutated index payloads, and the
 public reader raises the kernel's error with the full syntax path and position."""
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,9 +40,10 @@ def test_kernels_agree_and_the_reader_follows_them(case):
     if len(data) >= 4 and int.from_bytes(data[:4], "little") == count and count * 18 <= len(data) - 4:
         status, _, value = check("index", "read_index_entries", data, count, 10, 100, end, IndexEntry)
         if status == 0:
-            listed, by_name, gaps = value
-            assert all(type(e) is IndexEntry for e in listed)
-            assert by_name == {e.name: (i, e) for i, e in enumerate(listed)} and list(by_name) == [e.name for e in listed]
+            spans, by_name, gaps = value
+            assert spans.dtype == np.uint64 and spans.shape == (count, 2) and len(by_name) == count
+            listed = [IndexEntry(name, int(spans[i, 0]), int(spans[i, 1])) for name, i in by_name.items()]
+            assert list(by_name.values()) == list(range(count))
             # the spans no entry covers, from the first unit (100) to the index (end)
             expected_gaps, start = [], 100
             for i, e in enumerate(listed + [IndexEntry("", end, 0)]):
@@ -56,7 +58,7 @@ def test_kernels_agree_and_the_reader_follows_them(case):
         assert status != 0
         assert str(exc).startswith("index")
     else:
-        assert status == 0 and got == value[0]
+        assert status == 0 and got == listed
         if all(len(e.name.encode()) <= 10 for e in entries) and data == write_index_payload(entries):
             assert got == entries
 

@@ -97,8 +97,9 @@ def _crc32c():
 def _index():
     entries = [IndexEntry("a", 100, 40), IndexEntry("ü", 140, 30), IndexEntry("", 200, 24)]
     good = write_index_payload(entries)
-    listed, by_name, gaps = check("index", "read_index_entries", good, 3, 100, 100, 400, IndexEntry)[2]
-    assert listed == entries and by_name == {e.name: (i, e) for i, e in enumerate(entries)}
+    spans, by_name, gaps = check("index", "read_index_entries", good, 3, 100, 100, 400, IndexEntry)[2]
+    assert spans.tolist() == [[e.unit_offset, e.unit_size] for e in entries]
+    assert by_name == {e.name: i for i, e in enumerate(entries)}
     assert gaps == [(2, 170, 200), (3, 224, 400)]  # between units 1 and 2, and from the last unit to the index
     bad = [good[:-1], good + b"\x00", good[:20],
            good.replace("ü".encode(), b"\xff\xfe"),

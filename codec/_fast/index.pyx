@@ -4,6 +4,8 @@
 from libc.stdint cimport uint8_t, uint64_t
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
+import numpy as np
+
 cdef enum:
     INDEX_ENTRY_FIXED_SIZE = 18
     MIN_UNIT_SIZE = 24
@@ -26,17 +28,18 @@ cdef inline uint64_t _le(const uint8_t *buf, Py_ssize_t pos, int size) noexcept 
 
 def read_index_entries(buf, Py_ssize_t count, Py_ssize_t max_name, uint64_t first_unit_offset,
                        uint64_t index_unit_offset, entry_type):
-    """Entries ``entry_type(name, unit_offset, unit_size)`` from byte 4 of ``buf``: (status, at, value), value on
-    success ``(entries, by_name, gaps)``: the list, a dict name -> (position, entry) and the spans between units
-    ``(position of the next entry, start, end)``; on an error the entry's number."""
+    """The entries from byte 4 of ``buf``: (status, at, value), value on success ``(spans, by_name, gaps)``: a
+    count x 2 uint64 array of (unit_offset, unit_size), a dict name -> position and the spans between units
+    ``(position of the next entry, start, end)``; on an error the entry's number. ``entry_type`` is unused (the
+    reader makes entries when it needs them)."""
     cdef const uint8_t[::1] data = memoryview(buf).cast("B")
     cdef Py_ssize_t n = data.shape[0]
     cdef const uint8_t *raw = &data[0] if n else NULL
     cdef Py_ssize_t pos = 4, at
     cdef Py_ssize_t i, name_len
     cdef uint64_t offset, size, next_offset = first_unit_offset
-    make = tuple.__new__
-    entries = []
+    spans = np.empty((count, 2), dtype=np.uint64)
+    cdef uint64_t[:, ::1] sp = spans
     by_name = {}
     gaps = []
     for i in range(count):
@@ -68,11 +71,11 @@ def read_index_entries(buf, Py_ssize_t count, Py_ssize_t max_name, uint64_t firs
         if offset > next_offset:
             gaps.append((i, next_offset, offset))
         next_offset = offset + size
-        entry = make(entry_type, (name, offset, size))
-        entries.append(entry)
-        by_name[name] = (i, entry)
+        sp[i, 0] = offset
+        sp[i, 1] = size
+        by_name[name] = i
     if pos != n:
         return IX_ERR_TRAILING, pos, 0
     if index_unit_offset > next_offset:
         gaps.append((count, next_offset, index_unit_offset))
-    return 0, pos, (entries, by_name, gaps)
+    return 0, pos, (spans, by_name, gaps)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from .. import _backend
 from ..errors import FormatError, TruncatedError
 from ..kernels import index as index_reference
@@ -26,13 +28,20 @@ class IndexEntry(NamedTuple):
 
 
 class Index(NamedTuple):
-    """An index read and checked: its entries in file order, the same by name (name -> (position, entry)), and
-    the spans between the first unit and the index that no entry covers (position of the next entry, start, end),
-    which may hold only ancillary units (section 5.1)."""
+    """An index read and checked: each entry's (unit_offset, unit_size) in file order (a count x 2 uint64
+    array), the entries' positions by name, and the spans between the first unit and the index that no entry
+    covers (position of the next entry, start, end), which may hold only ancillary units (section 5.1)."""
 
-    entries: list[IndexEntry]
-    by_name: dict[str, tuple[int, IndexEntry]]
+    spans: np.ndarray
+    by_name: dict[str, int]
     gaps: list[tuple[int, int, int]]
+
+    def entry(self, name: str, position: int) -> IndexEntry:
+        return IndexEntry(name, int(self.spans[position, 0]), int(self.spans[position, 1]))
+
+    @property
+    def entries(self) -> list[IndexEntry]:
+        return [self.entry(name, i) for name, i in self.by_name.items()]
 
 
 def write_index_payload(entries: list[IndexEntry]) -> bytes:
@@ -72,7 +81,9 @@ def read_index(buf, base_offset: int, limits: Limits, *, layer_count: int, first
         raise_status(index_reference.ERRORS, status, at, value, path="index", base_offset=base_offset,
                      length=length, limit=limits.max_name_bytes, name=repr(name))
     if trace is not None:
-        _trace_entries(trace, value[0], base_offset)
+        index = Index(*value)
+        _trace_entries(trace, index.entries, base_offset)
+        return index
     return Index(*value)
 
 

@@ -2,15 +2,19 @@
 ``codec._fast.index``.
 
 ``read_index_entries`` reads the ``count`` entries that follow ``index_entry_count`` and returns
-``(status, at, value)`` (see :mod:`codec.kernels`); on success ``value`` is ``(entries, by_name, gaps)``:
-the entries, a dict name -> (position, entry), and the spans no entry covers between the first unit and
-the index, as ``(position of the next entry, start, end)``; on an error ``value`` is the entry's number.
+``(status, at, value)`` (see :mod:`codec.kernels`); on success ``value`` is ``(spans, by_name, gaps)``:
+a count x 2 uint64 array of each entry's (unit_offset, unit_size), a dict name -> position, and the spans
+no entry covers between the first unit and the index, as ``(position of the next entry, start, end)``; on
+an error ``value`` is the entry's number. No object per entry: a reader opening a file of thousands of
+layers makes entries only for the layers it reads.
 Checks per entry, in order: the fixed fields are there; the name's length against the limit; the
 name's bytes are there; UTF-8; the unit lies after the previous one and before the index; the name
 is new. Then: no bytes after the last entry.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..errors import FormatError, LimitError, TruncatedError
 
@@ -46,7 +50,7 @@ def read_index_entries(buf, count: int, max_name: int, first_unit_offset: int, i
     n = len(data)
     pos = 4
     next_offset = first_unit_offset
-    entries = []
+    spans = np.empty((count, 2), dtype=np.uint64)
     by_name = {}
     gaps = []
     for i in range(count):
@@ -74,11 +78,10 @@ def read_index_entries(buf, count: int, max_name: int, first_unit_offset: int, i
         if offset > next_offset:
             gaps.append((i, next_offset, offset))
         next_offset = offset + size
-        entry = entry_type(name, offset, size)
-        entries.append(entry)
-        by_name[name] = (i, entry)
+        spans[i] = offset, size
+        by_name[name] = i
     if pos != n:
         return IX_ERR_TRAILING, pos, 0
     if index_unit_offset > next_offset:
         gaps.append((count, next_offset, index_unit_offset))
-    return 0, pos, (entries, by_name, gaps)
+    return 0, pos, (spans, by_name, gaps)
