@@ -49,7 +49,7 @@ __all__ = ["encode_levels", "write_levels", "code_levels", "set_adaptive", "set_
 #: Largest lc_escape_limit E.
 LC_MAX_ESCAPE_LIMIT = 127
 #: Most row classes K (lc_num_classes_minus1 is u(4)).
-LC_MAX_CLASSES = 16
+LC_MAX_CLASSES = rans_reference.LC_MAX_CLASSES
 #: lc_model of a version 2 payload: static tables per row class (spec 7.4), or adaptive binary
 #: contexts (spec 7.5); 2 and 3 are reserved.
 LC_MODEL_STATIC = 0

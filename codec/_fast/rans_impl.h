@@ -21,6 +21,7 @@
 #define LC_PROB_BITS 14
 #define LC_PROB_SCALE (1u << LC_PROB_BITS)
 #define LC_RANS_L (1u << 16)
+#define LC_MAX_CLASSES 16 /* row classes: lc_num_classes_minus1 is u(4) */
 
 enum {
     LC_OK = 0,
@@ -50,11 +51,45 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
     if (nstates < 1 || nstates > LC_MAX_STATES || (nstates & (nstates - 1))) return LC_ERR_BAD_STATE;
     const size_t lane_mask = (size_t)nstates - 1; /* a power of two: i mod nstates without a division */
     for (int j = 0; j < nstates; j++) st[j] = states_in ? states_in[j] : LC_RANS_L;
+    /* the row of each element by counting down, not by a division per element */
+    size_t row = 0, col = 0;
+    if (n && cols) {
+        row = (first + n - 1) / cols;
+        col = (first + n - 1) % cols;
+    }
+#ifdef __SIZEOF_INT128__
+    /* x / f by a multiplication (Granlund and Montgomery: for f of l bits and m = floor(2^(32+l) / f) + 1,
+     * floor(x * m / 2^(32+l)) = floor(x / f) for every 32-bit x); one (m, l) per table entry in use */
+    uint64_t rcp[LC_MAX_CLASSES * 256];
+    uint8_t rcp_shift[LC_MAX_CLASSES * 256];
+    size_t classes = 1;
+    if (cols && n) {
+        size_t last_row = (first + n - 1) / cols;
+        for (size_t r = first / cols; r <= last_row; r++)
+            if ((size_t)row_class[r] + 1 > classes) classes = (size_t)row_class[r] + 1;
+    }
+    /* the reciprocals cost about a division each: worth it when the entries are few against the symbols */
+    int fast_div = alphabet <= 256 && classes <= LC_MAX_CLASSES && classes * alphabet * 4 <= n;
+    if (fast_div) {
+        for (size_t k = 0; k < classes * alphabet; k++) {
+            uint32_t f = freq[k];
+            if (f == 0) continue;
+            int l = 0;
+            while ((1ull << l) < f) l++;
+            rcp_shift[k] = (uint8_t)(32 + l);
+            rcp[k] = (uint64_t)((((unsigned __int128)1) << (32 + l)) / f) + 1;
+        }
+    }
+#endif
     size_t j = n;
     while (j > 0) {
         j--;
         size_t i = first + j;
-        size_t cls = cols ? row_class[i / cols] : 0;
+        size_t cls = cols ? row_class[row] : 0;
+        if (cols && col-- == 0) {
+            col = cols - 1;
+            row--;
+        }
         size_t k = cls * alphabet + sym[j];
         uint32_t f = freq[k];
         if (f == 0) return LC_ERR_ZERO_FREQ;
@@ -65,7 +100,16 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
             *--ptr = (uint16_t)(x & 0xffff);
             x >>= 16;
         }
-        st[i & lane_mask] = ((x / f) << LC_PROB_BITS) + (x % f) + cum[k];
+        uint32_t q;
+#ifdef __SIZEOF_INT128__
+        if (fast_div)
+            q = (uint32_t)(((unsigned __int128)x * rcp[k]) >> rcp_shift[k]);
+        else
+            q = x / f;
+#else
+        q = x / f;
+#endif
+        st[i & lane_mask] = (q << LC_PROB_BITS) + (x - q * f) + cum[k];
     }
     for (int k = 0; k < nstates; k++) states_out[k] = st[k];
     *out_start = ptr;

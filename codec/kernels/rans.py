@@ -24,6 +24,8 @@ LC_PROB_BITS = 14
 LC_PROB_SCALE = 1 << LC_PROB_BITS
 #: Lower bound of a normalised state; states move 16-bit words.
 LC_RANS_L = 1 << 16
+#: Row classes of a static levels payload (lc_num_classes_minus1 is u(4)).
+LC_MAX_CLASSES = 16
 #: Largest code of lc_table().
 LC_MAX_CODE = 64
 #: round(2^16 * 2^(-j/4)) for j = 0..3: weights of quarter-bit log codes (spec 7.2).
