@@ -144,9 +144,11 @@ def quantize_dq(w: np.ndarray, *, bits: int | None = None, step: float | None = 
 
 
 def dequantize(levels: np.ndarray, rows: int, cols: int, steps: np.ndarray, *, path: str,
-               base_offset: int = 0) -> np.ndarray:
-    """The float32 values of decoded levels (int64, C order) with one step per row (spec 8.5, 8.4)."""
-    out = np.empty(levels.size, dtype=np.float32)
+               base_offset: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """The float32 values of decoded levels (int64, C order) with one step per row (spec 8.5, 8.4), into ``out``
+    (a flat float32 array of as many elements) if given."""
+    if out is None:
+        out = np.empty(levels.size, dtype=np.float32)
     status, at, value = _backend.trellis.dequantize(levels, rows, cols, np.ascontiguousarray(steps, np.float32), out)
     if status:
         raise_status(_backend.trellis.ERRORS, status, at, value, path=path, base_offset=base_offset)

@@ -99,6 +99,17 @@ def as_float(array: np.ndarray, dtype: DType) -> np.ndarray:
     return a
 
 
+def user_dtype(header) -> np.dtype:
+    """The dtype of the arrays users get for a layer (:func:`user_array`'s)."""
+    code = header.layer_dtype
+    if code == DType.BOOL:
+        return np.dtype(np.bool_)
+    if code == DType.BFLOAT16:
+        bf16 = bfloat16_dtype()
+        return np.dtype(bf16) if bf16 is not None else np.dtype("=u2")
+    return storage_dtype(header).newbyteorder("=")
+
+
 def user_array(header, flat: np.ndarray) -> np.ndarray:
     """Turn decoded storage elements into the array users get: shaped, native order, bool/bfloat16 typed."""
     code = header.layer_dtype

@@ -474,7 +474,7 @@ class Reader(Mapping):
         return header
 
     def get(self, name: str, default=_MISSING, /, *, verify: bool | None = None, levels: bool = False,
-            format: str = "dense", copy: bool = True):
+            format: str = "dense", copy: bool = True, out: np.ndarray | None = None):
         """Decode and return layer ``name`` as a new numpy array (``default``, None unless given, when
         the file has no such layer: the Mapping protocol; ``reader[name]`` raises KeyError).
 
@@ -489,6 +489,12 @@ class Reader(Mapping):
         ``format="bitmap"`` returns (packed mask bits, kept values) and ``format="nm"`` the 2:4
         sparse-tensor-core layout (values, metadata); see :func:`codec.masks.nm_layout`. A mode
         declares the options it offers (``Mode.has_levels``, ``Mode.formats``).
+
+        ``out``: decode into this array (writable, C-contiguous, of the layer's shape and dtype) and
+        return it, e.g. one buffer reused across layers by a loader: raw layers are copied in, and
+        float32 quantized and dq layers are dequantized in (no array of their own: a fresh output's
+        page faults are then not paid, and the chunks of a layer scale better on threads); other
+        layers are decoded and copied. On an error ``out`` holds whatever was written.
         """
         if name not in self._entries:
             if default is _MISSING:
@@ -496,6 +502,8 @@ class Reader(Mapping):
             return default
         header = self.header(name)
         verify = self.verify_payloads if verify is None else verify
+        if out is not None:
+            return self._get_into(header, out, verify=verify, levels=levels, format=format, copy=copy)
         if header.coding_mode == CodingMode.RAW and not levels and format == "dense":
             array = self._raw_view(header, verify) if not copy else self._raw_read(header, verify)
             if array is not None:
@@ -511,6 +519,29 @@ class Reader(Mapping):
         finally:
             del payload
             self._release(header)
+
+    def _get_into(self, header: LayerHeader, out, *, verify: bool, levels: bool, format: str, copy: bool):
+        from .dtypes import user_dtype
+
+        name = header.layer_name
+        if levels or format != "dense" or not copy:
+            raise ValueError("out= decodes a layer's values: it does not combine with levels=, format= or copy=False")
+        expected = user_dtype(header)
+        if not isinstance(out, np.ndarray) or out.dtype != expected or out.shape != tuple(header.layer_shape) \
+                or not out.flags.c_contiguous or not out.flags.writeable:
+            got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+            raise ValueError(f"out= for layer {name!r} must be a writable C-contiguous array of dtype {expected} and "
+                             f"shape {tuple(header.layer_shape)}, got {got}")
+        mode = get_mode(header.coding_mode, path=f"{header.path}.coding_mode")
+        payload = self._payload(header, mapped=header.coding_mode == CodingMode.RAW)
+        try:
+            done = mode.decode_into(header, payload, out, verify=verify, global_qp=self.global_qp)
+        finally:
+            del payload
+            self._release(header)
+        if not done:
+            out[...] = self.get(name, verify=verify)
+        return out
 
     def get_rows(self, name: str, start: int, stop: int, /, *, verify: bool | None = None) -> np.ndarray:
         """Rows ``start`` .. ``stop - 1`` along axis 0 of layer ``name`` (bounds clipped as a slice's), decoding

@@ -137,6 +137,12 @@ class Mode:
                format: str = "dense"):
         raise NotImplementedError
 
+    def decode_into(self, header, payload, out, *, verify: bool = True, global_qp=None) -> bool:
+        """Decode the layer into ``out`` (a writable C-contiguous array of the layer's shape and dtype, checked
+        by the caller) without an array of its own, where the mode can; returns False where it cannot (the
+        caller then decodes and copies). On an error ``out`` holds whatever was written."""
+        return False
+
     def decode_rows(self, header, payload, start: int, stop: int, *, verify: bool = True, global_qp=None):
         """Rows ``start`` .. ``stop - 1`` (``0 <= start <= stop <= shape[0]``) along axis 0 of a layer, decoding as
         little as the mode can: returns ``(first, array)``, where ``array`` holds the layer's rows ``first``,

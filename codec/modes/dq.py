@@ -10,7 +10,7 @@ import numpy as np
 from .. import dq, quant
 from ..dtypes import FLOAT_DTYPES, as_float, float_output
 from ..errors import CodecError, EncodeError, FormatError, UnsupportedError
-from ..format.constants import CodingMode
+from ..format.constants import CodingMode, DType
 from ..levels import LC_MAX_CLASSES, ArrayLevels, decode_level_rows, decode_levels, level_grid, levels_summary, trace_levels_payload, \
     write_levels
 from ..params import Param
@@ -114,6 +114,20 @@ class DqMode(Mode):
         if levels:
             return flat.reshape(header.layer_shape), eff
         return float_output(header, self._values(header, eff, 0, flat))
+
+    def decode_into(self, header, payload, out, *, verify=True, global_qp=None):
+        if header.layer_dtype != DType.FLOAT32:
+            return False
+        self.begin_decode(header, payload, verify=verify, levels=False, format="dense")
+        rows, cols = level_grid(header.layer_shape)
+        eff = self.effective(header, global_qp)
+        if not (eff.steps.size == 1 or (eff.axis == 0 and len(header.layer_shape) >= 2)):
+            return False
+        flat = decode_levels(payload, rows, cols, path=header.payload_path, base_offset=header.payload_offset,
+                             version=header.levels_version)
+        dq.dequantize(flat, rows, cols, np.broadcast_to(eff.steps, (rows,)), path=header.payload_path,
+                      base_offset=header.payload_offset, out=out.reshape(-1))
+        return True
 
     def decode_rows(self, header, payload, start, stop, *, verify=True, global_qp=None):
         if not chunked_rows(header):

@@ -10,7 +10,7 @@ import numpy as np
 from .. import quant
 from ..dtypes import FLOAT_DTYPES, float_output, is_bf16_bits
 from ..errors import CodecError
-from ..format.constants import CodingMode
+from ..format.constants import CodingMode, DType
 from ..levels import LC_MAX_CLASSES, LC_OUT_AFFINE, LC_OUT_CODEBOOK, decode_level_rows, decode_levels, level_grid, write_levels, \
     levels_summary, trace_levels_payload
 from .base import Mode, Param, Plan, chunked_rows, register_mode, rows_header
@@ -81,6 +81,24 @@ class QuantizedMode(Mode):
         def decode(**kw):
             return 0, decode_levels(payload, rows, cols, **kw, **where)
         return float_output(header, self._values(header, eff, decode)[1])
+
+    def decode_into(self, header, payload, out, *, verify=True, global_qp=None):
+        if header.layer_dtype != DType.FLOAT32:
+            return False  # other float dtypes are converted from float32 values: no gain
+        self.begin_decode(header, payload, verify=verify, levels=False, format="dense")
+        eff = self.effective(header, global_qp)
+        rows, cols = level_grid(header.layer_shape)
+        per_row = eff.granularity == "channel" and eff.axis == 0 and len(header.layer_shape) >= 2
+        where = dict(path=header.payload_path, base_offset=header.payload_offset, version=header.levels_version)
+        flat = out.reshape(-1)
+        if eff.method == "codebook":
+            decode_levels(payload, rows, cols, out_kind=LC_OUT_CODEBOOK, codebook=eff.codebook, out=flat, **where)
+        elif all(a.size == 1 or per_row for a in (eff.steps, eff.zero_points)):
+            decode_levels(payload, rows, cols, out_kind=LC_OUT_AFFINE, scale=np.broadcast_to(eff.steps, (rows,)),
+                          zero_point=np.broadcast_to(eff.zero_points, (rows,)), out=flat, **where)
+        else:
+            return False
+        return True
 
     def decode_rows(self, header, payload, start, stop, *, verify=True, global_qp=None):
         if not chunked_rows(header):

@@ -5,6 +5,8 @@ The payload starts at a multiple of 64 in the file, so a raw layer can be memory
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .. import parallel
@@ -37,11 +39,26 @@ class RawMode(Mode):
             raise FormatError(f"raw payload holds {header.payload_size} bytes, shape and dtype need {nbytes}",
                               path=f"{header.path}.unit_payload_size")
         out = allocate(header, storage)
-        dst = out.view(np.uint8)
+        self._copy(header, payload, out.view(np.uint8), verify)
+        return user_array(header, out)
+
+    def decode_into(self, header, payload, out, *, verify=True, global_qp=None):
+        storage = storage_dtype(header)
+        if out.dtype.itemsize != storage.itemsize or sys.byteorder != "little":
+            return False
+        self.params_of(header)
+        if header.payload_size != out.nbytes:
+            raise FormatError(f"raw payload holds {header.payload_size} bytes, shape and dtype need {out.nbytes}",
+                              path=f"{header.path}.unit_payload_size")
+        self._copy(header, payload, out.reshape(-1).view(np.uint8), verify)
+        user_array(header, out.reshape(-1).view(storage))  # the checks of a decode (a bool layer's bytes)
+        return True
+
+    @staticmethod
+    def _copy(header, payload, dst, verify: bool) -> None:
         if verify:
             actual = parallel.crc32c_copy(dst, payload)
             if actual != header.payload_crc32c:
                 raise payload_checksum_error(header, actual)
-        elif nbytes:
+        elif dst.size:
             dst[:] = np.frombuffer(payload, dtype=np.uint8)
-        return user_array(header, out)
