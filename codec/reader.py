@@ -211,7 +211,8 @@ class Reader(Mapping):
     Parameters
     ----------
     source : str, os.PathLike or bytes-like
-        File to memory-map, or the bitstream itself.
+        File (headers and small raw layers are read with pread; it is memory-mapped when a payload
+        is first read from the map), or the bitstream itself.
     limits : Limits, optional
         Bounds on what the file may announce (see :class:`codec.Limits`).
     verify : bool
@@ -219,7 +220,7 @@ class Reader(Mapping):
         trailer are always checked.
 
     A file that changes under an open reader: every call first checks that the file still has the
-    size, inode and modification time it had when it was mapped, and raises
+    size, inode and modification time it had when it was opened, and raises
     :class:`~codec.FileChangedError` if not. Compressed payloads are read into buffers of their own.
     One race remains: a raw layer is copied straight from the map, and a file truncated by another
     process during that copy (after the check) kills the process with SIGBUS; so does using a
