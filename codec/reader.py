@@ -13,6 +13,7 @@ import io
 import mmap
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any, BinaryIO, Iterator
 
@@ -167,6 +168,9 @@ class _SpooledPayload:
         self.file.close()
 
 
+_MAP_LOCK = threading.Lock()
+
+
 def _pread_verified_bytes() -> int:
     path = getattr(_backend.crc, "path", None)
     return 0 if path is not None and path() == "vpclmul512" else _PREAD_VERIFIED_BYTES
@@ -262,9 +266,11 @@ class Reader(Mapping):
     def _buf(self) -> memoryview:
         """The whole file: the bytes given, or a read-only memory map of the file made on first use."""
         if self._bytes is None:
-            self._check_file()  # map the file only as it was opened
-            self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-            self._bytes = memoryview(self._mmap)
+            with _MAP_LOCK:  # threads reading layers of one reader make one map
+                if self._bytes is None:
+                    self._check_file()  # map the file only as it was opened
+                    self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+                    self._bytes = memoryview(self._mmap)
         return self._bytes
 
     def _read(self, offset: int, size: int):

@@ -102,3 +102,46 @@ def test_these_decode_in_place(files, label, name, monkeypatch):
         monkeypatch.setattr(codec.reader, "_decode_layer", no_decode)
         out = np.empty_like(expected)
         assert np.array_equal(r.get(name, out=out), expected)
+
+
+def test_threads_reading_a_fresh_reader_make_one_map(tmp_path, monkeypatch):
+    """The map is made on first use; threads that all reach for it at once make one."""
+    import threading
+
+    import codec.reader
+
+    rng = np.random.default_rng(5)
+    tensors = {f"t{i}": rng.standard_normal((64, 64)).astype(np.float32) for i in range(16)}
+    path = tmp_path / "m.nnc"
+    codec.save_file(tensors, path, mode="raw")
+    made = []
+    real_mmap = codec.reader.mmap.mmap
+
+    class CountingMmap(real_mmap):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+
+    monkeypatch.setattr(codec.reader.mmap, "mmap", CountingMmap)
+    with codec.open(path) as r:
+        assert not made  # opening reads headers with pread: no map yet
+        barrier = threading.Barrier(8)
+        results, errors = {}, []
+
+        def work(k):
+            try:
+                barrier.wait()
+                for name in list(tensors)[k::8] + list(tensors)[:2]:
+                    results[(k, name)] = r.get(name, copy=False)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(made) == 1
+        for (_, name), array in results.items():
+            assert np.array_equal(array, tensors[name])
+        results.clear()  # the views, before the reader closes its map
