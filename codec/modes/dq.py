@@ -119,14 +119,12 @@ class DqMode(Mode):
         if header.layer_dtype != DType.FLOAT32:
             return False
         self.begin_decode(header, payload, verify=verify, levels=False, format="dense")
-        rows, cols = level_grid(header.layer_shape)
         eff = self.effective(header, global_qp)
-        if not (eff.steps.size == 1 or (eff.axis == 0 and len(header.layer_shape) >= 2)):
+        if not self._step_per_row(header, eff):
             return False
-        flat = decode_levels(payload, rows, cols, path=header.payload_path, base_offset=header.payload_offset,
-                             version=header.levels_version)
-        dq.dequantize(flat, rows, cols, np.broadcast_to(eff.steps, (rows,)), path=header.payload_path,
-                      base_offset=header.payload_offset, out=out.reshape(-1))
+        flat = decode_levels(payload, *level_grid(header.layer_shape), path=header.payload_path,
+                             base_offset=header.payload_offset, version=header.levels_version)
+        self._values(header, eff, 0, flat, out=out.reshape(-1))
         return True
 
     def decode_rows(self, header, payload, start, stop, *, verify=True, global_qp=None):
@@ -141,15 +139,20 @@ class DqMode(Mode):
         return first, float_output(sub, self._values(sub, eff, first, flat))
 
     @staticmethod
-    def _values(header, eff, first: int, flat):
+    def _step_per_row(header, eff) -> bool:
+        """Whether each row of the level grid has one step (reconstruction and scaling in one pass)."""
+        return eff.steps.size == 1 or (eff.axis == 0 and len(header.layer_shape) >= 2)
+
+    @classmethod
+    def _values(cls, header, eff, first: int, flat, *, out=None):
         """The float32 values of the levels ``flat`` of rows ``first`` .. of the level grid (rows are independent
-        in spec 8.5, so any range of whole rows reconstructs alone)."""
+        in spec 8.5, so any range of whole rows reconstructs alone), into ``out`` where a step per row allows."""
         rows, cols = level_grid(header.layer_shape)
         at = dict(path=header.payload_path, base_offset=header.payload_offset)
-        if eff.steps.size == 1 or (eff.axis == 0 and len(header.layer_shape) >= 2):
+        if cls._step_per_row(header, eff):
             # one step per row of the level grid: reconstruction and scaling in one pass
             steps = eff.steps[first:first + rows] if eff.steps.size > 1 else np.broadcast_to(eff.steps, (rows,))
-            return dq.dequantize(flat, rows, cols, steps, **at)
+            return dq.dequantize(flat, rows, cols, steps, out=out, **at)
         q = dq.reconstruct(flat, rows, cols, **at)
         return quant.dequantize(q.reshape(header.layer_shape), eff).reshape(-1)
 

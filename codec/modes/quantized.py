@@ -86,18 +86,11 @@ class QuantizedMode(Mode):
         if header.layer_dtype != DType.FLOAT32:
             return False  # other float dtypes are converted from float32 values: no gain
         self.begin_decode(header, payload, verify=verify, levels=False, format="dense")
-        eff = self.effective(header, global_qp)
-        rows, cols = level_grid(header.layer_shape)
-        per_row = eff.granularity == "channel" and eff.axis == 0 and len(header.layer_shape) >= 2
-        where = dict(path=header.payload_path, base_offset=header.payload_offset, version=header.levels_version)
-        flat = out.reshape(-1)
-        if eff.method == "codebook":
-            decode_levels(payload, rows, cols, out_kind=LC_OUT_CODEBOOK, codebook=eff.codebook, out=flat, **where)
-        elif all(a.size == 1 or per_row for a in (eff.steps, eff.zero_points)):
-            decode_levels(payload, rows, cols, out_kind=LC_OUT_AFFINE, scale=np.broadcast_to(eff.steps, (rows,)),
-                          zero_point=np.broadcast_to(eff.zero_points, (rows,)), out=flat, **where)
-        else:
+        fused = self._fused(header, self.effective(header, global_qp))
+        if fused is None:
             return False
+        decode_levels(payload, *level_grid(header.layer_shape), out=out.reshape(-1), path=header.payload_path,
+                      base_offset=header.payload_offset, version=header.levels_version, **fused)
         return True
 
     def decode_rows(self, header, payload, start, stop, *, verify=True, global_qp=None):
@@ -116,19 +109,27 @@ class QuantizedMode(Mode):
     def _values(self, header, eff, decode):
         """The float32 values of the rows ``decode`` (levels of some rows, as decode_level_rows) returns."""
         rows, cols = level_grid(header.layer_shape)
-        if eff.method == "codebook":
-            return decode(out_kind=LC_OUT_CODEBOOK, codebook=eff.codebook)
-        # the kernel applies one step and zero point per row of the level grid: fused when each is
-        # shared or the channels are those rows (axis 0 of a tensor of rank >= 2)
-        per_row = eff.granularity == "channel" and eff.axis == 0 and len(header.layer_shape) >= 2
-        if all(a.size == 1 or per_row for a in (eff.steps, eff.zero_points)):
-            scale = np.broadcast_to(eff.steps, (rows,))
-            zps = np.broadcast_to(eff.zero_points, (rows,))
-            return decode(out_kind=LC_OUT_AFFINE, scale=scale, zero_point=zps)
+        fused = self._fused(header, eff)
+        if fused is not None:
+            return decode(**fused)
         first, flat = decode()
         shape = (flat.size // cols if cols else rows,) + tuple(header.layer_shape[1:]) if len(header.layer_shape) >= 2 \
             else header.layer_shape
         return first, quant.dequantize(flat.reshape(shape), eff).reshape(-1)
+
+    @staticmethod
+    def _fused(header, eff) -> dict | None:
+        """The level decoder's arguments that make its output the float32 values, or None where they need a
+        pass of their own: the kernel applies a codebook, or one step and zero point per row of the level
+        grid (fused when each is shared or the channels are those rows: axis 0 of a tensor of rank >= 2)."""
+        if eff.method == "codebook":
+            return dict(out_kind=LC_OUT_CODEBOOK, codebook=eff.codebook)
+        rows = level_grid(header.layer_shape)[0]
+        per_row = eff.granularity == "channel" and eff.axis == 0 and len(header.layer_shape) >= 2
+        if all(a.size == 1 or per_row for a in (eff.steps, eff.zero_points)):
+            return dict(out_kind=LC_OUT_AFFINE, scale=np.broadcast_to(eff.steps, (rows,)),
+                        zero_point=np.broadcast_to(eff.zero_points, (rows,)))
+        return None
 
     def summarize(self, header, payload, *, global_qp=None):
         try:
