@@ -56,6 +56,7 @@ ternary = modules["ternary"]
 masks = modules["masks"]
 planes = modules["planes"]
 trellis = modules["trellis"]
+pq = modules["pq"]
 
 BitReader = bitio.BitReader
 BitWriter = bitio.BitWriter
@@ -76,5 +77,5 @@ def bit_reader(data, base_offset: int, path: str, trace: list | None = None):
     return r
 
 
-__all__ = ["BACKEND", "bit_reader", "modules", "bitio", "crc", "index", "rans", "adaptive", "ternary", "masks", "planes", "trellis", "BitReader", "BitWriter",
+__all__ = ["BACKEND", "bit_reader", "modules", "bitio", "crc", "index", "rans", "adaptive", "ternary", "masks", "planes", "trellis", "pq", "BitReader", "BitWriter",
            "crc32c", "crc32c_copy", "crc32c_combine"]

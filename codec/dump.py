@@ -376,6 +376,8 @@ def _coding_short(layer: dict) -> str:
         nm = c.get("nm")
         mask = f"{nm[0]}:{nm[1]}" if nm else f"d={c.get('density', 0):.2f}"
         return f"sparse {mask} +{c.get('values_mode', '?')}"
+    if mode == "pq":  # vectors of dim weights, centroids per stage
+        return f"pq d{c.get('dim', '?')} K{'+'.join(str(k) for k in c.get('centroids', []))}"
     return mode
 
 

@@ -240,7 +240,7 @@ def test_mode_errors():
     with pytest.raises(EncodeError, match="unknown quantization key 'bitz'"):
         codec.Writer(io.BytesIO(), quantization={"bitz": 3})
     with pytest.raises(ValueError, match=r"\(raw\) has no levels to return apart from its values: levels=True is "
-                                         r"for quantized, ternary, sparse, dq layers"):
+                                         r"for quantized, ternary, sparse, dq, pq layers"):
         codec.open(codec.encode({"x": np.ones(3)}, mode="raw")).get("x", levels=True)
 
 

@@ -576,8 +576,44 @@ def _trellis():
         check("trellis", "quantize", np.zeros((2, 2)), np.zeros(3), -1)
 
 
+def _pq():
+    from tests.twins import CHECKED, FAST, PURE
+
+    def gather(levels, codebook, n, accumulate, start=None):
+        results = []
+        for twins in (PURE, FAST) if FAST is not None else (PURE,):
+            out = np.full(n, 0.25, np.float32) if start is None else start.copy()
+            results.append((twins["pq"].gather(levels, codebook, out, accumulate), out.tobytes()))
+        assert all(r == results[0] for r in results), "pq.gather: results differ"
+        CHECKED.add(("pq", "gather", "ok" if results[0][0] == -1 else "error"))
+        return results[0][0], np.frombuffer(results[0][1], np.float32)
+
+    rng = np.random.default_rng(8)
+    for k, d, n in [(1, 1, 0), (1, 4, 3), (5, 2, 9), (256, 4, 1000), (300, 3, 31), (7, 16, 16 * 5 - 1)]:
+        cb = rng.standard_normal((k, d)).astype(np.float32)
+        v = -(-n // d)
+        index = rng.integers(0, k, v)
+        levels = np.where(index & 1, (index + 1) >> 1, -(index >> 1)).astype(np.int64)
+        status, out = gather(levels, cb, n, False)
+        assert status == -1 and out.tobytes() == cb[index].reshape(-1)[:n].tobytes()
+        status, twice = gather(levels, cb, n, True, start=out)
+        assert status == -1 and twice.tobytes() == (out + cb[index].reshape(-1)[:n]).tobytes()
+        if v:  # damaged: an index at or past K, an extreme level; the vectors before it are written
+            for bad in (k, 2**62, -(2**63), 2**63 - 1):
+                damaged = levels.copy()
+                at = v // 2
+                damaged[at] = (bad + 1) >> 1 if bad == k and bad & 1 else -(bad >> 1) if bad == k else bad
+                assert gather(damaged, cb, n, False)[0] == at
+    with pytest.raises(ValueError, match="ceil"):
+        check("pq", "gather", np.zeros(3, np.int64), np.zeros((2, 4), np.float32), np.zeros(13, np.float32), False)
+    with pytest.raises(ValueError, match="int64"):
+        check("pq", "gather", np.zeros(3, np.int32), np.zeros((2, 4), np.float32), np.zeros(12, np.float32), False)
+    with pytest.raises(ValueError, match="float32 array of at least"):
+        check("pq", "gather", np.zeros(3, np.int64), np.zeros((2, 4)), np.zeros(12, np.float32), False)
+
+
 CASES = {"bitio": _bitio, "crc32c": _crc32c, "index": _index, "rans": _rans, "adaptive": _adaptive,
-         "ternary": _ternary, "masks": _masks, "planes": _planes, "trellis": _trellis}
+         "ternary": _ternary, "masks": _masks, "planes": _planes, "trellis": _trellis, "pq": _pq}
 
 
 @pytest.mark.parametrize("stem", sorted(CASES))

@@ -79,6 +79,10 @@ def test_decode(path):
             if "levels" in layer:
                 levels, _ = r.get(layer["name"], levels=True)
                 assert levels.reshape(-1).tolist() == layer["levels"]
+            if "stages" in layer:  # pq (spec 6.9): the stored centroids and the indices of every stage
+                stages = r.get(layer["name"], levels=True)
+                assert [(s.codebook.astype(s.codebook.dtype.newbyteorder("<")).tobytes().hex(), s.indices.tolist())
+                        for s in stages] == [(s["codebook_hex"], s["indices"]) for s in layer["stages"]]
 
 
 def _written_by_the_writer(path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 
 import numpy as np
 import zstandard
@@ -259,6 +260,26 @@ def reject_cases():
                               version=(2, 3)))
     data[data.index(b"xyz")] ^= 0x20
     yield "r044-metadata-unit-crc", "5.7: a metadata unit's payload matches its unit_payload_crc32c", bytes(data)
+
+    # format 2.4: pq (spec 6.9)
+    cb = np.array([[0.5, -0.5], [1.0, 2.0], [-1.0, 0.25]], np.float16).tobytes()
+    ok_levels = lc.encode_levels(np.array([0, 1, -1, 0, 1, 0, -1, 1], np.int64), 2, 4)
+    pq_body = layer_body(shape=(2, 8), dtype=2, mode=8, mode_params=b"\x02\x01\x00")
+
+    def pq_payload(levels, centroids=3, codebook=cb, size=None):
+        return (struct.pack("<H", centroids - 1) + codebook + struct.pack("<I", len(levels) if size is None else size)
+                + levels)
+    yield "r045-pq-index", "6.9: a pq level stands for an index below the stage's centroid count", \
+        _one(pq_body, pq_payload(lc.encode_levels(np.array([0, 1, -1, 2, 1, 0, -1, 1], np.int64), 2, 4)),
+             version=(2, 4))
+    yield "r046-pq-levels-size", "6.9: the last stage's levels payload ends the pq payload", \
+        _one(pq_body, pq_payload(ok_levels, size=len(ok_levels) - 1), version=(2, 4))
+    yield "r047-pq-dim", "6.9: pq_dim is 1..16", \
+        _one(layer_body(shape=(2, 8), dtype=2, mode=8, mode_params=b"\x00\x01\x00"), pq_payload(ok_levels),
+             version=(2, 4))
+    yield "r048-pq-codebook-dtype", "6.9: pq_codebook_dtype values 2..255 are reserved (UnsupportedError)", \
+        _one(layer_body(shape=(2, 8), dtype=2, mode=8, mode_params=b"\x02\x01\x02"), pq_payload(ok_levels),
+             version=(2, 4))
 
 
 def _levels_adaptive(*, classes_minus1: int = 0, log2_states: int = 0, model: int = 1, header_e=None,

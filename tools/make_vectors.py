@@ -241,6 +241,26 @@ def _metadata_unit_vectors():
         [{quality.METADATA_KEY: report}, {"note": "late", "scores": [1, 2.5, True]}]
 
 
+def _pq_vectors():
+    rng = np.random.default_rng(43)
+    dense = (rng.laplace(0, 0.03, (12, 40))).astype(np.float32)
+    conv = (rng.standard_normal((8, 3, 3, 3)) * 0.1).astype(np.float32)
+    yield "015-pq", "format 2.4: product quantization (coding mode 8, spec 6.9): one and two stages, float16 and " \
+        "float32 codebooks, a vector dimension that does not divide the rows (one row of indices), a last vector " \
+        "cut short, more than 255 centroids (escaped indices), every float dtype, an empty tensor", {}, [
+        ("dense.d4", dense, "pq", "weight", None, {"dim": 4, "centroids": 16}),
+        ("dense.residual", dense, "pq", "weight", None, {"dim": 4, "centroids": 8, "stages": 2}),
+        ("dense.f32", dense[:4], "pq", "weight", None, {"dim": 2, "bits": 3, "codebook": "float32"}),
+        ("conv.d2", conv, "pq", "weight", None, {"dim": 2, "centroids": 12}),
+        ("odd", dense.reshape(-1)[:37], "pq", "bias", None, {"dim": 8, "centroids": 3}),
+        ("many", rng.standard_normal((30, 40)).astype(np.float32), "pq", "weight", None, {"dim": 2, "centroids": 400}),
+        ("f16", dense[:2].astype(np.float16), "pq", "weight", None, {"dim": 4, "centroids": 5}),
+        ("f64", dense[2:4].astype(np.float64), "pq", "weight", None, {"dim": 5, "centroids": 6}),
+        ("bf16", _bf16_bits(dense[4:6].reshape(-1)).reshape(2, 40), "pq", "weight", "bfloat16", {"dim": 4, "centroids": 9}),
+        ("empty", np.zeros((0, 4), np.float32), "pq", "weight", None, {}),
+    ]
+
+
 def describe(name, description, metadata, layers, data: bytes, quantization=None, unit_metadata=()) -> dict:
     out = {
         "description": description,
@@ -275,7 +295,12 @@ def describe(name, description, metadata, layers, data: bytes, quantization=None
         }
         if params:
             entry["params"] = params
-        if mode in ("quantized", "dq"):
+        if mode == "pq":  # the encoder's centroids (as stored) and indices, stage by stage
+            entry["input_hex"] = le_hex(array)
+            with codec.open(data) as r:
+                stages = r.get(layer, levels=True)
+            entry["stages"] = [{"codebook_hex": le_hex(s.codebook), "indices": s.indices.tolist()} for s in stages]
+        elif mode in ("quantized", "dq"):
             entry["input_hex"] = le_hex(array)
             with codec.open(data) as r:
                 levels, _ = r.get(layer, levels=True)
@@ -303,7 +328,7 @@ def main() -> int:
     for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors(), *_ternary_vectors(),
                                                         *_floatplanes_vectors(), *_sparse_vectors(),
                                                         *_levels_v2_vectors(), *_levels_adaptive_vectors(),
-                                                        *_dq_vectors(), *_metadata_unit_vectors()]:
+                                                        *_dq_vectors(), *_metadata_unit_vectors(), *_pq_vectors()]:
         quantization = rest[0] if rest else None
         unit_metadata = rest[1] if len(rest) > 1 else ()
         bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")

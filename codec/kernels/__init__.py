@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 #: The kernel stems: codec.kernels.<stem> (pure) and codec._fast.<stem> (compiled).
-KERNELS = ("bitio", "crc32c", "index", "rans", "adaptive", "ternary", "masks", "planes", "trellis")
+KERNELS = ("bitio", "crc32c", "index", "rans", "adaptive", "ternary", "masks", "planes", "trellis", "pq")
 
 
 class Field(NamedTuple):
