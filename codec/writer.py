@@ -264,10 +264,10 @@ class Writer:
         ``method``, ``bits``, ``step``, ``granularity``, ``axis``, ``qp_density``.
     format_version : (int, int), optional
         The lowest version to write, one of ``WRITABLE_VERSIONS``. By default the file has the
-        lowest version that holds what it uses: 2.2 when a layer uses mode ``dq``, 2.1 as soon as a
+        lowest version that holds what it uses: 2.4 when a layer uses mode ``pq``, 2.2 for mode ``dq``, 2.1 as soon as a
         layer codes levels (spec 7.4: the level coder with 32 states and chunks; 7.5: adaptive
         contexts where they pay), 2.0 for other unpadded modes, 1.0 or 1.1 otherwise. ``(2, 0)``
-        writes levels for 2.0 readers (no adaptive contexts, no ``dq``); ``(1, 0)`` or ``(1, 1)`` a
+        writes levels for 2.0 readers (no adaptive contexts, no ``dq`` or ``pq``); ``(1, 0)`` or ``(1, 1)`` a
         file that readers of version 1.x read (levels coded as spec 7.2).
 
     Examples

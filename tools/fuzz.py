@@ -64,6 +64,7 @@ def seeds() -> list[bytes]:
         ("q.codebook", w, dict(mode="quantized", method="codebook", bits=2)),
         ("dq", w, dict(mode="dq", bits=4, granularity="channel")),
         ("dq.axis1", w, dict(mode="dq", step=2 ** -5, granularity="channel", axis=1)),
+        ("pq", w, dict(mode="pq", dim=4, centroids=12, stages=2)),
         ("e", np.rint(w * 300).astype(np.int16), dict(mode="entropy")),
         # locally alike magnitudes and an escape: adaptive contexts (lc_model 1, spec 7.5)
         ("e.adaptive", np.concatenate([np.rint(w[:, :8] * 40), np.full((12, 1), 900.0), np.zeros((12, 7))], axis=1)
@@ -273,7 +274,7 @@ def run_all(data: bytes, limits) -> str:
     outcome = []
 
     def absorb(array):
-        if isinstance(array, tuple):
+        if isinstance(array, (tuple, list)):  # levels with parameters; pq's stages (codebook, indices)
             for a in array:
                 absorb(a)
         elif isinstance(array, np.ndarray):
@@ -292,7 +293,7 @@ def run_all(data: bytes, limits) -> str:
             for name in r:
                 absorb(r.get(name))
                 mode = r.header(name).mode_name
-                if mode in ("quantized", "dq", "ternary", "sparse"):
+                if mode in ("quantized", "dq", "ternary", "sparse", "pq"):
                     try:
                         absorb(r.get(name, levels=True))
                     except ValueError as exc:  # levels of a sparse layer whose values have none
