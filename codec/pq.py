@@ -2,9 +2,10 @@
 
 A pq layer cuts its elements, in C order, into vectors of ``dim`` consecutive weights and stores, per
 stage, a codebook of centroids and one index per vector (through the level coder); a second stage codes
-the first stage's residual. At about 2 bits per weight a codebook of 256 centroids of 4 weights
-places its reconstruction points where the weights are, jointly in 4 dimensions, which scalar
-quantizers cannot (bench/bench_tools.py has the measured trade against them).
+the first stage's residual. Measured (bench/bench_tools.py, whole models): against uniform scalar
+quantization with entropy-coded levels at equal bits, 0.93x the weight error on MiniLM at 1.2 bits per
+weight (dim 2, 16 centroids), parity at 1.7 (dim 4, 256), and 1.3-2.5x on the YOLOv8n convnet, whose
+small layers pay for their codebooks.
 
 Encoding is deterministic for a given ``seed`` (k-means++ seeding draws from
 ``numpy.random.default_rng(seed)``; distances and means are computed in a fixed order without BLAS),
@@ -175,9 +176,9 @@ def quantize_pq(flat: np.ndarray, *, dim: int, centroids: int, stages: int = 1, 
     """Quantize the elements ``flat`` (1-D float) into ``stages`` stages of at most ``centroids``
     centroids of ``dim`` values each. In every stage the centroids are ordered by how many vectors use
     them (most first) and unused ones are dropped. ``entropy_constrained``: vectors are assigned by
-    distance + lambda * index bits (fewer bits at about the same error once the indices are entropy coded;
-    on MiniLM and YOLOv8n about 5% less error than uniform scalar quantization at equal rate near 1.7
-    bits per weight, where plain nearest-centroid assignment has more error than it)."""
+    distance + lambda * index bits: fewer bits at about the same error once the indices are entropy coded
+    (MiniLM, dim 4, 256 centroids: 1.73 bits per weight at rel. RMSE 0.356 against 1.93 at 0.329 for
+    nearest-centroid assignment; at equal bits that is 1.00x against 1.08x scalar quantization's error)."""
     x = np.ascontiguousarray(flat, dtype=np.float32).reshape(-1)
     if not np.isfinite(x).all():
         raise EncodeError(f"{name}: mode 'pq' codes finite values only (the tensor has inf or NaN)")
