@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from . import errors, masks, ternary
 from ._backend import BACKEND as backend
-from .api import decode, encode, encode_file, load_file, open, save_file
+from .api import decode, encode, encode_file, load_file, open, save_delta, save_file
 from .format import VERSION_MAJOR, VERSION_MINOR, CodingMode, DType, LayerHeader, LayerKind, Limits, NetworkHeader
 from .errors import (
+    BaseMismatchError,
     ChecksumError,
     CodecError,
     EncodeError,
@@ -47,6 +48,7 @@ __all__ = [
     "masks",
     "ternary",
     "save_file",
+    "save_delta",
     "encode_file",
     "load_file",
     "encode",
@@ -72,4 +74,5 @@ __all__ = [
     "EncodeError",
     "PerformanceWarning",
     "FileChangedError",
+    "BaseMismatchError",
 ]

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import EncodeError
+from .errors import BaseMismatchError, EncodeError
 from .format import DEFAULT_LIMITS, Limits
 from .reader import Reader
 from .writer import LayerTask, Writer
@@ -36,7 +36,8 @@ def _resolve_policy(policy, mode, mode_params):
     return policy
 
 
-def _policy_items(tensors: Mapping[str, Any], policy):
+def _policy_actions(tensors: Mapping[str, Any], policy):
+    """(name, array, the policy's action for it) of every tensor."""
     from . import policy as policies
     from .writer import guess_kind
 
@@ -46,6 +47,13 @@ def _policy_items(tensors: Mapping[str, Any], policy):
         action, _ = policy.choose(name, array, guess_kind(name, array).name.lower())
         if action.get("mode") == "dq" and name in importance:
             action = {**action, "importance": importance[name]}
+        yield name, array, action
+
+
+def _policy_items(tensors: Mapping[str, Any], policy):
+    from . import policy as policies
+
+    for name, array, action in _policy_actions(tensors, policy):
         yield (name, *policies.apply(action, array))
 
 
@@ -79,6 +87,42 @@ def save_file(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, metadat
     policy = _resolve_policy(policy, mode, mode_params)
     with Writer(path, metadata=_with_policy(metadata, policy), format_version=format_version) as writer:
         _write_all(writer, tensors, mode, mode_params, workers, executor, policy)
+
+
+def save_delta(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, base, metadata: Mapping[str, Any] | None = None,
+               mode: str | None = None, policy=None, workers: int | None = None, executor=None, format_version=None,
+               limits: Limits | None = None, **mode_params: Any) -> dict:
+    """Write ``tensors`` to ``path`` atomically as a delta bitstream against ``base`` (spec 10.1): a file,
+    bytes, a dict of arrays, or a chain ``[base, update, ...]`` of a base file and delta files.
+
+    The options are :func:`save_file`'s. Layers equal to the base (bit for bit) are left out; a changed
+    layer whose mode (from ``mode`` or the ``policy``) is lossy, or whose dtype is an integer type, is
+    stored as its difference to the base's decoded layer in that mode (coding mode ``delta``); other
+    changed, new or reshaped layers are stored whole; base layers that ``tensors`` lacks are listed as
+    removed. The file names the base by the SHA-256 digest of its tensors: :func:`load_file` with another
+    base refuses it. Returns counts: ``{"changed": , "unchanged": , "removed": , "base_digest": }``.
+    """
+    from . import delta
+
+    delta.check_mode(mode)
+    policy = _resolve_policy(policy, mode, mode_params)
+    version = format_version or delta.DELTA_VERSION
+    if tuple(version) < delta.DELTA_VERSION:
+        raise EncodeError(f"a delta bitstream needs format version 2.5 or later, got {tuple(version)}")
+    base_tensors = delta.resolve_base(base, limits=limits)
+    if policy is not None:
+        actions = _policy_actions(tensors, policy)
+    else:
+        actions = ((name, np.asarray(array), {"mode": mode, **mode_params}) for name, array in tensors.items())
+    items, removed = delta.delta_items(actions, base_tensors)
+    digest = delta.content_digest(base_tensors)
+    meta = {**(_with_policy(metadata, policy) or {}), delta.BASE_KEY: digest}
+    if removed:
+        meta[delta.REMOVED_KEY] = removed
+    with Writer(path, metadata=meta, format_version=version) as writer:
+        writer.add_layers(items, workers=workers, executor=executor)
+    return {"changed": len(items), "unchanged": len(tensors) - len(items), "removed": len(removed),
+            "base_digest": digest}
 
 
 def encode(tensors: Mapping[str, Any], /, *, metadata: Mapping[str, Any] | None = None, mode: str | None = None,
@@ -375,21 +419,36 @@ def _read_all(reader: Reader, workers: int | None = None, executor=None, progres
     return out
 
 
+def _read_model(reader: Reader, base, workers, executor) -> dict[str, np.ndarray]:
+    from . import delta
+
+    if base is None:
+        if delta.is_delta(reader.metadata):
+            raise BaseMismatchError(f"this is a delta bitstream: it holds changes to the base model of content digest "
+                                    f"{reader.metadata[delta.BASE_KEY]}; pass base= (the base file, or the chain "
+                                    "[base, update, ...])")
+        return _read_all(reader, workers, executor)
+    return delta.apply_delta(reader, delta.resolve_base(base, limits=reader.limits, verify=reader.verify_payloads))
+
+
 def load_file(path: str | os.PathLike, /, *, limits: Limits | None = None, verify: bool = True,
-              workers: int | None = None, executor=None) -> dict[str, np.ndarray]:
+              workers: int | None = None, executor=None, base=None) -> dict[str, np.ndarray]:
     """Read every layer of the file at ``path`` into a dict of name -> array, in file order.
 
-    ``workers`` > 1 decodes layers on that many threads (or pass a thread-based ``executor``).
+    ``workers`` > 1 decodes layers on that many threads (or pass a thread-based ``executor``). A delta
+    bitstream (:func:`save_delta`) needs ``base=``: its base file, bytes or tensors, or the chain
+    ``[base, update, ...]``; the result is the updated model (spec 10.1).
     """
     with Reader(path, limits=limits, verify=verify) as reader:
-        return _read_all(reader, workers, executor)
+        return _read_model(reader, base, workers, executor)
 
 
 def decode(data, /, *, limits: Limits | None = None, verify: bool = True, workers: int | None = None,
-           executor=None) -> dict[str, np.ndarray]:
-    """Decode a bitstream held in memory (bytes-like) into a dict of name -> array."""
+           executor=None, base=None) -> dict[str, np.ndarray]:
+    """Decode a bitstream held in memory (bytes-like) into a dict of name -> array (``base=``: as
+    :func:`load_file`'s)."""
     with Reader(data, limits=limits, verify=verify) as reader:
-        return _read_all(reader, workers, executor)
+        return _read_model(reader, base, workers, executor)
 
 
 def open(source, /, *, limits: Limits | None = None, verify: bool = True) -> Reader:  # noqa: A001

@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__, dump
 from ._backend import BACKEND
 from .atomic import remove_temporary_files
-from .errors import CodecError, EncodeError
+from .errors import BaseMismatchError, CodecError, EncodeError
 
 EPILOG = """examples:
   codec demo                       write, dump and read back the built-in example model
@@ -189,6 +189,12 @@ def _cmd_encode(args) -> int:
 
     policy = policies.load_policy(args.policy) if args.policy else policies.DEFAULT_POLICY
     tensors = formats.read_tensors(args.input)  # a missing or unknown input is reported first
+    if args.base:
+        from .dtypes import bfloat16_dtype
+
+        # the whole input is held: a delta compares every layer with the base's
+        return _encode_delta(args, {name: array.view(bfloat16_dtype()) if hint == "bfloat16" else array
+                                    for name, array, hint in tensors}, policy)
     to_stdout = args.output == "-"
     if to_stdout:
         if sys.stdout.isatty():
@@ -228,6 +234,26 @@ def _cmd_encode(args) -> int:
     if not args.quiet:
         with contextlib.redirect_stdout(sys.stderr) if to_stdout else contextlib.nullcontext():
             _print_encode_summary(args, summary, size, start)
+    return 0
+
+
+def _encode_delta(args, tensors, policy) -> int:
+    """codec encode --base: a delta bitstream of the input against the base (or the chain of --base files)."""
+    from .api import save_delta
+
+    if args.output == "-":
+        raise UsageError("--base writes a file: give -o FILE")
+    if args.target_bits or args.target_size or args.max_rel_error or args.importance:
+        raise UsageError("--base does not combine with --target-bits, --target-size, --max-rel-error or --importance")
+    _check_output(args.output, [args.input, *args.base] + ([args.policy] if args.policy else []), args.force)
+    start = time.perf_counter()
+    version = None if args.format_version is None else tuple(int(x) for x in args.format_version.split("."))
+    summary = save_delta(tensors, args.output, base=args.base, policy=policy, workers=args.workers,
+                         format_version=version)
+    if not args.quiet:
+        print(f"{dump.escape(args.output)}: delta of base {summary['base_digest'][:16]}: {summary['changed']} layers "
+              f"stored, {summary['unchanged']} unchanged, {summary['removed']} removed; "
+              f"{os.path.getsize(args.output):,} bytes in {time.perf_counter() - start:.2f} s")
     return 0
 
 
@@ -359,10 +385,27 @@ def _cmd_decode(args) -> int:
 
 
 def _decode_path(args, source: str) -> int:
-    from . import formats
+    from . import delta, formats
+    from .dtypes import dtype_code_of
+    from .format.constants import DTYPE_NAMES
     from .reader import Reader
 
+    if args.base:
+        _check_output(args.output, [args.input, *args.base], args.force)
+        with Reader(source) as r:
+            tensors = delta.apply_delta(r, delta.resolve_base(args.base))
+            metadata = {k: v for k, v in r.metadata.items() if isinstance(v, (str, int, float, bool))}
+        items = [formats.LazyTensor(name, a.shape, DTYPE_NAMES[dtype_code_of(a)], lambda a=a: a)
+                 for name, a in tensors.items()]
+        formats.write_tensors(args.output, items, metadata=metadata)
+        if not args.quiet:
+            print(f"{dump.escape(args.output)}: {len(items)} tensors, {os.path.getsize(args.output):,} bytes")
+        return 0
     with Reader(source) as r:
+        if delta.is_delta(r.metadata):
+            raise BaseMismatchError(f"{source} is a delta bitstream (changes to the base of content digest "
+                                    f"{r.metadata[delta.BASE_KEY][:16]}...): give its base with --base BASE "
+                                    "(repeat --base for a chain: the base, then each earlier update)")
         _check_output(args.output, [args.input], args.force)
         progress = _Progress(_decoded_sizes(r), "decoding", args.quiet)
         # the output's header comes from the layer headers; each layer is decoded when its bytes
@@ -530,6 +573,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "to decode); default: 2.1 when a layer codes levels (adaptive contexts where they make a "
                         "layer >= 1%% smaller), 2.2 when a layer uses mode dq, 2.3 with the quality report of a lossy "
                         "policy, else 1.x")
+    p.add_argument("--base", metavar="BASE", action="append",
+                   help="write a delta bitstream: only the changes to the model in BASE (a codec file; repeat for a "
+                        "chain: the base, then each earlier update). Unchanged layers are left out, changed layers of a "
+                        "lossy policy rule store their difference to BASE's decoded layer; decode with --base")
     p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never an input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_encode)
@@ -542,6 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True, help=".safetensors, .npz or .pt file to write (atomically)")
     p.add_argument("--workers", type=_positive_int, default=1, help="decode layers on this many threads")
+    p.add_argument("--base", metavar="BASE", action="append",
+                   help="the base model of a delta bitstream (repeat for a chain: the base, then each earlier update)")
     p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never the input)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_decode)

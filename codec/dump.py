@@ -311,6 +311,13 @@ def render_text(doc: dict[str, Any], path: str, *, wide: bool = False, metadata_
                 line = "   "
             line += item
         out.append(line)
+    meta_plain = {k: _plain(v) for k, v in doc["metadata"].items() if k.startswith("codec.delta.")}
+    if "codec.delta.base" in meta_plain:  # spec 10.1: what the file changes, and of which base
+        changed = sum(layer["mode"] == "delta" for layer in layers)
+        removed = meta_plain.get("codec.delta.removed") or []
+        out.append(f"  delta bitstream of the base with content digest {escape(str(meta_plain['codec.delta.base']))}: "
+                   f"{changed} layer{'s' if changed != 1 else ''} as differences, {len(layers) - changed} stored whole, "
+                   f"{len(removed)} removed; the base's other layers are unchanged")
     if "quality_total" in doc:
         t = doc["quality_total"]
         rel = "inf" if t["rel_error"] is None else f"{t['rel_error']:.4g}"
@@ -376,6 +383,8 @@ def _coding_short(layer: dict) -> str:
         nm = c.get("nm")
         mask = f"{nm[0]}:{nm[1]}" if nm else f"d={c.get('density', 0):.2f}"
         return f"sparse {mask} +{c.get('values_mode', '?')}"
+    if mode == "delta":  # the difference to the base, in another mode
+        return f"delta +{c.get('delta_mode', '?')}"
     if mode == "pq":  # vectors of dim weights, centroids per stage
         return f"pq d{c.get('dim', '?')} K{'+'.join(str(k) for k in c.get('centroids', []))}"
     return mode

@@ -20,6 +20,7 @@ __all__ = [
     "LimitError",
     "EncodeError",
     "FileChangedError",
+    "BaseMismatchError",
     "PerformanceWarning",
 ]
 
@@ -98,6 +99,11 @@ class LimitError(CodecError):
 
 class FileChangedError(CodecError):
     """The file an open :class:`codec.Reader` maps was truncated or rewritten since it was opened."""
+
+
+class BaseMismatchError(CodecError):
+    """A delta bitstream (spec 10.1) was applied to no base, or to a base whose content digest is not the one
+    it names, or to a base that lacks a layer it changes."""
 
 
 class EncodeError(CodecError):

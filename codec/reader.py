@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _backend
 from .dtypes import storage_dtype
-from .errors import ChecksumError, CodecError, FileChangedError, FormatError, LimitError, TruncatedError
+from .errors import BaseMismatchError, ChecksumError, CodecError, FileChangedError, FormatError, LimitError, TruncatedError
 from .format import (
     DEFAULT_LIMITS,
     GLOBAL_QP_SET_OFFSET,
@@ -47,6 +47,18 @@ from .modes import get_mode
 from .quant import QuantParams, read_qp_set_data
 
 __all__ = ["Reader", "iter_stream", "StreamReader", "iter_units"]
+
+
+def _refuse_difference(header: LayerHeader, metadata) -> None:
+    """A delta layer (spec 6.10) decodes to a difference, not to the layer: only codec.delta adds its base;
+    outside a delta bitstream (no codec.delta.base) the mode is an error."""
+    if header.coding_mode == CodingMode.DELTA:
+        if "codec.delta.base" not in metadata:
+            raise FormatError("coding mode 9 (delta) in a bitstream whose metadata has no codec.delta.base",
+                              path=f"{header.path}.coding_mode")
+        raise BaseMismatchError(f"layer {header.layer_name!r} holds its difference to a base model's layer: decode "
+                                f"the file with its base (codec.load_file(path, base=BASE), codec decode --base)",
+                                path=header.path)
 
 
 def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits, global_qp: QuantParams,
@@ -508,6 +520,7 @@ class Reader(Mapping):
                 return None
             return default
         header = self.header(name)
+        _refuse_difference(header, self.metadata)
         verify = self.verify_payloads if verify is None else verify
         if out is not None:
             return self._get_into(header, out, verify=verify, levels=levels, format=format, copy=copy)
@@ -523,6 +536,24 @@ class Reader(Mapping):
         try:
             return _decode_layer(header, payload, verify=verify,
                                  limits=self.limits, global_qp=self.global_qp, levels=levels, format=format)
+        finally:
+            del payload
+            self._release(header)
+
+    def get_difference(self, name: str, /, *, verify: bool | None = None) -> np.ndarray:
+        """The difference a delta layer (coding mode 9, spec 6.10) of a delta bitstream holds, as a new array
+        (:func:`codec.delta.apply_delta` adds it to the base's layer)."""
+        header = self.header(name)
+        if header.coding_mode != CodingMode.DELTA:
+            raise ValueError(f"layer {name!r} ({header.mode_name}) is not a delta layer")
+        try:
+            _refuse_difference(header, self.metadata)
+        except BaseMismatchError:
+            pass  # a delta layer of a delta bitstream: what this method is for
+        verify = self.verify_payloads if verify is None else verify
+        payload = self._payload(header, mapped=False)
+        try:
+            return _decode_layer(header, payload, verify=verify, limits=self.limits, global_qp=self.global_qp)
         finally:
             del payload
             self._release(header)
@@ -558,6 +589,7 @@ class Reader(Mapping):
         payload, so ``verify`` (default: the reader's setting) still reads all of it; chunks outside the range are
         not decoded, so an error in their words is not seen here."""
         header = self.header(name)
+        _refuse_difference(header, self.metadata)
         if not header.layer_shape:
             raise ValueError(f"layer {name!r} is a scalar: it has no rows")
         start, stop, _ = slice(start, stop).indices(header.layer_shape[0])
@@ -810,6 +842,9 @@ class StreamReader:
         """Yield (header, array) for each layer in file order, then check the index and trailer."""
         if self._done:
             return
+        if "codec.delta.base" in self.metadata:  # its layers are changes: without the base, a partial model
+            raise BaseMismatchError("this is a delta bitstream (spec 10.1): its base model is needed, which a stream "
+                                    "does not take; use codec.load_file(path, base=BASE)", path="network_header.metadata")
         seen: list[IndexEntry] = []
         position = 0
         decoded = 0
@@ -864,6 +899,7 @@ class StreamReader:
             else:
                 payload = self._in.read_grown(header.payload_size, where)
             try:
+                _refuse_difference(header, self.metadata)
                 array = _decode_layer(header, payload, verify=self.verify_payloads, limits=self.limits,
                                       global_qp=self.global_qp)
             finally:

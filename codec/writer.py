@@ -102,7 +102,7 @@ class _PayloadSink:
 
 
 #: The versions a Writer can write (``format_version=``): 1.x files for readers of version 1.x.
-WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4))
+WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5))
 
 
 class _Prepared(NamedTuple):
@@ -378,6 +378,7 @@ class Writer:
             raise EncodeError(f"layer name must be a str, got {type(name).__name__}")
         if name in self._names:
             raise EncodeError(f"duplicate layer name {name!r}")
+        self._check_delta(name, mode)
         index = self._next_index(0)
         array, dtype_code, coding, plan, body = _plan_layer(
             index, name, array, {"mode": mode, "kind": kind, "dtype": dtype, **mode_params}, self._global_qp,
@@ -409,6 +410,12 @@ class Writer:
         self._entries.append(IndexEntry(name, unit_offset, end - unit_offset))
         self._mode_counts[coding.name] = self._mode_counts.get(coding.name, 0) + 1
         _log.debug("wrote %s: %s %s %s, %d payload bytes", name, array.dtype, array.shape, coding.name, sink.size)
+
+    def _check_delta(self, name: str, mode) -> None:
+        """Mode delta only in a delta bitstream (spec 6.10): readers reject it elsewhere."""
+        if mode == "delta" and "codec.delta.base" not in self._metadata:
+            raise EncodeError(f"layer {name!r}: mode 'delta' belongs in a delta bitstream (metadata codec.delta.base, "
+                              "spec 10.1); write one with codec.save_delta")
 
     def add_layers(self, items, /, *, workers: int | None = None, executor=None, progress=None) -> None:
         """Encode many layers, on several threads or any ``concurrent.futures.Executor``.
@@ -450,6 +457,7 @@ class Writer:
                     raise EncodeError(f"layer name must be a str, got {type(name).__name__}")
                 if name in self._names or any(p[0] == name for p in pending):
                     raise EncodeError(f"duplicate layer name {name!r}")
+                self._check_delta(name, params.get("mode") if isinstance(params, dict) else None)
                 index = self._next_index(len(pending))
                 pending.append((name, pool.submit(_prepare_layer, index, name, array, params, self._global_qp,
                                                   self._levels_version)))

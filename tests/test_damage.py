@@ -72,7 +72,8 @@ def _layers():
 def test_the_file_holds_every_mode():
     from codec.modes import registered_modes
 
-    assert {h.mode_name for h in _layers()} == {m.name for m in registered_modes()}
+    # delta layers need a delta bitstream and its base: tests/test_delta.py damages one
+    assert {h.mode_name for h in _layers()} == {m.name for m in registered_modes()} - {"delta"}
     reference = codec.decode(DATA)
     for name, path in PATHS.items():
         if name != "verify":

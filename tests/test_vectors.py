@@ -72,7 +72,8 @@ def test_decode(path):
             h = r.header(layer["name"])
             assert (h.kind_name, h.dtype_name, list(h.shape), h.mode_name) == (
                 layer["kind"], layer["dtype"], layer["shape"], layer["mode"])
-            got = r.get(layer["name"])
+            # a delta layer (spec 6.10) decodes to its difference to the base
+            got = r.get_difference(layer["name"]) if layer["mode"] == "delta" else r.get(layer["name"])
             if layer["dtype"] == "bfloat16":
                 got = got.view(np.uint16)
             assert got.astype(got.dtype.newbyteorder("<")).tobytes() == bytes.fromhex(layer["data_hex"])
@@ -83,6 +84,25 @@ def test_decode(path):
                 stages = r.get(layer["name"], levels=True)
                 assert [(s.codebook.astype(s.codebook.dtype.newbyteorder("<")).tobytes().hex(), s.indices.tolist())
                         for s in stages] == [(s["codebook_hex"], s["indices"]) for s in layer["stages"]]
+
+
+@pytest.mark.parametrize("path", [p for p in VECTORS if "base_vector" in load(p)], ids=os.path.basename)
+def test_delta_vector_applies_to_its_base(path):
+    """A delta bitstream (spec 10.1) decodes with its base vector to the model its JSON lists, and refuses
+    no base and a wrong one."""
+    desc = load(path)
+    base = os.path.join(os.path.dirname(path), desc["base_vector"] + ".nnc")
+    model = codec.load_file(path, base=base)
+    assert [(k, v.dtype.name, list(v.shape)) for k, v in model.items()] == [
+        (a["name"], a["dtype"], a["shape"]) for a in desc["applied"]]
+    for a in desc["applied"]:
+        v = model[a["name"]]
+        v = v.view(np.uint16) if v.dtype.name == "bfloat16" else v
+        assert v.astype(v.dtype.newbyteorder("<")).tobytes() == bytes.fromhex(a["data_hex"])
+    with pytest.raises(codec.BaseMismatchError, match="delta bitstream"):
+        codec.load_file(path)
+    with pytest.raises(codec.BaseMismatchError, match="content digest"):
+        codec.load_file(path, base=path.replace(os.path.basename(path), "005-quantized-entropy.nnc"))
 
 
 def _written_by_the_writer(path):
@@ -149,6 +169,10 @@ def test_reject_vectors_exist():
 @pytest.mark.parametrize("path", VECTORS, ids=os.path.basename)
 def test_stream_decode(path):
     desc = load(path)
+    if "base_vector" in desc:  # a delta bitstream: a stream cannot take its base
+        with open(path, "rb") as f, pytest.raises(codec.BaseMismatchError, match="delta bitstream"):
+            list(codec.iter_stream(f))
+        return
     with open(path, "rb") as f:
         streamed = list(codec.iter_stream(f))
     assert [name for name, _ in streamed] == [layer["name"] for layer in desc["layers"]]

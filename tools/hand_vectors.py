@@ -277,6 +277,10 @@ def reject_cases():
     yield "r047-pq-dim", "6.9: pq_dim is 1..16", \
         _one(layer_body(shape=(2, 8), dtype=2, mode=8, mode_params=b"\x00\x01\x00"), pq_payload(ok_levels),
              version=(2, 4))
+    # format 2.5: delta (spec 6.10, 10.1)
+    raw_levels = np.arange(16, dtype=np.float32).tobytes()
+    yield "r049-delta-outside-delta-file", "6.10: coding mode 9 appears only in a delta bitstream (codec.delta.base)", \
+        _one(layer_body(shape=(2, 8), dtype=2, mode=9, mode_params=b"\x00"), raw_levels, version=(2, 5))
     yield "r048-pq-codebook-dtype", "6.9: pq_codebook_dtype values 2..255 are reserved (UnsupportedError)", \
         _one(layer_body(shape=(2, 8), dtype=2, mode=8, mode_params=b"\x02\x01\x02"), pq_payload(ok_levels),
              version=(2, 4))

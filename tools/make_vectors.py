@@ -261,6 +261,53 @@ def _pq_vectors():
     ]
 
 
+#: a delta vector's base vector (name, bytes), by the delta vector's name
+_BASES: dict[str, tuple[str, bytes]] = {}
+
+
+def _delta_vectors():
+    from codec import delta
+
+    rng = np.random.default_rng(47)
+    w = rng.laplace(0, 0.05, (16, 24)).astype(np.float32)
+    bias = rng.standard_normal(16).astype(np.float32)
+    counts = rng.integers(-300, 300, (4, 6)).astype(np.int16)
+    mask = rng.random((3, 5)) < 0.5
+    old = rng.standard_normal((5, 4)).astype(np.float32)
+    same = rng.standard_normal((2, 3)).astype(np.float32)
+    base_layers = [
+        ("fc.weight", w, "quantized", "weight", None, {"step": 2 ** -6}),
+        ("fc.bias", bias, "floatplanes", "bias", None),
+        ("counts", counts, "entropy", None, None),
+        ("mask", mask, "entropy", None, None),
+        ("old.weight", old, "raw", "weight", None),
+        ("same.weight", same, "zstd", "weight", None),
+    ]
+    yield "016-delta-base", "format 2.5: the base model of 017-delta (an ordinary bitstream)", {"model": "base"}, \
+        base_layers
+    base_data = build({"model": "base"}, base_layers)
+    decoded = codec.decode(base_data)
+    fc_diff = (rng.standard_normal((16, 24)) * 0.002).astype(np.float32)
+    new_counts = counts.copy()
+    new_counts[1, 2] = 32767  # the difference wraps
+    new_counts[0, 0] = -32768
+    new_mask = mask.copy()
+    new_mask[2, 4] = not new_mask[2, 4]
+    layers = [
+        ("fc.weight", fc_diff, "delta", "weight", None, {"delta_mode": "quantized", "step": 2 ** -10}),
+        ("fc.bias", (bias + 0.5).astype(np.float32), "floatplanes", "bias", None),
+        ("counts", new_counts - counts, "delta", None, None, {"delta_mode": "entropy"}),
+        ("mask", np.logical_xor(new_mask, mask), "delta", None, None, {"delta_mode": "raw"}),
+        ("new.weight", rng.standard_normal((3, 3)).astype(np.float16), "raw", "weight", None),
+    ]
+    _BASES["017-delta"] = ("016-delta-base", base_data)
+    yield "017-delta", "format 2.5: a delta bitstream (spec 10.1) of 016-delta-base: a quantized difference (mode 9 " \
+        "over quantized), an int16 difference that wraps (over entropy), a bool xor (over raw), a float layer stored " \
+        "whole, a new layer, a removed layer (codec.delta.removed) and an unchanged one (absent); `applied` is the " \
+        "decoded model", {"model": "update", delta.BASE_KEY: delta.content_digest(decoded),
+                          delta.REMOVED_KEY: ["old.weight"]}, layers
+
+
 def describe(name, description, metadata, layers, data: bytes, quantization=None, unit_metadata=()) -> dict:
     out = {
         "description": description,
@@ -275,7 +322,14 @@ def describe(name, description, metadata, layers, data: bytes, quantization=None
     if unit_metadata:
         out["unit_metadata"] = [{k: _json_value(v) for k, v in codec.format.normalize_metadata(m).items()}
                                 for m in unit_metadata]
-    decoded = codec.decode(data)
+    base_name, base_data = _BASES.get(name, (None, None))
+    decoded = codec.decode(data) if base_data is None else codec.decode(data, base=base_data)
+    if base_data is not None:  # a delta bitstream: its base vector and the model it decodes to
+        out["base_vector"] = base_name
+        out["applied"] = [{"name": k, "dtype": v.dtype.name, "shape": list(v.shape),
+                           "data_hex": (v.view(np.uint16) if v.dtype.name == "bfloat16" else v)
+                           .astype(v.dtype.newbyteorder("<") if v.dtype.name != "bfloat16" else "<u2").tobytes().hex()}
+                          for k, v in decoded.items()]
     for layer, array, mode, kind, dtype, *rest in layers:
         params = rest[0] if rest else {}
 
@@ -291,7 +345,7 @@ def describe(name, description, metadata, layers, data: bytes, quantization=None
             "dtype": dtype or array.dtype.name,
             "shape": list(array.shape),
             "mode": mode,
-            "data_hex": le_hex(decoded[layer]),
+            "data_hex": le_hex(decoded[layer] if mode != "delta" else codec.open(data).get_difference(layer)),
         }
         if params:
             entry["params"] = params
@@ -328,7 +382,8 @@ def main() -> int:
     for name, description, metadata, layers, *rest in [*_vectors(), *_quantized_vectors(), *_ternary_vectors(),
                                                         *_floatplanes_vectors(), *_sparse_vectors(),
                                                         *_levels_v2_vectors(), *_levels_adaptive_vectors(),
-                                                        *_dq_vectors(), *_metadata_unit_vectors(), *_pq_vectors()]:
+                                                        *_dq_vectors(), *_metadata_unit_vectors(), *_pq_vectors(),
+                                                        *_delta_vectors()]:
         quantization = rest[0] if rest else None
         unit_metadata = rest[1] if len(rest) > 1 else ()
         bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")

@@ -1,0 +1,191 @@
+"""Delta bitstreams (spec 10.1): a model stored as its changes to a base model.
+
+:func:`save_delta` leaves out the layers that equal the base, stores the difference of a changed layer
+(coding mode ``delta``, spec 6.10) where its mode is lossy or its dtype an integer type, and the whole
+layer otherwise; the file names the base by the SHA-256 content digest of its decoded tensors, so
+:func:`apply_delta` refuses another base. A base is a file, bytes, a dict of arrays, or a chain
+``[base, update1, update2, ...]`` applied in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+from typing import Any, Mapping
+
+import numpy as np
+
+from .dtypes import dtype_code_of
+from .errors import BaseMismatchError, EncodeError, FormatError
+from .format.constants import CodingMode, DType
+
+__all__ = ["BASE_KEY", "REMOVED_KEY", "content_digest", "resolve_base", "apply_delta", "delta_items", "is_delta"]
+
+_log = logging.getLogger("codec")
+
+#: metadata keys of a delta bitstream (spec 10.1)
+BASE_KEY = "codec.delta.base"
+REMOVED_KEY = "codec.delta.removed"
+#: the lowest format version of a delta bitstream
+DELTA_VERSION = (2, 5)
+#: float modes whose layers a delta stores whole when changed (they are lossless: base + difference in
+#: floating point would not give the tensor back bit for bit)
+_WHOLE_FLOAT_MODES = {None, "raw", "zstd", "floatplanes"}
+_INTEGER = {DType.INT8, DType.INT16, DType.INT32, DType.INT64, DType.UINT8, DType.UINT16, DType.UINT32,
+            DType.UINT64}
+
+
+def content_digest(tensors: Mapping[str, Any]) -> str:
+    """The SHA-256 content digest of named tensors (spec 10.1), as 64 lower-case hex digits."""
+    h = hashlib.sha256()
+    for name, array in tensors.items():
+        a = np.asarray(array)
+        code = dtype_code_of(a)
+        encoded = name.encode("utf-8")
+        h.update(struct.pack("<I", len(encoded)) + encoded + struct.pack("<BB", code, a.ndim))
+        h.update(struct.pack(f"<{a.ndim}Q", *a.shape))
+        if code == DType.BFLOAT16:
+            a = a.view(np.uint16)
+        elif code == DType.BOOL:
+            a = a.astype(np.uint8)
+        h.update(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def is_delta(metadata: Mapping[str, Any]) -> bool:
+    return BASE_KEY in metadata
+
+
+def _load(source, *, limits, verify) -> dict:
+    from .reader import Reader
+
+    with Reader(source, limits=limits, verify=verify) as reader:
+        if is_delta(reader.metadata):
+            raise BaseMismatchError(f"the base {_label(source)} is itself a delta bitstream: pass the chain, "
+                                    f"base=[its base, ..., {_label(source)}]")
+        return {name: reader.get(name) for name in reader.keys()}
+
+
+def _label(source) -> str:
+    return repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
+
+
+def resolve_base(base, *, limits=None, verify: bool = True) -> dict:
+    """The base model's tensors (name -> array, in order) from a path, bytes, a mapping, or a chain
+    ``[base, update, ...]`` whose updates are delta bitstreams applied in order."""
+    if base is None:
+        raise BaseMismatchError("no base given")
+    if isinstance(base, Mapping):
+        return {name: np.asarray(array) for name, array in base.items()}
+    if isinstance(base, (list, tuple)):
+        if not base:
+            raise BaseMismatchError("an empty base chain")
+        tensors = resolve_base(base[0], limits=limits, verify=verify)
+        for update in base[1:]:
+            from .reader import Reader
+
+            with Reader(update, limits=limits, verify=verify) as reader:
+                tensors = apply_delta(reader, tensors)
+        return tensors
+    return _load(base, limits=limits, verify=verify)
+
+
+def _add(base: np.ndarray, difference: np.ndarray, header) -> np.ndarray:
+    """base + difference as spec 10.1 says for the layer's dtype."""
+    from .dtypes import float_output
+
+    code = header.layer_dtype
+    if code == DType.BOOL:
+        return np.logical_xor(base, difference)
+    if code in _INTEGER or code in (DType.FLOAT32, DType.FLOAT64):
+        with np.errstate(over="ignore"):
+            return base + difference  # same dtype: integers wrap, floats round to nearest
+    with np.errstate(over="ignore"):
+        flat32 = base.astype(np.float32).reshape(-1) + difference.astype(np.float32).reshape(-1)
+    return float_output(header, flat32)
+
+
+def apply_delta(reader, base: Mapping[str, np.ndarray]) -> dict:
+    """The model a delta bitstream (an open :class:`codec.Reader`) makes of ``base`` (spec 10.1)."""
+    meta = reader.metadata
+    want = meta.get(BASE_KEY)
+    if want is None:
+        raise BaseMismatchError("a base was given, but this is not a delta bitstream (its metadata has no "
+                                f"{BASE_KEY})")
+    got = content_digest(base)
+    if got != want:
+        raise BaseMismatchError(f"this delta bitstream applies to the base of content digest {want}; the base given "
+                                f"has {got}")
+    removed = meta.get(REMOVED_KEY, [])
+    if not isinstance(removed, list) or not all(isinstance(n, str) for n in removed):
+        raise FormatError(f"metadata {REMOVED_KEY} must be a list of layer names", path=f"metadata.{REMOVED_KEY}")
+    names = set(reader.keys())
+    for name in removed:
+        if name not in base or name in names:
+            raise FormatError(f"metadata {REMOVED_KEY} names {name!r}, which the base lacks or this file holds",
+                              path=f"metadata.{REMOVED_KEY}")
+    out = {}
+    for name, array in base.items():
+        if name in removed:
+            continue
+        out[name] = _layer(reader, name, array) if name in names else array
+    for name in reader.keys():
+        if name not in base:
+            out[name] = _layer(reader, name, None)
+    return out
+
+
+def _layer(reader, name: str, base):
+    header = reader.header(name)
+    if header.coding_mode != CodingMode.DELTA:
+        return reader.get(name)
+    if base is None:
+        raise BaseMismatchError(f"layer {name!r} is a difference to the base's layer of that name, which the base "
+                                "lacks", path=header.path)
+    if dtype_code_of(base) != header.layer_dtype or tuple(base.shape) != tuple(header.layer_shape):
+        raise BaseMismatchError(f"layer {name!r} is a difference to a {header.dtype_name} tensor of shape "
+                                f"{tuple(header.layer_shape)}; the base's is {base.dtype} {tuple(base.shape)}",
+                                path=header.path)
+    return _add(base, reader.get_difference(name), header)
+
+
+def delta_items(actions, base: Mapping[str, np.ndarray]):
+    """The layers of a delta bitstream: from ``actions`` ((name, array, policy action) with the action a
+    dict holding ``mode`` (None: the lossless default) and its parameters) and the base, the
+    (name, array, add_layer parameters) to write, and the base's names the actions lack (for
+    ``codec.delta.removed``). Layers equal to the base are left out."""
+    from . import policy as policies
+
+    kept, seen = [], set()
+    for name, array, action in actions:
+        seen.add(name)
+        a = np.asarray(array)
+        b = base.get(name)
+        if b is not None and dtype_code_of(a) == dtype_code_of(b) and a.shape == b.shape:
+            if a.tobytes() == np.ascontiguousarray(b).tobytes():
+                continue  # unchanged: the base's layer
+            code = dtype_code_of(a)
+            mode = action.get("mode")
+            if code == DType.BOOL or code in _INTEGER:  # an exact difference: wrapping subtraction, xor
+                diff = np.logical_xor(a, b) if code == DType.BOOL else a - b
+                # the level coder holds integers below 2^63: a uint64 difference beyond is stored raw
+                fits = code != DType.UINT64 or not diff.size or int(diff.max()) < 1 << 63
+                diff, params = policies.apply({**action, "mode": mode or ("entropy" if fits else "raw")}, diff)
+                kept.append((name, diff, {"mode": "delta", "delta_mode": params.pop("mode"), **params}))
+                continue
+            if mode not in _WHOLE_FLOAT_MODES:  # a lossy mode codes the difference to the decoded base
+                wide = np.float64 if code == DType.FLOAT64 else np.float32
+                diff = (a.astype(wide) - b.astype(wide)).astype(a.dtype)
+                diff, params = policies.apply(action, diff)
+                kept.append((name, diff, {"mode": "delta", "delta_mode": params.pop("mode"), **params}))
+                continue
+        kept.append((name, *policies.apply(action, a)))  # new, reshaped, or lossless float: whole
+    removed = [name for name in base if name not in seen]
+    return kept, removed
+
+
+def check_mode(mode) -> None:
+    if mode == "delta":
+        raise EncodeError("save_delta chooses mode 'delta' itself; give the mode of the differences")
