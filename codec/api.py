@@ -89,7 +89,8 @@ def save_file(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, metadat
         _write_all(writer, tensors, mode, mode_params, workers, executor, policy)
 
 
-def save_delta(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, base, metadata: Mapping[str, Any] | None = None,
+def save_delta(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, base, previous: Mapping[str, Any] | None = None,
+               metadata: Mapping[str, Any] | None = None,
                mode: str | None = None, policy=None, workers: int | None = None, executor=None, format_version=None,
                limits: Limits | None = None, **mode_params: Any) -> dict:
     """Write ``tensors`` to ``path`` atomically as a delta bitstream against ``base`` (spec 10.1): a file,
@@ -100,7 +101,10 @@ def save_delta(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, base, 
     stored as its difference to the base's decoded layer in that mode (coding mode ``delta``); other
     changed, new or reshaped layers are stored whole; base layers that ``tensors`` lacks are listed as
     removed. The file names the base by the SHA-256 digest of its tensors: :func:`load_file` with another
-    base refuses it. Returns counts: ``{"changed": , "unchanged": , "removed": , "base_digest": }``.
+    base refuses it. ``previous``: the tensors a lossy base was encoded from (e.g. last round's model):
+    layers equal to them are unchanged and the differences are taken to them, so an update costs what the
+    update needs (without it every layer of a lossy base differs from the new tensors by the base's
+    coding error). Returns counts: ``{"changed": , "unchanged": , "removed": , "base_digest": }``.
     """
     from . import delta
 
@@ -114,7 +118,7 @@ def save_delta(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, base, 
         actions = _policy_actions(tensors, policy)
     else:
         actions = ((name, np.asarray(array), {"mode": mode, **mode_params}) for name, array in tensors.items())
-    items, removed = delta.delta_items(actions, base_tensors)
+    items, removed = delta.delta_items(actions, base_tensors, previous)
     digest = delta.content_digest(base_tensors)
     meta = {**(_with_policy(metadata, policy) or {}), delta.BASE_KEY: digest}
     if removed:

@@ -189,6 +189,8 @@ def _cmd_encode(args) -> int:
 
     policy = policies.load_policy(args.policy) if args.policy else policies.DEFAULT_POLICY
     tensors = formats.read_tensors(args.input)  # a missing or unknown input is reported first
+    if args.previous and not args.base:
+        raise UsageError("--previous goes with --base")
     if args.base:
         from .dtypes import bfloat16_dtype
 
@@ -245,10 +247,18 @@ def _encode_delta(args, tensors, policy) -> int:
         raise UsageError("--base writes a file: give -o FILE")
     if args.target_bits or args.target_size or args.max_rel_error or args.importance:
         raise UsageError("--base does not combine with --target-bits, --target-size, --max-rel-error or --importance")
-    _check_output(args.output, [args.input, *args.base] + ([args.policy] if args.policy else []), args.force)
+    _check_output(args.output, [args.input, *args.base] + ([args.policy] if args.policy else [])
+                  + ([args.previous] if args.previous else []), args.force)
     start = time.perf_counter()
     version = None if args.format_version is None else tuple(int(x) for x in args.format_version.split("."))
-    summary = save_delta(tensors, args.output, base=args.base, policy=policy, workers=args.workers,
+    previous = None
+    if args.previous:
+        from . import formats
+        from .dtypes import bfloat16_dtype
+
+        previous = {name: array.view(bfloat16_dtype()) if hint == "bfloat16" else array
+                    for name, array, hint in formats.read_tensors(args.previous)}
+    summary = save_delta(tensors, args.output, base=args.base, previous=previous, policy=policy, workers=args.workers,
                          format_version=version)
     if not args.quiet:
         print(f"{dump.escape(args.output)}: delta of base {summary['base_digest'][:16]}: {summary['changed']} layers "
@@ -577,6 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a delta bitstream: only the changes to the model in BASE (a codec file; repeat for a "
                         "chain: the base, then each earlier update). Unchanged layers are left out, changed layers of a "
                         "lossy policy rule store their difference to BASE's decoded layer; decode with --base")
+    p.add_argument("--previous", metavar="FILE",
+                   help="with --base: the tensors (safetensors, npz, .pt, .onnx) a lossy BASE was encoded from; layers "
+                        "equal to them are unchanged and lossy layers code only the update (IN - FILE)")
     p.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists (never an input)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_encode)

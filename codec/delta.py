@@ -151,11 +151,16 @@ def _layer(reader, name: str, base):
     return _add(base, reader.get_difference(name), header)
 
 
-def delta_items(actions, base: Mapping[str, np.ndarray]):
+def delta_items(actions, base: Mapping[str, np.ndarray], previous: Mapping[str, np.ndarray] | None = None):
     """The layers of a delta bitstream: from ``actions`` ((name, array, policy action) with the action a
     dict holding ``mode`` (None: the lossless default) and its parameters) and the base, the
     (name, array, add_layer parameters) to write, and the base's names the actions lack (for
-    ``codec.delta.removed``). Layers equal to the base are left out."""
+    ``codec.delta.removed``).
+
+    ``previous``: the tensors the base was encoded from (a lossy base decodes to other values). With it, a
+    layer equal to its previous tensor is unchanged and a lossy mode codes ``new - previous`` (the update
+    alone; the decoded layer keeps the base's coding error). Without it, both compare with the decoded base
+    (right for a lossless base; with a lossy one every layer differs by the base's coding error)."""
     from . import policy as policies
 
     kept, seen = [], set()
@@ -164,7 +169,10 @@ def delta_items(actions, base: Mapping[str, np.ndarray]):
         a = np.asarray(array)
         b = base.get(name)
         if b is not None and dtype_code_of(a) == dtype_code_of(b) and a.shape == b.shape:
-            if a.tobytes() == np.ascontiguousarray(b).tobytes():
+            ref = b if previous is None or name not in previous else np.asarray(previous[name])
+            if ref.dtype != a.dtype or ref.shape != a.shape:
+                raise EncodeError(f"previous tensor {name!r} is {ref.dtype} {ref.shape}; the new one {a.dtype} {a.shape}")
+            if a.tobytes() == np.ascontiguousarray(ref).tobytes():
                 continue  # unchanged: the base's layer
             code = dtype_code_of(a)
             mode = action.get("mode")
@@ -177,7 +185,7 @@ def delta_items(actions, base: Mapping[str, np.ndarray]):
                 continue
             if mode not in _WHOLE_FLOAT_MODES:  # a lossy mode codes the difference to the decoded base
                 wide = np.float64 if code == DType.FLOAT64 else np.float32
-                diff = (a.astype(wide) - b.astype(wide)).astype(a.dtype)
+                diff = (a.astype(wide) - ref.astype(wide)).astype(a.dtype)
                 diff, params = policies.apply(action, diff)
                 kept.append((name, diff, {"mode": "delta", "delta_mode": params.pop("mode"), **params}))
                 continue

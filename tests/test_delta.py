@@ -239,3 +239,24 @@ def test_every_payload_bit_flip_of_a_delta_layer_is_a_checksum_error(base_file):
             else:
                 missed.append((h.layer_name, bit, "no error"))
     assert missed == []
+
+
+def test_previous_tensors_of_a_lossy_base(tmp_path):
+    original = _model(seed=2)
+    codec.save_file(original, tmp_path / "b.nnc", policy="int8")
+    decoded = codec.load_file(tmp_path / "b.nnc")
+    update = (np.random.default_rng(4).standard_normal((32, 16)) * 1e-3).astype(np.float32)
+    new = dict(original, **{"l1.weight": original["l1.weight"] + update})
+    with_previous = codec.save_delta(new, tmp_path / "p.nnc", base=tmp_path / "b.nnc", previous=original,
+                                     policy="int8")
+    without = codec.save_delta(new, tmp_path / "n.nnc", base=tmp_path / "b.nnc", policy="int8")
+    assert with_previous["changed"] == 1 and without["changed"] == 6  # every float layer differs from its decode
+    assert os.path.getsize(tmp_path / "p.nnc") < os.path.getsize(tmp_path / "n.nnc") / 3
+    out = codec.load_file(tmp_path / "p.nnc", base=tmp_path / "b.nnc")
+    assert out["l2.weight"].tobytes() == decoded["l2.weight"].tobytes()
+    # the base's coding error stays, the update is added (quantized to 8 bits per channel)
+    got = out["l1.weight"] - decoded["l1.weight"]
+    assert np.abs(got - update).max() <= np.abs(update).max() / 127 + 1e-7
+    with pytest.raises(codec.EncodeError, match="previous tensor"):
+        codec.save_delta(new, tmp_path / "x.nnc", base=tmp_path / "b.nnc", previous={"l1.weight": update[:3]},
+                         policy="int8")
