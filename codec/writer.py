@@ -102,7 +102,7 @@ class _PayloadSink:
 
 
 #: The versions a Writer can write (``format_version=``): 1.x files for readers of version 1.x.
-WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5))
+WRITABLE_VERSIONS = ((1, 0), (1, 1), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6))
 
 
 class _Prepared(NamedTuple):

@@ -26,6 +26,7 @@ def every_mode_file() -> bytes:
         ("codebook", w, dict(mode="quantized", method="codebook", bits=2)),
         ("dq", w, dict(mode="dq", bits=4, granularity="channel")),
         ("pq", w, dict(mode="pq", dim=4, centroids=16, stages=2)),
+        ("lowrank", w, dict(mode="lowrank_sparse", rank=2, density=0.5)),
         ("floatplanes", w, dict(mode="floatplanes")),
         ("ternary.flag", np.sign(np.rint(w * 10)).astype(np.int8), dict(mode="ternary", scheme="flag")),
         ("ternary.base3", np.sign(np.rint(w * 10)).astype(np.int8), dict(mode="ternary", scheme="base3")),

@@ -124,8 +124,12 @@ def test_reencode_identical(path):
                           format_version=(1, 0) if major == 1 else tuple(map(int, desc["format_version"].split(".")))) as w:
         for layer in desc["layers"]:
             source = expected_array(layer, "input_hex" if "input_hex" in layer else "data_hex")
+            params = dict(layer.get("params", {}))
+            if "factors" in layer:  # lowrank_sparse (spec 6.11): the factors the vector was made from
+                params["factors"] = [np.frombuffer(bytes.fromhex(f["hex"]), "<f4").reshape(f["shape"])
+                                     for f in layer["factors"]]
             w.add_layer(layer["name"], source, mode=layer["mode"], kind=layer["kind"],
-                        dtype="bfloat16" if layer["dtype"] == "bfloat16" else None, **layer.get("params", {}))
+                        dtype="bfloat16" if layer["dtype"] == "bfloat16" else None, **params)
         for unit in desc.get("unit_metadata", []):
             w.append_metadata({k: typed(v) for k, v in unit.items()})
     assert buf.getvalue() == open(path, "rb").read()

@@ -65,6 +65,7 @@ def seeds() -> list[bytes]:
         ("dq", w, dict(mode="dq", bits=4, granularity="channel")),
         ("dq.axis1", w, dict(mode="dq", step=2 ** -5, granularity="channel", axis=1)),
         ("pq", w, dict(mode="pq", dim=4, centroids=12, stages=2)),
+        ("lowrank", w, dict(mode="lowrank_sparse", rank=3, density=0.5)),
         ("e", np.rint(w * 300).astype(np.int16), dict(mode="entropy")),
         # locally alike magnitudes and an escape: adaptive contexts (lc_model 1, spec 7.5)
         ("e.adaptive", np.concatenate([np.rint(w[:, :8] * 40), np.full((12, 1), 900.0), np.zeros((12, 7))], axis=1)

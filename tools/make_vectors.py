@@ -261,6 +261,24 @@ def _pq_vectors():
     ]
 
 
+def _lowrank_vectors():
+    from codec.lowrank import factorize
+
+    rng = np.random.default_rng(53)
+    conv = (rng.standard_normal((16, 4)) @ rng.standard_normal((4, 27)) * 0.05).astype(np.float32).reshape(16, 3, 3, 3)
+    dense = rng.laplace(0, 0.05, (8, 12)).astype(np.float32)
+    # the factors are given (factors=): LAPACK's SVD may round differently on another machine
+    c1, z1 = factorize(conv.reshape(16, 27), 4, 0.5)
+    c2, z2 = factorize(dense, 3, 1.0)
+    yield "018-lowrank-sparse", "format 2.6: quantized sparse weight decomposition (coding mode 10, spec 6.11): a " \
+        "convolution as C (16 x 4, quantized per row) @ Z (4 x 27, half its entries kept), a dense layer as rank 3 " \
+        "with a dense Z, bfloat16 output", {}, [
+        ("conv.weight", conv, "lowrank_sparse", "weight", None, {"factors": (c1, z1), "c_bits": 6, "z_bits": 5}),
+        ("dense.weight", _bf16_bits(dense.reshape(-1)).reshape(8, 12), "lowrank_sparse", "weight", "bfloat16",
+         {"factors": (c2, z2)}),
+    ]
+
+
 #: a delta vector's base vector (name, bytes), by the delta vector's name
 _BASES: dict[str, tuple[str, bytes]] = {}
 
@@ -348,7 +366,10 @@ def describe(name, description, metadata, layers, data: bytes, quantization=None
             "data_hex": le_hex(decoded[layer] if mode != "delta" else codec.open(data).get_difference(layer)),
         }
         if params:
-            entry["params"] = params
+            entry["params"] = {k: v for k, v in params.items() if k != "factors"}
+            if "factors" in params:  # arrays: as little-endian float32 bytes and their shapes
+                entry["factors"] = [{"shape": list(np.shape(f)), "hex": le_hex(np.asarray(f, np.float32))}
+                                    for f in params["factors"]]
         if mode == "pq":  # the encoder's centroids (as stored) and indices, stage by stage
             entry["input_hex"] = le_hex(array)
             with codec.open(data) as r:
@@ -383,7 +404,7 @@ def main() -> int:
                                                         *_floatplanes_vectors(), *_sparse_vectors(),
                                                         *_levels_v2_vectors(), *_levels_adaptive_vectors(),
                                                         *_dq_vectors(), *_metadata_unit_vectors(), *_pq_vectors(),
-                                                        *_delta_vectors()]:
+                                                        *_delta_vectors(), *_lowrank_vectors()]:
         quantization = rest[0] if rest else None
         unit_metadata = rest[1] if len(rest) > 1 else ()
         bin_path = os.path.join(VECTOR_DIR, f"{name}.nnc")

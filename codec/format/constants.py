@@ -19,11 +19,11 @@ MAGIC = b"\x89NNC\r\n\x1a\n"
 
 #: ``version_major``/``version_minor`` written by this implementation (its newest version).
 VERSION_MAJOR = 2
-VERSION_MINOR = 5
+VERSION_MINOR = 6
 #: The versions this implementation reads: the newest ``version_minor`` it knows of each
 #: ``version_major`` (spec section 11). Version 1.x files code levels with the payload of spec
 #: 7.2, version 2.x files with that of spec 7.4 (2.1 and later: with lc_model 1 of spec 7.5).
-KNOWN_VERSIONS = {1: 1, 2: 5}
+KNOWN_VERSIONS = {1: 1, 2: 6}
 
 
 def levels_version(version_major: int, version_minor: int = 0) -> int:
@@ -97,6 +97,7 @@ class CodingMode(enum.IntEnum):
     DQ = 7
     PQ = 8
     DELTA = 9
+    LOWRANK_SPARSE = 10
 
 
 class ValueType(enum.IntEnum):

@@ -8,7 +8,7 @@ tool, CLI and policies find it through the registry (:func:`get_mode`, :func:`re
 from .base import Mode, Param, Plan, get_mode, mode_name, register_mode, registered_modes
 
 # The registry: importing a mode's module registers it.
-from . import raw, zstd, entropy, quantized, floatplanes, ternary, sparse, dq, pq, delta  # noqa: E402,F401  (isort: skip)
+from . import raw, zstd, entropy, quantized, floatplanes, ternary, sparse, dq, pq, delta, lowrank_sparse  # noqa: E402,F401  (isort: skip)
 
 __all__ = ["Mode", "Param", "Plan", "get_mode", "mode_name", "register_mode", "registered_modes", "params_table"]
 
