@@ -67,7 +67,6 @@ def test_other_float_dtypes_convert_the_binary32_product(dtype):
 
 @pytest.mark.parametrize("array,params,message", [
     (np.ones(8, np.float32), {}, "rank >= 2"),
-    (np.ones((4, 4), np.float32), {"rank": 5}, "rank 5 is outside"),
     (np.ones((4, 4), np.float32), {"density": 0.0}, "density"),
     (np.ones((4, 4), np.float32), {"factors": (np.ones((4, 2)), np.ones((3, 4)))}, "factors must be"),
     (np.ones((4, 4), np.int8), {}, "float"),
@@ -76,6 +75,14 @@ def test_other_float_dtypes_convert_the_binary32_product(dtype):
 def test_parameters_and_inputs_are_checked(array, params, message):
     with pytest.raises(EncodeError, match=message):
         codec.encode({"w": array}, mode="lowrank_sparse", **params)
+
+
+def test_rank_is_capped_by_the_level_grid():
+    w = np.random.default_rng(5).standard_normal((3, 40)).astype(np.float32)
+    data = codec.encode({"w": w}, mode="lowrank_sparse", rank=32, density=1.0, c_bits=12, z_bits=12)
+    with codec.open(data) as r:
+        assert codec.modes.get_mode("lowrank_sparse").params_of(r.header("w")) == 3
+    assert np.abs(codec.decode(data)["w"] - w).max() < 1e-2
 
 
 def _with(data, *, params=None, payload=None):

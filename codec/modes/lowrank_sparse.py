@@ -38,7 +38,8 @@ class LowrankSparseMode(Mode):
     codes_levels = True
     dtypes = FLOAT_DTYPES
     params = (
-        Param("rank", (int,), "inner dimension k of C (rows x k) and Z (k x cols); default min(16, rows, cols)",
+        Param("rank", (int,), "inner dimension k of C (rows x k) and Z (k x cols), at most min(rows, cols)",
+              default=16,
               range=(1, 1 << 20)),
         Param("density", (float,), "fraction of Z's entries kept", default=0.25, check=_density),
         Param("c_bits", (int,), "bits per level of C, one step per row", default=8, range=(2, 16)),
@@ -65,7 +66,8 @@ class LowrankSparseMode(Mode):
         else:
             if not np.isfinite(a).all():
                 raise EncodeError("mode 'lowrank_sparse' codes finite values only")
-            rank = params.get("rank") or min(16, rows, cols)
+            # at most the grid's smaller side: one rank= for a whole model fits its small tensors too
+            rank = min(params.get("rank") or 16, rows, cols)
             c, z = factorize(a.reshape(rows, cols), rank, params.get("density", 0.25),
                              iters=params.get("iters", 8))
         parts = []
