@@ -455,10 +455,13 @@ def decode(data, /, *, limits: Limits | None = None, verify: bool = True, worker
         return _read_model(reader, base, workers, executor)
 
 
-def open(source, /, *, limits: Limits | None = None, verify: bool = True) -> Reader:  # noqa: A001
+def open(source, /, *, limits: Limits | None = None, verify: bool = True, base=None):  # noqa: A001
     """Open a bitstream for lazy, random access; use as a context manager.
 
-    ``source`` is a path (memory-mapped) or bytes-like data. See :class:`codec.Reader`.
+    ``source`` is a path (memory-mapped) or bytes-like data. See :class:`codec.Reader`. With ``base=`` (a delta
+    bitstream's base, as :func:`load_file` takes it) the result is a :class:`codec.delta.UpdatedModel`: the
+    updated model's layers by name (``keys()``, ``m[name]``, ``get``), each decoded when asked for; the base is
+    loaded (and its digest checked) when it opens.
 
     Examples
     --------
@@ -468,4 +471,13 @@ def open(source, /, *, limits: Limits | None = None, verify: bool = True) -> Rea
     ...     r.keys(), r.header("w").shape, int(r.get("w").sum())
     (['w'], (2, 3), 15)
     """
-    return Reader(source, limits=limits or DEFAULT_LIMITS, verify=verify)
+    reader = Reader(source, limits=limits or DEFAULT_LIMITS, verify=verify)
+    if base is None:
+        return reader
+    from . import delta
+
+    try:
+        return delta.UpdatedModel(reader, delta.resolve_base(base, limits=reader.limits, verify=verify))
+    except BaseException:
+        reader.close()
+        raise

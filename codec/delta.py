@@ -21,7 +21,8 @@ from .dtypes import dtype_code_of
 from .errors import BaseMismatchError, EncodeError, FormatError
 from .format.constants import CodingMode, DType
 
-__all__ = ["BASE_KEY", "REMOVED_KEY", "content_digest", "resolve_base", "apply_delta", "delta_items", "is_delta"]
+__all__ = ["BASE_KEY", "REMOVED_KEY", "content_digest", "resolve_base", "apply_delta", "delta_items", "is_delta",
+           "UpdatedModel"]
 
 _log = logging.getLogger("codec")
 
@@ -109,32 +110,72 @@ def _add(base: np.ndarray, difference: np.ndarray, header) -> np.ndarray:
 
 def apply_delta(reader, base: Mapping[str, np.ndarray]) -> dict:
     """The model a delta bitstream (an open :class:`codec.Reader`) makes of ``base`` (spec 10.1)."""
-    meta = reader.metadata
-    want = meta.get(BASE_KEY)
-    if want is None:
-        raise BaseMismatchError("a base was given, but this is not a delta bitstream (its metadata has no "
-                                f"{BASE_KEY})")
-    got = content_digest(base)
-    if got != want:
-        raise BaseMismatchError(f"this delta bitstream applies to the base of content digest {want}; the base given "
-                                f"has {got}")
-    removed = meta.get(REMOVED_KEY, [])
-    if not isinstance(removed, list) or not all(isinstance(n, str) for n in removed):
-        raise FormatError(f"metadata {REMOVED_KEY} must be a list of layer names", path=f"metadata.{REMOVED_KEY}")
-    names = set(reader.keys())
-    for name in removed:
-        if name not in base or name in names:
-            raise FormatError(f"metadata {REMOVED_KEY} names {name!r}, which the base lacks or this file holds",
-                              path=f"metadata.{REMOVED_KEY}")
-    out = {}
-    for name, array in base.items():
-        if name in removed:
-            continue
-        out[name] = _layer(reader, name, array) if name in names else array
-    for name in reader.keys():
-        if name not in base:
-            out[name] = _layer(reader, name, None)
-    return out
+    model = UpdatedModel(reader, base)
+    return {name: model[name] for name in model}
+
+
+class UpdatedModel:
+    """A delta bitstream opened with its base (``codec.open(path, base=...)``): the updated model's layers by
+    name, each decoded (and added to its base layer) when asked for. A context manager; closes the reader."""
+
+    def __init__(self, reader, base: Mapping[str, np.ndarray]):
+        self.reader = reader
+        self.metadata = reader.metadata
+        want = reader.metadata.get(BASE_KEY)
+        got = content_digest(base)
+        if want is None:
+            raise BaseMismatchError("a base was given, but this is not a delta bitstream (its metadata has no "
+                                    f"{BASE_KEY})")
+        if got != want:
+            raise BaseMismatchError(f"this delta bitstream applies to the base of content digest {want}; the base "
+                                    f"given has {got}")
+        self._base = base
+        names = set(reader.keys())
+        removed = reader.metadata.get(REMOVED_KEY, [])
+        if not isinstance(removed, list) or not all(isinstance(n, str) for n in removed):
+            raise FormatError(f"metadata {REMOVED_KEY} must be a list of layer names", path=f"metadata.{REMOVED_KEY}")
+        for name in removed:
+            if name not in base or name in names:
+                raise FormatError(f"metadata {REMOVED_KEY} names {name!r}, which the base lacks or this file holds",
+                                  path=f"metadata.{REMOVED_KEY}")
+        removed = set(removed)
+        self._names = [n for n in base if n not in removed] + [n for n in reader.keys() if n not in base]
+        self._in_file = names
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name) -> bool:
+        return name in self._names
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._in_file:
+            return self._base[name]
+        return _layer(self.reader, name, self._base.get(name))
+
+    def get(self, name: str, default=None):
+        return self[name] if name in self._names else default
+
+    def changed(self) -> list[str]:
+        """The layers this update stores (as differences or whole)."""
+        return [n for n in self._names if n in self._in_file]
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _layer(reader, name: str, base):

@@ -260,3 +260,30 @@ def test_previous_tensors_of_a_lossy_base(tmp_path):
     with pytest.raises(codec.EncodeError, match="previous tensor"):
         codec.save_delta(new, tmp_path / "x.nnc", base=tmp_path / "b.nnc", previous={"l1.weight": update[:3]},
                          policy="int8")
+
+
+def test_open_with_a_base_decodes_layers_on_demand(base_file, tmp_path):
+    base = codec.load_file(base_file)
+    new = {k: v for k, v in base.items() if k != "l0.weight"}
+    new["step"] = base["step"] + 2
+    new["added"] = np.zeros(3, np.int8)
+    codec.save_delta(new, tmp_path / "u.nnc", base=base_file)
+    with codec.open(tmp_path / "u.nnc", base=base_file) as m:
+        assert m.keys() == list(new) and len(m) == len(new) and "l0.weight" not in m
+        assert m.changed() == ["step", "added"]
+        assert m["step"].tolist() == new["step"].tolist() and m.get("nope") is None
+        assert m["l3.weight"].tobytes() == base["l3.weight"].tobytes()
+        with pytest.raises(KeyError):
+            m["l0.weight"]
+    with pytest.raises(codec.BaseMismatchError, match="content digest"):
+        codec.open(tmp_path / "u.nnc", base=_model(seed=9))
+
+
+def test_removed_names_are_checked(base_file):
+    base = codec.load_file(base_file)
+    buf = io.BytesIO()
+    with codec.Writer(buf, metadata={"codec.delta.base": delta.content_digest(base),
+                                     "codec.delta.removed": ["no.such.layer"]}, format_version=(2, 5)):
+        pass
+    with pytest.raises(codec.FormatError, match="which the base lacks"):
+        codec.decode(buf.getvalue(), base=base)
