@@ -104,7 +104,9 @@ def save_delta(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, base, 
     base refuses it. ``previous``: the tensors a lossy base was encoded from (e.g. last round's model):
     layers equal to them are unchanged and the differences are taken to them, so an update costs what the
     update needs (without it every layer of a lossy base differs from the new tensors by the base's
-    coding error). Returns counts: ``{"changed": , "unchanged": , "removed": , "base_digest": }``.
+    coding error). The file also records how much each changed layer changed (``codec.delta.changes``:
+    elements changed, relative and largest change; ``codec-dump`` shows it). Returns counts:
+    ``{"changed": , "unchanged": , "removed": , "base_digest": }``.
     """
     from . import delta
 
@@ -113,16 +115,24 @@ def save_delta(tensors: Mapping[str, Any], path: str | os.PathLike, /, *, base, 
     version = format_version or delta.DELTA_VERSION
     if tuple(version) < delta.DELTA_VERSION:
         raise EncodeError(f"a delta bitstream needs format version 2.5 or later, got {tuple(version)}")
-    base_tensors = delta.resolve_base(base, limits=limits)
-    if policy is not None:
-        actions = _policy_actions(tensors, policy)
-    else:
-        actions = ((name, np.asarray(array), {"mode": mode, **mode_params}) for name, array in tensors.items())
-    items, removed = delta.delta_items(actions, base_tensors, previous)
-    digest = delta.content_digest(base_tensors)
+    # the base is decoded a layer at a time: once for its digest, once where a new tensor is compared
+    base_model = delta.resolve_base(base, limits=limits, lazy=True)
+    try:
+        digest = delta.content_digest(base_model)
+        if policy is not None:
+            actions = _policy_actions(tensors, policy)
+        else:
+            actions = ((name, np.asarray(array), {"mode": mode, **mode_params}) for name, array in tensors.items())
+        changes: list = []
+        items, removed = delta.delta_items(actions, base_model, previous, changes=changes)
+    finally:
+        if base_model is not base:
+            delta.close_base(base_model)
     meta = {**(_with_policy(metadata, policy) or {}), delta.BASE_KEY: digest}
     if removed:
         meta[delta.REMOVED_KEY] = removed
+    if changes:
+        meta[delta.CHANGES_KEY] = delta.changes_to_metadata(changes)
     with Writer(path, metadata=meta, format_version=version) as writer:
         writer.add_layers(items, workers=workers, executor=executor)
     return {"changed": len(items), "unchanged": len(tensors) - len(items), "removed": len(removed),
@@ -460,8 +470,9 @@ def open(source, /, *, limits: Limits | None = None, verify: bool = True, base=N
 
     ``source`` is a path (memory-mapped) or bytes-like data. See :class:`codec.Reader`. With ``base=`` (a delta
     bitstream's base, as :func:`load_file` takes it) the result is a :class:`codec.delta.UpdatedModel`: the
-    updated model's layers by name (``keys()``, ``m[name]``, ``get``), each decoded when asked for; the base is
-    loaded (and its digest checked) when it opens.
+    updated model's layers by name (``keys()``, ``m[name]``, ``get``), each decoded when asked for (a layer
+    the update does not hold is decoded from the base then); the base's digest is checked when it opens, by
+    decoding each base layer once, so memory holds about one layer.
 
     Examples
     --------
@@ -477,7 +488,12 @@ def open(source, /, *, limits: Limits | None = None, verify: bool = True, base=N
     from . import delta
 
     try:
-        return delta.UpdatedModel(reader, delta.resolve_base(base, limits=reader.limits, verify=verify))
+        model = delta.resolve_base(base, limits=reader.limits, verify=verify, lazy=True)
+        try:
+            return delta.UpdatedModel(reader, model, close_base=model is not base)
+        except BaseException:
+            delta.close_base(model)
+            raise
     except BaseException:
         reader.close()
         raise

@@ -396,18 +396,27 @@ def _cmd_decode(args) -> int:
 
 def _decode_path(args, source: str) -> int:
     from . import delta, formats
-    from .dtypes import dtype_code_of
-    from .format.constants import DTYPE_NAMES
     from .reader import Reader
 
     if args.base:
         _check_output(args.output, [args.input, *args.base], args.force)
-        with Reader(source) as r:
-            tensors = delta.apply_delta(r, delta.resolve_base(args.base))
+        # the base is read a layer at a time (its digest, then each layer as it is written)
+        base = delta.resolve_base(args.base, lazy=True)
+        try:
+            r = Reader(source)
+        except BaseException:
+            delta.close_base(base)
+            raise
+        try:
+            model = delta.UpdatedModel(r, base, close_base=True)
+        except BaseException:
+            r.close()
+            delta.close_base(base)
+            raise
+        with model:
             metadata = {k: v for k, v in r.metadata.items() if isinstance(v, (str, int, float, bool))}
-        items = [formats.LazyTensor(name, a.shape, DTYPE_NAMES[dtype_code_of(a)], lambda a=a: a)
-                 for name, a in tensors.items()]
-        formats.write_tensors(args.output, items, metadata=metadata)
+            items = [formats.LazyTensor(name, *model.spec(name), lambda name=name: model[name]) for name in model]
+            formats.write_tensors(args.output, items, metadata=metadata)
         if not args.quiet:
             print(f"{dump.escape(args.output)}: {len(items)} tensors, {os.path.getsize(args.output):,} bytes")
         return 0

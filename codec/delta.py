@@ -10,9 +10,12 @@ layer otherwise; the file names the base by the SHA-256 content digest of its de
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import math
 import os
 import struct
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -21,7 +24,8 @@ from .dtypes import dtype_code_of
 from .errors import BaseMismatchError, EncodeError, FormatError
 from .format.constants import CodingMode, DType
 
-__all__ = ["BASE_KEY", "REMOVED_KEY", "content_digest", "resolve_base", "apply_delta", "delta_items", "is_delta",
+__all__ = ["BASE_KEY", "REMOVED_KEY", "CHANGES_KEY", "BaseModel", "close_base", "LayerChange", "change_of", "changes_to_metadata",
+           "changes_from_metadata", "content_digest", "resolve_base", "apply_delta", "delta_items", "is_delta",
            "UpdatedModel"]
 
 _log = logging.getLogger("codec")
@@ -29,6 +33,8 @@ _log = logging.getLogger("codec")
 #: metadata keys of a delta bitstream (spec 10.1)
 BASE_KEY = "codec.delta.base"
 REMOVED_KEY = "codec.delta.removed"
+#: informative: what each changed layer's update is, measured by the writer (spec 10.1)
+CHANGES_KEY = "codec.delta.changes"
 #: the lowest format version of a delta bitstream
 DELTA_VERSION = (2, 5)
 #: float modes whose layers a delta stores whole when changed (they are lossless: base + difference in
@@ -55,42 +61,195 @@ def content_digest(tensors: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class LayerChange:
+    """How much one layer changed from the base (or from ``previous``): ``changed`` of ``elements``
+    elements differ bit for bit; energies are sums over finite elements (float64) of the reference's
+    squares and of the change's squares; ``max_abs_change`` the largest absolute change."""
+
+    name: str
+    elements: int
+    changed: int
+    base_energy: float
+    change_energy: float
+    max_abs_change: float
+
+    @property
+    def changed_fraction(self) -> float:
+        return self.changed / self.elements if self.elements else 0.0
+
+    @property
+    def rel_change(self) -> float:
+        """||change|| / ||reference|| (inf when the reference is all zero and the change is not)."""
+        if self.base_energy > 0 and math.isfinite(self.base_energy):
+            return math.sqrt(self.change_energy / self.base_energy)
+        return 0.0 if self.change_energy == 0 else math.inf
+
+
+def change_of(name: str, new: np.ndarray, ref: np.ndarray) -> LayerChange:
+    """The :class:`LayerChange` from ``ref`` to ``new`` (same dtype and shape): integers as signed
+    differences, bool as flips."""
+    n = new.size
+    if new.dtype == np.bool_:
+        flips = int(np.count_nonzero(new != ref))
+        return LayerChange(name, n, flips, float(np.count_nonzero(ref)), float(flips), 1.0 if flips else 0.0)
+    unsigned = np.dtype(f"u{new.dtype.itemsize}")
+    changed = int(np.count_nonzero(np.ascontiguousarray(new).view(unsigned) != np.ascontiguousarray(ref).view(unsigned)))
+    w = ref.astype(np.float64).reshape(-1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = new.astype(np.float64).reshape(-1) - w
+    finite = np.isfinite(d) & np.isfinite(w)
+    if not finite.all():
+        w, d = w[finite], d[finite]
+    return LayerChange(name, n, changed, float(np.dot(w, w)), float(np.dot(d, d)),
+                       float(np.abs(d).max()) if d.size else 0.0)
+
+
+def _finite(x: float):
+    """Six significant digits (a record, not data: ~60 bytes a layer), None where not finite."""
+    return float(f"{x:.6g}") if math.isfinite(x) else None
+
+
+def changes_to_metadata(changes: list[LayerChange]) -> str:
+    """The JSON text stored under :data:`CHANGES_KEY`: ``{"format": 1, "layers": {name: [elements,
+    changed, base_energy, change_energy, max_abs_change]}}`` (six significant digits; null where not
+    finite)."""
+    doc = {"format": 1, "layers": {c.name: [c.elements, c.changed, _finite(c.base_energy), _finite(c.change_energy),
+                                            _finite(c.max_abs_change)] for c in changes}}
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False)
+
+
+def changes_from_metadata(text: str) -> list[LayerChange]:
+    """The layers of a :data:`CHANGES_KEY` text; ValueError when it is not one."""
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or doc.get("format") != 1 or not isinstance(doc.get("layers"), dict):
+        raise ValueError(f"not a {CHANGES_KEY} record of format 1")
+    out = []
+    for name, entry in doc["layers"].items():
+        if not (isinstance(entry, list) and len(entry) == 5 and all(isinstance(v, int) for v in entry[:2])
+                and all(v is None or isinstance(v, (int, float)) for v in entry[2:])):
+            raise ValueError(f"{CHANGES_KEY}: bad entry for layer {name!r}")
+        out.append(LayerChange(name, entry[0], entry[1], *(math.inf if v is None else float(v) for v in entry[2:])))
+    return out
+
+
+def total_change(changes: list[LayerChange]) -> LayerChange | None:
+    """The changed layers together (energies summed), or None without any."""
+    if not changes:
+        return None
+    return LayerChange("(all changed layers)", sum(c.elements for c in changes), sum(c.changed for c in changes),
+                       sum(c.base_energy for c in changes), sum(c.change_energy for c in changes),
+                       max(c.max_abs_change for c in changes))
+
+
 def is_delta(metadata: Mapping[str, Any]) -> bool:
     return BASE_KEY in metadata
 
 
-def _load(source, *, limits, verify) -> dict:
+class BaseModel(Mapping):
+    """A bitstream's layers as a read-only mapping, each decoded when asked for: a base model that is
+    not held whole (iterating ``items()`` holds one layer at a time). Closes its reader on ``close()``."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self._names = reader.keys()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.reader:
+            raise KeyError(name)
+        return self.reader.get(name)
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name) -> bool:
+        return name in self.reader
+
+    def spec(self, name: str) -> tuple[tuple[int, ...], str]:
+        """The layer's shape and dtype name, without decoding it."""
+        h = self.reader.header(name)
+        return tuple(h.layer_shape), h.dtype_name
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def _spec(model, name: str) -> tuple[tuple[int, ...], str]:
+    if hasattr(model, "spec"):
+        return model.spec(name)
+    from .format.constants import DTYPE_NAMES
+
+    a = np.asarray(model[name])
+    return tuple(a.shape), DTYPE_NAMES[dtype_code_of(a)]
+
+
+def _open_base(source, *, limits, verify):
     from .reader import Reader
 
-    with Reader(source, limits=limits, verify=verify) as reader:
-        if is_delta(reader.metadata):
-            raise BaseMismatchError(f"the base {_label(source)} is itself a delta bitstream: pass the chain, "
-                                    f"base=[its base, ..., {_label(source)}]")
-        return {name: reader.get(name) for name in reader.keys()}
+    reader = Reader(source, limits=limits, verify=verify)
+    if is_delta(reader.metadata):
+        reader.close()
+        raise BaseMismatchError(f"the base {_label(source)} is itself a delta bitstream: pass the chain, "
+                                f"base=[its base, ..., {_label(source)}]")
+    return reader
 
 
 def _label(source) -> str:
     return repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
 
 
-def resolve_base(base, *, limits=None, verify: bool = True) -> dict:
+def resolve_base(base, *, limits=None, verify: bool = True, lazy: bool = False):
     """The base model's tensors (name -> array, in order) from a path, bytes, a mapping, or a chain
-    ``[base, update, ...]`` whose updates are delta bitstreams applied in order."""
+    ``[base, update, ...]`` whose updates are delta bitstreams applied in order.
+
+    ``lazy``: a mapping that decodes each layer when asked for (:class:`BaseModel`, or for a chain an
+    :class:`UpdatedModel` over one), so memory holds about one layer; the caller closes it (``close_base``);
+    every update's base digest is still checked (a pass over the model below it). Else a dict."""
+    from .reader import Reader
+
     if base is None:
         raise BaseMismatchError("no base given")
     if isinstance(base, Mapping):
-        return {name: np.asarray(array) for name, array in base.items()}
+        return base if lazy else {name: np.asarray(array) for name, array in base.items()}
     if isinstance(base, (list, tuple)):
         if not base:
             raise BaseMismatchError("an empty base chain")
-        tensors = resolve_base(base[0], limits=limits, verify=verify)
-        for update in base[1:]:
-            from .reader import Reader
+        model = resolve_base(base[0], limits=limits, verify=verify, lazy=lazy)
+        owned = model is not base[0]  # a caller's mapping is the caller's to close
+        try:
+            for update in base[1:]:
+                reader = Reader(update, limits=limits, verify=verify)
+                try:
+                    updated = UpdatedModel(reader, model, close_base=lazy and owned)
+                    owned = True
+                except BaseException:
+                    reader.close()
+                    raise
+                if lazy:
+                    model = updated
+                else:
+                    with updated:
+                        model = {name: updated[name] for name in updated}
+        except BaseException:
+            if owned:
+                close_base(model)
+            raise
+        return model
+    reader = _open_base(base, limits=limits, verify=verify)
+    if lazy:
+        return BaseModel(reader)
+    with reader:
+        return {name: reader.get(name) for name in reader.keys()}
 
-            with Reader(update, limits=limits, verify=verify) as reader:
-                tensors = apply_delta(reader, tensors)
-        return tensors
-    return _load(base, limits=limits, verify=verify)
+
+def close_base(model) -> None:
+    """Close what :func:`resolve_base` opened (nothing for a dict)."""
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
 
 
 def _add(base: np.ndarray, difference: np.ndarray, header) -> np.ndarray:
@@ -114,18 +273,21 @@ def apply_delta(reader, base: Mapping[str, np.ndarray]) -> dict:
     return {name: model[name] for name in model}
 
 
-class UpdatedModel:
+class UpdatedModel(Mapping):
     """A delta bitstream opened with its base (``codec.open(path, base=...)``): the updated model's layers by
-    name, each decoded (and added to its base layer) when asked for. A context manager; closes the reader."""
+    name, each decoded (and added to its base layer) when asked for. A context manager; closes the reader
+    (and the base, if ``close_base``). Checking the base's digest reads every base layer once, one at a
+    time; the base may itself be lazy (:class:`BaseModel` or another UpdatedModel)."""
 
-    def __init__(self, reader, base: Mapping[str, np.ndarray]):
+    def __init__(self, reader, base: Mapping[str, np.ndarray], *, close_base: bool = False):
         self.reader = reader
         self.metadata = reader.metadata
+        self._close_base = close_base
         want = reader.metadata.get(BASE_KEY)
-        got = content_digest(base)
         if want is None:
             raise BaseMismatchError("a base was given, but this is not a delta bitstream (its metadata has no "
                                     f"{BASE_KEY})")
+        got = content_digest(base)
         if got != want:
             raise BaseMismatchError(f"this delta bitstream applies to the base of content digest {want}; the base "
                                     f"given has {got}")
@@ -141,6 +303,7 @@ class UpdatedModel:
         removed = set(removed)
         self._names = [n for n in base if n not in removed] + [n for n in reader.keys() if n not in base]
         self._in_file = names
+        self._set = set(self._names)
 
     def keys(self) -> list[str]:
         return list(self._names)
@@ -152,17 +315,29 @@ class UpdatedModel:
         return len(self._names)
 
     def __contains__(self, name) -> bool:
-        return name in self._names
+        return name in self._set
 
     def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._names:
+        if name not in self._set:
             raise KeyError(name)
         if name not in self._in_file:
             return self._base[name]
-        return _layer(self.reader, name, self._base.get(name))
+        header = self.reader.header(name)
+        if header.coding_mode != CodingMode.DELTA:
+            return self.reader.get(name)
+        return _layer(self.reader, name, self._base[name] if name in self._base else None)
 
     def get(self, name: str, default=None):
-        return self[name] if name in self._names else default
+        return self[name] if name in self._set else default
+
+    def spec(self, name: str) -> tuple[tuple[int, ...], str]:
+        """The layer's shape and dtype name, without decoding it."""
+        if name not in self._set:
+            raise KeyError(name)
+        if name in self._in_file:
+            h = self.reader.header(name)
+            return tuple(h.layer_shape), h.dtype_name
+        return _spec(self._base, name)
 
     def changed(self) -> list[str]:
         """The layers this update stores (as differences or whole)."""
@@ -170,6 +345,8 @@ class UpdatedModel:
 
     def close(self) -> None:
         self.reader.close()
+        if self._close_base:
+            close_base(self._base)
 
     def __enter__(self):
         return self
@@ -192,7 +369,8 @@ def _layer(reader, name: str, base):
     return _add(base, reader.get_difference(name), header)
 
 
-def delta_items(actions, base: Mapping[str, np.ndarray], previous: Mapping[str, np.ndarray] | None = None):
+def delta_items(actions, base: Mapping[str, np.ndarray], previous: Mapping[str, np.ndarray] | None = None, *,
+                changes: list | None = None):
     """The layers of a delta bitstream: from ``actions`` ((name, array, policy action) with the action a
     dict holding ``mode`` (None: the lossless default) and its parameters) and the base, the
     (name, array, add_layer parameters) to write, and the base's names the actions lack (for
@@ -215,6 +393,8 @@ def delta_items(actions, base: Mapping[str, np.ndarray], previous: Mapping[str, 
                 raise EncodeError(f"previous tensor {name!r} is {ref.dtype} {ref.shape}; the new one {a.dtype} {a.shape}")
             if a.tobytes() == np.ascontiguousarray(ref).tobytes():
                 continue  # unchanged: the base's layer
+            if changes is not None:
+                changes.append(change_of(name, a, ref))
             code = dtype_code_of(a)
             mode = action.get("mode")
             if code == DType.BOOL or code in _INTEGER:  # an exact difference: wrapping subtraction, xor

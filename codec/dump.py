@@ -29,7 +29,7 @@ from .format.constants import STORAGE_DTYPE, TRAILER_SIZE
 from .kernels import Field
 from .modes import get_mode, mode_name
 from .quant import read_qp_set_data
-from . import quality
+from . import delta, quality
 from .format.metadata import read_metadata_unit
 from .format.unit import is_metadata_unit
 from .reader import Reader, iter_units, memory_for
@@ -90,6 +90,7 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
     nh = reader.network_header
     metadata = reader.metadata
     report = _quality_report(metadata)
+    changes = _delta_changes(metadata)
     layers = []
     for name in reader:
         h = reader.header(name)
@@ -124,6 +125,9 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
         q = report.get(name)
         if q is not None:
             entry["quality"] = _quality_entry(q)
+        c = changes.get(name)
+        if c is not None:
+            entry["change"] = _change_entry(c)
         if verify:
             try:
                 reader.get(name, verify=True)
@@ -146,6 +150,8 @@ def summarize(reader: Reader, *, verify: bool = False, file_size: int | None = N
     }
     if report:
         doc["quality_total"] = _quality_entry(quality.total(list(report.values())))
+    if changes:
+        doc["change_total"] = _change_total(layers, changes)
     if verify:
         doc["verified"] = all(entry["check"] == "ok" for entry in layers)
     return doc
@@ -161,6 +167,62 @@ def _quality_report(metadata: dict) -> dict[str, "quality.LayerQuality"]:
         return {q.name: q for q in quality.from_metadata(text)}
     except ValueError:
         return {}
+
+
+def _delta_changes(metadata: dict) -> dict[str, "delta.LayerChange"]:
+    """A delta bitstream's recorded changes (spec 10.1, ``codec.delta.changes``) by layer name; empty
+    without them (or when they cannot be parsed: the dump shows the raw value then)."""
+    text = metadata.get(delta.CHANGES_KEY)
+    if not isinstance(text, str):
+        return {}
+    try:
+        return {c.name: c for c in delta.changes_from_metadata(text)}
+    except ValueError:
+        return {}
+
+
+def _change_entry(c) -> dict[str, Any]:
+    def finite(x):
+        return x if math.isfinite(x) else None
+
+    return {"changed_elements": c.changed, "changed_fraction": c.changed_fraction,
+            "rel_change": finite(c.rel_change), "max_abs_change": finite(c.max_abs_change)}
+
+
+def _change_total(layers: list[dict], changes: dict) -> dict[str, Any]:
+    """Every recorded layer's changed elements; relative and largest change over the float layers only
+    (an integer's change is in other units)."""
+    recorded = [changes[layer["name"]] for layer in layers if layer["name"] in changes]
+    floats = [changes[layer["name"]] for layer in layers if layer["name"] in changes
+              and layer["dtype"] in ("float16", "bfloat16", "float32", "float64")]
+    changed = sum(c.changed for c in recorded)
+    elements = sum(c.elements for c in recorded)
+    total = delta.total_change(floats)
+    entry = {"layers": len(recorded), "changed_elements": changed, "changed_fraction": changed / elements if elements
+             else 0.0, "rel_change": None, "max_abs_change": None, "float_layers": len(floats)}
+    if total is not None:
+        c = _change_entry(total)
+        entry.update(rel_change=c["rel_change"], max_abs_change=c["max_abs_change"])
+    return entry
+
+
+def _change_total_text(t: dict) -> str:
+    text = (f"{t['changed_elements']:,} elements of {t['layers']} recorded layer{'s' if t['layers'] != 1 else ''} "
+            f"differ ({100 * t['changed_fraction']:.3g}%)")
+    if t["float_layers"]:
+        text += f"; float layers: relative change {_change_text(t)}, largest {_num(t['max_abs_change'])}"
+    return text
+
+
+def _change_text(change: dict | None) -> str:
+    """Relative change as a percentage, in at most 5 characters."""
+    if change is None:
+        return "-"
+    r = change["rel_change"]
+    if r is None:
+        return "inf"
+    p = 100 * r
+    return f"{p:.2f}%" if p < 9.995 else f"{p:.1f}%" if p < 99.95 else f"{p:.0f}%" if p < 9999.5 else ">99x"
 
 
 def _quality_entry(q) -> dict[str, Any]:
@@ -318,6 +380,9 @@ def render_text(doc: dict[str, Any], path: str, *, wide: bool = False, metadata_
         out.append(f"  delta bitstream of the base with content digest {escape(str(meta_plain['codec.delta.base']))}: "
                    f"{changed} layer{'s' if changed != 1 else ''} as differences, {len(layers) - changed} stored whole, "
                    f"{len(removed)} removed; the base's other layers are unchanged")
+        if "change_total" in doc:
+            t = doc["change_total"]
+            out.append(f"  changes (the writer's record): {_change_total_text(t)}")
     if "quality_total" in doc:
         t = doc["quality_total"]
         rel = "inf" if t["rel_error"] is None else f"{t['rel_error']:.4g}"
@@ -339,6 +404,8 @@ def render_text(doc: dict[str, Any], path: str, *, wide: bool = False, metadata_
         keyw = min(24, max(len(escape(k)) for k in meta))
         for key, value in meta.items():
             text = ("(the quality report: the SQNR column)" if key == quality.METADATA_KEY and "quality_total" in doc
+                    else "(the writer's change record: the change column)"
+                    if key == delta.CHANGES_KEY and "change_total" in doc
                     else _short(_plain(value), WIDTH - keyw - 4))
             out.append(f"{escape(key)[:keyw].ljust(keyw)}  {text}")
         out.append("(--metadata prints the values in full)")
@@ -346,7 +413,7 @@ def render_text(doc: dict[str, Any], path: str, *, wide: bool = False, metadata_
         out.append("metadata: (none)")
     out.append("")
     has_quality = "quality_total" in doc
-    out.extend(_compact_rows(shown, file_bytes, has_quality))
+    out.extend(_compact_rows(shown, file_bytes, has_quality, "change_total" in doc))
     if len(shown) != len(layers):
         out.append(f"({len(shown)} of {len(layers)} layers shown)")
     if "verified" in doc:
@@ -400,10 +467,15 @@ def _group(name: str) -> str:
     return parts[0] + "." if len(parts) > 2 else ""
 
 
-def _compact_rows(layers: list[dict], file_bytes: int, has_quality: bool) -> list[str]:
+def _num(x) -> str:
+    return "inf" if x is None else f"{x:.4g}"
+
+
+def _compact_rows(layers: list[dict], file_bytes: int, has_quality: bool, has_change: bool = False) -> list[str]:
     codings = [_coding_short(layer) for layer in layers]
     coding_w = min(22, max([6] + [len(c) for c in codings]))
     head = f"{'bits':>6}  {'%file':>5}  " + (f"{'SQNR':>4}  " if has_quality else "") \
+        + (f"{'change':>6}  " if has_change else "") \
         + f"{'coding'.ljust(coding_w)}  name"
     lines = [head, "-" * WIDTH]
     name_at = len(head) - len("name")
@@ -430,6 +502,8 @@ def _compact_rows(layers: list[dict], file_bytes: int, has_quality: bool) -> lis
         if has_quality:
             sq = _sqnr_text(layer["quality"]) if "quality" in layer else "-"
             row += f"{sq.split('.')[0] if len(sq) > 4 else sq:>4}  "
+        if has_change:
+            row += f"{_change_text(layer.get('change')):>6}  "
         coding = coding if len(coding) <= coding_w else coding[: coding_w - 1] + "~"
         row += f"{escape(coding).ljust(coding_w)}  {name}"
         if "check" in layer and layer["check"] != "ok":
@@ -446,8 +520,10 @@ def _render_wide(doc: dict[str, Any], path: str) -> str:
     out.append("")
     has_quality = "quality_total" in doc
     if doc["metadata"]:
+        has_change = "change_total" in doc
         rows = [[escape(k), v["type"], "quality report: the SQNR column and the total below"
-                 if k == quality.METADATA_KEY and has_quality else _short(_plain(v))]
+                 if k == quality.METADATA_KEY and has_quality else "change record: the change columns"
+                 if k == delta.CHANGES_KEY and has_change else _short(_plain(v))]
                 for k, v in doc["metadata"].items()]
         out.append(_table(rows, ["key", "type", "value"], set()))
     else:
@@ -456,6 +532,9 @@ def _render_wide(doc: dict[str, Any], path: str) -> str:
     header = ["#", "name", "kind", "dtype", "shape", "mode", "coding", "payload", "bits/elem", "ratio"]
     if has_quality:
         header.append("SQNR dB")
+    has_change = "change_total" in doc
+    if has_change:
+        header += ["changed", "rel change", "max change"]
     verify = "verified" in doc
     if verify:
         header.append("check")
@@ -478,12 +557,20 @@ def _render_wide(doc: dict[str, Any], path: str) -> str:
         ]
         if has_quality:
             row.append(_sqnr_text(layer["quality"]) if "quality" in layer else "-")
+        if has_change:
+            c = layer.get("change")
+            row += ["-", "-", "-"] if c is None else [f"{100 * c['changed_fraction']:.3g}%", _change_text(c),
+                                                      _num(c["max_abs_change"])]
         if verify:
             row.append("ok" if layer["check"] == "ok" else "FAILED")
         rows.append(row)
         total_payload += layer["payload_bytes"]
         total_raw += layer["raw_bytes"] or 0
-    out.append(_table(rows, header, {0, 7, 8, 9, 10} if has_quality else {0, 7, 8, 9}))
+    right = {0, 7, 8, 9} | ({10} if has_quality else set())
+    if has_change:
+        first = 10 + has_quality
+        right |= {first, first + 1, first + 2}
+    out.append(_table(rows, header, right))
     ratio = f"{total_raw / total_payload:.3f}" if total_payload else "-"
     out.append(f"total: {len(rows)} layers, {_fmt_bytes(total_payload)} payload bytes, "
                f"{_fmt_bytes(total_raw)} raw bytes, ratio {ratio}")
@@ -492,6 +579,9 @@ def _render_wide(doc: dict[str, Any], path: str) -> str:
         rel = "inf" if t["rel_error"] is None else f"{t['rel_error']:.4g}"
         out.append(f"quality (stored by the encoder): lossy layers' relative error {rel}, SQNR {_sqnr_text(t)} dB "
                    "(weights vs the encoder's input)")
+    if has_change:
+        t = doc["change_total"]
+        out.append(f"changes (the writer's record, against the base or previous model): {_change_total_text(t)}")
     if verify:
         out.append("checksums: " + ("all ok" if doc["verified"] else "FAILED"))
     return "\n".join(out)

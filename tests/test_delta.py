@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Mapping
 import struct
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def test_changed_layers_only_and_the_model_back(base_file, tmp_path):
             assert out[name].tobytes() == base[name].tobytes()
     err = np.abs(out["l2.weight"] - new["l2.weight"]).max()
     assert 0 < err < 1e-4  # the difference was quantized (8 bits per channel of a 0.003 change)
-    assert os.path.getsize(upd) < os.path.getsize(base_file) / 5
+    assert os.path.getsize(upd) < os.path.getsize(base_file) / 4  # of which ~200 bytes are the change record
 
 
 def test_no_op_update_costs_little_and_removed_and_new_layers(base_file, tmp_path):
@@ -287,3 +288,120 @@ def test_removed_names_are_checked(base_file):
         pass
     with pytest.raises(codec.FormatError, match="which the base lacks"):
         codec.decode(buf.getvalue(), base=base)
+
+
+def test_the_change_record_and_the_dump_show_what_changed(base_file, tmp_path):
+    from codec import dump
+
+    base = codec.load_file(base_file)
+    new = dict(base)
+    change = np.zeros_like(base["l2.weight"])
+    change[:4] = 0.01  # 4 of 32 rows
+    new["l2.weight"] = base["l2.weight"] + change
+    new["step"] = base["step"].copy()
+    new["step"][[1, 5]] += 3
+    new["keep"] = base["keep"].copy()
+    new["keep"][0] = not new["keep"][0]
+    new["extra"] = np.ones(3, np.float32)
+    upd = tmp_path / "u.nnc"
+    codec.save_delta(new, upd, base=base_file, policy="int8")
+    with codec.open(upd) as r:
+        record = {c.name: c for c in delta.changes_from_metadata(r.metadata[delta.CHANGES_KEY])}
+        doc = dump.summarize(r, file_size=os.path.getsize(upd))
+    assert set(record) == {"l2.weight", "step", "keep"}  # a new layer is not a change of a base layer
+    w, d = base["l2.weight"].astype(np.float64), (new["l2.weight"].astype(np.float64) - base["l2.weight"])
+    c = record["l2.weight"]
+    assert (c.elements, c.changed) == (512, int(np.count_nonzero(new["l2.weight"] != base["l2.weight"])))
+    six = {"rel": 1e-5}  # the record keeps six significant digits
+    assert c.base_energy == pytest.approx(float((w * w).sum()), **six)
+    assert c.change_energy == pytest.approx(float((d * d).sum()), **six)
+    assert c.rel_change == pytest.approx(np.linalg.norm(d) / np.linalg.norm(w), **six)
+    assert c.max_abs_change == pytest.approx(float(np.abs(d).max()), **six)
+    s = record["step"]
+    assert (s.changed, s.change_energy, s.max_abs_change) == (2, 18.0, 3.0)
+    assert (record["keep"].changed, record["keep"].change_energy) == (1, 1.0)
+    layers = {layer["name"]: layer for layer in doc["layers"]}
+    assert layers["l2.weight"]["change"]["rel_change"] == pytest.approx(c.rel_change)
+    assert "change" not in layers["extra"]
+    t = doc["change_total"]
+    assert (t["layers"], t["float_layers"], t["changed_elements"]) == (3, 1, c.changed + 3)
+    assert t["rel_change"] == pytest.approx(c.rel_change)  # the float layers only
+    text = dump.render_text(doc, str(upd))
+    assert "changes (the writer's record)" in text and f"{100 * c.rel_change:.2f}%" in text
+    assert "change" in dump.render_text(doc, str(upd), wide=True).splitlines()[-1]
+    # a no-op update records nothing
+    codec.save_delta(base, tmp_path / "noop.nnc", base=base_file)
+    with codec.open(tmp_path / "noop.nnc") as r:
+        assert delta.CHANGES_KEY not in r.metadata
+    with pytest.raises(ValueError, match="format 1"):
+        delta.changes_from_metadata('{"format": 2, "layers": {}}')
+    with pytest.raises(ValueError, match="bad entry"):
+        delta.changes_from_metadata('{"format": 1, "layers": {"w": [1, 2]}}')
+
+
+def test_memory_holds_about_one_layer_of_a_lazy_base(tmp_path):
+    """open(base=), save_delta and a chain read the base a layer at a time (8 layers of 1 MiB)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    base = {f"l{i}": rng.standard_normal(1 << 18).astype(np.float32) for i in range(8)}
+    codec.save_file(base, tmp_path / "base.nnc", mode="raw")
+    del base
+    layer = 1 << 20
+
+    class Edited(Mapping):  # the new model, also a layer at a time: the base with l3 changed
+        def __init__(self, reader):
+            self.reader = reader
+
+        def __getitem__(self, name):
+            a = self.reader.get(name)
+            return a + np.float32(1) if name == "l3" else a
+
+        def __iter__(self):
+            return iter(self.reader.keys())
+
+        def __len__(self):
+            return len(self.reader.keys())
+
+    def peak(fn):
+        tracemalloc.start()
+        try:
+            fn()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    source = codec.open(tmp_path / "base.nnc")
+    new = Edited(source)
+
+    def save():
+        codec.save_delta(new, tmp_path / "u.nnc", base=tmp_path / "base.nnc", mode="quantized", step=2 ** -8)
+
+    # the encoder's own working set for the one changed layer
+    encoding_alone = peak(lambda: codec.encode({"l3": new["l3"]}, mode="quantized", step=2 ** -8))
+    assert peak(save) < encoding_alone + 3 * layer  # the whole base would be 8 more
+    source.close()
+    with codec.open(tmp_path / "u.nnc") as r:
+        assert r.keys() == ["l3"]
+
+    def read():
+        with codec.open(tmp_path / "u.nnc", base=tmp_path / "base.nnc") as m:
+            for name in m:
+                assert m[name].shape == (1 << 18,)
+            assert m.spec("l3") == ((1 << 18,), "float32") and m.spec("l0") == ((1 << 18,), "float32")
+
+    with codec.open(tmp_path / "u.nnc") as r:  # the decoder's own working set for the one difference
+        decoding_alone = peak(lambda: r.get_difference("l3"))
+    assert peak(read) < decoding_alone + 3 * layer
+    second = codec.load_file(tmp_path / "u.nnc", base=tmp_path / "base.nnc")
+    second["l5"] = second["l5"] * np.float32(2)
+    codec.save_delta(second, tmp_path / "u2.nnc", base=[tmp_path / "base.nnc", tmp_path / "u.nnc"])
+    del second
+
+    def chain():
+        with codec.open(tmp_path / "u2.nnc", base=[tmp_path / "base.nnc", tmp_path / "u.nnc"]) as m:
+            assert len(m) == 8 and m.changed() == ["l5"]
+            for name in m:
+                assert m[name].shape == (1 << 18,)
+
+    assert peak(chain) < decoding_alone + 3 * layer
