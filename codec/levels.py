@@ -31,6 +31,7 @@ from .kernels import rans as rans_reference
 from .kernels.rans import (
     LC_OUT_AFFINE,
     LC_OUT_CODEBOOK,
+    LC_OUT_DQ,
     LC_OUT_I16,
     LC_OUT_I32,
     LC_OUT_I64,
@@ -44,7 +45,7 @@ from .spool import Spool
 
 __all__ = ["encode_levels", "write_levels", "code_levels", "set_adaptive", "set_decode_threads", "LevelSource", "ArrayLevels", "decode_levels", "decode_level_rows", "read_levels_payload", "level_grid", "order0_entropy_bits",
            "LC_MAX_ESCAPE_LIMIT", "LC_MAX_CLASSES", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "LC_OUT_I64", "LC_OUT_AFFINE",
-           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16"]
+           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "LC_OUT_DQ"]
 
 #: Largest lc_escape_limit E.
 LC_MAX_ESCAPE_LIMIT = 127
@@ -814,7 +815,7 @@ def _read_words(r, nbytes: int, most: int, name: str) -> memoryview:
 
 
 _OUT_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16, LC_OUT_AFFINE: np.float32,
-               LC_OUT_CODEBOOK: np.float32}
+               LC_OUT_CODEBOOK: np.float32, LC_OUT_DQ: np.float32}
 
 
 def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, scale=None, zero_point=None,
@@ -822,7 +823,8 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
                   threads: int | None = None) -> np.ndarray:
     """Decode ``levels_payload()`` (of ``version``, 1, 2 or 3) into a flat int64 (LC_OUT_I64), int32
     (LC_OUT_I32) or int16 (LC_OUT_I16) array of levels, or float32 values: (level -
-    zero_point[row]) * scale[row] (LC_OUT_AFFINE) or codebook[level] (LC_OUT_CODEBOOK). ``out``:
+    zero_point[row]) * scale[row] (LC_OUT_AFFINE), codebook[level] (LC_OUT_CODEBOOK) or the dependent
+    reconstruction of spec 8.5 times scale[row] (LC_OUT_DQ). ``out``:
     the array to decode into (of that dtype and rows * cols elements), e.g. a view of the caller's
     output buffer. ``threads``: decode the chunks of a version 2 payload on up to this many threads
     (default: :func:`set_decode_threads`'s setting, 1 unless changed)."""

@@ -97,6 +97,37 @@ def test_round_trip_gives_the_encoders_levels_reconstructed(w, choice, lam):
         assert ((err <= 2 * delta * (1 + 1e-6)) | (got == 0)).all()
 
 
+@pytest.mark.parametrize("model", ["never", "always"])
+@pytest.mark.parametrize("params", [dict(step=2 ** -6), dict(bits=6, granularity="channel"),
+                                    dict(step=2 ** -5, granularity="channel", axis=1)])
+def test_fused_decoding_gives_the_spec_values(model, params):
+    """Levels, trellis and steps in the level decoder's one pass (a step per row) or in two (axis-1
+    channels): get, get(out=) and get_rows all give spec 8.5's values, static and adaptive payloads,
+    layers wide enough for the vector kernel (with escapes)."""
+    from codec import dump
+    from codec import levels as lv
+
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal((48, 333)) * 0.05).astype(np.float32)
+    w[3, 100] = 40.0  # escapes
+    w[40, 7] = -35.0
+    previous = lv.set_adaptive(model)
+    try:
+        data = codec.encode({"w": w}, mode="dq", **params)
+    finally:
+        lv.set_adaptive(previous)
+    levels, full = dq.quantize_dq(w, **params)
+    want = spec_values(levels, full, w.shape)
+    with codec.open(data) as r:
+        assert (r.header("w").mode_name, dump.summarize(r)["layers"][0]["coding"]["levels"]["model"]) \
+            == ("dq", "static" if model == "never" else "adaptive")
+        assert r.get("w").tobytes() == want.tobytes()
+        out = np.full(w.shape, np.nan, np.float32)
+        r.get("w", out=out)
+        assert out.tobytes() == want.tobytes()
+        assert r.get_rows("w", 5, 9).tobytes() == want[5:9].tobytes()
+
+
 def test_every_float_dtype_and_the_step_meaning():
     rng = np.random.default_rng(4)
     w = rng.laplace(0, 0.05, (32, 48))

@@ -278,6 +278,15 @@ def _rans_states_and_simd(rng):
                     check("rans", "decode", *args, 1, np.empty(n, np.float32), scale, zp + (1 << 40))
                     check("rans", "decode", *args, 2, np.empty(n, np.float32), None, None,
                           np.linspace(-1, 1, 2000).astype(np.float32))
+                    dq = check("rans", "decode", *args, 5, np.empty(n, np.float32), scale)  # LC_OUT_DQ
+                    if data is words:  # the levels, then the trellis: the same values
+                        want = np.empty(n, np.float32)
+                        assert PURE["trellis"].dequantize(q.reshape(-1).copy(), rows, cols, scale, want)[0] == 0
+                        assert dq[0] == 0 and dq[2].tobytes() == want.tobytes()
+                        big = list(escapes)
+                        big[len(big) // 2] = 1 << 31  # a level the trellis does not take
+                        assert check("rans", "decode", data, states, fc, sy, row_class, rows, cols, E, big, 5,
+                                     np.empty(n, np.float32), scale)[0] == -12
             finally:
                 for mod in (PURE["rans"],) + ((FAST["rans"],) if FAST is not None else ()):
                     mod.set_simd(True)
@@ -438,6 +447,14 @@ def _adaptive():
                  huge)[0] == ref.LA_ERR_AFFINE_RANGE
     assert check("adaptive", "decode", words, state, *args, 2, np.empty(200, np.float32), None, None,
                  np.zeros(3, np.float32))[0] == ref.LA_ERR_CODEBOOK
+    dq = check("adaptive", "decode", words, state, *args, 5, np.empty(200, np.float32), scale)  # LC_OUT_DQ
+    want = np.empty(200, np.float32)
+    assert PURE["trellis"].dequantize(q.reshape(-1).copy(), 5, 40, scale, want)[0] == 0
+    assert dq[0] == 0 and dq[2].tobytes() == want.tobytes()
+    far = list(escapes)
+    far[0] = 1 << 31  # (of escapes[0]'s sign)
+    assert check("adaptive", "decode", words, state, 5, 40, E, 2, far, 5, np.empty(200, np.float32),
+                 scale)[0] == ref.LC_ERR_DQ_LEVEL
     # damaged: cut and extra words, a bad state, escape lists too short, too long, of the wrong sign
     assert check("adaptive", "decode", words[:-2], state, *args, 0, np.empty(200, np.int64))[0] < 0
     assert check("adaptive", "decode", words + b"\x01\x00", state, *args, 0,

@@ -18,6 +18,8 @@ cdef extern from "adaptive_impl.h" nogil:
         LC_OUT_CODEBOOK
         LC_OUT_I32
         LC_OUT_I16
+        LC_OUT_DQ
+    void lc_dq_init()
     uint64_t la_cost(const int16_t *lv, size_t n, size_t cols, int E, int k0, const uint32_t *table)
     int la_encode(const int16_t *lv, size_t n, size_t cols, int E, int k0, uint16_t **words_out,
                   size_t *nwords_out, uint32_t *state_out)
@@ -27,6 +29,8 @@ cdef extern from "adaptive_impl.h" nogil:
                   size_t *at)
 
 include "lc_out.pxi"
+
+lc_dq_init()  # the trellis block table of LC_OUT_DQ (once, at import, under the GIL)
 
 from codec.kernels.adaptive import (LA_PROB_BITS, LA_PROB_INIT, LA_RATE_FAST, LA_RATE_SLOW, LA_GT_FLAGS,  # noqa: F401
                                     LA_ACT_CLASSES, LA_MAX_PREFIX, LA_NUM_CTX, LA_COST_ONE, ERRORS, clip_levels,

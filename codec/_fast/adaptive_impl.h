@@ -221,8 +221,9 @@ la_decode_kind(const uint8_t *words, size_t nwords, uint32_t state, size_t rows,
     for (size_t r = 0; r < (cols ? rows : 0); r++) {
         int p1 = 0;
         uint32_t act = 0;
-        float s_r = out_kind == LC_OUT_AFFINE ? scale[r] : 0.0f;
+        float s_r = out_kind == LC_OUT_AFFINE || out_kind == LC_OUT_DQ ? scale[r] : 0.0f;
         int64_t z_r = out_kind == LC_OUT_AFFINE ? zero_point[r] : 0;
+        uint32_t dqs = 0; /* the row's trellis state (LC_OUT_DQ) */
         for (size_t col = 0; col < cols; col++, i++) {
             int g = la_activity_class(act);
             int a1 = p1 < 0 ? -p1 : p1;
@@ -281,7 +282,7 @@ la_decode_kind(const uint8_t *words, size_t nwords, uint32_t state, size_t rows,
             } else {
                 level = negative ? -m : m;
             }
-            int err = lc_store(level, out_kind, i, out_i64, out_f32, s_r, z_r, codebook, codebook_size);
+            int err = lc_store(level, out_kind, i, out_i64, out_f32, s_r, z_r, codebook, codebook_size, &dqs);
             if (err) {
                 *at = 2 * wp;
                 return err;
@@ -312,6 +313,7 @@ static int la_decode(const uint8_t *words, size_t nwords, uint32_t state, size_t
     case LC_OUT_I32: LA_KIND(LC_OUT_I32);
     case LC_OUT_I16: LA_KIND(LC_OUT_I16);
     case LC_OUT_AFFINE: LA_KIND(LC_OUT_AFFINE);
+    case LC_OUT_DQ: LA_KIND(LC_OUT_DQ);
     default: LA_KIND(LC_OUT_CODEBOOK);
     }
 #undef LA_KIND

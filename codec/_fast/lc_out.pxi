@@ -1,5 +1,5 @@
 # The output pointers of a level decoder (rans.decode, adaptive.decode): included by both, so the two
-# kernels take `out`, `scale`, `zero_point` and `codebook` the same way.
+# kernels take `out`, `scale`, `zero_point` and `codebook` the same way (LC_OUT_DQ: `scale` only).
 
 cdef struct LcOut:
     int64_t *i64  # int64, int32 or int16 levels (the kernel casts by out_kind)
@@ -45,6 +45,10 @@ cdef object lc_out_pointers(int out_kind, out, scale, zero_point, codebook, LcOu
         zp = keep[1]
         o.scale = &sc[0] if sc.shape[0] else NULL
         o.zero_point = &zp[0] if zp.shape[0] else NULL
+    elif out_kind == LC_OUT_DQ:
+        keep = np.ascontiguousarray(scale, dtype=np.float32)
+        sc = keep
+        o.scale = &sc[0] if sc.shape[0] else NULL
     elif out_kind == LC_OUT_CODEBOOK:
         keep = np.ascontiguousarray(codebook, dtype=np.float32)
         cb = keep

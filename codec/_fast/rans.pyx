@@ -18,8 +18,10 @@ cdef extern from "rans_impl.h" nogil:
         LC_OUT_CODEBOOK
         LC_OUT_I32
         LC_OUT_I16
+        LC_OUT_DQ
         LC_ERR_BAD_STATE
         LC_ERR_OVERFLOW
+    void lc_dq_init()
     int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, size_t cols,
                   const uint32_t *freq, const uint32_t *cum, size_t alphabet, uint16_t *out_begin,
                   uint16_t *out_end, uint16_t **out_start, const uint32_t *states_in, size_t first,
@@ -37,6 +39,8 @@ cdef extern from "rans_impl.h" nogil:
     int lc_cpu_has_avx2()
 
 include "lc_out.pxi"
+
+lc_dq_init()  # the trellis block table of LC_OUT_DQ (once, at import, under the GIL)
 
 
 def _check_nstates(int nstates):

@@ -34,6 +34,7 @@ enum {
     LC_ERR_ZERO_FREQ = -7,
     LC_ERR_OVERFLOW = -8,
     LC_ERR_AFFINE_RANGE = -9,
+    LC_ERR_DQ_LEVEL = -12, /* -10, -11: the adaptive decoder's */
 };
 
 /* Encode n symbols with nstates (1..LC_MAX_STATES) interleaved states. freq/cum: per-class tables
@@ -122,11 +123,31 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
 #define LC_OUT_CODEBOOK 2 /* float32: codebook[level] */
 #define LC_OUT_I32 3      /* levels as int32 (the caller guarantees they fit) */
 #define LC_OUT_I16 4      /* levels as int16 (the caller guarantees they fit) */
+#define LC_OUT_DQ 5       /* float32: (2k - sgn(k) (s & 1)) * scale[row], s the row's trellis state (spec 8.5) */
+
+/* lc_dq_next[2 s + (k & 1)]: the trellis state after a level k in state s (spec table 8.5). */
+static const uint8_t lc_dq_next[16] = {0, 2, 7, 5, 1, 3, 6, 4, 2, 0, 5, 7, 3, 1, 4, 6};
+/* lc_dq_block[s][m]: eight levels at once from state s, bit j of m the parity of level j: bits 0-2 the
+ * state after them, bit 3 + j the parity of the state level j is reconstructed in. Filled by
+ * lc_dq_init() (at module import) from lc_dq_next. */
+static uint16_t lc_dq_block[8][256];
+
+static void lc_dq_init(void) {
+    for (unsigned s0 = 0; s0 < 8; s0++)
+        for (unsigned m = 0; m < 256; m++) {
+            unsigned s = s0, par = 0;
+            for (unsigned j = 0; j < 8; j++) {
+                par |= (s & 1u) << j;
+                s = lc_dq_next[2 * s + ((m >> j) & 1u)];
+            }
+            lc_dq_block[s0][m] = (uint16_t)(s | (par << 3));
+        }
+}
 
 /* Store level as element i of the output in its form (level, int32, int16, dequantized value). */
 static inline __attribute__((always_inline)) int
 lc_store(int64_t level, int out_kind, size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r,
-         const float *codebook, size_t codebook_size) {
+         const float *codebook, size_t codebook_size, uint32_t *dqs) {
     if (out_kind == LC_OUT_I64) {
         out_i64[i] = level;
     } else if (out_kind == LC_OUT_I32) {
@@ -137,6 +158,12 @@ lc_store(int64_t level, int out_kind, size_t i, int64_t *out_i64, float *out_f32
         int64_t d;
         if (__builtin_sub_overflow(level, z_r, &d)) return LC_ERR_AFFINE_RANGE;
         out_f32[i] = (float)d * s_r;
+    } else if (out_kind == LC_OUT_DQ) {
+        if (level >= (1LL << 31) || level <= -(1LL << 31)) return LC_ERR_DQ_LEVEL;
+        uint32_t s = *dqs;
+        int64_t q = 2 * level - (int64_t)((level > 0) - (level < 0)) * (int64_t)(s & 1u);
+        out_f32[i] = (float)q * s_r;
+        *dqs = lc_dq_next[2 * s + (uint32_t)(level & 1)];
     } else {
         if (level < 0 || (uint64_t)level >= codebook_size) return LC_ERR_CODEBOOK;
         out_f32[i] = codebook[level];
@@ -148,7 +175,7 @@ lc_store(int64_t level, int out_kind, size_t i, int64_t *out_i64, float *out_f32
 static inline __attribute__((always_inline)) int
 lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep,
                           int out_kind, size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r,
-                          const float *codebook, size_t codebook_size) {
+                          const float *codebook, size_t codebook_size, uint32_t *dqs) {
     int64_t level;
     if (s == esc_sym) {
         if (*ep >= nesc) return LC_ERR_ESCAPES;
@@ -156,7 +183,7 @@ lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t 
     } else {
         level = (int64_t)s - E;
     }
-    return lc_store(level, out_kind, i, out_i64, out_f32, s_r, z_r, codebook, codebook_size);
+    return lc_store(level, out_kind, i, out_i64, out_f32, s_r, z_r, codebook, codebook_size, dqs);
 }
 
 /* One element with its state: the general step of spec 7.3 (any position, any words left). */
@@ -174,7 +201,7 @@ lc_emit(uint32_t s, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t 
         }                                                                                                \
         st[i % S] = x;                                                                                   \
         int err = lc_emit(s, esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64, out_f32, s_r, z_r,    \
-                          codebook, codebook_size);                                                      \
+                          codebook, codebook_size, &dqs);                                                \
         if (err) return err;                                                                             \
     } while (0)
 
@@ -214,8 +241,11 @@ static inline __attribute__((always_inline, target("avx2"))) long lc_groups_avx2
     const int R, uint32_t *st, const uint8_t *words, size_t nwords, size_t *wp_io, const uint32_t *tfc,
     const uint8_t *tsy, size_t groups, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep,
     const int out_kind, size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r, const float *codebook,
-    size_t codebook_size) {
+    size_t codebook_size, uint32_t *dqs_io) {
     const size_t S = 8 * (size_t)R;
+    uint32_t dqs = *dqs_io;
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i one = _mm256_set1_epi32(1);
     const __m256i slot_mask = _mm256_set1_epi32(LC_PROB_SCALE - 1);
     const __m256i low16 = _mm256_set1_epi32(0xffff);
     const __m256i quad_mask = _mm256_set1_epi32(~3);
@@ -257,7 +287,7 @@ static inline __attribute__((always_inline, target("avx2"))) long lc_groups_avx2
                 _mm256_storeu_si256((__m256i *)syms, sym[r]);
                 for (int j = 0; j < 8; j++) {
                     int err = lc_emit(syms[j], esc_sym, E, escapes, nesc, ep, out_kind, at + j, out_i64, out_f32,
-                                      s_r, z_r, codebook, codebook_size);
+                                      s_r, z_r, codebook, codebook_size, &dqs);
                     if (err) {
                         result = err;
                         goto done;
@@ -275,6 +305,15 @@ static inline __attribute__((always_inline, target("avx2"))) long lc_groups_avx2
             } else if (out_kind == LC_OUT_I16) {
                 _mm_storeu_si128((__m128i *)((int16_t *)out_i64 + at),
                                  _mm_packs_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1)));
+            } else if (out_kind == LC_OUT_DQ) {
+                /* the eight states from the parities, one table step; then 2d - sgn(d) in the lanes whose
+                 * state is odd (|d| <= 127 here: q converts to float exactly as in the scalar path) */
+                unsigned pm = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(d, 31)));
+                uint32_t e = lc_dq_block[dqs][pm];
+                dqs = e & 7u;
+                __m256i odd = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(e >> 3)), lane_bit), lane_bit);
+                __m256i q = _mm256_sub_epi32(_mm256_add_epi32(d, d), _mm256_and_si256(_mm256_sign_epi32(one, d), odd));
+                _mm256_storeu_ps(out_f32 + at, _mm256_mul_ps(_mm256_cvtepi32_ps(q), scale));
             } else { /* LC_OUT_AFFINE: (float)d * s_r as the scalar path (d converts exactly alike) */
                 _mm256_storeu_ps(out_f32 + at, _mm256_mul_ps(_mm256_cvtepi32_ps(d), scale));
             }
@@ -284,6 +323,7 @@ static inline __attribute__((always_inline, target("avx2"))) long lc_groups_avx2
 done:
     for (int r = 0; r < R; r++) _mm256_storeu_si256((__m256i *)(st + 8 * r), x[r]);
     *wp_io = wp;
+    *dqs_io = dqs;
     return result;
 }
 
@@ -293,10 +333,10 @@ done:
     uint32_t *st, const uint8_t *words, size_t nwords, size_t *wp_io, const uint32_t *tfc, const uint8_t *tsy,   \
         size_t groups, uint32_t esc_sym, int64_t E, const int64_t *escapes, size_t nesc, size_t *ep, int out_kind, \
         size_t i, int64_t *out_i64, float *out_f32, float s_r, int64_t z_r, const float *codebook,                \
-        size_t codebook_size
+        size_t codebook_size, uint32_t *dqs_io
 #define LC_GROUPS_PASS                                                                                          \
     st, words, nwords, wp_io, tfc, tsy, groups, esc_sym, E, escapes, nesc, ep, out_kind, i, out_i64, out_f32, s_r, \
-        z_r, codebook, codebook_size
+        z_r, codebook, codebook_size, dqs_io
 __attribute__((target("avx2"))) static long lc_groups_avx2_r2(LC_GROUPS_ARGS) {
     return lc_groups_avx2_impl(2, LC_GROUPS_PASS);
 }
@@ -333,9 +373,12 @@ lc_decode_kind(const size_t S, const uint8_t *words, size_t nwords, const uint32
         const uint8_t *tsy = sy + (size_t)row_class[r] * LC_PROB_SCALE;
         float s_r = 0.0f;
         int64_t z_r = 0;
+        uint32_t dqs = 0; /* the row's trellis state (LC_OUT_DQ): each row starts in state 0 */
         if (out_kind == LC_OUT_AFFINE) {
             s_r = scale[r];
             z_r = zero_point[r];
+        } else if (out_kind == LC_OUT_DQ) {
+            s_r = scale[r];
         }
         size_t c = 0;
         /* the row's first elements up to a state-0 element, one at a time */
@@ -348,7 +391,7 @@ lc_decode_kind(const size_t S, const uint8_t *words, size_t nwords, const uint32
             (out_kind != LC_OUT_AFFINE || (z_r > -(1LL << 30) && z_r < (1LL << 30)))) {
             long done = (S == 16 ? lc_groups_avx2_r2 : lc_groups_avx2_r4)(
                 st, words, nwords, &wp, tfc, tsy, groups, esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64,
-                out_f32, s_r, z_r, codebook, codebook_size);
+                out_f32, s_r, z_r, codebook, codebook_size, &dqs);
             if (done < 0) return (int)done;
             c += (size_t)done * S;
             i += (size_t)done * S;
@@ -382,7 +425,7 @@ lc_decode_kind(const size_t S, const uint8_t *words, size_t nwords, const uint32
             wp = off;
             for (size_t j = 0; j < S; j++, i++, c++) {
                 int err = lc_emit(sym[j], esc_sym, E, escapes, nesc, &ep, out_kind, i, out_i64, out_f32, s_r, z_r,
-                                  codebook, codebook_size);
+                                  codebook, codebook_size, &dqs);
                 if (err) return err;
             }
         }
@@ -408,6 +451,7 @@ lc_decode_states(const size_t S, const uint8_t *words, size_t nwords, const uint
     case LC_OUT_AFFINE: return LC_DECODE_AS(LC_OUT_AFFINE);
     case LC_OUT_CODEBOOK: return LC_DECODE_AS(LC_OUT_CODEBOOK);
     case LC_OUT_I32: return LC_DECODE_AS(LC_OUT_I32);
+    case LC_OUT_DQ: return LC_DECODE_AS(LC_OUT_DQ);
     default: return LC_DECODE_AS(LC_OUT_I16);
     }
 #undef LC_DECODE_AS

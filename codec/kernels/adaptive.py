@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FormatError
-from .rans import _emit_row
+from .rans import LC_ERR_DQ_LEVEL, _emit_row
 
 __all__ = ["LA_PROB_BITS", "LA_PROB_ONE", "LA_PROB_INIT", "LA_RATE_FAST", "LA_RATE_SLOW", "LA_GT_FLAGS",
            "LA_ACT_CLASSES", "LA_MAX_PREFIX", "LA_MAX_EG_ORDER", "LA_NUM_CTX", "LA_COST_ONE", "ERRORS",
@@ -73,6 +73,7 @@ ERRORS = {
     LA_ERR_MAGNITUDE: (FormatError, "lc_rans_words", "level magnitude exceeds lc_escape_limit + 1"),
     LA_ERR_ESCAPE_SIGN: (FormatError, "lc_rans_words", "an escaped level's sign differs from its sign bin"),
     LA_ERR_AFFINE_RANGE: (FormatError, "lc_rans_words", "a level minus its zero point does not fit int64"),
+    LC_ERR_DQ_LEVEL: (FormatError, "lc_rans_words", "a dq level's magnitude must be below 2^31"),
 }
 
 
@@ -263,6 +264,7 @@ def _decode(words, x, rows, cols, E, k0, escapes, out_kind, out, scale, zero_poi
         i = 0
         for r in range(rows if cols else 0):
             p1 = act = 0
+            dq = [0]
             for _ in range(cols):
                 g = _activity_class(act)
                 a1 = -p1 if p1 < 0 else p1
@@ -299,7 +301,7 @@ def _decode(words, x, rows, cols, E, k0, escapes, out_kind, out, scale, zero_poi
                         return LA_ERR_ESCAPE_SIGN, 2 * wp, 0
                 else:
                     level = -m if negative else m
-                status = _emit_row(level, out_kind, out, i, 1, r, scale, zero_point, codebook)
+                status = _emit_row(level, out_kind, out, i, 1, r, scale, zero_point, codebook, dq)
                 if status:
                     return status, 2 * wp, 0
                 i += 1

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import CodecError, FormatError
 
 __all__ = ["LC_STATES", "LC_MAX_STATES", "LC_PROB_BITS", "LC_PROB_SCALE", "LC_RANS_L", "LC_OUT_I64", "LC_OUT_AFFINE",
-           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "ERRORS", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "symbols", "read_tables", "freq_rows_from_codes",
+           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "LC_OUT_DQ", "ERRORS", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "symbols", "read_tables", "freq_rows_from_codes",
            "build_tables", "encode", "decode", "simd_available", "set_simd"]
 
 #: Number of interleaved 32-bit states of a version 1 payload (element i uses state i mod
@@ -35,6 +35,11 @@ _LOG_WEIGHTS = np.array(LC_LOG_WEIGHTS, dtype=np.int64)
 #: Output kinds of :func:`decode`: int64 levels, float32 (level - zero_point[row]) * scale[row],
 #: float32 codebook[level], int32 levels (the caller guarantees they fit).
 LC_OUT_I64, LC_OUT_AFFINE, LC_OUT_CODEBOOK, LC_OUT_I32, LC_OUT_I16 = 0, 1, 2, 3, 4
+#: float32 dependent-quantization values (spec 8.5): (2k - sgn(k) (s & 1)) * scale[row], s the trellis state,
+#: 0 at each row's start (the levels, then :func:`codec.kernels.trellis.dequantize`, in one pass)
+LC_OUT_DQ = 5
+#: the trellis state after level k in state s: _DQ_NEXT[s][k & 1] (spec table 8.5)
+_DQ_NEXT = ((0, 2), (7, 5), (1, 3), (6, 4), (2, 0), (5, 7), (3, 1), (4, 6))
 
 LC_OK = 0
 LC_ERR_WORDS_TRUNCATED = -1
@@ -46,6 +51,7 @@ LC_ERR_BAD_STATE = -6
 LC_ERR_ZERO_FREQ = -7
 LC_ERR_OVERFLOW = -8
 LC_ERR_AFFINE_RANGE = -9
+LC_ERR_DQ_LEVEL = -12  # -10, -11: the adaptive decoder's
 
 #: status -> (error class, element, reason); ``at`` is relative to the start of lc_rans_words.
 ERRORS = {
@@ -58,6 +64,7 @@ ERRORS = {
     LC_ERR_ZERO_FREQ: (FormatError, "lc_rans_words", "symbol with zero frequency"),
     LC_ERR_OVERFLOW: (FormatError, "lc_rans_words", "rANS output buffer too small"),
     LC_ERR_AFFINE_RANGE: (FormatError, "lc_rans_words", "a level minus its zero point does not fit int64"),
+    LC_ERR_DQ_LEVEL: (FormatError, "lc_rans_words", "a dq level's magnitude must be below 2^31"),
 }
 
 
@@ -78,10 +85,21 @@ def symbols(q, rows: int, cols: int):
     return E, sym, counts
 
 
-def _emit_row(level: int, out_kind: int, out, i: int, count: int, r: int, scale, zero_point, codebook) -> int:
-    """Write ``count`` elements of value ``level`` from element i (row r) in the output's form."""
+def _emit_row(level: int, out_kind: int, out, i: int, count: int, r: int, scale, zero_point, codebook,
+              dq: list | None = None) -> int:
+    """Write ``count`` elements of value ``level`` from element i (row r) in the output's form (``dq``: the
+    row's trellis state in a 1-element list, for LC_OUT_DQ)."""
     if out_kind in (LC_OUT_I64, LC_OUT_I32, LC_OUT_I16):
         out[i:i + count] = level
+    elif out_kind == LC_OUT_DQ:
+        level = int(level)
+        if not -(1 << 31) < level < 1 << 31:
+            return LC_ERR_DQ_LEVEL
+        s, f, sign = dq[0], np.float32(scale[r]), (level > 0) - (level < 0)
+        for j in range(i, i + count):
+            out[j] = np.float32(2 * level - sign * (s & 1)) * f  # one rounding, as C's (float)q
+            s = _DQ_NEXT[s][level & 1]
+        dq[0] = s
     elif out_kind == LC_OUT_AFFINE:
         d = level - int(zero_point[r])
         if not -(1 << 63) <= d < 1 << 63:
@@ -268,8 +286,9 @@ def _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, 
         cls = int(row_class[r])
         tfc = fc[cls]
         tsy = sy[cls]
+        dq = [0]
         if single[cls] is not None and single[cls] != esc_sym:
-            status = _emit_row(single[cls] - E, out_kind, out, i, cols, r, scale, zero_point, codebook)
+            status = _emit_row(single[cls] - E, out_kind, out, i, cols, r, scale, zero_point, codebook, dq)
             if status:
                 return status, 0, 0
             i += cols
@@ -295,6 +314,10 @@ def _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, 
                 level = s - E
             if out_kind in (LC_OUT_I64, LC_OUT_I32, LC_OUT_I16):
                 out[i] = level
+            elif out_kind == LC_OUT_DQ:
+                status = _emit_row(level, out_kind, out, i, 1, r, scale, zero_point, codebook, dq)
+                if status:
+                    return status, 0, 0
             elif out_kind == LC_OUT_AFFINE:
                 d = level - int(zero_point[r])
                 if not -(1 << 63) <= d < 1 << 63:

@@ -11,11 +11,14 @@ from .. import dq, quant
 from ..dtypes import FLOAT_DTYPES, as_float, float_output
 from ..errors import CodecError, EncodeError, FormatError, UnsupportedError
 from ..format.constants import CodingMode, DType
-from ..levels import LC_MAX_CLASSES, ArrayLevels, decode_level_rows, decode_levels, level_grid, levels_summary, trace_levels_payload, \
+from ..levels import LC_MAX_CLASSES, LC_OUT_DQ, ArrayLevels, decode_level_rows, decode_levels, level_grid, levels_summary, trace_levels_payload, \
     write_levels
 from ..params import Param
 from .base import Mode, Plan, chunked_rows, register_mode, rows_header
 from .entropy import MAX_CLASSES, levels_text
+
+#: the fused decoder's reason for a level the trellis does not take (spec 8.5)
+_DQ_LEVEL_REASON = "a dq level's magnitude must be below 2^31"
 
 #: ``dq_trellis`` values (spec 6.8): the trellis a layer's levels follow.
 DQ_TRELLIS_8_STATES = 0
@@ -110,10 +113,10 @@ class DqMode(Mode):
         rows, cols = level_grid(header.layer_shape)
         eff = self.effective(header, global_qp)
         where = dict(path=header.payload_path, base_offset=header.payload_offset, version=header.levels_version)
-        flat = decode_levels(payload, rows, cols, **where)
         if levels:
-            return flat.reshape(header.layer_shape), eff
-        return float_output(header, self._values(header, eff, 0, flat))
+            return decode_levels(payload, rows, cols, **where).reshape(header.layer_shape), eff
+        return float_output(header, self._fused(header, eff, lambda **kw: decode_levels(payload, rows, cols, **where, **kw),
+                                                lambda flat, out: self._values(header, eff, 0, flat, out=out)))
 
     def decode_into(self, header, payload, out, *, verify=True, global_qp=None):
         if header.layer_dtype != DType.FLOAT32:
@@ -122,9 +125,10 @@ class DqMode(Mode):
         eff = self.effective(header, global_qp)
         if not self._step_per_row(header, eff):
             return False
-        flat = decode_levels(payload, *level_grid(header.layer_shape), path=header.payload_path,
-                             base_offset=header.payload_offset, version=header.levels_version)
-        self._values(header, eff, 0, flat, out=out.reshape(-1))
+        rows, cols = level_grid(header.layer_shape)
+        where = dict(path=header.payload_path, base_offset=header.payload_offset, version=header.levels_version)
+        self._fused(header, eff, lambda **kw: decode_levels(payload, rows, cols, **where, **kw),
+                    lambda flat, out: self._values(header, eff, 0, flat, out=out), out=out.reshape(-1))
         return True
 
     def decode_rows(self, header, payload, start, stop, *, verify=True, global_qp=None):
@@ -133,15 +137,40 @@ class DqMode(Mode):
         self.begin_decode(header, payload, verify=verify, levels=False, format="dense")
         rows, cols = level_grid(header.layer_shape)
         eff = self.effective(header, global_qp)
-        first, flat = decode_level_rows(payload, rows, cols, start, stop, path=header.payload_path,
-                                        base_offset=header.payload_offset, version=header.levels_version)
-        sub = rows_header(header, flat.size // cols)
-        return first, float_output(sub, self._values(sub, eff, first, flat))
+        where = dict(path=header.payload_path, base_offset=header.payload_offset, version=header.levels_version)
+        got = {}
+
+        def decode(**kw):
+            got["first"], flat = decode_level_rows(payload, rows, cols, start, stop, **where, **kw)
+            return flat
+
+        def values(flat, out):
+            return self._values(rows_header(header, flat.size // cols), eff, got["first"], flat, out=out)
+
+        flat = self._fused(header, eff, decode, values)  # the steps index all rows
+        return got["first"], float_output(rows_header(header, flat.size // cols), flat)
 
     @staticmethod
     def _step_per_row(header, eff) -> bool:
         """Whether each row of the level grid has one step (reconstruction and scaling in one pass)."""
         return eff.steps.size == 1 or (eff.axis == 0 and len(header.layer_shape) >= 2)
+
+    @classmethod
+    def _fused(cls, header, eff, decode, values, *, out=None):
+        """The float32 values from ``decode(**kw)`` (a level decoder): with a step per row of the level grid,
+        levels, trellis and steps in the decoder's one pass (LC_OUT_DQ), else ``values(levels, out)``. A level
+        of magnitude >= 2^31 is reported by ``values`` (it names the level)."""
+        if not cls._step_per_row(header, eff):
+            return values(decode(), out)
+        rows, _ = level_grid(header.layer_shape)
+        steps = np.ascontiguousarray(np.broadcast_to(eff.steps, (rows,)) if eff.steps.size == 1 else eff.steps,
+                                     dtype=np.float32)
+        try:
+            return decode(out_kind=LC_OUT_DQ, scale=steps, **({} if out is None else {"out": out}))
+        except FormatError as exc:
+            if _DQ_LEVEL_REASON not in str(exc):
+                raise
+        return values(decode(), out)  # raises: it names the level
 
     @classmethod
     def _values(cls, header, eff, first: int, flat, *, out=None):
