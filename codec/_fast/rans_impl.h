@@ -131,6 +131,9 @@ static const uint8_t lc_dq_next[16] = {0, 2, 7, 5, 1, 3, 6, 4, 2, 0, 5, 7, 3, 1,
  * state after them, bit 3 + j the parity of the state level j is reconstructed in. Filled by
  * lc_dq_init() (at module import) from lc_dq_next. */
 static uint16_t lc_dq_block[8][256];
+/* lc_dq_map[m]: nibble s (bits 4s..4s+2) the state after eight levels of parities m from state s: the
+ * next state is a shift of a value that does not wait for the previous one (a short dependency chain) */
+static uint32_t lc_dq_map[256];
 
 static void lc_dq_init(void) {
     for (unsigned s0 = 0; s0 < 8; s0++)
@@ -141,6 +144,7 @@ static void lc_dq_init(void) {
                 s = lc_dq_next[2 * s + ((m >> j) & 1u)];
             }
             lc_dq_block[s0][m] = (uint16_t)(s | (par << 3));
+            lc_dq_map[m] = (lc_dq_map[m] & ~(0xfu << (4 * s0))) | (s << (4 * s0));
         }
 }
 
@@ -245,7 +249,6 @@ static inline __attribute__((always_inline, target("avx2"))) long lc_groups_avx2
     const size_t S = 8 * (size_t)R;
     uint32_t dqs = *dqs_io;
     const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    const __m256i one = _mm256_set1_epi32(1);
     const __m256i slot_mask = _mm256_set1_epi32(LC_PROB_SCALE - 1);
     const __m256i low16 = _mm256_set1_epi32(0xffff);
     const __m256i quad_mask = _mm256_set1_epi32(~3);
@@ -310,9 +313,10 @@ static inline __attribute__((always_inline, target("avx2"))) long lc_groups_avx2
                  * state is odd (|d| <= 127 here: q converts to float exactly as in the scalar path) */
                 unsigned pm = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(d, 31)));
                 uint32_t e = lc_dq_block[dqs][pm];
-                dqs = e & 7u;
+                dqs = (lc_dq_map[pm] >> (4 * dqs)) & 7u;
                 __m256i odd = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(e >> 3)), lane_bit), lane_bit);
-                __m256i q = _mm256_sub_epi32(_mm256_add_epi32(d, d), _mm256_and_si256(_mm256_sign_epi32(one, d), odd));
+                /* sign(odd, d): -sgn(d) where odd (all ones), 0 elsewhere */
+                __m256i q = _mm256_add_epi32(_mm256_add_epi32(d, d), _mm256_sign_epi32(odd, d));
                 _mm256_storeu_ps(out_f32 + at, _mm256_mul_ps(_mm256_cvtepi32_ps(q), scale));
             } else { /* LC_OUT_AFFINE: (float)d * s_r as the scalar path (d converts exactly alike) */
                 _mm256_storeu_ps(out_f32 + at, _mm256_mul_ps(_mm256_cvtepi32_ps(d), scale));
