@@ -7,6 +7,10 @@ Families, each swept over its step (or NNCodec's qp):
   * ``codec dq``: dependent (trellis-coded) quantization at the same steps (coding mode 7);
   * ``codec dq + importance`` (MiniLM): dq whose trellis weighs each input feature's squared error
     by its mean squared activation over 300 calibration sentences (not the evaluation ones);
+  * ``codec dq + sensitivity`` (MiniLM): dq with a step per layer, the step times
+    ``codec.sensitivity.step_scales`` of each weight's output sensitivity (``codec.sensitivity.measure``:
+    the embeddings' mean squared change per unit of squared weight error, on the same calibration
+    sentences), and ``codec dq + importance + sensitivity``, both;
   * ``NNCodec DQ`` / ``NNCodec``: MPEG NNR's reference software with and without its dependent
     quantization (pip install --no-deps nncodec==2.1.3: see bench_quant.py's docstring);
   * ``GGUF``: llama.cpp's block types that gguf-py quantizes in numpy (Q8_0, Q5_1, Q5_0, Q4_1,
@@ -37,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import codec  # noqa: E402
+import codec.sensitivity  # noqa: E402
 import _embed  # noqa: E402
 from _common import add_output_args, convnet_tensors, emit, markdown_table, minilm_path, minilm_tensors  # noqa: E402
 from bench_quant import import_nncodec, nncodec_args, quiet  # noqa: E402
@@ -53,14 +58,16 @@ def split(tensors: dict) -> tuple[dict, dict, int]:
     return weights, rest, sum(v.size for v in tensors.values())
 
 
-def codec_point(weights: dict, mode: str, step: float, importance: dict | None = None) -> tuple[int, dict]:
-    if importance is None:
+def codec_point(weights: dict, mode: str, step: float, importance: dict | None = None,
+                scales: dict | None = None) -> tuple[int, dict]:
+    if importance is None and scales is None:
         data = codec.encode(weights, mode=mode, step=step)
-    else:  # per-layer importance= where there is one (dq), plain dq elsewhere
+    else:  # per-layer importance= where there is one (dq), per-layer steps from the sensitivities
         buf = io.BytesIO()
         with codec.Writer(buf) as w:
             for k, a in weights.items():
-                w.add_layer(k, a, mode="dq", step=step, **({"importance": importance[k]} if k in importance else {}))
+                w.add_layer(k, a, mode=mode, step=step * (scales or {}).get(k, 1.0),
+                            **({"importance": importance[k]} if importance and k in importance else {}))
         data = buf.getvalue()
     return len(data), codec.decode(data)
 
@@ -73,7 +80,7 @@ def nncodec_point(nnc, weights: dict, qp: int, dq: bool) -> tuple[int, dict]:
 
 
 def sweep(name: str, tensors: dict, nnc, steps: list[float], qps: list[int], quality, log,
-          importance: dict | None = None) -> list[dict]:
+          importance: dict | None = None, sensitivity: dict | None = None) -> list[dict]:
     weights, rest, params = split(tensors)
     rest_bytes = len(codec.encode(rest, mode="floatplanes")) if rest else 0
     flat = np.concatenate([w.reshape(-1).astype(np.float64) for w in weights.values()])
@@ -90,11 +97,16 @@ def sweep(name: str, tensors: dict, nnc, steps: list[float], qps: list[int], qua
         rows.append(row)
         log(row)
 
-    for mode in ("quantized", "dq") + (("dq + importance",) if importance else ()):
+    scales = codec.sensitivity.step_scales(sensitivity) if sensitivity else None
+    families = ("quantized", "dq") + (("dq + importance",) if importance else ()) \
+        + (("dq + sensitivity", "dq + importance + sensitivity") if importance and scales else
+           ("dq + sensitivity",) if scales else ())
+    for mode in families:
         for step in steps:
             t0 = time.perf_counter()
             nbytes, decoded = codec_point(weights, mode.split()[0], step,
-                                          importance if mode == "dq + importance" else None)
+                                          importance if "importance" in mode else None,
+                                          scales if "sensitivity" in mode else None)
             record(f"codec {mode}", f"step 2^{np.log2(step):g}", nbytes, decoded, time.perf_counter() - t0)
     for qtype in gguf_types():  # the block types gguf-py quantizes in numpy (rows along the last axis)
         from gguf import GGML_QUANT_SIZES, quants
@@ -175,6 +187,17 @@ def minilm_quality(sentences: int):
     return quality
 
 
+def minilm_sensitivity(count: int) -> dict:
+    """Each weight's output sensitivity (codec.sensitivity.measure) on the calibration sentences of
+    :func:`minilm_importance` (not among the evaluation sentences): the mean squared change of the
+    sentence embeddings per unit of squared weight error."""
+    tok = _embed.WordPiece(_embed.vocab_path(minilm_path()))
+    evaluation = set(_embed.sentences(count))
+    calibration = _embed.batches(tok, [s for s in _embed.sentences(2 * count, seed=1) if s not in evaluation][:count])
+    tensors = minilm_tensors()
+    return codec.sensitivity.measure(tensors, lambda t: _embed.embed(t, calibration))
+
+
 def minilm_importance(count: int) -> dict:
     """Each linear layer's mean squared input over ``count`` calibration sentences that are not
     among the evaluation sentences (as ``codec.torch.collect_importance`` measures them)."""
@@ -253,8 +276,11 @@ def main(argv=None) -> int:
               + (f", mean cosine {row['mean_cosine']:.5f}" if "mean_cosine" in row else "")
               + f", rel. RMSE {row['rel_rmse']:.4f}", file=sys.stderr, flush=True)
 
+    t0 = time.perf_counter()
+    sensitivity = minilm_sensitivity(args.sentences)
+    print(f"  sensitivities of {len(sensitivity)} tensors measured in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     rows = sweep("MiniLM", minilm_tensors(), nnc, steps, qps, minilm_quality(args.sentences), log,
-                 importance=minilm_importance(args.sentences))
+                 importance=minilm_importance(args.sentences), sensitivity=sensitivity)
     equal = at_equal(rows, "mean_cosine", COSINES, log_gap=True) + at_equal(rows, "rel_rmse", REL_RMSE,
                                                                               log_gap=False)
     convnet = None if args.no_convnet else convnet_tensors()

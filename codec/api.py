@@ -42,12 +42,29 @@ def _policy_actions(tensors: Mapping[str, Any], policy):
     from .writer import guess_kind
 
     importance = policies.load_importance(policy.importance) if policy.importance else {}
+    scales = _step_scales(policy.sensitivity) if policy.sensitivity else {}
     for name, array in tensors.items():
         array = np.asarray(array)
         action, _ = policy.choose(name, array, guess_kind(name, array).name.lower())
+        action = _scaled(name, action, scales)
         if action.get("mode") == "dq" and name in importance:
             action = {**action, "importance": importance[name]}
         yield name, array, action
+
+
+def _step_scales(sensitivity) -> dict[str, float]:
+    """Each layer's step factor from sensitivities (a dict or a JSON file): :func:`codec.sensitivity.step_scales`."""
+    from . import sensitivity as sens
+
+    return sens.step_scales(sens.load(sensitivity))
+
+
+def _scaled(name: str, action: dict, scales: Mapping[str, float]) -> dict:
+    """The action with its step times the layer's factor, for modes quantized and dq with step=."""
+    scale = scales.get(name)
+    if scale is None or scale == 1.0 or action.get("mode") not in ("quantized", "dq") or action.get("step") is None:
+        return action
+    return {**action, "step": float(action["step"]) * scale}
 
 
 def _policy_items(tensors: Mapping[str, Any], policy):
@@ -165,7 +182,7 @@ class EncodeSummary(dict):
 def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: Mapping[str, Any] | None = None,
                 workers: int | None = None, executor=None, progress=None, format_version=None,
                 target_bits: float | None = None, target_size: int | str | None = None,
-                max_rel_error: float | None = None, importance=None) -> EncodeSummary:
+                max_rel_error: float | None = None, importance=None, sensitivity=None) -> EncodeSummary:
     """Encode the tensors of a safetensors, npz, PyTorch or ONNX file into a bitstream at
     ``target`` (a path, written atomically, or a binary file object), layer by layer.
 
@@ -194,6 +211,13 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
     ``importance`` file when not given): each layer coded with mode ``dq`` whose name is there
     weighs its squared error by them. The file's name and SHA-256 go into the metadata
     (``codec.importance``); ``summary["importance"]`` counts the layers that used one.
+
+    ``sensitivity``: per-layer output sensitivities by tensor name (:func:`codec.sensitivity.measure`,
+    :func:`codec.torch.collect_sensitivity`, or their JSON file; the policy's ``sensitivity`` file when
+    not given): each layer whose action is mode ``quantized`` or ``dq`` with ``step`` gets its step times
+    :func:`codec.sensitivity.step_scales` (coarser where the output cares less), before any target search
+    moves all steps together. Stored as ``codec.sensitivity`` (the file's name and SHA-256, or "given");
+    ``summary["sensitivity"]`` counts the layers whose step it changed.
     """
     from . import policy as policies
 
@@ -222,8 +246,20 @@ def encode_file(source: str | os.PathLike, target, /, *, policy=None, metadata: 
             importance = loaded
         else:
             importance = policies.load_importance(importance)
+    if sensitivity is None:
+        sensitivity = policy.sensitivity
+    scales = None
+    if sensitivity is not None:
+        scales = _step_scales(sensitivity)
+        label = "given"
+        if isinstance(sensitivity, (str, os.PathLike)):
+            import hashlib
+
+            with builtins.open(sensitivity, "rb") as f:
+                label = f"{os.path.basename(sensitivity)} sha256:{hashlib.sha256(f.read()).hexdigest()}"
+        metadata.setdefault("codec.sensitivity", label)
     kw = dict(metadata=metadata, workers=workers, executor=executor, progress=progress, format_version=format_version,
-              importance=importance)
+              importance=importance, step_scales=scales)
     if goal is not None:
         return _encode_to_target(source, target, policy, goal, **kw)
     return _encode_once(source, target, policy, **kw)
@@ -346,7 +382,8 @@ def _measure(summary: EncodeSummary, source, writer: Writer, format_version, *, 
 
 
 def _encode_once(source, target, policy, *, metadata=None, workers=None, executor=None, progress=None,
-                 format_version=None, step_offset: int = 0, warn: bool = True, importance=None) -> EncodeSummary:
+                 format_version=None, step_offset: int = 0, warn: bool = True, importance=None,
+                 step_scales=None) -> EncodeSummary:
     from . import formats
     from . import policy as policies
     from .quant import DEFAULT_DENSITY, qp_for_step, qp_in_range, step_of_qp
@@ -354,7 +391,7 @@ def _encode_once(source, target, policy, *, metadata=None, workers=None, executo
 
     path = os.fspath(source)
     summary = EncodeSummary(layers=0, raw_bytes=0, chosen={}, quality=[], elements=0, scaled_elements=0,
-                            density=DEFAULT_DENSITY, modes=set(), importance=0)
+                            density=DEFAULT_DENSITY, modes=set(), importance=0, sensitivity=0)
     modes = summary["modes"]
     by_reference = path.lower().endswith(".safetensors")
     tensors = ((ref.name, ref, ref.hint) for ref in formats.safetensors_refs(path)) if by_reference \
@@ -371,6 +408,10 @@ def _encode_once(source, target, policy, *, metadata=None, workers=None, executo
             summary["raw_bytes"] += array.nbytes
             size = int(np.prod(array.shape))
             summary["elements"] += size
+            if step_scales:
+                scaled = _scaled(name, action, step_scales)
+                summary["sensitivity"] += scaled is not action
+                action = scaled
             if action.get("mode") in ("quantized", "dq") and action.get("step") is not None:
                 # target_bits: this layer's step moves by 2^(offset / 2^density) (qp + offset)
                 density = action.get("qp_density", DEFAULT_DENSITY)

@@ -87,7 +87,7 @@ class Policy:
     def __init__(self, doc: dict[str, Any], *, base_dir: str | None = None):
         if not isinstance(doc, dict):
             raise EncodeError("a policy must be a table/object")
-        unknown = set(doc) - {"defaults", "rules", "version", "target", "importance", "preset"}
+        unknown = set(doc) - {"defaults", "rules", "version", "target", "importance", "sensitivity", "preset"}
         if unknown:
             raise EncodeError(f"policy: unknown key {sorted(unknown)[0]!r}")
         #: the importance file (``importance = "..."``: relative to the policy file's directory)
@@ -97,6 +97,13 @@ class Policy:
                 raise EncodeError("policy.importance: the path of a safetensors or npz file of importances, "
                                   f"got {doc['importance']!r}")
             self.importance = os.path.join(base_dir or "", doc["importance"])
+        #: the sensitivity file (``sensitivity = "..."``: a JSON object, relative to the policy's directory)
+        self.sensitivity = None
+        if doc.get("sensitivity") is not None:
+            if not isinstance(doc["sensitivity"], str) or not doc["sensitivity"]:
+                raise EncodeError("policy.sensitivity: the path of a JSON file of per-layer sensitivities "
+                                  f"(codec.sensitivity), got {doc['sensitivity']!r}")
+            self.sensitivity = os.path.join(base_dir or "", doc["sensitivity"])
         self.target = None
         if doc.get("target") is not None:
             target = doc["target"]
@@ -122,6 +129,8 @@ class Policy:
             self.doc["target"] = {self.target[0]: self.target[1]}
         if self.importance is not None:
             self.doc["importance"] = doc["importance"]
+        if self.sensitivity is not None:
+            self.doc["sensitivity"] = doc["sensitivity"]
         #: the built-in policy this is (codec.presets), informative
         self.preset = doc.get("preset") if isinstance(doc.get("preset"), str) else None
         if self.preset is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-__all__ = ["save_state_dict", "load_state_dict", "collect_importance"]
+__all__ = ["save_state_dict", "load_state_dict", "collect_importance", "collect_sensitivity"]
 
 
 def save_state_dict(state_dict: Mapping[str, Any], path: str | os.PathLike, /, *, policy=None,
@@ -105,3 +105,72 @@ def collect_importance(model, batches, /) -> dict:
         model.train(was_training)
     return {f"{name}.weight" if name else "weight": (sums[name] / counts[name]).cpu().numpy().astype(np.float64)
             for name in sums if counts[name]}
+
+
+def _output_array(out):
+    """The model's output as one float64 tensor: a tensor, the first tensor of a tuple or list, or a
+    ``last_hidden_state`` / ``logits`` attribute (transformers' output objects)."""
+    import torch
+
+    for attr in ("last_hidden_state", "logits"):
+        if hasattr(out, attr):
+            out = getattr(out, attr)
+            break
+    if isinstance(out, (tuple, list)):
+        out = next((o for o in out if isinstance(o, torch.Tensor)), None)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError("the model's output must be a tensor, a tuple/list holding one, or have last_hidden_state "
+                        "or logits")
+    return out.detach().to(torch.float64)
+
+
+def collect_sensitivity(model, batches, /, *, names=None, rel_noise: float | None = None, seed: int = 0) -> dict:
+    """The output sensitivity of each weight of ``model`` (parameters of rank >= 2 by default, or
+    ``names``): the mean squared change of its outputs over ``batches`` (an iterable of inputs, each a
+    tensor or a tuple of positional arguments; it is iterated once per weight plus once) when Gaussian
+    noise of ``rel_noise`` (default :data:`codec.sensitivity.DEFAULT_REL_NOISE`) times the weight's RMS is
+    added, per unit of the noise's sum of squares. Returns ``{name: float}`` for
+    ``codec encode --sensitivity`` (save it with :func:`codec.sensitivity.save`) or
+    ``encode_file(sensitivity=)``. The model runs in eval mode without gradients; every weight is
+    restored afterwards."""
+    import numpy as np
+    import torch
+
+    from . import sensitivity as sens
+
+    rel_noise = sens.DEFAULT_REL_NOISE if rel_noise is None else rel_noise
+    batches = list(batches)
+    params = dict(model.named_parameters())
+    if names is None:
+        names = [k for k, p in params.items() if p.dim() >= 2 and p.is_floating_point()]
+
+    def outputs():
+        return [_output_array(model(*b) if isinstance(b, tuple) else model(b)) for b in batches]
+
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    try:
+        with torch.no_grad():
+            reference = outputs()
+            for name in names:
+                p = params[name]
+                rms = float(p.detach().to(torch.float64).pow(2).mean().sqrt()) if p.numel() else 0.0
+                if rms == 0.0:
+                    out[name] = 0.0
+                    continue
+                noise = (torch.randn(p.shape, generator=gen, dtype=torch.float64) * (rel_noise * rms)).to(p.dtype)
+                sse = float(noise.to(torch.float64).pow(2).sum())
+                saved = p.detach().clone()
+                p.add_(noise.to(p.device))
+                try:
+                    moved = outputs()
+                finally:
+                    p.copy_(saved)
+                diff = sum(float((m - r).pow(2).sum()) for m, r in zip(moved, reference))
+                count = sum(r.numel() for r in reference)
+                out[name] = diff / max(count, 1) / sse if sse > 0 else 0.0
+    finally:
+        model.train(was_training)
+    return {k: float(np.float64(v)) for k, v in out.items()}
