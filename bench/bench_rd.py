@@ -11,6 +11,8 @@ Families, each swept over its step (or NNCodec's qp):
     ``codec.sensitivity.step_scales`` of each weight's output sensitivity (``codec.sensitivity.measure``:
     the embeddings' mean squared change per unit of squared weight error, on the same calibration
     sentences), and ``codec dq + importance + sensitivity``, both;
+  * ``codec dq, vocabulary step x4`` (MiniLM): a data-free rule, dq with 4x the step for token embedding
+    tables (kind embedding, >= 4096 rows: an input reads only its tokens' rows), as a policy rule can say;
   * ``NNCodec DQ`` / ``NNCodec``: MPEG NNR's reference software with and without its dependent
     quantization (pip install --no-deps nncodec==2.1.3: see bench_quant.py's docstring);
   * ``GGUF``: llama.cpp's block types that gguf-py quantizes in numpy (Q8_0, Q5_1, Q5_0, Q4_1,
@@ -98,15 +100,17 @@ def sweep(name: str, tensors: dict, nnc, steps: list[float], qps: list[int], qua
         log(row)
 
     scales = codec.sensitivity.step_scales(sensitivity) if sensitivity else None
+    vocabulary = {k: VOCABULARY_STEP for k, w in weights.items() if is_vocabulary(k, w)}
     families = ("quantized", "dq") + (("dq + importance",) if importance else ()) \
         + (("dq + sensitivity", "dq + importance + sensitivity") if importance and scales else
-           ("dq + sensitivity",) if scales else ())
+           ("dq + sensitivity",) if scales else ()) + (("dq, vocabulary step x4",) if vocabulary else ())
     for mode in families:
         for step in steps:
             t0 = time.perf_counter()
-            nbytes, decoded = codec_point(weights, mode.split()[0], step,
+            nbytes, decoded = codec_point(weights, mode.split()[0].rstrip(","), step,
                                           importance if "importance" in mode else None,
-                                          scales if "sensitivity" in mode else None)
+                                          scales if "sensitivity" in mode else vocabulary if "vocabulary" in mode
+                                          else None)
             record(f"codec {mode}", f"step 2^{np.log2(step):g}", nbytes, decoded, time.perf_counter() - t0)
     for qtype in gguf_types():  # the block types gguf-py quantizes in numpy (rows along the last axis)
         from gguf import GGML_QUANT_SIZES, quants
@@ -128,6 +132,17 @@ def sweep(name: str, tensors: dict, nnc, steps: list[float], qps: list[int], qua
                 nbytes, decoded = nncodec_point(nnc, weights, qp, dq)
                 record("NNCodec DQ" if dq else "NNCodec", f"qp {qp}", nbytes, decoded, time.perf_counter() - t0)
     return rows
+
+
+#: the data-free rule of family "dq, vocabulary step x4": a token embedding table's step times this
+VOCABULARY_STEP = 4.0
+
+
+def is_vocabulary(name: str, w: np.ndarray) -> bool:
+    """A token embedding table (a lookup: each input reads a few of its rows): kind embedding, >= 4096 rows."""
+    from codec.writer import guess_kind
+
+    return w.ndim == 2 and w.shape[0] >= 4096 and guess_kind(name, w).name.lower() == "embedding"
 
 
 def gguf_types() -> list:

@@ -42,7 +42,7 @@ def _bert_layout(tmp_path):
     return path, tensors
 
 
-@pytest.mark.parametrize("where, index", [("spec/policy.md", 0), ("README.md", 0), ("README.md", 1)])
+@pytest.mark.parametrize("where, index", [("spec/policy.md", 0), ("README.md", 0), ("README.md", 1), ("README.md", 2)])
 def test_documented_policy_runs_on_a_bert_checkpoint(tmp_path, where, index):
     src, tensors = _bert_layout(tmp_path)
     doc = _toml_blocks(where)[index]
@@ -57,6 +57,19 @@ def test_documented_policy_runs_on_a_bert_checkpoint(tmp_path, where, index):
     assert modes["embeddings.LayerNorm.weight"] == "floatplanes" or modes["embeddings.LayerNorm.weight"] == "raw"
     assert np.array_equal(decoded["embeddings.LayerNorm.bias"], tensors["embeddings.LayerNorm.bias"])
     assert modes["encoder.layer.0.intermediate.dense.weight"] not in ("floatplanes", "raw", "entropy")
+
+
+def test_the_vocabulary_rule_gives_the_token_table_4x_the_step(tmp_path):
+    doc = _toml_blocks("README.md")[2]
+    rng = np.random.default_rng(1)
+    tensors = {"embeddings.word_embeddings.weight": (rng.standard_normal((16000, 64)) * 0.05).astype(np.float32),
+               "embeddings.position_embeddings.weight": (rng.standard_normal((128, 64)) * 0.05).astype(np.float32),
+               "encoder.dense.weight": (rng.standard_normal((64, 64)) * 0.05).astype(np.float32)}
+    codec.save_file(tensors, tmp_path / "v.nnc", policy=doc)
+    with codec.open(tmp_path / "v.nnc") as r:
+        steps = {n: float(r.get(n, levels=True)[1].steps.max()) for n in r}
+    assert steps["embeddings.word_embeddings.weight"] == 4 * steps["encoder.dense.weight"]
+    assert steps["embeddings.position_embeddings.weight"] == steps["encoder.dense.weight"]  # a small table
 
 
 def test_a_rule_that_cannot_code_a_tensor_names_both(tmp_path):
