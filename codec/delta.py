@@ -86,23 +86,44 @@ class LayerChange:
         return 0.0 if self.change_energy == 0 else math.inf
 
 
+#: elements per block of the passes over a layer (their float64 temporaries stay small)
+_BLOCK = 1 << 14
+
+
+def _flat_bits(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a).reshape(-1)
+    return a.view(np.dtype(f"u{a.dtype.itemsize}")) if a.dtype != np.bool_ else a
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays of one dtype and shape hold the same bits (NaNs by their payload), block by block."""
+    x, y = _flat_bits(a), _flat_bits(b)
+    return all(np.array_equal(x[i:i + _BLOCK], y[i:i + _BLOCK]) for i in range(0, x.size, _BLOCK))
+
+
 def change_of(name: str, new: np.ndarray, ref: np.ndarray) -> LayerChange:
     """The :class:`LayerChange` from ``ref`` to ``new`` (same dtype and shape): integers as signed
-    differences, bool as flips."""
+    differences, bool as flips; computed block by block."""
     n = new.size
+    x, y = _flat_bits(new), _flat_bits(ref)
     if new.dtype == np.bool_:
-        flips = int(np.count_nonzero(new != ref))
-        return LayerChange(name, n, flips, float(np.count_nonzero(ref)), float(flips), 1.0 if flips else 0.0)
-    unsigned = np.dtype(f"u{new.dtype.itemsize}")
-    changed = int(np.count_nonzero(np.ascontiguousarray(new).view(unsigned) != np.ascontiguousarray(ref).view(unsigned)))
-    w = ref.astype(np.float64).reshape(-1)
-    with np.errstate(invalid="ignore", over="ignore"):
-        d = new.astype(np.float64).reshape(-1) - w
-    finite = np.isfinite(d) & np.isfinite(w)
-    if not finite.all():
-        w, d = w[finite], d[finite]
-    return LayerChange(name, n, changed, float(np.dot(w, w)), float(np.dot(d, d)),
-                       float(np.abs(d).max()) if d.size else 0.0)
+        flips = int(np.count_nonzero(x != y))
+        return LayerChange(name, n, flips, float(np.count_nonzero(y)), float(flips), 1.0 if flips else 0.0)
+    a, b = np.ascontiguousarray(new).reshape(-1), np.ascontiguousarray(ref).reshape(-1)
+    changed, base_energy, change_energy, largest = 0, 0.0, 0.0, 0.0
+    for i in range(0, n, _BLOCK):
+        changed += int(np.count_nonzero(x[i:i + _BLOCK] != y[i:i + _BLOCK]))
+        w = b[i:i + _BLOCK].astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = a[i:i + _BLOCK].astype(np.float64) - w
+        finite = np.isfinite(d) & np.isfinite(w)
+        if not finite.all():
+            w, d = w[finite], d[finite]
+        base_energy += float(np.dot(w, w))
+        change_energy += float(np.dot(d, d))
+        if d.size:
+            largest = max(largest, float(np.abs(d).max()))
+    return LayerChange(name, n, changed, base_energy, change_energy, largest)
 
 
 def _finite(x: float):
@@ -391,7 +412,7 @@ def delta_items(actions, base: Mapping[str, np.ndarray], previous: Mapping[str, 
             ref = b if previous is None or name not in previous else np.asarray(previous[name])
             if ref.dtype != a.dtype or ref.shape != a.shape:
                 raise EncodeError(f"previous tensor {name!r} is {ref.dtype} {ref.shape}; the new one {a.dtype} {a.shape}")
-            if a.tobytes() == np.ascontiguousarray(ref).tobytes():
+            if same_bits(a, ref):
                 continue  # unchanged: the base's layer
             if changes is not None:
                 changes.append(change_of(name, a, ref))
