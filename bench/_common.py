@@ -76,6 +76,13 @@ def markdown_table(head: list[str], rows: list[list[str]]) -> None:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
 
 
+def plain_table(head: list[str], rows: list[list[str]]) -> None:
+    """Print a table as padded columns (the terminal form)."""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    for line in [head] + rows:
+        print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+
+
 # ---------------------------------------------------------------------------------------------
 # output: the same tables on the terminal, as Markdown, or written into bench/README.md
 # ---------------------------------------------------------------------------------------------

@@ -100,9 +100,7 @@ def print_tables(rows, markdown=False):
               "same policy; errors are relative RMSE of the float tensors against the updated weights")
         _common.markdown_table(head, table)
     else:
-        widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
-        for line in [head] + table:
-            print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+        _common.plain_table(head, table)
 
 
 def main(argv=None) -> int:

@@ -79,9 +79,7 @@ def print_tables(rows, markdown=False):
               "uniform steps, levels entropy-coded; its error at a pq row's rate is interpolated between steps")
         _common.markdown_table(head, table)
     else:
-        widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
-        for line in [head] + table:
-            print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+        _common.plain_table(head, table)
 
 
 def main(argv=None) -> int:

@@ -81,6 +81,16 @@ def _check_action(action: dict, where: str) -> None:
         raise EncodeError(f"{where}: {exc.reason}") from None
 
 
+def _file_key(doc: dict, key: str, what: str, base_dir: str | None) -> str | None:
+    """The path a policy's file key names (relative to the policy file's directory), or None."""
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise EncodeError(f"policy.{key}: the path of {what}, got {value!r}")
+    return os.path.join(base_dir or "", value)
+
+
 class Policy:
     """A parsed, validated policy."""
 
@@ -91,19 +101,10 @@ class Policy:
         if unknown:
             raise EncodeError(f"policy: unknown key {sorted(unknown)[0]!r}")
         #: the importance file (``importance = "..."``: relative to the policy file's directory)
-        self.importance = None
-        if doc.get("importance") is not None:
-            if not isinstance(doc["importance"], str) or not doc["importance"]:
-                raise EncodeError("policy.importance: the path of a safetensors or npz file of importances, "
-                                  f"got {doc['importance']!r}")
-            self.importance = os.path.join(base_dir or "", doc["importance"])
+        self.importance = _file_key(doc, "importance", "a safetensors or npz file of importances", base_dir)
         #: the sensitivity file (``sensitivity = "..."``: a JSON object, relative to the policy's directory)
-        self.sensitivity = None
-        if doc.get("sensitivity") is not None:
-            if not isinstance(doc["sensitivity"], str) or not doc["sensitivity"]:
-                raise EncodeError("policy.sensitivity: the path of a JSON file of per-layer sensitivities "
-                                  f"(codec.sensitivity), got {doc['sensitivity']!r}")
-            self.sensitivity = os.path.join(base_dir or "", doc["sensitivity"])
+        self.sensitivity = _file_key(doc, "sensitivity", "a JSON file of per-layer sensitivities (codec.sensitivity)",
+                                     base_dir)
         self.target = None
         if doc.get("target") is not None:
             target = doc["target"]

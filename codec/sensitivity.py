@@ -2,8 +2,8 @@
 and the step of each layer that follows from it.
 
 Equal steps give the least total *weight* error for a size, but layers matter unequally to the output:
-on all-MiniLM-L6-v2 the word embedding (half the weights) moves the sentence embeddings ~40x less per
-unit of squared error than an attention layer, and the token-type embedding ~1000x more. Giving each
+on all-MiniLM-L6-v2 the word embedding (half the weights) moves the sentence embeddings 30-60x less per
+unit of squared error than the encoder's matrices, and the token-type embedding ~1000x more. Giving each
 layer a step in proportion to ``1 / sqrt(sensitivity)`` equalises the output error's rate-distortion
 slopes (the high-rate optimum); clipped to a factor ``clip`` either way, because the high-rate model
 fails at very coarse steps. bench/bench_rd.py measures what it buys at equal embedding quality.
