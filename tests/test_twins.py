@@ -177,6 +177,45 @@ def _rans():
     check("rans", "decode", bytes(flipped), states, *args, 0, np.empty(300, np.int64))
     _rans_states_and_simd(rng)
     _rans_read_tables(rng)
+    _rans_count_symbols(rng)
+
+
+def _count(sym, group, start, cols, hist):
+    """count_symbols in both backends, each on its own copy of ``hist`` (it adds to its argument):
+    the same counts; returns them."""
+    ref = hist.copy()
+    PURE["rans"].count_symbols(sym, group, start, cols, ref)
+    if FAST is not None:
+        fast = hist.copy()
+        FAST["rans"].count_symbols(sym, group, start, cols, fast)
+        assert fast.tobytes() == ref.tobytes(), "rans.count_symbols: counts differ"
+    CHECKED.add(("rans", "count_symbols", "ok"))
+    return ref
+
+
+def _rans_count_symbols(rng):
+    # every row's symbols land in its group's row of the counts, whatever piece they come in
+    for rows, cols, alphabet, groups in [(7, 13, 9, 3), (1, 1, 2, 1), (40, 4, 256, 16), (3, 1000, 255, 2)]:
+        sym = rng.integers(0, alphabet, rows * cols).astype(np.uint8)
+        sym[: cols // 2] = alphabet - 1  # a run of one symbol
+        group = rng.integers(0, groups, rows).astype(np.uint8)
+        expected = np.zeros((groups, alphabet), np.int64)
+        np.add.at(expected, (np.repeat(group, cols), sym), 1)
+        for cuts in ([0, rows * cols], [0, 1, cols + 3, rows * cols], [0, rows * cols - 1, rows * cols]):
+            hist = np.zeros((groups, alphabet), np.int64)
+            for a, b in zip(cuts, cuts[1:]):
+                hist = _count(sym[a:b], group, a, cols, hist)
+            assert hist.tolist() == expected.tolist()
+    ok = (np.zeros(4, np.uint8), np.zeros(2, np.uint8), 0, 2)
+    assert _count(*ok, np.full((1, 1), 5, np.int64)).tolist() == [[9]]  # added to what is there
+    _count(np.zeros(0, np.uint8), np.zeros(0, np.uint8), 0, 0, np.zeros((1, 1), np.int64))
+    for bad, message in [((np.zeros(4, np.int16),) + ok[1:], "uint8"), (ok[:2] + (3, 2), "fewer rows"),
+                         ((np.full(4, 3, np.uint8),) + ok[1:], "outside hist"), (ok[:2] + (0, 0), "cols"),
+                         ((ok[0], np.full(2, 1, np.uint8)) + ok[2:], "outside hist")]:
+        with pytest.raises(ValueError, match=message):
+            check("rans", "count_symbols", *bad, np.zeros((1, 3), np.int64))
+    with pytest.raises(ValueError, match="writable"):
+        check("rans", "count_symbols", *ok, np.zeros((1, 3), np.int32))
 
 
 def _rans_read_tables(rng):
@@ -424,8 +463,17 @@ def _adaptive():
     E = 30
     lv = check("adaptive", "clip_levels", q, E)
     escapes = q.reshape(-1)[np.abs(q.reshape(-1)) > E].tolist()
-    for k0 in range(8):
-        assert check("adaptive", "cost", lv, 40, E, k0, table) > 0
+    singles = [check("adaptive", "cost", lv, 40, E, k0, table) for k0 in range(8)]
+    assert min(singles) > 0
+    # several orders in one walk: each the single order's cost, in the order asked
+    assert check("adaptive", "costs", lv, 40, E, list(range(8)), table) == singles
+    assert check("adaptive", "costs", lv, 40, E, [5, 1, 2], table) == [singles[5], singles[1], singles[2]]
+    for e in (0, 2, 3):  # no remainder bins, or its first ones
+        small = check("adaptive", "clip_levels", q, e)
+        assert check("adaptive", "costs", small, 40, e, [0, 1], table) == [
+            check("adaptive", "cost", small, 40, e, k, table) for k in (0, 1)]
+    with pytest.raises(ValueError):
+        check("adaptive", "costs", lv, 40, E, list(range(9)), table)
     status, state, words = check("adaptive", "encode", lv, 40, E, 2)
     assert status == 0
     for e in (0, 1, 2, 3):  # the small escape limits: the gt flags and the remainder end early

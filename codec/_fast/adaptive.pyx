@@ -20,7 +20,10 @@ cdef extern from "adaptive_impl.h" nogil:
         LC_OUT_I16
         LC_OUT_DQ
     void lc_dq_init()
+    void la_init()
     uint64_t la_cost(const int16_t *lv, size_t n, size_t cols, int E, int k0, const uint32_t *table)
+    void la_cost_orders(const int16_t *lv, size_t n, size_t cols, int E, const int *k0s, int norders,
+                        const uint32_t *table, uint64_t *costs)
     int la_encode(const int16_t *lv, size_t n, size_t cols, int E, int k0, uint16_t **words_out,
                   size_t *nwords_out, uint32_t *state_out)
     int la_decode(const uint8_t *words, size_t nwords, uint32_t state, size_t rows, size_t cols, int E, int k0,
@@ -31,6 +34,7 @@ cdef extern from "adaptive_impl.h" nogil:
 include "lc_out.pxi"
 
 lc_dq_init()  # the trellis block table of LC_OUT_DQ (once, at import, under the GIL)
+la_init()  # the encoder's reciprocals
 
 from codec.kernels.adaptive import (LA_PROB_BITS, LA_PROB_INIT, LA_RATE_FAST, LA_RATE_SLOW, LA_GT_FLAGS,  # noqa: F401
                                     LA_ACT_CLASSES, LA_MAX_PREFIX, LA_NUM_CTX, LA_COST_ONE, ERRORS, clip_levels,
@@ -90,6 +94,28 @@ def cost(levels, Py_ssize_t cols, int E, int k0, table):
     with nogil:
         c = la_cost(&lv[0] if n else NULL, n, cols, E, k0, &t[0])
     return int(c)
+
+
+def costs(levels, Py_ssize_t cols, int E, k0s, table):
+    """cost() for each order of ``k0s`` (at most LA_MAX_EG_ORDER + 1 of them) in one walk."""
+    orders = [int(k) for k in k0s]
+    if len(orders) > LA_MAX_EG_ORDER + 1:
+        raise ValueError(f"at most {LA_MAX_EG_ORDER + 1} orders")
+    for k in orders:
+        _check(E, k)
+    cdef const int16_t[::1] lv = _levels(levels, E)
+    cdef const uint32_t[::1] t = np.ascontiguousarray(table, dtype=np.uint32).reshape(-1)
+    if t.shape[0] != LA_PROB_ONE:
+        raise ValueError("table must have 2^15 entries")
+    cdef size_t n = lv.shape[0]
+    cdef int ks[LA_MAX_EG_ORDER + 1]
+    cdef uint64_t out[LA_MAX_EG_ORDER + 1]
+    cdef int norders = len(orders)
+    for j in range(norders):
+        ks[j] = orders[j]
+    with nogil:
+        la_cost_orders(&lv[0] if n else NULL, n, cols, E, ks, norders, &t[0], out)
+    return [int(out[j]) for j in range(norders)]
 
 
 def decode(words, state, Py_ssize_t rows, Py_ssize_t cols, int E, int k0, escapes, int out_kind, out,

@@ -33,6 +33,7 @@
 #define LA_CTX_MSB (LA_CTX_PREFIX + (LA_MAX_PREFIX + 1) * LA_ACT_CLASSES)
 #define LA_NUM_CTX (LA_CTX_MSB + (LA_MAX_PREFIX + 1) * LA_ACT_CLASSES)
 #define LA_RANS_L (1u << 16)
+#define LA_MAX_BINS 14 /* sig, sign, 2 gt flags, 8 prefix bins, msb, one bypass field */
 #define LA_COST_ONE (1u << 16)
 
 enum {
@@ -56,16 +57,12 @@ static inline int la_activity_class(uint32_t act) {
     return a ? 32 - __builtin_clz(a) : 0;
 }
 
-/* What the binariser does with each bin: count it, store its (start, freq) entry, or add its cost. */
-enum { LA_COUNT = 0, LA_ENTRIES = 1, LA_COST = 2 };
+/* What the binariser does with each bin: store its (start, freq) entry, or add its cost. */
+enum { LA_ENTRIES = 1, LA_COST = 2 };
 
 static inline __attribute__((always_inline)) void
 la_bin(int what, uint16_t *pa, uint16_t *pb, int ctx, int bit, uint32_t *entries, size_t *ne,
        const uint32_t *table, uint64_t *cost) {
-    if (what == LA_COUNT) {
-        (*ne)++;
-        return;
-    }
     uint32_t a = pa[ctx], b = pb[ctx];
     uint32_t p = (a + b) >> 1;
     if (bit) {
@@ -83,15 +80,24 @@ la_bin(int what, uint16_t *pa, uint16_t *pb, int ctx, int bit, uint32_t *entries
 
 /* Walk the bins of n clipped levels (rows of cols). Entries: freq << 16 | start. */
 static inline __attribute__((always_inline)) size_t
-la_binarise(int what, const int16_t *lv, size_t n, size_t cols, int E, int k0, uint32_t *entries,
-            const uint32_t *table, uint64_t *cost) {
+la_binarise(int what, const int16_t *lv, size_t n, size_t cols, int E, int k0, uint32_t **entries_p,
+            size_t *capacity, const uint32_t *table, uint64_t *cost) {
     uint16_t pa[LA_NUM_CTX], pb[LA_NUM_CTX];
     for (int c = 0; c < LA_NUM_CTX; c++) pa[c] = pb[c] = LA_PROB_INIT;
     size_t ne = 0;
     int p1 = 0;
     uint32_t act = 0;
     size_t col = 0;
+    uint32_t *entries = entries_p ? *entries_p : NULL;
     for (size_t i = 0; i < n; i++) {
+        if (what == LA_ENTRIES && ne + LA_MAX_BINS > *capacity) {
+            /* grown as needed: a level has at most LA_MAX_BINS bins, most far fewer */
+            size_t grown = 2 * *capacity + LA_MAX_BINS;
+            uint32_t *more = (uint32_t *)realloc(entries, grown * sizeof(uint32_t));
+            if (!more) return (size_t)-1;
+            *entries_p = entries = more;
+            *capacity = grown;
+        }
         if (col == cols) col = 0;
         if (col == 0) {
             p1 = 0;
@@ -142,22 +148,97 @@ la_binarise(int what, const int16_t *lv, size_t n, size_t cols, int E, int k0, u
 
 static uint64_t la_cost(const int16_t *lv, size_t n, size_t cols, int E, int k0, const uint32_t *table) {
     uint64_t cost = 0;
-    la_binarise(LA_COST, lv, n, cols, E, k0, NULL, table, &cost);
+    la_binarise(LA_COST, lv, n, cols, E, k0, NULL, NULL, table, &cost);
     return cost;
+}
+
+/* la_cost for several orders k0s[0..norders-1] (norders <= LA_MAX_EG_ORDER + 1) in one walk: the
+ * sig, sign and gt bins do not depend on k0, so they are walked once; each order has its own prefix
+ * and msb contexts. costs[o] = la_cost(..., k0s[o], ...). */
+static void la_cost_orders(const int16_t *lv, size_t n, size_t cols, int E, const int *k0s, int norders,
+                           const uint32_t *table, uint64_t *costs) {
+    uint16_t pa[LA_NUM_CTX], pb[LA_NUM_CTX];
+    uint16_t ra[LA_MAX_EG_ORDER + 1][LA_NUM_CTX], rb[LA_MAX_EG_ORDER + 1][LA_NUM_CTX];
+    for (int c = 0; c < LA_NUM_CTX; c++) pa[c] = pb[c] = LA_PROB_INIT;
+    for (int o = 0; o < norders; o++) {
+        costs[o] = 0;
+        for (int c = 0; c < LA_NUM_CTX; c++) ra[o][c] = rb[o][c] = LA_PROB_INIT;
+    }
+    uint64_t shared = 0;
+    int p1 = 0;
+    uint32_t act = 0;
+    size_t col = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (col == cols) col = 0;
+        if (col == 0) {
+            p1 = 0;
+            act = 0;
+        }
+        col++;
+        int v = lv[i];
+        int g = la_activity_class(act);
+        int a1 = p1 < 0 ? -p1 : p1;
+        int m = v < 0 ? -v : v;
+        la_bin(LA_COST, pa, pb, LA_CTX_SIG + g * 3 + (a1 < 2 ? a1 : 2), m != 0, NULL, NULL, table, &shared);
+        if (m) {
+            la_bin(LA_COST, pa, pb, LA_CTX_SIGN + (p1 == 0 ? 0 : p1 > 0 ? 1 : 2), v < 0, NULL, NULL, table, &shared);
+            int k = 1;
+            while (k <= LA_GT_FLAGS && k <= E) {
+                la_bin(LA_COST, pa, pb, LA_CTX_GT + (k - 1) * LA_ACT_CLASSES + g, m > k, NULL, NULL, table, &shared);
+                if (m == k) break;
+                k++;
+            }
+            if (k > LA_GT_FLAGS && E > LA_GT_FLAGS) {
+                for (int o = 0; o < norders; o++) {
+                    int k0 = k0s[o];
+                    uint32_t x = (uint32_t)(m - (LA_GT_FLAGS + 1)) + (1u << k0);
+                    int n_bits = 31 - __builtin_clz(x);
+                    int nb = n_bits - k0;
+                    for (int j = 0; j < nb; j++)
+                        la_bin(LA_COST, ra[o], rb[o], LA_CTX_PREFIX + j * LA_ACT_CLASSES + g, 1, NULL, NULL, table,
+                               &costs[o]);
+                    la_bin(LA_COST, ra[o], rb[o], LA_CTX_PREFIX + nb * LA_ACT_CLASSES + g, 0, NULL, NULL, table,
+                           &costs[o]);
+                    if (n_bits) {
+                        la_bin(LA_COST, ra[o], rb[o], LA_CTX_MSB + nb * LA_ACT_CLASSES + g, (x >> (n_bits - 1)) & 1,
+                               NULL, NULL, table, &costs[o]);
+                        if (n_bits > 1) costs[o] += (uint64_t)(n_bits - 1) * LA_COST_ONE;
+                    }
+                }
+            }
+        }
+        p1 = v;
+        act += (uint32_t)m - (act >> 1);
+    }
+    for (int o = 0; o < norders; o++) costs[o] += shared;
+}
+
+#ifdef __SIZEOF_INT128__
+/* la_rcp[f] = floor(2^(32+15) / f) + 1 for f = 1..2^15: floor(x * la_rcp[f] / 2^47) = floor(x / f) for
+ * every 32-bit x (Granlund and Montgomery, with l = 15 >= the bit length of f - 1). Filled by la_init(). */
+static uint64_t la_rcp[LA_PROB_ONE + 1];
+#endif
+
+static void la_init(void) {
+#ifdef __SIZEOF_INT128__
+    for (uint32_t f = 1; f <= LA_PROB_ONE; f++)
+        la_rcp[f] = (uint64_t)((((unsigned __int128)1) << (32 + LA_PROB_BITS)) / f) + 1;
+#endif
 }
 
 /* Encode: *words_out (malloc'ed, decoder order, native 16-bit words) and *nwords_out, *state_out. */
 static int la_encode(const int16_t *lv, size_t n, size_t cols, int E, int k0, uint16_t **words_out,
                      size_t *nwords_out, uint32_t *state_out) {
-    size_t count = la_binarise(LA_COUNT, lv, n, cols, E, k0, NULL, NULL, NULL);
-    uint32_t *entries = (uint32_t *)malloc((count ? count : 1) * sizeof(uint32_t));
-    uint16_t *words = (uint16_t *)malloc((count ? count : 1) * sizeof(uint16_t)); /* <= one word per bin */
-    if (!entries || !words) {
+    /* one walk: the entries grow as needed from about two bins per level */
+    size_t capacity = 2 * n + LA_MAX_BINS;
+    uint32_t *entries = (uint32_t *)malloc(capacity * sizeof(uint32_t));
+    if (!entries) return LA_ERR_NO_MEMORY;
+    size_t count = la_binarise(LA_ENTRIES, lv, n, cols, E, k0, &entries, &capacity, NULL, NULL);
+    uint16_t *words = count == (size_t)-1 ? NULL : (uint16_t *)malloc((count ? count : 1) * sizeof(uint16_t));
+    if (!words) { /* <= one word per bin */
         free(entries);
-        free(words);
         return LA_ERR_NO_MEMORY;
     }
-    la_binarise(LA_ENTRIES, lv, n, cols, E, k0, entries, NULL, NULL);
     uint32_t x = LA_RANS_L;
     uint16_t *ptr = words + count;
     for (size_t j = count; j-- > 0;) {
@@ -166,7 +247,13 @@ static int la_encode(const int16_t *lv, size_t n, size_t cols, int E, int k0, ui
             *--ptr = (uint16_t)(x & 0xffff);
             x >>= 16;
         }
+#ifdef __SIZEOF_INT128__
+        /* x / f by a multiplication: the one state's chain would otherwise wait for a division per bin */
+        uint32_t q = (uint32_t)(((unsigned __int128)x * la_rcp[f]) >> (32 + LA_PROB_BITS));
+        x = (q << LA_PROB_BITS) + (x - q * f) + start;
+#else
         x = ((x / f) << LA_PROB_BITS) + (x % f) + start;
+#endif
     }
     free(entries);
     size_t nw = (size_t)(words + count - ptr);

@@ -2,7 +2,7 @@
 """Interleaved static rANS kernels of the level coder: twin of codec.kernels.rans (GIL released)."""
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, int8_t, int16_t, int32_t, int64_t, uint64_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 
 import numpy as np
 
@@ -248,6 +248,71 @@ cdef object _symbols(const level_t[::1] v, Py_ssize_t rows, Py_ssize_t cols):
                 s[i] = code
                 c[i // cols, code] += 1
     return int(E), sym, counts
+
+
+def count_symbols(sym, group, Py_ssize_t start, Py_ssize_t cols, hist):
+    """Add the symbols' counts to hist by their rows' groups (see the reference); GIL released."""
+    from codec.kernels.rans import _check_count_args
+    sym = np.asarray(sym)
+    group = np.asarray(group)
+    _check_count_args(sym, group, start, cols, hist)
+    cdef const uint8_t[::1] s = np.ascontiguousarray(sym)
+    cdef const uint8_t[::1] g = np.ascontiguousarray(group)
+    cdef int64_t[:, ::1] h = hist
+    cdef size_t n = s.shape[0]
+    if n == 0:
+        return
+    if cols <= 0:
+        raise ValueError("cols must be > 0 when there are symbols")
+    cdef size_t r0 = start // cols, r1 = (start + n - 1) // cols
+    if r1 >= <size_t>g.shape[0]:
+        raise ValueError("group has fewer rows than the symbols need")
+    cdef size_t groups = h.shape[0], alphabet = h.shape[1]
+    cdef size_t r, j, k, col, take
+    cdef uint8_t top_g = 0, top_s = 0
+    for r in range(r0, r1 + 1):
+        if g[r] > top_g:
+            top_g = g[r]
+    with nogil:
+        for j in range(n):
+            if s[j] > top_s:
+                top_s = s[j]
+    if top_g >= groups or top_s >= alphabet:
+        raise ValueError("a group or symbol is outside hist")
+    # four interleaved count tables: a run of equal symbols does not wait on one counter's store
+    # (uint32: fewer than 2^32 symbols a call)
+    cdef uint32_t *t = <uint32_t *>calloc(4 * groups * alphabet, sizeof(uint32_t))
+    if t == NULL:
+        raise MemoryError()
+    cdef size_t size = groups * alphabet
+    cdef uint32_t *base
+    try:
+        with nogil:
+            j = 0
+            r = r0
+            col = start - r0 * cols
+            while j < n:
+                take = cols - col
+                if take > n - j:
+                    take = n - j
+                base = t + g[r] * alphabet
+                k = 0
+                while k + 4 <= take:
+                    base[s[j + k]] += 1
+                    base[size + s[j + k + 1]] += 1
+                    base[2 * size + s[j + k + 2]] += 1
+                    base[3 * size + s[j + k + 3]] += 1
+                    k += 4
+                while k < take:
+                    base[s[j + k]] += 1
+                    k += 1
+                j += take
+                r += 1
+                col = 0
+            for k in range(size):
+                h[k // alphabet, k % alphabet] += <int64_t>t[k] + t[size + k] + t[2 * size + k] + t[3 * size + k]
+    finally:
+        free(t)
 
 
 def symbols(q, Py_ssize_t rows, Py_ssize_t cols):

@@ -82,6 +82,8 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
         }
     }
 #endif
+    /* at most one word per symbol: a buffer of n words never overflows */
+    const int roomy = (size_t)(out_end - out_begin) >= n;
     size_t j = n;
     while (j > 0) {
         j--;
@@ -96,7 +98,15 @@ static int lc_encode(const uint8_t *sym, size_t n, const uint8_t *row_class, siz
         if (f == 0) return LC_ERR_ZERO_FREQ;
         uint32_t x = st[i & lane_mask];
         uint64_t x_max = (uint64_t)f << (32 - LC_PROB_BITS); /* 2^32 when f = LC_PROB_SCALE */
-        if (x >= x_max) {
+        if (roomy) {
+            /* without a branch: whether a word goes out is a coin toss at high entropy, and a
+             * mispredicted branch costs more than the store; ptr[-1] is inside the buffer because
+             * fewer words than symbols so far have been written */
+            uint32_t out = (uint64_t)x >= x_max;
+            ptr[-1] = (uint16_t)(x & 0xffff);
+            ptr -= out;
+            x >>= out << 4;
+        } else if (x >= x_max) {
             if (ptr == out_begin) return LC_ERR_OVERFLOW; /* the caller retries with a larger buffer */
             *--ptr = (uint16_t)(x & 0xffff);
             x >>= 16;

@@ -210,6 +210,18 @@ class _Truncated(Exception):
     pass
 
 
+
+def costs(levels, cols: int, E: int, k0s, table) -> list[int]:
+    """:func:`cost` for each order of ``k0s`` (at most LA_MAX_EG_ORDER + 1 of them); the compiled
+    twin walks the levels once (the sig, sign and gt bins do not depend on the order)."""
+    orders = [int(k) for k in k0s]
+    if len(orders) > LA_MAX_EG_ORDER + 1:
+        raise ValueError(f"at most {LA_MAX_EG_ORDER + 1} orders")
+    for k in orders:
+        _check(E, k)
+    return [cost(levels, cols, E, k, table) for k in orders]
+
+
 def decode(words, state: int, rows: int, cols: int, E: int, k0: int, escapes, out_kind: int, out,
            scale=None, zero_point=None, codebook=None):
     """Decode one chunk of rows x cols levels into ``out`` (flat int64, int32, int16 or float32 by

@@ -85,6 +85,43 @@ def symbols(q, rows: int, cols: int):
     return E, sym, counts
 
 
+def count_symbols(sym, group, start: int, cols: int, hist) -> None:
+    """Add the symbols' counts to ``hist`` (int64, groups x alphabet), each to the row of its row's
+    group: ``sym[j]`` (uint8) is element ``start + j`` of a grid of ``cols`` columns, and ``group[r]``
+    the group of row r (the encoder's class planning, spec 7.2)."""
+    sym = np.asarray(sym)
+    group = np.asarray(group)
+    _check_count_args(sym, group, start, cols, hist)
+    n = sym.size
+    if n == 0:
+        return
+    if cols <= 0:
+        raise ValueError("cols must be > 0 when there are symbols")
+    r0, r1 = start // cols, (start + n - 1) // cols
+    if r1 >= group.size:
+        raise ValueError("group has fewer rows than the symbols need")
+    groups, alphabet = hist.shape
+    g = group[r0:r1 + 1].astype(np.int64)
+    if int(g.max()) >= groups or int(sym.max()) >= alphabet:
+        raise ValueError("a group or symbol is outside hist")
+    edges = np.arange(r0, r1 + 2, dtype=np.int64) * cols
+    edges[0], edges[-1] = start, start + n
+    rid = np.repeat(g, np.diff(edges))
+    hist += np.bincount(rid * alphabet + sym, minlength=groups * alphabet).reshape(groups, alphabet)
+
+
+def _check_count_args(sym, group, start: int, cols: int, hist) -> None:
+    if sym.dtype != np.uint8 or sym.ndim != 1 or group.dtype != np.uint8 or group.ndim != 1:
+        raise ValueError("sym and group must be 1-D uint8 arrays")
+    if not (isinstance(hist, np.ndarray) and hist.dtype == np.int64 and hist.ndim == 2 and hist.flags.c_contiguous
+            and hist.flags.writeable):
+        raise ValueError("hist must be a writable C-contiguous 2-D int64 array")
+    if start < 0 or cols < 0:
+        raise ValueError("start and cols must be >= 0")
+    if sym.size >= 1 << 32:
+        raise ValueError("at most 2^32 - 1 symbols at a time")
+
+
 def _emit_row(level: int, out_kind: int, out, i: int, count: int, r: int, scale, zero_point, codebook,
               dq: list | None = None) -> int:
     """Write ``count`` elements of value ``level`` from element i (row r) in the output's form (``dq``: the
