@@ -723,15 +723,17 @@ def _read_tables(r, K: int, alphabet: int) -> np.ndarray:
 def _read_classes(r, K: int, alphabet: int, rows: int, cols: int):
     """The tables and the row classes of lc_model 0."""
     freqs = _read_tables(r, K, alphabet)
+    used = [1]
     if K > 1:
         row_class = r.u_array((K - 1).bit_length(), rows, "lc_row_class").astype(np.uint8)
-        if rows and int(row_class.max()) >= K:
-            raise r.error(f"row class {int(row_class.max())} >= {K}", "lc_row_class")
+        used = np.bincount(row_class, minlength=K).tolist()  # one pass: the classes used and the largest
+        if len(used) > K:
+            raise r.error(f"row class {len(used) - 1} >= {K}", "lc_row_class")
     else:
         row_class = np.zeros(rows if cols else 0, dtype=np.uint8)  # an empty layer may declare 2^40 rows
     if rows * cols:
-        used = [0] if K == 1 else np.flatnonzero(np.bincount(row_class, minlength=K))
-        empty = [int(k) for k in used if freqs[k].sum() == 0]
+        sums = freqs.sum(axis=1).tolist()
+        empty = [k for k in range(K) if used[k] and sums[k] == 0]
         if empty:
             raise r.error(f"row class {empty[0]} is used but its table is empty", "lc_row_class")
     return freqs, row_class

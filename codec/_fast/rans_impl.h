@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define LC_STATES 8      /* states of a version 1 payload (spec 7.3) */
 #define LC_MAX_STATES 32 /* at most, in a version 2 payload (spec 7.4): 1, 2, 4, 8, 16 or 32 */
@@ -594,10 +595,11 @@ static void lc_build_tables(const uint32_t *freq, size_t K, size_t alphabet, uin
         for (size_t s = 0; s < alphabet; s++) {
             uint32_t f = freq[k * alphabet + s];
             fc[k * alphabet + s] = f | (cum << 16);
-            for (uint32_t j = 0; j < f && cum + j < LC_PROB_SCALE; j++) tsy[cum + j] = (uint8_t)s;
+            if (cum < LC_PROB_SCALE) /* one memset per symbol: a small layer's tables cost more than its levels */
+                memset(tsy + cum, (int)s, f < LC_PROB_SCALE - cum ? f : LC_PROB_SCALE - cum);
             cum += f;
         }
-        for (; cum < LC_PROB_SCALE; cum++) tsy[cum] = 0;
+        if (cum < LC_PROB_SCALE) memset(tsy + cum, 0, LC_PROB_SCALE - cum);
     }
 }
 
