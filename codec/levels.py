@@ -606,6 +606,9 @@ def _sample(piece, pieces, rows: int, cols: int) -> np.ndarray:
     groups = min(LA_SAMPLE_GROUPS, take)
     per = take // groups
     starts = sorted({g * (rows - per) // max(1, groups - 1) for g in range(groups)})
+    if len(pieces) == 1 and cols <= LA_SAMPLE_LEVELS:  # the same rows by one fancy index
+        chosen = (np.asarray(starts, dtype=np.int64)[:, None] + np.arange(per)).reshape(-1)
+        return piece(0).reshape(rows, cols)[chosen].reshape(-1)
     parts = [_gather(piece, pieces, r * cols, min(n, (r + per) * cols, r * cols + LA_SAMPLE_LEVELS)) for r in starts]
     return np.concatenate(parts)
 
