@@ -10,6 +10,7 @@
 #define CODEC_ADAPTIVE_IMPL_H
 
 #include <stdint.h>
+#include <string.h>
 #include <stdlib.h>
 
 #pragma GCC diagnostic push
@@ -33,6 +34,11 @@
 #define LA_CTX_MSB (LA_CTX_PREFIX + (LA_MAX_PREFIX + 1) * LA_ACT_CLASSES)
 #define LA_NUM_CTX (LA_CTX_MSB + (LA_MAX_PREFIX + 1) * LA_ACT_CLASSES)
 #define LA_RANS_L (1u << 16)
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define LA_LE16(v) ((uint32_t)__builtin_bswap16(v))
+#else
+#define LA_LE16(v) ((uint32_t)(v))
+#endif
 #define LA_MAX_BINS 14 /* sig, sign, 2 gt flags, 8 prefix bins, msb, one bypass field */
 #define LA_COST_ONE (1u << 16)
 
@@ -271,18 +277,23 @@ la_decode_kind(const uint8_t *words, size_t nwords, uint32_t state, size_t rows,
                const int64_t *escapes, size_t nesc, const int out_kind, int64_t *out_i64, float *out_f32,
                const float *scale, const int64_t *zero_point, const float *codebook, size_t codebook_size,
                size_t *at) {
-    uint16_t pa[LA_NUM_CTX], pb[LA_NUM_CTX];
-    for (int c = 0; c < LA_NUM_CTX; c++) pa[c] = pb[c] = LA_PROB_INIT;
+    /* each context's two estimates in one word (a | b << 16): one load and one store per bin */
+    uint32_t pab[LA_NUM_CTX];
+    for (int c = 0; c < LA_NUM_CTX; c++) pab[c] = LA_PROB_INIT | (LA_PROB_INIT << 16);
     uint32_t x = state;
     size_t wp = 0, ep = 0, i = 0;
     *at = 0;
     if (x < LA_RANS_L) return LA_ERR_BAD_STATE;
+    static const uint8_t no_words[2] = {0, 0};
+    const uint8_t *wbase = nwords ? words : no_words;
 #define LA_RENORM()                                                                                      \
     do {                                                                                                 \
         /* branch-free: the next word (or a dummy past the end) is loaded every time */                  \
         uint32_t need_ = x < LA_RANS_L;                                                                  \
         size_t at_ = wp < nwords ? wp : 0;                                                               \
-        uint32_t w_ = nwords ? ((uint32_t)words[2 * at_] | ((uint32_t)words[2 * at_ + 1] << 8)) : 0;     \
+        uint16_t w16_;                                                                                   \
+        memcpy(&w16_, wbase + 2 * at_, 2);                                                               \
+        uint32_t w_ = LA_LE16(w16_);                                                                     \
         if (__builtin_expect(need_ && wp >= nwords, 0)) {                                                \
             *at = 2 * wp;                                                                                \
             return LA_ERR_WORDS_TRUNCATED;                                                               \
@@ -293,15 +304,17 @@ la_decode_kind(const uint8_t *words, size_t nwords, uint32_t state, size_t rows,
 #define LA_BIN(ctx_, out_)                                                                               \
     do {                                                                                                 \
         int c_ = (ctx_);                                                                                 \
-        uint32_t a_ = pa[c_], b_ = pb[c_];                                                               \
+        uint32_t v_ = pab[c_];                                                                           \
+        uint32_t a_ = v_ & 0xffff, b_ = v_ >> 16;                                                        \
         uint32_t p_ = (a_ + b_) >> 1;                                                                    \
         uint32_t slot_ = x & (LA_PROB_ONE - 1);                                                          \
         uint32_t bit_ = slot_ < p_;                                                                      \
         uint32_t f_ = bit_ ? p_ : LA_PROB_ONE - p_;                                                      \
         uint32_t s_ = bit_ ? 0 : p_;                                                                     \
         x = f_ * (x >> LA_PROB_BITS) + slot_ - s_;                                                       \
-        pa[c_] = (uint16_t)(bit_ ? a_ + ((LA_PROB_ONE - a_) >> LA_RATE_FAST) : a_ - (a_ >> LA_RATE_FAST)); \
-        pb[c_] = (uint16_t)(bit_ ? b_ + ((LA_PROB_ONE - b_) >> LA_RATE_SLOW) : b_ - (b_ >> LA_RATE_SLOW)); \
+        a_ = bit_ ? a_ + ((LA_PROB_ONE - a_) >> LA_RATE_FAST) : a_ - (a_ >> LA_RATE_FAST);               \
+        b_ = bit_ ? b_ + ((LA_PROB_ONE - b_) >> LA_RATE_SLOW) : b_ - (b_ >> LA_RATE_SLOW);               \
+        pab[c_] = a_ | (b_ << 16);                                                                       \
         (out_) = (int)bit_;                                                                              \
         LA_RENORM();                                                                                     \
     } while (0)
