@@ -57,7 +57,7 @@ LC_MODEL_STATIC = 0
 LC_MODEL_ADAPTIVE = 1
 #: Most rANS words per level of an lc_model 1 chunk (at most one word per bin, at most 14 bins per
 #: level: sig, sign, 2 gt flags, 8 prefix bins, msb, bypass bits).
-LA_MAX_WORDS_PER_LEVEL = 14
+LA_MAX_WORDS_PER_LEVEL = adaptive_reference.LA_MAX_BINS
 #: The reference encoder takes lc_model 1 for a layer when it makes the payload at least this much
 #: smaller than lc_model 0: the adaptive decoder is several times slower per level, so a small gain
 #: is not worth it.

@@ -36,6 +36,8 @@ LA_ACT_CLASSES = 7
 LA_MAX_PREFIX = 7
 #: Largest lc_eg_order.
 LA_MAX_EG_ORDER = 7
+#: Most bins of one level: sig, sign, LA_GT_FLAGS gt flags, LA_MAX_PREFIX + 1 prefix bins, msb, one bypass field.
+LA_MAX_BINS = 14
 #: Context sets, in this order in the context array: sig[g][min(|prev|, 2)], sign[class of prev],
 #: gt[k - 1][g], prefix[i][g], msb[prefix length][g].
 LA_CTX_SIG = 0
