@@ -66,9 +66,9 @@ class QuantParams:
     def over(self, base: "QuantParams") -> "QuantParams":
         """Return this set with absent fields taken from ``base`` (local over global)."""
         out = {}
-        for f in dataclasses.fields(self):
-            mine = getattr(self, f.name)
-            out[f.name] = mine if mine is not None else getattr(base, f.name)
+        for name in _QP_FIELDS:
+            mine = getattr(self, name)
+            out[name] = mine if mine is not None else getattr(base, name)
         # granularity and axis, density and qps travel together
         if self.granularity is not None:
             out["axis"] = self.axis
@@ -97,6 +97,9 @@ class QuantParams:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
 
 
+_QP_FIELDS = tuple(f.name for f in dataclasses.fields(QuantParams))
+
+
 @dataclasses.dataclass(frozen=True)
 class Effective:
     """A layer's effective quantization parameters (what dequantization uses)."""
@@ -120,6 +123,8 @@ def step_of_qp(qp: int, density: int) -> float:
 
 def steps_of_qps(qps, density: int) -> np.ndarray:
     """:func:`step_of_qp` of every qp, as float32 (exact: a step has at most 8 significant bits)."""
+    if len(qps) == 1 and qp_in_range(int(qps[0]), density):  # one step: no array arithmetic (a small layer's fixed cost)
+        return np.array([step_of_qp(int(qps[0]), density)], dtype=np.float32)
     q = np.asarray(qps, dtype=np.int64)
     base = 1 << density
     return np.ldexp((base + q % base).astype(np.float64), (q // base - density).astype(np.int32)).astype(np.float32)

@@ -163,8 +163,8 @@ class DqMode(Mode):
         if not cls._step_per_row(header, eff):
             return values(decode(), out)
         rows, _ = level_grid(header.layer_shape)
-        steps = np.ascontiguousarray(np.broadcast_to(eff.steps, (rows,)) if eff.steps.size == 1 else eff.steps,
-                                     dtype=np.float32)
+        steps = np.full(rows, eff.steps[0], np.float32) if eff.steps.size == 1 else \
+            np.ascontiguousarray(eff.steps, dtype=np.float32)
         try:
             return decode(out_kind=LC_OUT_DQ, scale=steps, **({} if out is None else {"out": out}))
         except FormatError as exc:

@@ -130,8 +130,9 @@ class QuantizedMode(Mode):
         rows = level_grid(header.layer_shape)[0]
         per_row = eff.granularity == "channel" and eff.axis == 0 and len(header.layer_shape) >= 2
         if all(a.size == 1 or per_row for a in (eff.steps, eff.zero_points)):
-            return dict(out_kind=LC_OUT_AFFINE, scale=np.broadcast_to(eff.steps, (rows,)),
-                        zero_point=np.broadcast_to(eff.zero_points, (rows,)))
+            # one value per row, contiguous (the kernel would copy a broadcast view anyway)
+            return dict(out_kind=LC_OUT_AFFINE, scale=_per_row(eff.steps, rows, np.float32),
+                        zero_point=_per_row(eff.zero_points, rows, np.int64))
         return None
 
     def summarize(self, header, payload, *, global_qp=None):
@@ -175,3 +176,10 @@ class QuantizedMode(Mode):
         rows, cols = level_grid(header.layer_shape)
         trace_levels_payload(payload, rows, cols, path=header.payload_path,
                              base_offset=header.payload_offset, trace=trace, version=header.levels_version)
+
+
+def _per_row(values: np.ndarray, rows: int, dtype) -> np.ndarray:
+    """``values`` (one, or one per row) as a contiguous array of one per row."""
+    if values.size == 1:
+        return np.full(rows, values.reshape(-1)[0], dtype=dtype)
+    return np.ascontiguousarray(values, dtype=dtype)
