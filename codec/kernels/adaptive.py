@@ -18,7 +18,7 @@ from .rans import LC_ERR_DQ_LEVEL, _emit_row
 
 __all__ = ["LA_PROB_BITS", "LA_PROB_ONE", "LA_PROB_INIT", "LA_RATE_FAST", "LA_RATE_SLOW", "LA_GT_FLAGS",
            "LA_ACT_CLASSES", "LA_MAX_PREFIX", "LA_MAX_EG_ORDER", "LA_NUM_CTX", "LA_COST_ONE", "ERRORS",
-           "clip_levels", "encode", "decode", "cost", "cost_table"]
+           "LA_MAX_BINS", "clip_levels", "encode", "decode", "cost", "costs", "cost_table"]
 
 #: Probabilities of a bin being 1 are in units of 2^-LA_PROB_BITS.
 LA_PROB_BITS = 15

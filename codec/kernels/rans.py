@@ -12,7 +12,7 @@ from ..errors import CodecError, FormatError
 
 __all__ = ["LC_STATES", "LC_MAX_STATES", "LC_PROB_BITS", "LC_PROB_SCALE", "LC_RANS_L", "LC_OUT_I64", "LC_OUT_AFFINE",
            "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "LC_OUT_DQ", "ERRORS", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "symbols", "read_tables", "freq_rows_from_codes",
-           "build_tables", "encode", "decode", "simd_available", "set_simd"]
+           "build_tables", "encode", "decode", "simd_available", "set_simd", "count_symbols"]
 
 #: Number of interleaved 32-bit states of a version 1 payload (element i uses state i mod
 #: LC_STATES): lc_rans_state[].
