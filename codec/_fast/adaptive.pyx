@@ -21,7 +21,6 @@ cdef extern from "adaptive_impl.h" nogil:
         LC_OUT_DQ
     void lc_dq_init()
     void la_init()
-    uint64_t la_cost(const int16_t *lv, size_t n, size_t cols, int E, int k0, const uint32_t *table)
     void la_cost_orders(const int16_t *lv, size_t n, size_t cols, int E, const int *k0s, int norders,
                         const uint32_t *table, uint64_t *costs)
     int la_encode(const int16_t *lv, size_t n, size_t cols, int E, int k0, uint16_t **words_out,
@@ -84,16 +83,7 @@ def encode(levels, Py_ssize_t cols, int E, int k0):
 
 def cost(levels, Py_ssize_t cols, int E, int k0, table):
     """The code length of encode()'s bins in units of 2^-16 bit (see the reference)."""
-    _check(E, k0)
-    cdef const int16_t[::1] lv = _levels(levels, E)
-    cdef const uint32_t[::1] t = np.ascontiguousarray(table, dtype=np.uint32).reshape(-1)
-    if t.shape[0] != LA_PROB_ONE:
-        raise ValueError("table must have 2^15 entries")
-    cdef size_t n = lv.shape[0]
-    cdef uint64_t c
-    with nogil:
-        c = la_cost(&lv[0] if n else NULL, n, cols, E, k0, &t[0])
-    return int(c)
+    return costs(levels, cols, E, [k0], table)[0]
 
 
 def costs(levels, Py_ssize_t cols, int E, k0s, table):

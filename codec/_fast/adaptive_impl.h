@@ -84,19 +84,19 @@ la_bin(int what, uint16_t *pa, uint16_t *pb, int ctx, int bit, uint32_t *entries
     }
 }
 
-/* Walk the bins of n clipped levels (rows of cols). Entries: freq << 16 | start. */
+/* Walk the bins of n clipped levels (rows of cols) into entries: freq << 16 | start, grown as needed (the
+ * encoder's forward pass; la_cost_orders below walks the same bins for their code length). */
 static inline __attribute__((always_inline)) size_t
-la_binarise(int what, const int16_t *lv, size_t n, size_t cols, int E, int k0, uint32_t **entries_p,
-            size_t *capacity, const uint32_t *table, uint64_t *cost) {
+la_binarise(const int16_t *lv, size_t n, size_t cols, int E, int k0, uint32_t **entries_p, size_t *capacity) {
     uint16_t pa[LA_NUM_CTX], pb[LA_NUM_CTX];
     for (int c = 0; c < LA_NUM_CTX; c++) pa[c] = pb[c] = LA_PROB_INIT;
     size_t ne = 0;
     int p1 = 0;
     uint32_t act = 0;
     size_t col = 0;
-    uint32_t *entries = entries_p ? *entries_p : NULL;
+    uint32_t *entries = *entries_p;
     for (size_t i = 0; i < n; i++) {
-        if (what == LA_ENTRIES && ne + LA_MAX_BINS > *capacity) {
+        if (ne + LA_MAX_BINS > *capacity) {
             /* grown as needed: a level has at most LA_MAX_BINS bins, most far fewer */
             size_t grown = 2 * *capacity + LA_MAX_BINS;
             uint32_t *more = (uint32_t *)realloc(entries, grown * sizeof(uint32_t));
@@ -114,12 +114,12 @@ la_binarise(int what, const int16_t *lv, size_t n, size_t cols, int E, int k0, u
         int g = la_activity_class(act);
         int a1 = p1 < 0 ? -p1 : p1;
         int m = v < 0 ? -v : v;
-        la_bin(what, pa, pb, LA_CTX_SIG + g * 3 + (a1 < 2 ? a1 : 2), m != 0, entries, &ne, table, cost);
+        la_bin(LA_ENTRIES, pa, pb, LA_CTX_SIG + g * 3 + (a1 < 2 ? a1 : 2), m != 0, entries, &ne, NULL, NULL);
         if (m) {
-            la_bin(what, pa, pb, LA_CTX_SIGN + (p1 == 0 ? 0 : p1 > 0 ? 1 : 2), v < 0, entries, &ne, table, cost);
+            la_bin(LA_ENTRIES, pa, pb, LA_CTX_SIGN + (p1 == 0 ? 0 : p1 > 0 ? 1 : 2), v < 0, entries, &ne, NULL, NULL);
             int k = 1;
             while (k <= LA_GT_FLAGS && k <= E) {
-                la_bin(what, pa, pb, LA_CTX_GT + (k - 1) * LA_ACT_CLASSES + g, m > k, entries, &ne, table, cost);
+                la_bin(LA_ENTRIES, pa, pb, LA_CTX_GT + (k - 1) * LA_ACT_CLASSES + g, m > k, entries, &ne, NULL, NULL);
                 if (m == k) break;
                 k++;
             }
@@ -128,20 +128,15 @@ la_binarise(int what, const int16_t *lv, size_t n, size_t cols, int E, int k0, u
                 int n_bits = 31 - __builtin_clz(x); /* bit length - 1 */
                 int nb = n_bits - k0;
                 for (int j = 0; j < nb; j++)
-                    la_bin(what, pa, pb, LA_CTX_PREFIX + j * LA_ACT_CLASSES + g, 1, entries, &ne, table, cost);
-                la_bin(what, pa, pb, LA_CTX_PREFIX + nb * LA_ACT_CLASSES + g, 0, entries, &ne, table, cost);
+                    la_bin(LA_ENTRIES, pa, pb, LA_CTX_PREFIX + j * LA_ACT_CLASSES + g, 1, entries, &ne, NULL, NULL);
+                la_bin(LA_ENTRIES, pa, pb, LA_CTX_PREFIX + nb * LA_ACT_CLASSES + g, 0, entries, &ne, NULL, NULL);
                 if (n_bits) {
-                    la_bin(what, pa, pb, LA_CTX_MSB + nb * LA_ACT_CLASSES + g, (x >> (n_bits - 1)) & 1, entries, &ne,
-                           table, cost);
+                    la_bin(LA_ENTRIES, pa, pb, LA_CTX_MSB + nb * LA_ACT_CLASSES + g, (x >> (n_bits - 1)) & 1, entries, &ne,
+                           NULL, NULL);
                     if (n_bits > 1) {
                         int nb_bypass = n_bits - 1;
-                        if (what == LA_ENTRIES) {
-                            uint32_t f = 1u << (LA_PROB_BITS - nb_bypass);
-                            entries[ne] = (f << 16) | ((x & ((1u << nb_bypass) - 1)) * f);
-                        } else if (what == LA_COST) {
-                            *cost += (uint64_t)nb_bypass * LA_COST_ONE;
-                        }
-                        ne++;
+                        uint32_t f = 1u << (LA_PROB_BITS - nb_bypass);
+                        entries[ne++] = (f << 16) | ((x & ((1u << nb_bypass) - 1)) * f);
                     }
                 }
             }
@@ -152,15 +147,9 @@ la_binarise(int what, const int16_t *lv, size_t n, size_t cols, int E, int k0, u
     return ne;
 }
 
-static uint64_t la_cost(const int16_t *lv, size_t n, size_t cols, int E, int k0, const uint32_t *table) {
-    uint64_t cost = 0;
-    la_binarise(LA_COST, lv, n, cols, E, k0, NULL, NULL, table, &cost);
-    return cost;
-}
-
-/* la_cost for several orders k0s[0..norders-1] (norders <= LA_MAX_EG_ORDER + 1) in one walk: the
- * sig, sign and gt bins do not depend on k0, so they are walked once; each order has its own prefix
- * and msb contexts. costs[o] = la_cost(..., k0s[o], ...). */
+/* The code length (units of 2^-16 bit, by `table`) of the bins la_binarise walks, for each of the orders
+ * k0s[0..norders-1] (norders <= LA_MAX_EG_ORDER + 1) in one walk: the sig, sign and gt bins do not depend on
+ * k0, so they are walked once; each order has its own prefix and msb contexts. */
 static void la_cost_orders(const int16_t *lv, size_t n, size_t cols, int E, const int *k0s, int norders,
                            const uint32_t *table, uint64_t *costs) {
     uint16_t pa[LA_NUM_CTX], pb[LA_NUM_CTX];
@@ -239,7 +228,7 @@ static int la_encode(const int16_t *lv, size_t n, size_t cols, int E, int k0, ui
     size_t capacity = 2 * n + LA_MAX_BINS;
     uint32_t *entries = (uint32_t *)malloc(capacity * sizeof(uint32_t));
     if (!entries) return LA_ERR_NO_MEMORY;
-    size_t count = la_binarise(LA_ENTRIES, lv, n, cols, E, k0, &entries, &capacity, NULL, NULL);
+    size_t count = la_binarise(lv, n, cols, E, k0, &entries, &capacity);
     uint16_t *words = count == (size_t)-1 ? NULL : (uint16_t *)malloc((count ? count : 1) * sizeof(uint16_t));
     if (!words) { /* <= one word per bin */
         free(entries);
