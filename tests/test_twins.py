@@ -171,6 +171,11 @@ def _rans():
     status = check("rans", "decode", words2, states2, *affine, np.ones(1, np.float32), np.array([-5], np.int64))[0]
     assert status == rans_reference.LC_ERR_AFFINE_RANGE
     assert check("rans", "decode", words2, states2, *affine, np.ones(1, np.float32), np.array([5], np.int64))[0] == 0
+    # the escapes as the decoder passes them (an int64 array): the difference must not wrap in the reference
+    # (a fuzz finding: the pure twin read 2^63 - 1 + 5 as a negative int64 and went on)
+    as_array = affine[:6] + (np.array(affine[6], np.int64),) + affine[7:]
+    status = check("rans", "decode", words2, states2, *as_array, np.ones(1, np.float32), np.array([-5], np.int64))[0]
+    assert status == rans_reference.LC_ERR_AFFINE_RANGE
     check("rans", "decode", words, states, *args, 2, np.empty(300, np.float32), None, None, np.zeros(3, np.float32))
     flipped = bytearray(words)
     flipped[len(flipped) // 2] ^= 0x40

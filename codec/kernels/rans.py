@@ -345,7 +345,7 @@ def _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, 
             if s == esc_sym:
                 if ep >= len(escapes):
                     return LC_ERR_ESCAPES, 0, 0
-                level = escapes[ep]
+                level = int(escapes[ep])  # a Python int: level - zero point must not wrap as int64 does
                 ep += 1
             else:
                 level = s - E
