@@ -430,18 +430,27 @@ def _planes():
     for dtype, ebits, mbits, centre in [(np.uint32, 8, 23, 127), (np.uint16, 5, 10, 15), (np.uint16, 8, 7, 127),
                                         (np.uint64, 11, 52, 1023)]:
         signed = np.dtype(dtype).str.replace("u", "i")
-        for n in (0, 1, 17, 300):
+        for n in (0, 1, 17, 300, 10_000):  # the compiled twin works in blocks of 4,096
             levels = rng.integers(-centre, (1 << ebits) - centre, n).astype(signed)
             out = levels.view(dtype).copy()
             assert _in_place("planes", "place_exponents", out, centre, ebits, mbits) == -1
-            for p in range((mbits + 1 + 7) // 8):
-                _in_place("planes", "merge_plane", out, rng.integers(0, 256, n, dtype=np.uint8), 8 * p, mbits, ebits)
-            if n:
-                for bad in (-centre - 1, (1 << ebits) - centre):
+            planes = [rng.integers(0, 256, n, dtype=np.uint8) for _ in range((mbits + 1 + 7) // 8)]
+            for p, plane in enumerate(planes):
+                _in_place("planes", "merge_plane", out, plane, 8 * p, mbits, ebits)
+            # plane 0 merged as the exponents are placed: the same words
+            fused = levels.view(dtype).copy()
+            assert _in_place("planes", "place_exponents", fused, centre, ebits, mbits, planes[0]) == -1
+            for p, plane in enumerate(planes[1:], 1):
+                _in_place("planes", "merge_plane", fused, plane, 8 * p, mbits, ebits)
+            assert fused.tobytes() == out.tobytes()
+            for where in sorted({n // 2, n - 1}) if n else ():
+                for bad in (-centre - 1, (1 << ebits) - centre, np.iinfo(signed).min, np.iinfo(signed).max):
                     damaged = levels.copy()
-                    damaged[n // 2] = bad
-                    assert _in_place("planes", "place_exponents", damaged.view(dtype).copy(), centre, ebits,
-                                     mbits) == n // 2
+                    damaged[where] = bad
+                    for plane in (None, planes[0]):
+                        words = damaged.view(dtype).copy()
+                        assert _in_place("planes", "place_exponents", words, centre, ebits, mbits, plane) == where
+                        assert words.tobytes() == damaged.tobytes()  # nothing changed, in either twin
     # the bit patterns are the floats': a float32 round trip through fields and planes
     x = rng.standard_normal(50).astype(np.float32)
     bits = x.view(np.uint32)
@@ -456,6 +465,8 @@ def _planes():
             check("planes", "place_exponents", *args)
     with pytest.raises(ValueError, match="plane must be"):
         check("planes", "merge_plane", np.zeros(3, np.uint32), np.zeros(2, np.uint8), 0, 23, 8)
+    with pytest.raises(ValueError, match="plane must be"):
+        check("planes", "place_exponents", np.zeros(3, np.uint32), 127, 8, 23, np.zeros(3, np.int8))
 
 
 def _adaptive():

@@ -5,69 +5,55 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int16_t, int32_t
 
 import numpy as np
 
-ctypedef fused word_t:
-    uint16_t
-    uint32_t
-    uint64_t
-
-
 def _check(out):
     if not isinstance(out, np.ndarray) or out.dtype not in (np.uint16, np.uint32, np.uint64) \
             or out.dtype.byteorder not in "=|" or not out.flags.c_contiguous or not out.flags.writeable or out.ndim != 1:
         raise ValueError("out must be a writable contiguous 1-D uint16, uint32 or uint64 array in native order")
 
 
-cdef Py_ssize_t _place(word_t[::1] o, int64_t centre, int ebits, int mbits) noexcept nogil:
-    cdef Py_ssize_t i, n = o.shape[0]
-    cdef int64_t level, top = (<int64_t>1 << ebits) - centre
-    cdef int width = 8 * sizeof(word_t)
-    for i in range(n):
-        # the level is the word read as a signed integer of its width
-        level = <int64_t>o[i] if width == 64 else (<int64_t>o[i] - ((<int64_t>(o[i] >> (width - 1))) << width))
-        if level < -centre or level >= top:
-            return i
-    for i in range(n):
-        o[i] = <word_t>((o[i] + <word_t>centre) << mbits)
-    return -1
+cdef extern from "planes_impl.h" nogil:
+    ptrdiff_t pl_place16(uint16_t *d, size_t n, uint64_t centre, int ebits, int mbits, const uint8_t *p)
+    ptrdiff_t pl_place32(uint32_t *d, size_t n, uint64_t centre, int ebits, int mbits, const uint8_t *p)
+    ptrdiff_t pl_place64(uint64_t *d, size_t n, uint64_t centre, int ebits, int mbits, const uint8_t *p)
+    void pl_merge16(uint16_t *d, size_t n, const uint8_t *p, int shift, int mbits, int ebits)
+    void pl_merge32(uint32_t *d, size_t n, const uint8_t *p, int shift, int mbits, int ebits)
+    void pl_merge64(uint64_t *d, size_t n, const uint8_t *p, int shift, int mbits, int ebits)
 
 
-def place_exponents(out, int64_t centre, int ebits, int mbits):
+def place_exponents(out, int64_t centre, int ebits, int mbits, plane=None):
     """``out`` holds levels as signed integers of its width: make them exponent fields in place,
-    ``(level + centre) << mbits``; -1, or the index of the first level outside the field."""
+    ``(level + centre) << mbits``, with byte plane 0 merged if given; -1, or the index of the first
+    level outside the field (nothing changed)."""
     _check(out)
+    cdef const uint8_t[::1] pv
+    cdef const uint8_t *pp = NULL
+    if plane is not None:
+        p = np.asarray(plane)
+        if p.dtype != np.uint8 or p.shape != out.shape:
+            raise ValueError("plane must be a uint8 array of out's length")
+        pv = np.ascontiguousarray(p)
+        if pv.shape[0]:
+            pp = &pv[0]
     cdef uint16_t[::1] o16
     cdef uint32_t[::1] o32
     cdef uint64_t[::1] o64
-    cdef Py_ssize_t bad
+    cdef Py_ssize_t bad = -1
+    cdef size_t n = out.shape[0]
+    if n == 0:
+        return -1
     if out.dtype == np.uint16:
         o16 = out
         with nogil:
-            bad = _place(o16, centre, ebits, mbits)
+            bad = pl_place16(&o16[0], n, <uint64_t>centre, ebits, mbits, pp)
     elif out.dtype == np.uint32:
         o32 = out
         with nogil:
-            bad = _place(o32, centre, ebits, mbits)
+            bad = pl_place32(&o32[0], n, <uint64_t>centre, ebits, mbits, pp)
     else:
         o64 = out
         with nogil:
-            bad = _place(o64, centre, ebits, mbits)
+            bad = pl_place64(&o64[0], n, <uint64_t>centre, ebits, mbits, pp)
     return bad
-
-
-cdef void _merge(word_t[::1] o, const uint8_t[::1] p, int shift, int mbits, int ebits) noexcept nogil:
-    cdef Py_ssize_t i, n = o.shape[0]
-    cdef word_t mask = <word_t>(((<uint64_t>1) << mbits) - 1)
-    cdef int has_mant = shift < mbits
-    cdef int has_sign = shift <= mbits < shift + 8
-    cdef int sign_at = mbits - shift, sign_to = mbits + ebits
-    cdef word_t v
-    for i in range(n):
-        v = 0
-        if has_mant:
-            v = (<word_t>p[i] << shift) & mask
-        if has_sign:
-            v |= <word_t>((p[i] >> sign_at) & 1) << sign_to
-        o[i] |= v
 
 
 def merge_plane(out, plane, int shift, int mbits, int ebits):
@@ -80,15 +66,18 @@ def merge_plane(out, plane, int shift, int mbits, int ebits):
     cdef uint16_t[::1] o16
     cdef uint32_t[::1] o32
     cdef uint64_t[::1] o64
+    cdef size_t n = out.shape[0]
+    if n == 0:
+        return
     if out.dtype == np.uint16:
         o16 = out
         with nogil:
-            _merge(o16, pv, shift, mbits, ebits)
+            pl_merge16(&o16[0], n, &pv[0], shift, mbits, ebits)
     elif out.dtype == np.uint32:
         o32 = out
         with nogil:
-            _merge(o32, pv, shift, mbits, ebits)
+            pl_merge32(&o32[0], n, &pv[0], shift, mbits, ebits)
     else:
         o64 = out
         with nogil:
-            _merge(o64, pv, shift, mbits, ebits)
+            pl_merge64(&o64[0], n, &pv[0], shift, mbits, ebits)

@@ -228,8 +228,11 @@ def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int
     decode_levels(exponents, rows, cols, out_kind=out_kind, path=f"{path}.fp_exponents", base_offset=exp_at,
                   out=result.view(f"=i{storage.itemsize}"), version=levels_version)
     kernels = _backend.planes
-    if kernels.place_exponents(result, centre, ebits, mbits) >= 0:
-        raise FormatError("decoded exponent outside its field", path=f"{path}.fp_exponents", bit_offset=exp_at * 8)
+    exponent_error = dict(path=f"{path}.fp_exponents", bit_offset=exp_at * 8)
+    # a raw plane 0 (mantissa noise) is merged as the exponents are placed: one pass over the output
+    fused = planes[0][0] == PlaneMode.RAW
+    if not fused and kernels.place_exponents(result, centre, ebits, mbits) >= 0:
+        raise FormatError("decoded exponent outside its field", **exponent_error)
     dctx = zstandard.ZstdDecompressor()
     for p, (mode, reader, size, at) in enumerate(planes):
         where = dict(path=f"{path}.fp_plane[{p}].fp_plane_data", bit_offset=at * 8)
@@ -247,7 +250,12 @@ def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int
             pieces = ((start, np.frombuffer(reader.read_view(min(CHUNK, n - start)), np.uint8))
                       for start in range(0, n, CHUNK))
         for start, plane in pieces:
-            kernels.merge_plane(result[start:start + plane.size], plane, 8 * p, mbits, ebits)
+            piece = result[start:start + plane.size]
+            if p == 0 and fused:
+                if kernels.place_exponents(piece, centre, ebits, mbits, plane) >= 0:
+                    raise FormatError("decoded exponent outside its field", **exponent_error)
+            else:
+                kernels.merge_plane(piece, plane, 8 * p, mbits, ebits)
     return result.astype(storage, copy=False)
 
 
