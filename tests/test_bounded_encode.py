@@ -73,7 +73,8 @@ def test_levels_source_must_cover_the_layer():
                                     dict(method="uniform_zp", bits=6), dict(step=0.01),
                                     dict(method="codebook", bits=3), dict(bits=8, rdo_lambda=0.1)])
 def test_quantizer_pieces_are_the_levels(params):
-    w = (np.random.default_rng(3).standard_normal((6, 11, 13)) * 0.1).astype(np.float32)
+    # 6 * 26 * 33 = 5,148 elements: rdo_lambda applies from quant.RDO_MIN_ELEMENTS
+    w = (np.random.default_rng(3).standard_normal((6, 26, 33)) * 0.1).astype(np.float32)
     levels_whole, p_whole = quant._quantize_whole(w, method=params.get("method", "uniform"),
                                                   bits=params.get("bits"), step=params.get("step"),
                                                   granularity=params.get("granularity", "tensor"),

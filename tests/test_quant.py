@@ -119,6 +119,20 @@ CASES = [
 ]
 
 
+def test_rdo_moves_levels_of_a_large_tensor_and_rounds_a_small_one():
+    big = weights((64, quant.RDO_MIN_ELEMENTS // 64))
+    nearest, p = quant.quantize(big, bits=4)
+    chosen, p_rdo = quant.quantize(big, bits=4, rdo_lambda=0.2)
+    assert p_rdo == p
+    moved = chosen != nearest
+    assert moved.any() and np.abs(chosen - nearest).max() == 1
+    # the rate term moves levels towards the more probable (smaller) magnitudes
+    assert (np.abs(chosen[moved]) < np.abs(nearest[moved])).mean() > 0.9
+    small = big[:, :-1]  # one column short of RDO_MIN_ELEMENTS: rounded to nearest
+    assert small.size < quant.RDO_MIN_ELEMENTS
+    assert np.array_equal(quant.quantize(small, bits=4, rdo_lambda=0.2)[0], quant.quantize(small, bits=4)[0])
+
+
 @pytest.mark.parametrize("params", CASES, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()) or "default")
 @pytest.mark.parametrize("shape", [(32, 24), (7,), (), (4, 3, 5), (0, 3)])
 def test_decode_returns_exact_levels_and_documented_values(params, shape):
