@@ -11,6 +11,13 @@ def _check(out):
         raise ValueError("out must be a writable contiguous 1-D uint16, uint32 or uint64 array in native order")
 
 
+def _plane(out, plane):
+    p = np.asarray(plane)
+    if p.dtype != np.uint8 or p.shape != out.shape:
+        raise ValueError("plane must be a uint8 array of out's length")
+    return np.ascontiguousarray(p)
+
+
 cdef extern from "planes_impl.h" nogil:
     ptrdiff_t pl_place16(uint16_t *d, size_t n, uint64_t centre, int ebits, int mbits, const uint8_t *p)
     ptrdiff_t pl_place32(uint32_t *d, size_t n, uint64_t centre, int ebits, int mbits, const uint8_t *p)
@@ -28,10 +35,7 @@ def place_exponents(out, int64_t centre, int ebits, int mbits, plane=None):
     cdef const uint8_t[::1] pv
     cdef const uint8_t *pp = NULL
     if plane is not None:
-        p = np.asarray(plane)
-        if p.dtype != np.uint8 or p.shape != out.shape:
-            raise ValueError("plane must be a uint8 array of out's length")
-        pv = np.ascontiguousarray(p)
+        pv = _plane(out, plane)
         if pv.shape[0]:
             pp = &pv[0]
     cdef uint16_t[::1] o16
@@ -59,10 +63,7 @@ def place_exponents(out, int64_t centre, int ebits, int mbits, plane=None):
 def merge_plane(out, plane, int shift, int mbits, int ebits):
     """OR byte plane ``plane`` into the bit patterns ``out`` (see the reference)."""
     _check(out)
-    p = np.asarray(plane)
-    if p.dtype != np.uint8 or p.shape != out.shape:
-        raise ValueError("plane must be a uint8 array of out's length")
-    cdef const uint8_t[::1] pv = np.ascontiguousarray(p)
+    cdef const uint8_t[::1] pv = _plane(out, plane)
     cdef uint16_t[::1] o16
     cdef uint32_t[::1] o32
     cdef uint64_t[::1] o64

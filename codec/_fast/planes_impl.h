@@ -1,10 +1,11 @@
-/* Float-plane assembly (spec 6.5): place_exponents' kernel, one instance per word width. Twin of
- * codec/kernels/planes.py, whose docstrings state the contract.
+/* Float-plane assembly (spec 6.5): the kernels of place_exponents and merge_plane, one instance per word
+ * width. Twin of codec/kernels/planes.py, whose docstrings state the contract.
  *
- * Blocks of PL_BLOCK words, each checked and then written while in L1: both loops are branch-free and
- * vectorise. A level outside the field shows as its wrapped field, (level + centre) mod 2^width, having a
- * bit at or above bit ebits; the blocks already written are then put back (exact for valid fields), so nothing changes.
- * With plane 0 (p != NULL, its low 8 bits of mantissa | sign << mbits) merged in the same pass.
+ * place: blocks of PL_BLOCK words, each checked and then written while in L1: both loops are branch-free
+ * and vectorise. A level outside the field shows as its wrapped field, (level + centre) mod 2^width,
+ * having a bit at or above bit ebits; the blocks already written are then put back (exact for valid
+ * fields), so nothing changes. With plane 0 (p != NULL: the low 8 bits of mantissa | sign << mbits)
+ * merged in the same pass.
  *
  * A plane's sign bit moves by a mask and a shift of the whole word, (p & 1 << s) << t, not by a shift of
  * the byte and back: SSE2 has no byte shifts, and that form ran at half the speed.
