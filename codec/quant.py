@@ -47,7 +47,7 @@ MAX_CODEBOOK = 1 << 16
 MIN_STEP = 2.0 ** -126
 #: Tensors with fewer elements are rounded to nearest with ``rdo_lambda``: their order-0 rate estimate
 #: rests on too few levels, and they are often vectors every input meets (a token-type table, 768
-#: elements in MiniLM), where the shrinking the rate term buys moved the model's embedding cosine by
+#: elements in MiniLM), where the levels the rate term shrank moved the model's embedding cosine by
 #: -0.049 (all-MiniLM-L6-v2) and +0.013 (paraphrase-MiniLM-L3-v2) at 4 bits per channel, more than all
 #: the other tensors together: a gamble, not a rate-distortion trade. Their bits are a negligible share.
 RDO_MIN_ELEMENTS = 4096
