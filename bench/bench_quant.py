@@ -9,7 +9,7 @@
    YOLOv8n detector in nudenet 3.4.2 (`pip install --no-deps nudenet==3.4.2 onnx`).
 2. Rate-distortion: bits/weight vs relative RMSE for several NNR qp values (density 2): NNCodec with
    dependent quantization (use_dq) and plain; ours with round-to-nearest and with RDO.
-3. Lossless floats: the floatplanes mode vs zstd -3 on all float tensors, as float32 and bfloat16
+3. Lossless floats: the floatplanes mode vs zstd -3 on all float tensors of MiniLM and of YOLOv8n, as float32 and bfloat16
    (ratio, and decode speed against zstd -3 decompressing the same bytes).
 
 Targets (issue 3): size <= 0.99x NNCodec at both steps; decode >= 25x NNCodec and >= 300 M
@@ -264,34 +264,40 @@ def rate_distortion(weights, nnc, qps: list[int]) -> list[dict]:
 
 
 def lossless_float(repeat: int) -> list[dict]:
-    """floatplanes vs zstd -3 on all MiniLM float tensors, as float32 and as bfloat16."""
+    """floatplanes vs zstd -3 on all float tensors of MiniLM (large layers) and of YOLOv8n (small layers), as
+    float32 and as bfloat16; zstd compresses each model's bytes as one frame."""
     import codec
 
-    model = minilm_tensors()
     rows = []
-    for name in ("float32", "bfloat16"):
-        if name == "bfloat16":
-            try:
-                import ml_dtypes
-            except ImportError:
-                print("(the bfloat16 row needs ml_dtypes: pip install -e \".[bench]\")", file=sys.stderr)
-                continue
-            tensors = {k: v.astype(ml_dtypes.bfloat16) for k, v in model.items() if v.dtype.kind == "f"}
-        else:
-            tensors = {k: v for k, v in model.items() if v.dtype.kind == "f"}
-        raw = b"".join(np.ascontiguousarray(v).view(np.uint8).tobytes() for v in tensors.values())
-        data = codec.encode(tensors, mode="floatplanes")
-        t_enc = best_time(lambda: codec.encode(tensors, mode="floatplanes"), 1)
-        t_dec = best_time(lambda: codec.decode(data), repeat)
-        out = codec.decode(data)
-        assert all(out[k].view(np.uint8).tobytes() == tensors[k].view(np.uint8).tobytes() for k in tensors)
-        z = zstandard.ZstdCompressor(level=3).compress(raw)
-        dctx = zstandard.ZstdDecompressor()
-        t_z = best_time(lambda: dctx.decompress(z), repeat)
-        rows.append({"dtype": name, "raw_bytes": len(raw), "floatplanes_bytes": len(data), "zstd3_bytes": len(z),
-                     "floatplanes_ratio": len(raw) / len(data), "zstd3_ratio": len(raw) / len(z),
-                     "floatplanes_encode_GB_s": len(raw) / t_enc / 1e9,
-                     "floatplanes_decode_GB_s": len(raw) / t_dec / 1e9, "zstd3_decode_GB_s": len(raw) / t_z / 1e9})
+    for model_name, source in (("MiniLM", minilm_tensors), ("YOLOv8n", convnet_tensors)):
+        model = source()
+        if model is None:
+            continue
+        for name in ("float32", "bfloat16"):
+            if name == "bfloat16":
+                try:
+                    import ml_dtypes
+                except ImportError:
+                    print("(the bfloat16 row needs ml_dtypes: pip install -e \".[bench]\")", file=sys.stderr)
+                    continue
+                tensors = {k: v.astype(ml_dtypes.bfloat16) for k, v in model.items() if v.dtype.kind == "f"}
+            else:
+                tensors = {k: v for k, v in model.items() if v.dtype.kind == "f"}
+            raw = b"".join(np.ascontiguousarray(v).view(np.uint8).tobytes() for v in tensors.values())
+            data = codec.encode(tensors, mode="floatplanes")
+            t_enc = best_time(lambda: codec.encode(tensors, mode="floatplanes"), 1)
+            t_dec = best_time(lambda: codec.decode(data), repeat)
+            out = codec.decode(data)
+            assert all(out[k].dtype == tensors[k].dtype and out[k].shape == tensors[k].shape
+                       and out[k].tobytes() == np.ascontiguousarray(tensors[k]).tobytes() for k in tensors)
+            z = zstandard.ZstdCompressor(level=3).compress(raw)
+            dctx = zstandard.ZstdDecompressor()
+            t_z = best_time(lambda: dctx.decompress(z), repeat)
+            rows.append({"model": model_name, "tensors": len(tensors), "dtype": name, "raw_bytes": len(raw),
+                         "floatplanes_bytes": len(data), "zstd3_bytes": len(z),
+                         "floatplanes_ratio": len(raw) / len(data), "zstd3_ratio": len(raw) / len(z),
+                         "floatplanes_encode_GB_s": len(raw) / t_enc / 1e9,
+                         "floatplanes_decode_GB_s": len(raw) / t_dec / 1e9, "zstd3_decode_GB_s": len(raw) / t_z / 1e9})
     return rows
 
 
@@ -299,10 +305,11 @@ def print_tables(eq_rows, rd_rows, float_rows=()):
     if eq_rows:
         print_equal_levels(eq_rows)
     if float_rows:
-        print("\nLossless floats (all MiniLM float tensors; ZipNN, measured elsewhere: 1.221 float32, 1.504 bfloat16)")
-        _table(["dtype", "floatplanes ratio", "zstd -3 ratio", "floatplanes encode GB/s", "floatplanes decode GB/s",
+        print("\nLossless floats (all float tensors of each model; ZipNN, measured elsewhere on MiniLM: 1.221 float32, "
+              "1.504 bfloat16)")
+        _table(["model", "tensors", "dtype", "floatplanes ratio", "zstd -3 ratio", "floatplanes encode GB/s", "floatplanes decode GB/s",
                 "zstd -3 decode GB/s"],
-               [[r["dtype"], f"{r['floatplanes_ratio']:.3f}", f"{r['zstd3_ratio']:.3f}",
+               [[r["model"], str(r["tensors"]), r["dtype"], f"{r['floatplanes_ratio']:.3f}", f"{r['zstd3_ratio']:.3f}",
                  f"{r['floatplanes_encode_GB_s']:.3f}", f"{r['floatplanes_decode_GB_s']:.2f}",
                  f"{r['zstd3_decode_GB_s']:.2f}"] for r in float_rows])
     if rd_rows:
