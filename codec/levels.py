@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import struct
 import threading
 from typing import NamedTuple
 
@@ -735,8 +736,11 @@ def _read_classes(r, K: int, alphabet: int, rows: int, cols: int):
     else:
         row_class = np.zeros(rows if cols else 0, dtype=np.uint8)  # an empty layer may declare 2^40 rows
     if rows * cols:
-        sums = freqs.sum(axis=1).tolist()
-        empty = [k for k in range(K) if used[k] and sums[k] == 0]
+        if K == 1:  # (a small layer's fixed cost)
+            empty = [] if freqs[0].any() else [0]
+        else:
+            sums = freqs.sum(axis=1).tolist()
+            empty = [k for k in range(K) if used[k] and sums[k] == 0]
         if empty:
             raise r.error(f"row class {empty[0]} is used but its table is empty", "lc_row_class")
     return freqs, row_class
@@ -822,9 +826,13 @@ def read_levels_payload(r, rows: int, cols: int, *, version: int = 3) -> LevelsP
         raise r.error(f"the chunks need {need} bytes, {r.bits_left() // 8} left", "lc_chunk_words",
                       cls=TruncatedError)
     chunks = []
+    tracing = r.trace is not None
     for c in range(nchunks):
         where = f"lc_chunk[{c}]."
-        states = [r.u32le(f"{where}lc_rans_state[{j}]") for j in range(nstates)]
+        if tracing:
+            states = [r.u32le(f"{where}lc_rans_state[{j}]") for j in range(nstates)]
+        else:  # in one unpack: their bytes are there (need, above), and a small layer pays per state
+            states = list(_U32LE[nstates].unpack(r.view(4 * nstates, f"{where}lc_rans_state")))
         words_offset = r.base_offset + r.pos // 8
         nbytes = 2 * word_counts[c] if c < nchunks - 1 else r.bits_left() // 8
         levels_c = (bounds[c + 1] - bounds[c]) * cols
@@ -869,6 +877,10 @@ def _read_words(r, nbytes: int, most: int, name: str) -> memoryview:
     return r.view(nbytes, name)
 
 
+_NO_ESCAPES = np.zeros(0, np.int64)
+_NO_ESCAPES.flags.writeable = False
+_U32LE = {1 << j: struct.Struct(f"<{1 << j}I") for j in range(6)}
+
 _OUT_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16, LC_OUT_AFFINE: np.float32,
                LC_OUT_CODEBOOK: np.float32, LC_OUT_DQ: np.float32}
 
@@ -883,6 +895,12 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
     the array to decode into (of that dtype and rows * cols elements), e.g. a view of the caller's
     output buffer. ``threads``: decode the chunks of a version 2 payload on up to this many threads
     (default: :func:`set_decode_threads`'s setting, 1 unless changed)."""
+    if out_kind in _OUT_DTYPES:
+        # a payload of one chunk (every small layer) in one kernel call: its per-layer cost in Python
+        # was several times its levels' (anything the kernel does not take, errors included, is read below)
+        done = _backend.rans.decode_payload(payload, rows, cols, version, out_kind, out, scale, zero_point, codebook)
+        if done is not None:
+            return done
     p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols, version=version)
     return _decode_chunks(p, p.chunks, cols, out_kind=out_kind, scale=scale, zero_point=zero_point,
                           codebook=codebook, path=path, out=out, threads=threads)
@@ -923,7 +941,7 @@ def _decode_chunks(p: LevelsPayload, chunks: list, cols: int, *, out_kind, scale
         out = np.empty(n, dtype=dtype)
     elif out.dtype != dtype or out.shape != (n,) or not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"out must be a writable contiguous {np.dtype(dtype).name} array of {n} elements")
-    escapes = np.asarray(p.escapes, dtype=np.int64) if p.escapes else np.zeros(0, np.int64)
+    escapes = np.asarray(p.escapes, dtype=np.int64) if p.escapes else _NO_ESCAPES
     adaptive = p.model == LC_MODEL_ADAPTIVE
     errors = adaptive_reference.ERRORS if adaptive else rans_reference.ERRORS
     if not adaptive:

@@ -20,7 +20,8 @@ FAST_DIR = os.path.join(os.path.dirname(__file__), "..", "codec", "_fast")
 C_ONLY = {"CODEC_RANS_IMPL_H", "CODEC_CRC32C_IMPL_H", "CRC32C_LONG", "CRC32C_SHORT", "CRC32C_PREFETCH", "CRC32C_X86",
           "CRC32C_FOLD_MIN", "CRC32C_FOLD_TARGET", "CRC32C_FOLD512_TARGET",
           "NOGIL_MIN", "LC_HAVE_AVX2", "CODEC_ADAPTIVE_IMPL_H",
-          "LA_ERR_NO_MEMORY", "LA_ENTRIES", "LA_COST", "CODEC_PLANES_IMPL_H", "PL_BLOCK"}
+          "LA_ERR_NO_MEMORY", "LA_ENTRIES", "LA_COST", "CODEC_PLANES_IMPL_H", "PL_BLOCK",
+          "CODEC_PAYLOAD_IMPL_H", "LP_OK", "LP_NOT_HANDLED", "LP_NO_MEMORY"}
 #: Prefixes of the constants each side must have.
 SHARED_PREFIXES = ("LC_", "LA_", "TN_ERR_", "US_ERR_", "MK_ERR_", "IX_ERR_", "CRC32C_POLY", "INDEX_ENTRY_", "MIN_UNIT_",
                    "MAX_FLAG_", "UE_MAX_")

@@ -183,6 +183,7 @@ def _rans():
     _rans_states_and_simd(rng)
     _rans_read_tables(rng)
     _rans_count_symbols(rng)
+    _rans_decode_payload(rng)
 
 
 def _count(sym, group, start, cols, hist):
@@ -284,6 +285,76 @@ def _rans_read_tables(rng):
         check("rans", "read_tables", b"\x00", 0, 17, 2)
     with pytest.raises(ValueError, match="read_tables needs"):
         check("rans", "read_tables", b"\x00", 0, 1, 257)
+
+
+def _element_path(payload, rows, cols, version, out_kind, out, scale, zero_point, codebook):
+    """What decode_levels does when decode_payload does not take a payload: the values, or the error."""
+    from codec import _backend, levels
+    from codec.errors import CodecError
+
+    try:
+        p = levels.read_levels_payload(_backend.bit_reader(payload, 0, "p"), rows, cols, version=version)
+        return levels._decode_chunks(p, p.chunks, cols, out_kind=out_kind, scale=scale, zero_point=zero_point,
+                                     codebook=codebook, path="p", out=out, threads=1)
+    except CodecError as exc:
+        return exc
+
+
+def _rans_decode_payload(rng):
+    """decode_payload: a small layer's whole payload in one call, or None. Both backends agree; what it
+    takes it decodes as the element-by-element path does (values), and it takes nothing that path rejects
+    (on valid payloads of one chunk it must take them: otherwise the fast path would be dead)."""
+    from codec import levels
+
+    taken = 0
+    for trial in range(48):
+        rows, cols = int(rng.integers(1, 12)), int(rng.choice([1, 3, 9, 40, 301]))
+        scale = float(rng.choice([0.3, 2, 9, 60]))
+        q = np.rint(rng.laplace(0, scale, (rows, cols))).astype(np.int64)
+        if trial % 5 == 0:
+            q.reshape(-1)[int(rng.integers(0, q.size))] = int(rng.choice([300, -5000, 1 << 40]))  # an escape
+        if trial % 7 == 0:
+            q[:] = 0
+        version = 2 if trial % 6 == 0 else 3
+        adaptive = ("never", "always", "auto")[trial % 3] if version == 3 else None
+        payload = levels.encode_levels(q, rows, cols, version=version, adaptive=adaptive,
+                                       max_classes=int(rng.choice([1, 4, 16])))
+        n = rows * cols
+        steps = np.linspace(0.5, 2, rows).astype(np.float32)
+        zps = np.arange(rows, dtype=np.int64) - 2
+        book = np.linspace(-1, 1, 64).astype(np.float32)
+        kinds = [(0, np.int64, (None, None, None)), (3, np.int32, (None, None, None)),
+                 (4, np.int16, (None, None, None)), (1, np.float32, (steps, zps, None)), (5, np.float32, (steps,
+                                                                                                          None, None))]
+        if q.min() >= 0 and q.max() < 64:
+            kinds.append((2, np.float32, (None, None, book)))
+        damaged = bytearray(payload)
+        damaged[int(rng.integers(0, len(damaged)))] ^= 1 << int(rng.integers(0, 8))
+        cases = [payload, payload[:-1], payload[:-2], payload[: len(payload) // 2], bytes(damaged),
+                 rng.bytes(int(rng.integers(0, 30)))]
+        for data in cases:
+            for kind, dtype, (sc, zp, cb) in kinds:
+                got = check("rans", "decode_payload", data, rows, cols, version, kind, None, sc, zp, cb)
+                want = _element_path(data, rows, cols, version, kind, None, sc, zp, cb)
+                if got is None:  # a valid payload of one chunk is taken, unless its levels do not fit the output
+                    assert data is not payload or not isinstance(want, np.ndarray), (trial, kind)
+                    continue
+                taken += 1
+                assert isinstance(want, np.ndarray), (trial, kind, want)  # taken only what the reader takes
+                assert got.dtype == dtype and got.tobytes() == want.tobytes(), (trial, kind)
+            # into a given array: written in place; a wrong one is not taken
+            out = np.full(n, -7, np.int64)
+            got = check("rans", "decode_payload", data, rows, cols, version, 0, out)
+            assert got is None or got.tobytes() == _element_path(data, rows, cols, version, 0, None, None, None,
+                                                                  None).tobytes()
+        for wrong in (np.empty(n + 1, np.int64), np.empty(n, np.int32), np.empty((n, 1), np.int64)):
+            assert check("rans", "decode_payload", payload, rows, cols, version, 0, wrong) is None
+    assert taken > 200
+    q = np.arange(12, dtype=np.int64).reshape(3, 4)
+    payload = levels.encode_levels(q, 3, 4)
+    for args in ((payload, 3, 4, 1, 0), (payload, 0, 4, 3, 0), (payload, 3, 4, 3, 9), (payload, 3, 4, 3, 1),
+                 (payload, 3, 4, 3, 1, None, np.ones(2, np.float32), np.zeros(3, np.int64)), (payload, 3, 4, 3, 2)):
+        assert check("rans", "decode_payload", *args) is None  # version 1, empty, unknown kind, missing inputs
 
 
 def _rans_states_and_simd(rng):

@@ -38,6 +38,29 @@ cdef extern from "rans_impl.h" nogil:
                   size_t codebook_size, int nstates, int simd)
     int lc_cpu_has_avx2()
 
+cdef extern from "payload_impl.h" nogil:
+    enum:
+        LP_OK
+        LP_NO_MEMORY
+    ctypedef struct lp_payload:
+        int escape_limit
+        int classes
+        int states
+        int model
+        int eg_order
+        uint32_t freq[4096]
+        size_t nesc
+        int64_t *escapes
+        uint32_t state[32]
+        size_t words_at
+        size_t nwords
+    int lp_parse(const uint8_t *buf, size_t nbytes, size_t rows, size_t cols, int version, lp_payload *p,
+                 uint8_t *row_class)
+    int la_decode(const uint8_t *words, size_t nwords, uint32_t state, size_t rows, size_t cols, int E, int k0,
+                  const int64_t *escapes, size_t nesc, int out_kind, int64_t *out_i64, float *out_f32,
+                  const float *scale, const int64_t *zero_point, const float *codebook, size_t codebook_size,
+                  size_t *at)
+
 include "lc_out.pxi"
 
 lc_dq_init()  # the trellis block table of LC_OUT_DQ (once, at import, under the GIL)
@@ -139,7 +162,9 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
     cdef const uint32_t[:, ::1] tfc = np.ascontiguousarray(fc, dtype=np.uint32)
     cdef const uint8_t[:, ::1] tsy = np.ascontiguousarray(sy, dtype=np.uint8)
     cdef const uint8_t[::1] rc = np.ascontiguousarray(row_class, dtype=np.uint8).reshape(-1)
-    _check_decode_args(tfc.shape[0], tsy.shape[0], row_class, rows, cols)
+    if type(row_class) is not np.ndarray or row_class.dtype != np.uint8:  # as the reference sees it
+        _check_row_class(tfc.shape[0], tsy.shape[0], row_class, rows, cols)
+    _check_decode_args(tfc.shape[0], tsy.shape[0], rc, rows, cols)
     cdef const int64_t[::1] esc = np.ascontiguousarray(np.asarray(escapes, dtype=np.int64).reshape(-1))
     cdef size_t nwords = w.shape[0] // 2
     cdef int result
@@ -158,10 +183,26 @@ def decode(words, states, fc, sy, row_class, Py_ssize_t rows, Py_ssize_t cols, i
     return 0, 0, out
 
 
-def _check_decode_args(Py_ssize_t K, Py_ssize_t K_sy, row_class, Py_ssize_t rows, Py_ssize_t cols):
+def _check_row_class(Py_ssize_t K, Py_ssize_t K_sy, row_class, Py_ssize_t rows, Py_ssize_t cols):
     rc = np.asarray(row_class).reshape(-1)
     if rows and cols and (K == 0 or K_sy != K or rc.size < rows or (rc.size and int(rc[:rows].max()) >= K)):
         raise ValueError("fc, sy and row_class must give a table to every row")
+
+
+cdef int _check_decode_args(Py_ssize_t K, Py_ssize_t K_sy, const uint8_t[::1] rc, Py_ssize_t rows,
+                            Py_ssize_t cols) except -1:
+    # a loop, not numpy's max: a small layer's fixed cost
+    cdef Py_ssize_t r
+    cdef uint8_t top = 0
+    if rows and cols:
+        if K == 0 or K_sy != K or rc.shape[0] < rows:
+            raise ValueError("fc, sy and row_class must give a table to every row")
+        for r in range(rows):
+            if rc[r] > top:
+                top = rc[r]
+        if top >= K:
+            raise ValueError("fc, sy and row_class must give a table to every row")
+    return 0
 
 
 def freq_rows_from_codes(codes):
@@ -326,3 +367,85 @@ def symbols(q, Py_ssize_t rows, Py_ssize_t cols):
     if a.dtype == np.int32:
         return _symbols[int32_t](np.ascontiguousarray(a), rows, cols)
     return _symbols[int64_t](np.ascontiguousarray(a, dtype=np.int64), rows, cols)
+
+
+_PAYLOAD_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16, LC_OUT_AFFINE: np.float32,
+                   LC_OUT_CODEBOOK: np.float32, LC_OUT_DQ: np.float32}
+
+
+def decode_payload(payload, Py_ssize_t rows, Py_ssize_t cols, int version, int out_kind, out=None, scale=None,
+                   zero_point=None, codebook=None):
+    """A small layer's whole levels_payload() in one call: the decoded array, or None where this path
+    does not take the payload (see the reference)."""
+    dtype = _PAYLOAD_DTYPES.get(out_kind)
+    if dtype is None or rows <= 0 or cols <= 0:
+        return None
+    cdef Py_ssize_t n = rows * cols
+    if n // cols != rows:
+        return None
+    if out is None:
+        out = np.empty(n, dtype=dtype)
+    elif (type(out) is not np.ndarray or out.dtype != dtype or out.shape != (n,) or not out.flags.c_contiguous
+          or not out.flags.writeable):
+        return None
+    if out_kind in (LC_OUT_AFFINE, LC_OUT_DQ) and (scale is None or len(scale) < rows):
+        return None
+    if out_kind == LC_OUT_AFFINE and (zero_point is None or len(zero_point) < rows):
+        return None
+    if out_kind == LC_OUT_CODEBOOK and codebook is None:
+        return None
+    cdef const uint8_t[::1] buf = memoryview(payload).cast("B")
+    cdef size_t nbytes = buf.shape[0]
+    cdef lp_payload *p = <lp_payload *>malloc(sizeof(lp_payload))
+    cdef uint8_t *rc = <uint8_t *>malloc(rows)
+    cdef uint32_t *fc = NULL
+    cdef uint8_t *sy = NULL
+    cdef int status = -1
+    cdef int simd = _simd_enabled
+    cdef int j
+    cdef size_t at = 0, e
+    cdef LcOut o
+    if p == NULL or rc == NULL:
+        free(p)
+        free(rc)
+        raise MemoryError
+    p.escapes = NULL
+    try:
+        keep = lc_out_pointers(out_kind, out, scale, zero_point, codebook, &o)
+        with nogil:
+            status = lp_parse(&buf[0] if nbytes else NULL, nbytes, rows, cols, version, p, rc)
+        if status == LP_NO_MEMORY:
+            raise MemoryError
+        if status != LP_OK:
+            return None
+        if out_kind in (LC_OUT_I32, LC_OUT_I16):  # the levels must fit (E <= 127: only escapes may not)
+            bound = (1 << 31) if out_kind == LC_OUT_I32 else (1 << 15)
+            for e in range(p.nesc):
+                if not -bound <= p.escapes[e] < bound:
+                    return None
+        if p.model == 1:
+            with nogil:
+                status = la_decode(&buf[p.words_at], p.nwords, p.state[0], rows, cols, p.escape_limit, p.eg_order,
+                                   p.escapes, p.nesc, out_kind, o.i64, o.f32, o.scale, o.zero_point, o.codebook,
+                                   o.codebook_size, &at)
+        else:
+            for j in range(p.states):
+                if p.state[j] < LC_RANS_L:
+                    return None
+            fc = <uint32_t *>malloc(p.classes * (2 * p.escape_limit + 2) * sizeof(uint32_t))
+            sy = <uint8_t *>malloc(p.classes * LC_PROB_SCALE)
+            if fc == NULL or sy == NULL:
+                raise MemoryError
+            with nogil:
+                lc_build_tables(p.freq, p.classes, 2 * p.escape_limit + 2, fc, sy)
+                status = lc_decode(&buf[p.words_at] if p.nwords else NULL, p.nwords, p.state, fc,
+                                   2 * p.escape_limit + 2, sy, rc, rows, cols, p.escape_limit, p.escapes, p.nesc,
+                                   out_kind, o.i64, o.f32, o.scale, o.zero_point, o.codebook, o.codebook_size,
+                                   p.states, simd)
+        return out if status == 0 else None
+    finally:
+        free(p.escapes)
+        free(p)
+        free(rc)
+        free(fc)
+        free(sy)

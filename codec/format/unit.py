@@ -233,12 +233,12 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[in
     body.pos = UNIT_PREFIX_SIZE * 8
     pad = padding_size(unit_offset + header_size, version=version, unit_type=UnitType.INDEX)
     if unit_type == UnitType.LAYER:
-        layer = read_layer_header(body, limits, layer_position)
-        pad = padding_size(unit_offset + header_size, version=version, coding_mode=layer.coding_mode)
+        fields = _read_layer_fields(body, limits, layer_position)
+        pad = padding_size(unit_offset + header_size, version=version, coding_mode=fields[5])
         payload_offset = unit_offset + header_size + pad
-        layer = dataclasses.replace(layer, unit_offset=unit_offset, unit_header_size=header_size,
-                                    payload_offset=payload_offset, payload_size=payload_size,
-                                    payload_crc32c=payload_crc, levels_version=levels_version(*version))
+        # built once with where it lies (dataclasses.replace is a small layer's measurable cost)
+        layer = LayerHeader(*fields[:8], unit_offset, header_size, payload_offset, payload_size, payload_crc,
+                            *fields[8:], levels_version=levels_version(*version))
         finish_structure(body, version, "layer_header")
     elif unit_type == UnitType.INDEX:
         finish_structure(body, version, "index_header")
@@ -265,6 +265,13 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[in
 
 def read_layer_header(r, limits: Limits, layer_position) -> LayerHeader:
     """Read ``layer_header()`` (section 5.2); the caller fills in where the unit lies."""
+    fields = _read_layer_fields(r, limits, layer_position)
+    return LayerHeader(*fields[:8], 0, 0, 0, 0, 0, *fields[8:])
+
+
+def _read_layer_fields(r, limits: Limits, layer_position) -> tuple:
+    """The fields of ``layer_header()`` in LayerHeader's order, without the unit's placement:
+    layer_index .. mode_params, then local_qp_set_offset and mode_params_offset."""
     start = r.pos
     layer_index = r.ue(0, "layer_index")
     if layer_position is not None and layer_index != layer_position:
@@ -304,5 +311,5 @@ def read_layer_header(r, limits: Limits, layer_position) -> LayerHeader:
     mode_params_size = r.u32le("mode_params_size")
     mode_params_offset = r.base_offset + r.pos // 8
     mode_params = r.b(mode_params_size, "mode_params")
-    return LayerHeader(layer_index, layer_name, layer_kind, tuple(shape), layer_dtype, coding_mode, local_qp,
-                       mode_params, 0, 0, 0, 0, 0, local_qp_offset, mode_params_offset)
+    return (layer_index, layer_name, layer_kind, tuple(shape), layer_dtype, coding_mode, local_qp, mode_params,
+            local_qp_offset, mode_params_offset)

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import CodecError, FormatError
 
 __all__ = ["LC_STATES", "LC_MAX_STATES", "LC_PROB_BITS", "LC_PROB_SCALE", "LC_RANS_L", "LC_OUT_I64", "LC_OUT_AFFINE",
-           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "LC_OUT_DQ", "ERRORS", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "symbols", "read_tables", "freq_rows_from_codes",
+           "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "LC_OUT_DQ", "ERRORS", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "symbols", "read_tables", "freq_rows_from_codes", "decode_payload",
            "build_tables", "encode", "decode", "simd_available", "set_simd", "count_symbols"]
 
 #: Number of interleaved 32-bit states of a version 1 payload (element i uses state i mod
@@ -372,3 +372,125 @@ def _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, 
     if any(x != LC_RANS_L for x in st):
         return LC_ERR_FINAL_STATE, 0, 0
     return LC_OK, 0, out
+
+
+_PAYLOAD_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16, LC_OUT_AFFINE: np.float32,
+                   LC_OUT_CODEBOOK: np.float32, LC_OUT_DQ: np.float32}
+
+
+def _parse_payload(data, rows: int, cols: int, version: int):
+    """The elements of a ``levels_payload()`` (spec 7.4) of the common kind, for :func:`decode_payload`:
+    (E, K, lc_model, k0, freqs, row_class, escapes, states, byte offset of the words), or None for a payload
+    of another kind or one that breaks any rule: a version 1 payload (version 1 = spec 7.2), an empty grid,
+    more than one chunk, an escape magnitude of 2^62 or more, and everything the reader rejects."""
+    from .bitio import BitReader
+
+    if version not in (2, 3) or rows <= 0 or cols <= 0:
+        return None
+    n = rows * cols
+    buf = memoryview(data).cast("B")
+    r = BitReader(buf)
+    try:
+        E = r.ue(0)
+        if E > 127:
+            return None
+        alphabet = 2 * E + 2
+        K = r.u(4) + 1
+        log2 = r.u(3)
+        model = r.u(2)
+        if log2 > 5 or model > 1 or (version == 2 and model != 0):
+            return None
+        S, k0 = 1 << log2, 0
+        row_class = np.zeros(rows, dtype=np.uint8)
+        freqs = None
+        if model == 1:
+            if K != 1 or S != 1:
+                return None
+            k0 = r.u(3)
+        else:
+            got = read_tables(buf, r.pos, K, alphabet)
+            if got is None:
+                return None
+            r.pos, freqs = got
+            used = [0]
+            if K > 1:
+                row_class = r.u_array((K - 1).bit_length(), rows).astype(np.uint8)
+                if int(row_class.max()) >= K:
+                    return None
+                used = np.unique(row_class).tolist()
+            if any(not freqs[k].any() for k in used):  # a used class with an empty table
+                return None
+        count = r.ue(0)
+        if count > n or count * 2 > r.bits_left():
+            return None
+        escapes = []
+        for _ in range(count):
+            negative = r.u(1)
+            magnitude = r.ue(0)
+            if magnitude >= 1 << 62:
+                return None
+            escapes.append(-(magnitude + E + 1) if negative else magnitude + E + 1)
+        if r.ue(0) != 0:  # lc_num_chunks_minus1: one chunk
+            return None
+        r.byte_alignment()
+    except CodecError:
+        return None
+    at = r.pos // 8
+    if 4 * S > len(buf) - at:
+        return None
+    states = [int.from_bytes(buf[at + 4 * j:at + 4 * j + 4], "little") for j in range(S)]
+    at += 4 * S
+    left = len(buf) - at
+    if left % 2 or left // 2 > (n * 14 if model == 1 else n):  # 14: LA_MAX_BINS
+        return None
+    return E, K, model, k0, freqs, row_class, escapes, states, at
+
+
+def decode_payload(payload, rows: int, cols: int, version: int, out_kind: int, out=None, scale=None,
+                   zero_point=None, codebook=None):
+    """Decode a small layer's whole ``levels_payload()`` (``version`` 2 or 3, one chunk) into ``out`` (or a new
+    array of ``out_kind``'s dtype) as :func:`decode` and the adaptive decoder do, in one call: the array, or
+    None where this path does not take the payload. None for every payload :func:`_parse_payload` does not
+    take, for an ``out`` that is not a writable contiguous array of the grid's size and dtype, for missing or
+    short ``scale`` / ``zero_point`` / ``codebook``, for an escape that does not fit an int32 / int16 output, and
+    for any status the decoder returns: the caller then reads and decodes the payload element by element,
+    which raises the error with its syntax path (the compiled twin is this layer's whole fixed cost; the
+    reader's path costs several times a small layer's levels)."""
+    dtype = _PAYLOAD_DTYPES.get(out_kind)
+    if dtype is None or rows <= 0 or cols <= 0:
+        return None
+    n = rows * cols
+    if n >= 1 << 63:  # (the compiled twin's size_t)
+        return None
+    if out is None:
+        out = np.empty(n, dtype=dtype)
+    elif (type(out) is not np.ndarray or out.dtype != dtype or out.shape != (n,) or not out.flags.c_contiguous
+          or not out.flags.writeable):
+        return None
+    if out_kind in (LC_OUT_AFFINE, LC_OUT_DQ) and (scale is None or len(scale) < rows):
+        return None
+    if out_kind == LC_OUT_AFFINE and (zero_point is None or len(zero_point) < rows):
+        return None
+    if out_kind == LC_OUT_CODEBOOK and codebook is None:
+        return None
+    parsed = _parse_payload(payload, rows, cols, version)
+    if parsed is None:
+        return None
+    E, K, model, k0, freqs, row_class, escapes, states, at = parsed
+    if out_kind in (LC_OUT_I32, LC_OUT_I16):
+        bound = 1 << 31 if out_kind == LC_OUT_I32 else 1 << 15
+        if any(not -bound <= e < bound for e in escapes):
+            return None
+    words = memoryview(payload).cast("B")[at:]
+    if model == 1:
+        from . import adaptive
+
+        status = adaptive.decode(words, states[0], rows, cols, E, k0, escapes, out_kind, out, scale, zero_point,
+                                 codebook)[0]
+    else:
+        if min(states) < LC_RANS_L:
+            return None
+        fc, sy = build_tables(freqs)
+        status = decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, out, scale, zero_point,
+                        codebook)[0]
+    return out if status == 0 else None
