@@ -71,10 +71,8 @@ class QuantParams:
 
     def over(self, base: "QuantParams") -> "QuantParams":
         """Return this set with absent fields taken from ``base`` (local over global)."""
-        out = {}
-        for name in _QP_FIELDS:
-            mine = getattr(self, name)
-            out[name] = mine if mine is not None else getattr(base, name)
+        theirs = base.__dict__  # (the fields, in order: one dict pass, a small layer's fixed cost)
+        out = {name: mine if mine is not None else theirs[name] for name, mine in self.__dict__.items()}
         # granularity and axis, density and qps travel together
         if self.granularity is not None:
             out["axis"] = self.axis

@@ -68,8 +68,13 @@ def _decode_layer(header: LayerHeader, payload, *, verify: bool, limits: Limits,
     # levels come back as int64: bound by the larger of the two
     nbytes = header.num_elements * max(storage.itemsize, 8 if levels else 0)
     limits.check("max_decoded_bytes", nbytes, path=f"{header.path}.layer_dim")
-    with memory_for(header, nbytes):
+    if nbytes > _PROBE_BYTES:
+        with memory_for(header, nbytes):
+            return mode.decode(header, payload, verify=verify, global_qp=global_qp, levels=levels, format=format)
+    try:  # memory_for without its generator (nothing to reserve): a small layer's fixed cost
         return mode.decode(header, payload, verify=verify, global_qp=global_qp, levels=levels, format=format)
+    except MemoryError:
+        raise _no_memory(header, nbytes) from None
 
 
 class _UnitMetadata:
@@ -205,9 +210,13 @@ def memory_for(header: LayerHeader, nbytes: int):
                 raise MemoryError from None
         yield
     except MemoryError:
-        raise LimitError(f"not enough memory to decode {header.num_elements} elements ({nbytes} bytes and "
-                         "working buffers); lower Limits.max_decoded_bytes to refuse such layers up front",
-                         path=f"{header.path}.layer_dim") from None
+        raise _no_memory(header, nbytes) from None
+
+
+def _no_memory(header: LayerHeader, nbytes: int) -> LimitError:
+    return LimitError(f"not enough memory to decode {header.num_elements} elements ({nbytes} bytes and "
+                      "working buffers); lower Limits.max_decoded_bytes to refuse such layers up front",
+                      path=f"{header.path}.layer_dim")
 
 
 def _global_qp(network_header: NetworkHeader) -> QuantParams:

@@ -184,6 +184,7 @@ def _rans():
     _rans_read_tables(rng)
     _rans_count_symbols(rng)
     _rans_decode_payload(rng)
+    _rans_decode_payload_rules()
 
 
 def _count(sym, group, start, cols, hist):
@@ -355,6 +356,88 @@ def _rans_decode_payload(rng):
     for args in ((payload, 3, 4, 1, 0), (payload, 0, 4, 3, 0), (payload, 3, 4, 3, 9), (payload, 3, 4, 3, 1),
                  (payload, 3, 4, 3, 1, None, np.ones(2, np.float32), np.zeros(3, np.int64)), (payload, 3, 4, 3, 2)):
         assert check("rans", "decode_payload", *args) is None  # version 1, empty, unknown kind, missing inputs
+
+
+def _hand_payload(*, E=1, K=1, log2_states=0, model=0, k0=0, tables=None, row_class=(), escapes=(),
+                  chunks_minus1=0, align=0, states=None, words=b""):
+    """A version 2 levels_payload() written field by field (spec 7.4), valid or not."""
+    from codec import levels
+
+    w = bitio_reference.BitWriter()
+    w.ue(0, E)
+    w.u(4, K - 1)
+    w.u(3, log2_states)
+    w.u(2, model)
+    if model == 1:
+        w.u(3, k0)
+    else:
+        for codes in tables:
+            levels.write_table(w, codes)
+        for c in row_class:
+            w.u((K - 1).bit_length(), c)
+    w.ue(0, len(escapes))
+    for e in escapes:
+        w.u(1, 1 if e < 0 else 0)
+        w.ue(0, abs(e) - E - 1)
+    w.ue(0, chunks_minus1)
+    if align:
+        w.u(1, 1)  # a one where byte_alignment() wants zero bits (then the rest of the byte)
+    w.byte_alignment()
+    data = w.getvalue()
+    for x in states if states is not None else [1 << 16] * (1 << log2_states):
+        data += int(x).to_bytes(4, "little")
+    return data + words
+
+
+def _one_symbol(alphabet, symbol):
+    codes = [0] * alphabet
+    codes[symbol] = 1
+    return codes
+
+
+def _rans_decode_payload_rules():
+    """Payloads that break one rule of spec 7.4 each, built by hand so that the decoder alone would not
+    notice (single-symbol tables read no words): decode_payload takes none of them (the reader rejects
+    them), and takes the same payloads with the rule kept."""
+    from codec import levels
+
+    def expect(payload, rows, cols, *, version=3, taken):
+        got = check("rans", "decode_payload", payload, rows, cols, version, 0)
+        want = _element_path(payload, rows, cols, version, 0, None, None, None, None)
+        if taken:
+            assert got is not None and isinstance(want, np.ndarray) and got.tobytes() == want.tobytes()
+        else:
+            assert got is None and not isinstance(want, np.ndarray), want
+
+    # E: the largest escape limit, one past it (its alphabet, 2E + 2, would not fit the kernel's tables)
+    for E, ok in ((127, True), (128, False), (200, False)):
+        expect(_hand_payload(E=E, tables=[_one_symbol(2 * E + 2, E + 3)]), 2, 3, taken=ok)
+    # row classes: each within K, each used class with a non-empty table (K = 1 too)
+    three = [_one_symbol(6, 1), _one_symbol(6, 2), _one_symbol(6, 4)]
+    expect(_hand_payload(E=2, K=3, tables=three, row_class=[0, 1, 2, 2]), 4, 5, taken=True)
+    expect(_hand_payload(E=2, K=3, tables=three, row_class=[0, 1, 3, 2]), 4, 5, taken=False)
+    expect(_hand_payload(E=2, K=3, tables=[three[0], [0] * 6, three[2]], row_class=[0, 0, 2, 2]), 4, 5, taken=True)
+    expect(_hand_payload(E=2, K=3, tables=[three[0], [0] * 6, three[2]], row_class=[0, 1, 2, 2]), 4, 5, taken=False)
+    expect(_hand_payload(E=2, tables=[[0] * 6]), 4, 5, taken=False)
+    # byte_alignment's zero bits; the states' and the words' bytes
+    expect(_hand_payload(E=2, tables=[three[0]], align=1), 4, 5, taken=False)
+    expect(_hand_payload(E=2, tables=[three[0]], log2_states=2), 4, 5, taken=True)
+    expect(_hand_payload(E=2, tables=[three[0]], log2_states=2)[:-1], 4, 5, taken=False)
+    expect(_hand_payload(E=2, tables=[three[0]], log2_states=6, states=[1 << 16] * 64), 4, 5, taken=False)
+    expect(_hand_payload(E=2, tables=[three[0]], words=b"\x00" * 42), 4, 5, taken=False)  # 21 words > 20 levels
+    expect(_hand_payload(E=2, tables=[three[0]], states=[(1 << 16) - 1]), 4, 5, taken=False)
+    # escapes: their count within the levels and the bits left
+    expect(_hand_payload(E=2, tables=[_one_symbol(6, 5)], escapes=[7] * 20), 4, 5, taken=True)
+    expect(_hand_payload(E=2, tables=[_one_symbol(6, 5)], escapes=[7] * 21), 4, 5, taken=False)
+    # one chunk only (two chunks decode the element-by-element way)
+    assert check("rans", "decode_payload", _hand_payload(E=2, tables=[three[0]], chunks_minus1=1), 4, 5, 3, 0) is None
+    # lc_model 1: not in a 2.0 file (version 2), and only with one class and one state
+    adaptive = levels.encode_levels(np.arange(-10, 10).reshape(4, 5), 4, 5, adaptive="always")
+    expect(adaptive, 4, 5, taken=True)
+    expect(adaptive, 4, 5, version=2, taken=False)
+    expect(_hand_payload(E=2, K=2, model=1), 4, 5, taken=False)
+    expect(_hand_payload(E=2, model=1, log2_states=1), 4, 5, taken=False)
+    expect(_hand_payload(E=2, model=2, tables=[three[0]]), 4, 5, taken=False)
 
 
 def _rans_states_and_simd(rng):

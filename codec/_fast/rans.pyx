@@ -432,8 +432,10 @@ def decode_payload(payload, Py_ssize_t rows, Py_ssize_t cols, int version, int o
             for j in range(p.states):
                 if p.state[j] < LC_RANS_L:
                     return None
-            fc = <uint32_t *>malloc(p.classes * (2 * p.escape_limit + 2) * sizeof(uint32_t))
-            sy = <uint8_t *>malloc(p.classes * LC_PROB_SCALE)
+            # room (zeroed: empty tables) for every class a row's u(B) can name, not only the K checked
+            nclass = 1 << (p.classes - 1).bit_length()
+            fc = <uint32_t *>calloc(nclass * (2 * p.escape_limit + 2), sizeof(uint32_t))
+            sy = <uint8_t *>calloc(nclass, LC_PROB_SCALE)
             if fc == NULL or sy == NULL:
                 raise MemoryError
             with nogil:

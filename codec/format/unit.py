@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import struct
 
 from .. import _backend
 from ..errors import EncodeError, FormatError, LimitError, UnsupportedError
@@ -202,6 +203,10 @@ def write_layer_header(*, layer_index: int, layer_name: str, layer_kind: int, la
     return w.getvalue()
 
 
+#: unit_type, unit_header_size, unit_payload_size and unit_payload_crc32c, after the start code
+_UNIT_PREFIX_TAIL = struct.Struct("<BIQI")
+
+
 def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[int, int] = (VERSION_MAJOR, VERSION_MINOR),
                      layer_position: int | None = None, trace=None) -> UnitHeader:
     """Read ``unit()`` up to the payload from ``buf`` (starting at file offset ``unit_offset``).
@@ -212,15 +217,20 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[in
     """
     path = "unit" if layer_position is None else f"layers[{layer_position}]"
     prefix = take(buf, UNIT_PREFIX_SIZE, path=path, base_offset=unit_offset)
-    r = _backend.bit_reader(prefix, unit_offset, path, trace)
-    start_code = r.b(3, "unit_start_code")
+    if trace is None:  # the fixed-size fields in one unpack (a small layer's fixed cost)
+        start_code = bytes(prefix[:3])
+        unit_type, header_size, payload_size, payload_crc = _UNIT_PREFIX_TAIL.unpack_from(prefix, 3)
+    else:
+        r = _backend.bit_reader(prefix, unit_offset, path, trace)
+        start_code = r.b(3, "unit_start_code")
     if start_code != UNIT_START_CODE:
         raise FormatError(f"bad unit_start_code {start_code!r}", path=f"{path}.unit_start_code",
                           bit_offset=unit_offset * 8)
-    unit_type = r.u8("unit_type", enum=UnitType)
-    header_size = r.u32le("unit_header_size")
-    payload_size = r.u64le("unit_payload_size")
-    payload_crc = r.u32le("unit_payload_crc32c")
+    if trace is not None:
+        unit_type = r.u8("unit_type", enum=UnitType)
+        header_size = r.u32le("unit_header_size")
+        payload_size = r.u64le("unit_payload_size")
+        payload_crc = r.u32le("unit_payload_crc32c")
     if header_size < MIN_UNIT_HEADER_SIZE:
         raise FormatError(f"unit_header_size {header_size} is smaller than {MIN_UNIT_HEADER_SIZE}",
                           path=f"{path}.unit_header_size", bit_offset=(unit_offset + 4) * 8)
@@ -231,7 +241,7 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[in
     layer = None
     body = _backend.bit_reader(header[: header_size - CRC_SIZE], unit_offset, path, trace)
     body.pos = UNIT_PREFIX_SIZE * 8
-    pad = padding_size(unit_offset + header_size, version=version, unit_type=UnitType.INDEX)
+    pad = 0
     if unit_type == UnitType.LAYER:
         fields = _read_layer_fields(body, limits, layer_position)
         pad = padding_size(unit_offset + header_size, version=version, coding_mode=fields[5])
@@ -241,22 +251,26 @@ def read_unit_header(buf, unit_offset: int, limits: Limits, *, version: tuple[in
                             *fields[8:], levels_version=levels_version(*version))
         finish_structure(body, version, "layer_header")
     elif unit_type == UnitType.INDEX:
+        pad = padding_size(unit_offset + header_size, version=version, unit_type=UnitType.INDEX)
         finish_structure(body, version, "index_header")
     elif is_metadata_unit(unit_type, version):
         finish_structure(body, version, "metadata_unit_header")  # unit_header_data is empty (section 5.7)
         pad = 0
     elif unit_type & UNIT_ANCILLARY_BIT:
+        pad = padding_size(unit_offset + header_size, version=version, unit_type=UnitType.INDEX)
         body.view(body.bits_left() // 8, "unit_header_data")  # an unknown ancillary unit: skipped
     else:
         raise UnsupportedError(f"unknown critical unit_type 0x{unit_type:02x}", path=f"{path}.unit_type",
                                bit_offset=(unit_offset + 3) * 8)
-    tail = _backend.bit_reader(header, unit_offset, path, trace)
-    tail.pos = (header_size - CRC_SIZE) * 8
-    tail.u32le("unit_header_crc32c")
-    padding = take(buf[header_size:], pad, path=f"{path}.unit_padding", base_offset=unit_offset + header_size)
-    if any(padding):
-        raise FormatError("unit_padding bytes are not zero", path=f"{path}.unit_padding",
-                          bit_offset=(unit_offset + header_size) * 8)
+    if trace is not None:  # the checksum, checked above, as a traced field
+        tail = _backend.bit_reader(header, unit_offset, path, trace)
+        tail.pos = (header_size - CRC_SIZE) * 8
+        tail.u32le("unit_header_crc32c")
+    if pad:
+        padding = take(buf[header_size:], pad, path=f"{path}.unit_padding", base_offset=unit_offset + header_size)
+        if any(padding):
+            raise FormatError("unit_padding bytes are not zero", path=f"{path}.unit_padding",
+                              bit_offset=(unit_offset + header_size) * 8)
     if trace is not None and pad:
         trace.append(Field(f"{path}.unit_padding", (unit_offset + header_size) * 8, pad * 8, f"b({pad})", bytes(pad)))
     return UnitHeader(unit_type, header_size, payload_size, payload_crc, unit_offset, unit_offset + header_size + pad,

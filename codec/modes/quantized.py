@@ -183,5 +183,8 @@ class QuantizedMode(Mode):
 def _per_row(values: np.ndarray, rows: int, dtype) -> np.ndarray:
     """``values`` (one, or one per row) as a contiguous array of one per row."""
     if values.size == 1:
-        return np.full(rows, values.reshape(-1)[0], dtype=dtype)
+        value = values.reshape(-1)[0]
+        if value == 0 and values.dtype.kind in "iu":
+            return np.zeros(rows, dtype=dtype)  # (the usual zero point: np.full costs a small layer more)
+        return np.full(rows, value, dtype=dtype)
     return np.ascontiguousarray(values, dtype=dtype)
