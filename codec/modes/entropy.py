@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _backend
 from ..dtypes import INTEGER_DTYPES, storage_dtype, user_array
 from ..errors import EncodeError, FormatError
 from ..format.constants import CodingMode, DType
-from ..levels import LC_MAX_CLASSES, ArrayLevels, decode_level_rows, decode_levels, level_grid, levels_summary, trace_levels_payload, \
-    write_levels
+from ..levels import (LC_MAX_CLASSES, LC_OUT_I16, LC_OUT_I32, ArrayLevels, decode_level_rows, decode_levels, level_grid,
+                      levels_summary, trace_levels_payload, write_levels)
 from .base import Mode, Param, Plan, chunked_rows, register_mode, rows_header
+
+#: Storage dtypes the level decoder writes directly (its native int32 and int16: little-endian hosts).
+_DIRECT = {np.dtype(np.int32).str: LC_OUT_I32, np.dtype(np.int16).str: LC_OUT_I16}
 
 #: The level coder's row-class bound, shared by the level-coded modes.
 MAX_CLASSES = Param("max_classes", (int,), "most row classes the level coder may use (each has its own table)",
@@ -41,6 +45,14 @@ class EntropyMode(Mode):
     def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
         self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
         rows, cols = level_grid(header.layer_shape)
+        storage = storage_dtype(header)
+        kind = _DIRECT.get(storage.str)
+        if kind is not None:
+            # straight into int32 / int16, where every value the kernel can write fits (it takes a payload
+            # only when its escapes do): no int64 array, no range pass; anything else the way below
+            flat = _backend.rans.decode_payload(payload, rows, cols, header.levels_version, kind)
+            if flat is not None:
+                return user_array(header, flat)
         flat = decode_levels(payload, rows, cols, path=header.payload_path, base_offset=header.payload_offset,
                              version=header.levels_version)
         return user_array(header, self._stored(header, flat))
