@@ -9,6 +9,7 @@ they are stored as byte planes, each plane raw or zstd-compressed, whichever is 
 from __future__ import annotations
 
 import enum
+import threading
 
 import numpy as np
 import zstandard
@@ -233,7 +234,6 @@ def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int
     fused = planes[0][0] == PlaneMode.RAW
     if not fused and kernels.place_exponents(result, centre, ebits, mbits) >= 0:
         raise FormatError("decoded exponent outside its field", **exponent_error)
-    dctx = zstandard.ZstdDecompressor()
     for p, (mode, reader, size, at) in enumerate(planes):
         where = dict(path=f"{path}.fp_plane[{p}].fp_plane_data", bit_offset=at * 8)
         if mode == PlaneMode.ZSTD:
@@ -243,7 +243,7 @@ def _assemble(exponents, exp_at: int, planes, dtype: DType, rows: int, cols: int
                     raise FormatError(f"the plane's frame does not hold {n} bytes", **where)
             except zstandard.ZstdError as exc:
                 raise FormatError(f"zstd frame is corrupt: {exc}", **where) from None
-            pieces = _decompressed(dctx, _Prefixed(head, reader), n, where)
+            pieces = _decompressed(_decompressor(), _Prefixed(head, reader), n, where)
         else:
             if size != n:
                 raise FormatError(f"the plane holds {size} bytes, expected {n}", **where)
@@ -271,6 +271,18 @@ class _Prefixed:
             self.head = self.head[len(chunk):]
             return chunk
         return self.reader.read(n)
+
+
+_local = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    """This thread's zstd context (making one costs ~6-11 us, a small tensor's whole decode time over again;
+    a context serves one frame at a time, so one per thread)."""
+    dctx = getattr(_local, "dctx", None)
+    if dctx is None:
+        dctx = _local.dctx = zstandard.ZstdDecompressor()
+    return dctx
 
 
 def _decompressed(dctx, data, n: int, where: dict):
