@@ -274,35 +274,44 @@ def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0,
 
 def resolve(local: QuantParams, global_: QuantParams, shape: tuple[int, ...], *, path: str) -> Effective:
     """Derive a layer's effective parameters (spec 8.3): local fields over global fields over defaults."""
-    p = local.over(global_)
-    method = p.method or "uniform"
-    bits = p.bits or 8
-    granularity = p.granularity or "tensor"
-    axis = p.axis or 0
+    # local.over(global_)'s fields, read without building that set (a small layer's fixed cost)
+    mine, theirs = local.__dict__, global_.__dict__
+
+    def field(name):
+        value = mine[name]
+        return value if value is not None else theirs[name]
+
+    qps, codebook, zero_points = field("qps"), field("codebook"), field("zero_points")
+    # granularity and axis, density and qps travel together (QuantParams.over)
+    axis = mine["axis"] if mine["granularity"] is not None else field("axis")
+    density = mine["qp_density"] if mine["qps"] is not None else field("qp_density")
+    method = field("method") or "uniform"
+    bits = field("bits") or 8
+    granularity = field("granularity") or "tensor"
+    axis = axis or 0
     channels = 1
     if granularity == "channel":
         if axis >= len(shape):
             raise FormatError(f"qp_axis {axis} does not exist in a tensor of rank {len(shape)}", path=path)
         channels = shape[axis]
-    codebook = None
     if method == "codebook":
-        if p.codebook is None:
+        if codebook is None:
             raise FormatError("codebook method without a codebook", path=path)
-        codebook = np.asarray(p.codebook, dtype=np.float32)
-        return Effective(method, bits, "tensor", 0, 0, (), np.ones(1, np.float32), np.zeros(1, np.int64), codebook)
-    if p.qps is None:
+        return Effective(method, bits, "tensor", 0, 0, (), np.ones(1, np.float32), np.zeros(1, np.int64),
+                         np.asarray(codebook, dtype=np.float32))
+    if qps is None:
         raise FormatError("no step size in the local or global quantization parameters", path=path)
-    if len(p.qps) not in (1, channels):
-        raise FormatError(f"{len(p.qps)} step sizes for {channels} channels", path=path)
-    if p.qp_density is None or p.qp_density > MAX_DENSITY:
-        raise FormatError(f"qp_density {p.qp_density} outside 0..{MAX_DENSITY}", path=path)
-    steps = steps_of_qps(p.qps, p.qp_density)
+    if len(qps) not in (1, channels):
+        raise FormatError(f"{len(qps)} step sizes for {channels} channels", path=path)
+    if density is None or density > MAX_DENSITY:
+        raise FormatError(f"qp_density {density} outside 0..{MAX_DENSITY}", path=path)
+    steps = steps_of_qps(qps, density)
     zps = np.zeros(1, np.int64)
     if method == "uniform_zp":
-        if p.zero_points is None or len(p.zero_points) not in (1, channels):
+        if zero_points is None or len(zero_points) not in (1, channels):
             raise FormatError("uniform_zp needs one zero point per step size", path=path)
-        zps = np.asarray(p.zero_points, dtype=np.int64)
-    return Effective(method, bits, granularity, axis, p.qp_density, tuple(p.qps), steps, zps, codebook)
+        zps = np.asarray(zero_points, dtype=np.int64)
+    return Effective(method, bits, granularity, axis, density, tuple(qps), steps, zps, None)
 
 
 def dequantize(levels: np.ndarray, eff: Effective) -> np.ndarray:

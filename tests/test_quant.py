@@ -313,6 +313,36 @@ def test_floatplanes_compresses_weights_better_than_zstd():
     assert len(fp) < len(z)
 
 
+def test_floatplanes_zstd_context_serves_threads_and_survives_a_corrupt_frame():
+    """floatplanes keeps one zstd context per thread: layers decoded on several threads at once come out
+    whole, and a frame that fails part-way leaves the thread's context fit for the next layer."""
+    from codec import _backend
+    from codec.modes.floatplanes import PlaneMode, read_float_planes_payload
+
+    rng = np.random.default_rng(5)
+    # bfloat16 values held as float32: the low mantissa planes are zero, so zstd codes them
+    tensors = {f"t{i}": (rng.standard_normal((64, 50)) * 0.05).astype(ml_dtypes.bfloat16).astype(np.float32)
+               for i in range(12)}
+    blob = codec.encode(tensors, mode="floatplanes")
+    with codec.open(blob) as r:
+        h = r.header("t3")
+        payload = blob[h.payload_offset:h.payload_offset + h.payload_size]
+        _, planes = read_float_planes_payload(_backend.bit_reader(payload, h.payload_offset, "p"), h.layer_dtype,
+                                              64, 50)
+    zstd_at = [(at, len(data)) for mode, data, at in planes if mode == PlaneMode.ZSTD]
+    assert zstd_at  # the case this test is about
+    for _ in range(3):
+        out = codec.decode(blob, workers=4)
+        assert all(out[k].tobytes() == v.tobytes() for k, v in tensors.items())
+    at, size = zstd_at[0]
+    damaged = bytearray(blob)
+    damaged[at + size - 6] ^= 0xFF  # inside the frame's blocks: the decoder fails part-way
+    with pytest.raises(FormatError, match="zstd"):
+        codec.decode(bytes(damaged), verify=False)
+    out = codec.decode(blob)  # the same thread, its context used again
+    assert all(out[k].tobytes() == v.tobytes() for k, v in tensors.items())
+
+
 def test_floatplanes_errors():
     with pytest.raises(EncodeError, match="codes float tensors"):
         codec.encode({"x": np.arange(3)}, mode="floatplanes")
