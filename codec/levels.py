@@ -44,7 +44,7 @@ from .kernels.rans import (
 from .lazy import PieceArray
 from .spool import Spool
 
-__all__ = ["encode_levels", "write_levels", "code_levels", "set_adaptive", "set_decode_threads", "LevelSource", "ArrayLevels", "decode_levels", "decode_level_rows", "read_levels_payload", "level_grid", "order0_entropy_bits",
+__all__ = ["encode_levels", "write_levels", "code_levels", "set_adaptive", "set_decode_threads", "LevelSource", "ArrayLevels", "decode_levels", "decode_levels_fitting", "decode_level_rows", "read_levels_payload", "level_grid", "order0_entropy_bits",
            "LC_MAX_ESCAPE_LIMIT", "LC_MAX_CLASSES", "LC_MAX_CODE", "LC_LOG_WEIGHTS", "LC_OUT_I64", "LC_OUT_AFFINE",
            "LC_OUT_CODEBOOK", "LC_OUT_I32", "LC_OUT_I16", "LC_OUT_DQ"]
 
@@ -904,6 +904,24 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
     p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols, version=version)
     return _decode_chunks(p, p.chunks, cols, out_kind=out_kind, scale=scale, zero_point=zero_point,
                           codebook=codebook, path=path, out=out, threads=threads)
+
+
+def decode_levels_fitting(payload, rows: int, cols: int, *, out_kind: int, path: str = "unit_payload",
+                          base_offset: int = 0, version: int = 3, threads: int | None = None) -> np.ndarray | None:
+    """:func:`decode_levels` into int32 or int16 (``out_kind`` LC_OUT_I32 or LC_OUT_I16), or None, having
+    decoded nothing, when an escaped level does not fit that type: the caller then decodes the int64 levels
+    and judges them itself. (Every other level fits: lc_escape_limit is at most 127.)"""
+    if out_kind not in (LC_OUT_I32, LC_OUT_I16):
+        raise ValueError("out_kind must be LC_OUT_I32 or LC_OUT_I16")
+    done = _backend.rans.decode_payload(payload, rows, cols, version, out_kind)
+    if done is not None:
+        return done
+    p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols, version=version)
+    info = np.iinfo(_OUT_DTYPES[out_kind])
+    if any(not info.min <= v <= info.max for v in p.escapes):
+        return None
+    return _decode_chunks(p, p.chunks, cols, out_kind=out_kind, scale=None, zero_point=None, codebook=None,
+                          path=path, out=None, threads=threads)
 
 
 def decode_level_rows(payload, rows: int, cols: int, start: int, stop: int, *, out_kind: int = LC_OUT_I64,

@@ -425,3 +425,40 @@ def test_chunks_share_one_spool(monkeypatch):
         assert len(p.chunks) == 6 and len(opened) == 1
         assert p.model == (levels.LC_MODEL_STATIC if adaptive == "never" else levels.LC_MODEL_ADAPTIVE)
         assert np.array_equal(levels.decode_levels(payload, 60, 100), q.reshape(-1))
+
+
+def test_decode_levels_fitting_decodes_narrow_or_declines(monkeypatch):
+    """decode_levels_fitting: the levels as int32 / int16, from one chunk or several, equal to decode_levels';
+    None (nothing decoded) when an escaped level does not fit; and an entropy-mode int32 layer of several
+    chunks round-trips through it."""
+    import codec
+
+    monkeypatch.setattr(levels, "LC_CHUNK_ELEMENTS", 1000)  # chunks of 25 rows here (2^20 levels by default)
+    rng = np.random.default_rng(11)
+    rows, cols = 110, 40
+    q = np.rint(rng.laplace(0, 20, (rows, cols))).astype(np.int64)
+    q[5, 7], q[90, 3] = 30000, -31000  # escapes that fit int16
+    payload = levels.encode_levels(q, rows, cols)
+    assert len(levels.read_levels_payload(levels._backend.bit_reader(payload, 0, "p"), rows, cols).chunks) > 1
+    for kind, dtype in ((levels.LC_OUT_I32, np.int32), (levels.LC_OUT_I16, np.int16)):
+        got = levels.decode_levels_fitting(payload, rows, cols, out_kind=kind)
+        assert got.dtype == dtype and np.array_equal(got, q.reshape(-1))
+    q[9, 9] = 40000  # no longer fits int16; 1 << 40 fits neither
+    payload = levels.encode_levels(q, rows, cols)
+    assert levels.decode_levels_fitting(payload, rows, cols, out_kind=levels.LC_OUT_I16) is None
+    assert np.array_equal(levels.decode_levels_fitting(payload, rows, cols, out_kind=levels.LC_OUT_I32), q.reshape(-1))
+    small = np.array([[1, -2, 1 << 40], [0, 3, 4]], np.int64)
+    assert levels.decode_levels_fitting(levels.encode_levels(small, 2, 3), 2, 3, out_kind=levels.LC_OUT_I32) is None
+    with pytest.raises(ValueError, match="out_kind"):
+        levels.decode_levels_fitting(payload, rows, cols, out_kind=levels.LC_OUT_I64)
+    # damage is reported as decode_levels reports it (the same reader)
+    bad = bytearray(payload)
+    bad[len(bad) // 2] ^= 0x5A
+    with pytest.raises(CodecError) as wide:
+        levels.decode_levels(bytes(bad), rows, cols)
+    with pytest.raises(CodecError) as narrow:
+        levels.decode_levels_fitting(bytes(bad), rows, cols, out_kind=levels.LC_OUT_I32)
+    assert (type(narrow.value), str(narrow.value)) == (type(wide.value), str(wide.value))
+    t = q.astype(np.int32)
+    out = codec.decode(codec.encode({"t": t}, mode="entropy"))["t"]
+    assert out.dtype == np.int32 and np.array_equal(out, t)

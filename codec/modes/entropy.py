@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _backend
 from ..dtypes import INTEGER_DTYPES, storage_dtype, user_array
 from ..errors import EncodeError, FormatError
 from ..format.constants import CodingMode, DType
-from ..levels import (LC_MAX_CLASSES, LC_OUT_I16, LC_OUT_I32, ArrayLevels, decode_level_rows, decode_levels, level_grid,
-                      levels_summary, trace_levels_payload, write_levels)
+from ..levels import (LC_MAX_CLASSES, LC_OUT_I16, LC_OUT_I32, ArrayLevels, decode_level_rows, decode_levels,
+                      decode_levels_fitting, level_grid, levels_summary, trace_levels_payload, write_levels)
 from .base import Mode, Param, Plan, chunked_rows, register_mode, rows_header
 
 #: Storage dtypes the level decoder writes directly (its native int32 and int16: little-endian hosts).
@@ -45,16 +44,14 @@ class EntropyMode(Mode):
     def decode(self, header, payload, *, verify=True, global_qp=None, levels=False, format="dense"):
         self.begin_decode(header, payload, verify=verify, levels=levels, format=format)
         rows, cols = level_grid(header.layer_shape)
-        storage = storage_dtype(header)
-        kind = _DIRECT.get(storage.str)
+        where = dict(path=header.payload_path, base_offset=header.payload_offset, version=header.levels_version)
+        kind = _DIRECT.get(storage_dtype(header).str)
         if kind is not None:
-            # straight into int32 / int16, where every value the kernel can write fits (it takes a payload
-            # only when its escapes do): no int64 array, no range pass; anything else the way below
-            flat = _backend.rans.decode_payload(payload, rows, cols, header.levels_version, kind)
+            # straight into int32 / int16 when every level fits: no int64 array, no range pass
+            flat = decode_levels_fitting(payload, rows, cols, out_kind=kind, **where)
             if flat is not None:
                 return user_array(header, flat)
-        flat = decode_levels(payload, rows, cols, path=header.payload_path, base_offset=header.payload_offset,
-                             version=header.levels_version)
+        flat = decode_levels(payload, rows, cols, **where)
         return user_array(header, self._stored(header, flat))
 
     def _stored(self, header, flat):
