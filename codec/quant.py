@@ -71,14 +71,7 @@ class QuantParams:
 
     def over(self, base: "QuantParams") -> "QuantParams":
         """Return this set with absent fields taken from ``base`` (local over global)."""
-        theirs = base.__dict__  # (the fields, in order: one dict pass, a small layer's fixed cost)
-        out = {name: mine if mine is not None else theirs[name] for name, mine in self.__dict__.items()}
-        # granularity and axis, density and qps travel together
-        if self.granularity is not None:
-            out["axis"] = self.axis
-        if self.qps is not None:
-            out["qp_density"] = self.qp_density
-        return QuantParams(**out)
+        return QuantParams(**_merged(self, base))
 
     def without(self, base: "QuantParams") -> "QuantParams":
         """Return this set minus the fields ``base`` already gives identically (what a local set needs)."""
@@ -99,9 +92,6 @@ class QuantParams:
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
-
-
-_QP_FIELDS = tuple(f.name for f in dataclasses.fields(QuantParams))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,23 +262,26 @@ def read_qp_set_data(data: bytes, *, path: str = "qp_set", base_offset: int = 0,
     return QuantParams(**out)
 
 
+def _merged(local: QuantParams, base: QuantParams) -> dict:
+    """The fields of ``local.over(base)`` as a dict (one dict pass: a small layer's fixed cost)."""
+    theirs = base.__dict__
+    out = {name: mine if mine is not None else theirs[name] for name, mine in local.__dict__.items()}
+    # granularity and axis, density and qps travel together
+    if local.granularity is not None:
+        out["axis"] = local.axis
+    if local.qps is not None:
+        out["qp_density"] = local.qp_density
+    return out
+
+
 def resolve(local: QuantParams, global_: QuantParams, shape: tuple[int, ...], *, path: str) -> Effective:
     """Derive a layer's effective parameters (spec 8.3): local fields over global fields over defaults."""
-    # local.over(global_)'s fields, read without building that set (a small layer's fixed cost)
-    mine, theirs = local.__dict__, global_.__dict__
-
-    def field(name):
-        value = mine[name]
-        return value if value is not None else theirs[name]
-
-    qps, codebook, zero_points = field("qps"), field("codebook"), field("zero_points")
-    # granularity and axis, density and qps travel together (QuantParams.over)
-    axis = mine["axis"] if mine["granularity"] is not None else field("axis")
-    density = mine["qp_density"] if mine["qps"] is not None else field("qp_density")
-    method = field("method") or "uniform"
-    bits = field("bits") or 8
-    granularity = field("granularity") or "tensor"
-    axis = axis or 0
+    p = _merged(local, global_)  # local.over(global_) without building that set
+    qps, codebook, zero_points, density = p["qps"], p["codebook"], p["zero_points"], p["qp_density"]
+    method = p["method"] or "uniform"
+    bits = p["bits"] or 8
+    granularity = p["granularity"] or "tensor"
+    axis = p["axis"] or 0
     channels = 1
     if granularity == "channel":
         if axis >= len(shape):

@@ -369,30 +369,15 @@ def symbols(q, Py_ssize_t rows, Py_ssize_t cols):
     return _symbols[int64_t](np.ascontiguousarray(a, dtype=np.int64), rows, cols)
 
 
-_PAYLOAD_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16, LC_OUT_AFFINE: np.float32,
-                   LC_OUT_CODEBOOK: np.float32, LC_OUT_DQ: np.float32}
+from codec.kernels.rans import _payload_output  # noqa: E402
 
 
 def decode_payload(payload, Py_ssize_t rows, Py_ssize_t cols, int version, int out_kind, out=None, scale=None,
                    zero_point=None, codebook=None):
     """A small layer's whole levels_payload() in one call: the decoded array, or None where this path
     does not take the payload (see the reference)."""
-    dtype = _PAYLOAD_DTYPES.get(out_kind)
-    if dtype is None or rows <= 0 or cols <= 0:
-        return None
-    cdef Py_ssize_t n = rows * cols
-    if n // cols != rows:
-        return None
+    out = _payload_output(rows, cols, out_kind, out, scale, zero_point, codebook)  # (the reference's checks)
     if out is None:
-        out = np.empty(n, dtype=dtype)
-    elif (type(out) is not np.ndarray or out.dtype != dtype or out.shape != (n,) or not out.flags.c_contiguous
-          or not out.flags.writeable):
-        return None
-    if out_kind in (LC_OUT_AFFINE, LC_OUT_DQ) and (scale is None or len(scale) < rows):
-        return None
-    if out_kind == LC_OUT_AFFINE and (zero_point is None or len(zero_point) < rows):
-        return None
-    if out_kind == LC_OUT_CODEBOOK and codebook is None:
         return None
     cdef const uint8_t[::1] buf = memoryview(payload).cast("B")
     cdef size_t nbytes = buf.shape[0]

@@ -378,6 +378,27 @@ _PAYLOAD_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.in
                    LC_OUT_CODEBOOK: np.float32, LC_OUT_DQ: np.float32}
 
 
+def _payload_output(rows: int, cols: int, out_kind: int, out, scale, zero_point, codebook):
+    """decode_payload's output (``out``, or a new array of ``out_kind``'s dtype), or None for arguments it
+    does not take; both twins call this."""
+    dtype = _PAYLOAD_DTYPES.get(out_kind)
+    if dtype is None or rows <= 0 or cols <= 0 or rows * cols >= 1 << 63:
+        return None
+    if out_kind in (LC_OUT_AFFINE, LC_OUT_DQ) and (scale is None or len(scale) < rows):
+        return None
+    if out_kind == LC_OUT_AFFINE and (zero_point is None or len(zero_point) < rows):
+        return None
+    if out_kind == LC_OUT_CODEBOOK and codebook is None:
+        return None
+    n = rows * cols
+    if out is None:
+        return np.empty(n, dtype=dtype)
+    if (type(out) is not np.ndarray or out.dtype != dtype or out.shape != (n,) or not out.flags.c_contiguous
+            or not out.flags.writeable):
+        return None
+    return out
+
+
 def _parse_payload(data, rows: int, cols: int, version: int):
     """The elements of a ``levels_payload()`` (spec 7.4) of the common kind, for :func:`decode_payload`:
     (E, K, lc_model, k0, freqs, row_class, escapes, states, byte offset of the words), or None for a payload
@@ -456,22 +477,8 @@ def decode_payload(payload, rows: int, cols: int, version: int, out_kind: int, o
     for any status the decoder returns: the caller then reads and decodes the payload element by element,
     which raises the error with its syntax path (the compiled twin is this layer's whole fixed cost; the
     reader's path costs several times a small layer's levels)."""
-    dtype = _PAYLOAD_DTYPES.get(out_kind)
-    if dtype is None or rows <= 0 or cols <= 0:
-        return None
-    n = rows * cols
-    if n >= 1 << 63:  # (the compiled twin's size_t)
-        return None
+    out = _payload_output(rows, cols, out_kind, out, scale, zero_point, codebook)
     if out is None:
-        out = np.empty(n, dtype=dtype)
-    elif (type(out) is not np.ndarray or out.dtype != dtype or out.shape != (n,) or not out.flags.c_contiguous
-          or not out.flags.writeable):
-        return None
-    if out_kind in (LC_OUT_AFFINE, LC_OUT_DQ) and (scale is None or len(scale) < rows):
-        return None
-    if out_kind == LC_OUT_AFFINE and (zero_point is None or len(zero_point) < rows):
-        return None
-    if out_kind == LC_OUT_CODEBOOK and codebook is None:
         return None
     parsed = _parse_payload(payload, rows, cols, version)
     if parsed is None:
