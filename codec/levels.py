@@ -881,8 +881,7 @@ _NO_ESCAPES = np.zeros(0, np.int64)
 _NO_ESCAPES.flags.writeable = False
 _U32LE = {1 << j: struct.Struct(f"<{1 << j}I") for j in range(6)}
 
-_OUT_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16, LC_OUT_AFFINE: np.float32,
-               LC_OUT_CODEBOOK: np.float32, LC_OUT_DQ: np.float32}
+_OUT_DTYPES = rans_reference.OUT_DTYPES
 
 
 def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, scale=None, zero_point=None,
@@ -895,9 +894,10 @@ def decode_levels(payload, rows: int, cols: int, *, out_kind: int = LC_OUT_I64, 
     the array to decode into (of that dtype and rows * cols elements), e.g. a view of the caller's
     output buffer. ``threads``: decode the chunks of a version 2 payload on up to this many threads
     (default: :func:`set_decode_threads`'s setting, 1 unless changed)."""
-    if out_kind in _OUT_DTYPES:
+    if out_kind in _OUT_DTYPES and rows * cols <= LC_CHUNK_ELEMENTS:
         # a payload of one chunk (every small layer) in one kernel call: its per-layer cost in Python
-        # was several times its levels' (anything the kernel does not take, errors included, is read below)
+        # was several times its levels' (anything the kernel does not take, errors included, is read below;
+        # a larger layer has several chunks from the reference encoder: not parsed twice)
         done = _backend.rans.decode_payload(payload, rows, cols, version, out_kind, out, scale, zero_point, codebook)
         if done is not None:
             return done
@@ -913,7 +913,8 @@ def decode_levels_fitting(payload, rows: int, cols: int, *, out_kind: int, path:
     and judges them itself. (Every other level fits: lc_escape_limit is at most 127.)"""
     if out_kind not in (LC_OUT_I32, LC_OUT_I16):
         raise ValueError("out_kind must be LC_OUT_I32 or LC_OUT_I16")
-    done = _backend.rans.decode_payload(payload, rows, cols, version, out_kind)
+    done = _backend.rans.decode_payload(payload, rows, cols, version, out_kind) if rows * cols <= LC_CHUNK_ELEMENTS \
+        else None
     if done is not None:
         return done
     p = read_levels_payload(_backend.bit_reader(payload, base_offset, path), rows, cols, version=version)

@@ -374,14 +374,15 @@ def _decode(words, states, fc, sy, row_class, rows, cols, E, escapes, out_kind, 
     return LC_OK, 0, out
 
 
-_PAYLOAD_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16, LC_OUT_AFFINE: np.float32,
+#: The output dtype of each out_kind (decode's ``out``; decode_payload makes one when ``out`` is None).
+OUT_DTYPES = {LC_OUT_I64: np.int64, LC_OUT_I32: np.int32, LC_OUT_I16: np.int16, LC_OUT_AFFINE: np.float32,
                    LC_OUT_CODEBOOK: np.float32, LC_OUT_DQ: np.float32}
 
 
 def _payload_output(rows: int, cols: int, out_kind: int, out, scale, zero_point, codebook):
     """decode_payload's output (``out``, or a new array of ``out_kind``'s dtype), or None for arguments it
     does not take; both twins call this."""
-    dtype = _PAYLOAD_DTYPES.get(out_kind)
+    dtype = OUT_DTYPES.get(out_kind)
     if dtype is None or rows <= 0 or cols <= 0 or rows * cols >= 1 << 63:
         return None
     if out_kind in (LC_OUT_AFFINE, LC_OUT_DQ) and (scale is None or len(scale) < rows):
